@@ -1,0 +1,1 @@
+"""alerts domain package (no Dagster import)."""

@@ -1,0 +1,1 @@
+"""data domain package (no Dagster import)."""

@@ -1,0 +1,33 @@
+"""The one interface every market-data provider implements."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Protocol, runtime_checkable
+
+import pandas as pd
+
+
+@runtime_checkable
+class MarketDataProvider(Protocol):
+    """A source of RAW daily bars and corporate actions.
+
+    Every method returns a DataFrame with exactly the columns of `kobe_pipelines.data.schema`
+    (`BAR_COLUMNS`, `SPLIT_COLUMNS`, `DIVIDEND_COLUMNS`), normalized with the matching
+    `normalize_*` function. Date ranges are inclusive, in exchange (America/New_York) dates.
+    Prices are raw: they jump at splits and drop at ex-dates; adjustment happens downstream.
+    """
+
+    name: str
+
+    def daily_bars(self, start: dt.date, end: dt.date) -> pd.DataFrame:
+        """Raw bars for every session in [start, end]; a holiday simply has no rows."""
+        ...
+
+    def splits(self, start: dt.date, end: dt.date) -> pd.DataFrame:
+        """Splits with execution_date in [start, end]. A 4-for-1 split is split_from=1, split_to=4."""
+        ...
+
+    def dividends(self, start: dt.date, end: dt.date) -> pd.DataFrame:
+        """Cash dividends with ex_dividend_date in [start, end], in USD per share of that date."""
+        ...

@@ -1,0 +1,1 @@
+"""execution domain package (no Dagster import)."""

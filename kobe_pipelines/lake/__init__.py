@@ -1,0 +1,1 @@
+"""lake domain package (no Dagster import)."""

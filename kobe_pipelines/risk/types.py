@@ -1,0 +1,181 @@
+"""Order intents, the book they are judged against, and the gate's decisions.
+
+Conventions: prices are USD per share; quantities are whole shares, always positive on an
+intent (the side carries the direction); a position's `qty` is signed (+ long, - short).
+A `Decision` can only be made by the policy gate (`kobe_pipelines.risk.gate`): it carries a
+seal over the exact intent it approved, and brokers refuse anything else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any, Mapping
+
+from kobe_pipelines.errors import KobeError
+
+
+class Side(str, Enum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        """+1 for a buy, -1 for a sell."""
+        return 1 if self is Side.BUY else -1
+
+
+class OrderType(str, Enum):
+    LIMIT = "limit"
+    MARKET = "market"
+
+
+@dataclass(frozen=True)
+class OrderIntent:
+    """What a strategy (or a person) wants to trade. Not yet checked by anyone.
+
+    `entry` is the limit price of the entry leg (the expected price for a market order).
+    `stop` and `take_profit` are the bracket legs; either may be None for a simple order.
+    Fields are typed loosely on purpose: the gate validates them and rejects bad values with
+    a reason naming the field, instead of a constructor raising before anything is logged.
+    """
+
+    client_order_id: str
+    symbol: str
+    side: Any  # Side, or a raw value the gate will reject
+    qty: Any  # positive whole shares
+    entry: Any  # USD per share
+    stop: Any = None
+    take_profit: Any = None
+    order_type: Any = OrderType.LIMIT
+    strategy: str = "manual"
+    strategy_version: str = ""
+    trading_date: str = ""  # YYYY-MM-DD, the exchange session the order is for
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("side", "order_type"):
+            value = out[key]
+            out[key] = value.value if isinstance(value, Enum) else value
+        return out
+
+
+@dataclass(frozen=True)
+class Position:
+    """An open position. `qty` is signed: positive long, negative short."""
+
+    symbol: str
+    qty: int
+    avg_entry: float
+    stop: float | None = None
+
+
+@dataclass(frozen=True)
+class Book:
+    """The account as the gate sees it at decision time.
+
+    `last_prices` holds the latest mark (last close or trade) per symbol, USD.
+    """
+
+    equity: float
+    cash: float
+    buying_power: float
+    positions: Mapping[str, Position] = field(default_factory=dict)
+    last_prices: Mapping[str, float] = field(default_factory=dict)
+
+    def position_qty(self, symbol: str) -> int:
+        pos = self.positions.get(symbol)
+        return pos.qty if pos is not None else 0
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    passed: bool
+    reason: str
+
+
+class UnapprovedOrderError(KobeError):
+    """Raised by a broker handed anything but an approved, untampered gate decision."""
+
+
+# The seal key lives only in this process: a decision cannot be forged from outside the gate,
+# nor survive a restart (a restarted process must ask the gate again).
+_SEAL_KEY = secrets.token_bytes(32)
+_GATE_TOKEN = object()
+
+
+def _seal(intent: OrderIntent, approved: bool, decision_id: str) -> str:
+    payload = json.dumps({"intent": intent.to_dict(), "approved": approved, "id": decision_id}, sort_keys=True, default=str)
+    return hmac.new(_SEAL_KEY, payload.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The gate's verdict on one intent, with every check's outcome (not only the first failure)."""
+
+    decision_id: str
+    intent: OrderIntent
+    approved: bool
+    checks: tuple[CheckResult, ...]
+    decided_at: dt.datetime
+    seal: str = field(repr=False, default="")
+
+    @classmethod
+    def _from_gate(
+        cls, token: object, decision_id: str, intent: OrderIntent, checks: tuple[CheckResult, ...], decided_at: dt.datetime
+    ) -> "Decision":
+        if token is not _GATE_TOKEN:
+            raise UnapprovedOrderError("only the policy gate may create decisions")
+        approved = all(c.passed for c in checks)
+        return cls(decision_id, intent, approved, checks, decided_at, _seal(intent, approved, decision_id))
+
+    @property
+    def failures(self) -> tuple[CheckResult, ...]:
+        return tuple(c for c in self.checks if not c.passed)
+
+    @property
+    def reason(self) -> str:
+        if self.approved:
+            return "approved"
+        return "; ".join(f"{c.name}: {c.reason}" for c in self.failures)
+
+    def require_approved(self, intent: OrderIntent | None = None) -> OrderIntent:
+        """Return the approved intent, or raise `UnapprovedOrderError`.
+
+        Brokers call this before sending anything. It fails when the decision was rejected,
+        was not made by the gate in this process, was altered after the fact, or is for
+        another order than `intent`.
+        """
+        if not isinstance(self, Decision) or not hmac.compare_digest(
+            self.seal or "", _seal(self.intent, self.approved, self.decision_id)
+        ):
+            raise UnapprovedOrderError("decision was not made by the policy gate or was altered")
+        if not self.approved:
+            raise UnapprovedOrderError(f"order {self.intent.client_order_id} was rejected: {self.reason}")
+        if intent is not None and intent != self.intent:
+            raise UnapprovedOrderError(
+                f"decision {self.decision_id} approved order {self.intent.client_order_id}, not {intent.client_order_id}"
+            )
+        return self.intent
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision_id": self.decision_id,
+            "intent": self.intent.to_dict(),
+            "approved": self.approved,
+            "checks": [asdict(c) for c in self.checks],
+            "decided_at": self.decided_at.isoformat(),
+        }
+
+
+def require_decision(decision: Any, intent: OrderIntent | None = None) -> OrderIntent:
+    """Module-level form of `Decision.require_approved` that also rejects non-Decision objects."""
+    if not isinstance(decision, Decision):
+        raise UnapprovedOrderError(f"expected an approved gate Decision, got {type(decision).__name__}")
+    return decision.require_approved(intent)

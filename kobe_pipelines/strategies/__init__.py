@@ -1,0 +1,1 @@
+"""strategies domain package (no Dagster import)."""
