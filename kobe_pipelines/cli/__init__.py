@@ -1,0 +1,19 @@
+"""The `kobe` command line."""
+
+from __future__ import annotations
+
+import click
+
+from kobe_pipelines.cli.lake_cmds import lake
+from kobe_pipelines.cli.main_cmds import demo, verify
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kobe-pipelines")
+def main() -> None:
+    """KOBE pipelines: data lake, models and trading loop for daily US equities."""
+
+
+main.add_command(lake)
+main.add_command(demo)
+main.add_command(verify)

@@ -1,0 +1,152 @@
+"""`kobe lake ...`: freeze, list, query, verify and pin lake versions."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import pandas as pd
+
+from kobe_pipelines import market_calendar
+from kobe_pipelines.data.schema import DIVIDEND_CONVENTIONS
+from kobe_pipelines.errors import KobeError
+
+lake_option = click.option("--lake", "lake_path", type=click.Path(file_okay=False), default=None,
+                           help="Lake folder (default: $KOBE_LAKE_DIR or ./data_lake).")
+
+
+def _open(lake_path: str | None):
+    from kobe_pipelines.lake import Lake
+
+    return Lake(lake_path)
+
+
+def _fail(exc: Exception) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+def lake() -> None:
+    """The versioned data lake (frozen, adjusted Parquet snapshots indexed by DuckDB)."""
+
+
+@lake.command()
+@click.option("--provider", type=click.Choice(["files", "simulated", "polygon"]), default="files", show_default=True)
+@click.option("--source", type=click.Path(exists=True, file_okay=False), help="Folder with bars/splits/dividends (.csv or .parquet) for --provider files.")
+@click.option("--start", default=None, help="First session to ingest (default: everything the source has; simulated: 2019-01-02).")
+@click.option("--end", default=None, help="Last session to ingest (default: the last completed XNYS session).")
+@click.option("--dividend-convention", type=click.Choice(DIVIDEND_CONVENTIONS), default="crsp", show_default=True)
+@lake_option
+def freeze(provider: str, source: str | None, start: str | None, end: str | None, dividend_convention: str, lake_path: str | None) -> None:
+    """Ingest bars and corporate actions and publish a new lake version (atomic)."""
+    try:
+        source_provider = _provider(provider, source)
+        first = start or ("1900-01-01" if provider == "files" else "2019-01-02")
+        last = end or str(market_calendar.last_completed_session().date())
+        bars = source_provider.daily_bars(first, last)
+        result = _open(lake_path).freeze(
+            bars,
+            source_provider.splits(first, last),
+            source_provider.dividends(first, last),
+            provider=provider,
+            dividend_convention=dividend_convention,
+            notes={"source": source} if source else None,
+        )
+    except (KobeError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    m = result.version
+    state = "new version" if result.created else "unchanged: inputs match an existing version"
+    click.echo(f"{m.version_id} ({state}); {m.row_counts.get('bars', 0)} bars {m.start_date}..{m.end_date}; content hash {m.content_hash[:16]}")
+
+
+def _provider(name: str, source: str | None):
+    if name == "files":
+        if not source:
+            raise click.UsageError("--provider files needs --source DIR")
+        from kobe_pipelines.data.providers.files import FilesProvider
+
+        return FilesProvider(source)
+    if name == "polygon":
+        from kobe_pipelines.data.providers.polygon import PolygonProvider
+
+        return PolygonProvider.from_env()
+    from kobe_pipelines.data.providers.simulated import SimulatedProvider
+
+    return SimulatedProvider()
+
+
+@lake.command()
+@lake_option
+def versions(lake_path: str | None) -> None:
+    """List lake versions, oldest first; * marks the current one."""
+    from kobe_pipelines.lake import catalog
+
+    store = _open(lake_path)
+    try:
+        frame = catalog.versions_frame(store.versions(), store.current_version_id(), store.pins())
+    except KobeError as exc:
+        _fail(exc)
+    if frame.empty:
+        click.echo("no lake versions yet: run `kobe demo` or `kobe lake freeze`")
+        return
+    for row in frame.itertuples():
+        mark = "*" if row.is_current else " "
+        pin = f"  pinned: {row.pinned_reason}" if isinstance(row.pinned_reason, str) else ""
+        click.echo(f"{mark} {row.version_id}  {row.bars:>10} bars  {row.start_date}..{row.end_date}  "
+                   f"{row.dividend_convention:<6} {row.content_hash[:12]}{pin}")
+
+
+@lake.command()
+@click.argument("sql")
+@click.option("--version", "version_id", default=None, help="Pin a lake version by id (default: the current one).")
+@lake_option
+def query(sql: str, version_id: str | None, lake_path: str | None) -> None:
+    """Run SQL over the views bars, bars_split_adjusted, bars_raw and lake_versions; print CSV."""
+    try:
+        frame: pd.DataFrame = _open(lake_path).query(sql, version_id)
+    except KobeError as exc:
+        _fail(exc)
+    except Exception as exc:  # SQL errors from DuckDB: show them plainly
+        _fail(exc)
+    click.echo(frame.to_csv(index=False), nl=False)
+
+
+@lake.command()
+@click.argument("version_id", required=False)
+@lake_option
+def verify(version_id: str | None, lake_path: str | None) -> None:
+    """Re-hash every file of a version (default: current) against its manifest."""
+    store = _open(lake_path)
+    try:
+        manifest = store.version(version_id) if version_id else store.current_version()
+        problems = store.verify(manifest.version_id)
+    except KobeError as exc:
+        _fail(exc)
+    if problems:
+        for problem in problems:
+            click.echo(f"FAIL {problem}", err=True)
+        sys.exit(1)
+    click.echo(f"OK {manifest.version_id}: {len(manifest.files)} files match their sha256")
+
+
+@lake.command()
+@click.argument("version_id")
+@click.option("--reason", required=True, help="Why this version must be kept (shown in `kobe lake versions`).")
+@lake_option
+def pin(version_id: str, reason: str, lake_path: str | None) -> None:
+    """Keep a version regardless of retention."""
+    try:
+        _open(lake_path).pin(version_id, reason)
+    except KobeError as exc:
+        _fail(exc)
+    click.echo(f"pinned {version_id}")
+
+
+@lake.command()
+@click.argument("version_id")
+@lake_option
+def unpin(version_id: str, lake_path: str | None) -> None:
+    """Let retention delete a version again."""
+    _open(lake_path).unpin(version_id)
+    click.echo(f"unpinned {version_id}")

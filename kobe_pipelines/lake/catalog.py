@@ -1,0 +1,104 @@
+"""DuckDB views over lake versions.
+
+`catalog.duckdb` holds, for the current version, the views `bars` (split- and dividend-adjusted,
+"total return"), `bars_split_adjusted` and `bars_raw`; the same three views for every retained
+version in a schema named after it (``SELECT * FROM "v2026...".bars``); and the table
+`lake_versions`. Adjusted prices are raw x factor, joined as-of on the factor intervals.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import duckdb
+import pandas as pd
+
+from kobe_pipelines.fsutil import fsync_dir
+from kobe_pipelines.lake.manifest import FileEntry, Manifest
+
+_RAW_COLUMNS = "b.symbol, b.date, b.open, b.high, b.low, b.close, b.volume"
+
+
+def _quote_list(paths: list[str]) -> str:
+    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+
+
+def view_sql(root: Path, files: Sequence[FileEntry]) -> dict[str, str]:
+    """The SELECT behind each of the three views over `files` (a version's), with absolute paths."""
+    raw_files = [str(root / e.path) for e in files if e.role == "raw_bars"]
+    factor_files = [str(root / e.path) for e in files if e.role == "factors"]
+    if raw_files:
+        raw = f"SELECT {_RAW_COLUMNS} FROM read_parquet({_quote_list(raw_files)}) b"
+    else:
+        raw = (
+            "SELECT NULL::VARCHAR AS symbol, NULL::DATE AS date, NULL::DOUBLE AS open, NULL::DOUBLE AS high, "
+            "NULL::DOUBLE AS low, NULL::DOUBLE AS close, NULL::DOUBLE AS volume WHERE false"
+        )
+    if not factor_files:
+        return {"bars_raw": raw, "bars_split_adjusted": raw, "bars": raw}
+
+    def adjusted(price_col: str) -> str:
+        prices = ", ".join(f"b.{c} * coalesce(f.{price_col}, 1.0) AS {c}" for c in ("open", "high", "low", "close"))
+        return (
+            f"SELECT b.symbol, b.date, {prices}, b.volume * coalesce(f.volume_factor, 1.0) AS volume "
+            f"FROM ({raw}) b ASOF LEFT JOIN read_parquet({_quote_list(factor_files)}) f "
+            "ON b.symbol = f.symbol AND b.date >= f.valid_from"
+        )
+
+    return {"bars_raw": raw, "bars_split_adjusted": adjusted("split_factor"), "bars": adjusted("price_factor")}
+
+
+def create_views(con: duckdb.DuckDBPyConnection, root: Path, files: Sequence[FileEntry], schema_name: str) -> None:
+    if schema_name != "main":
+        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema_name}"')
+    for name, sql in view_sql(root, files).items():
+        con.execute(f'CREATE OR REPLACE VIEW "{schema_name}"."{name}" AS {sql}')
+
+
+def versions_frame(versions: list[Manifest], current: str | None, pins: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "version_id": m.version_id,
+                "created_at": pd.Timestamp(m.created_at),
+                "content_hash": m.content_hash,
+                "provider": m.provider,
+                "dividend_convention": m.dividend_convention,
+                "start_date": m.start_date,
+                "end_date": m.end_date,
+                "bars": m.row_counts.get("bars", 0),
+                "is_current": m.version_id == current,
+                "pinned_reason": pins.get(m.version_id),
+            }
+            for m in versions
+        ],
+        columns=[
+            "version_id", "created_at", "content_hash", "provider", "dividend_convention",
+            "start_date", "end_date", "bars", "is_current", "pinned_reason",
+        ],
+    )
+
+
+def create_versions_table(
+    con: duckdb.DuckDBPyConnection, versions: list[Manifest], current: str | None, pins: dict[str, str]
+) -> None:
+    frame = versions_frame(versions, current, pins)  # noqa: F841 - read by DuckDB's replacement scan
+    con.execute("CREATE OR REPLACE TABLE lake_versions AS SELECT * FROM frame")
+
+
+def rebuild(root: Path, path: Path, versions: list[Manifest], current: str | None, pins: dict[str, str]) -> None:
+    """Write a fresh catalog beside the old one and rename it into place (atomic for readers)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    with duckdb.connect(str(tmp)) as con:
+        by_id = {m.version_id: m for m in versions}
+        if current in by_id:
+            create_views(con, root, by_id[current].files, "main")
+        for manifest in versions:
+            create_views(con, root, manifest.files, manifest.version_id)
+        create_versions_table(con, versions, current, pins)
+    os.replace(tmp, path)
+    Path(str(tmp) + ".wal").unlink(missing_ok=True)
+    fsync_dir(path.parent)

@@ -1,0 +1,175 @@
+"""The data steps of a freeze: which raw bars are new, and the derived action and factor files.
+
+Kept apart from `store` (which owns files, versions and publishing) so each reads on its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+import pandas as pd
+
+from kobe_pipelines.data import adjustments, schema, validation
+from kobe_pipelines.lake.errors import RawRestatementError
+from kobe_pipelines.lake.manifest import FileEntry, Manifest
+
+_VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+def find_new_rows(root: Path, previous: Manifest | None, bars: pd.DataFrame) -> pd.DataFrame:
+    """The bars not stored yet. A stored bar re-delivered with other values is an error: raw
+    bars are immutable, and a silent restatement would change history under every model."""
+    if previous is None or bars.empty:
+        return bars
+    lo, hi = bars["date"].min().date(), bars["date"].max().date()
+    files = [
+        str(root / e.path)
+        for e in previous.files_with_role("raw_bars")
+        if e.min_date and e.max_date and e.min_date <= str(hi) and e.max_date >= str(lo)
+    ]
+    if not files:
+        return bars
+    with duckdb.connect() as con:
+        con.register("incoming", bars)
+        stored = con.execute(
+            "SELECT o.symbol, o.date::TIMESTAMP_NS AS date, o.open, o.high, o.low, o.close, o.volume "
+            "FROM read_parquet(?) o WHERE o.date BETWEEN ? AND ? "
+            "AND o.symbol IN (SELECT DISTINCT symbol FROM incoming)",
+            [files, lo, hi],
+        ).df()
+    if stored.empty:
+        return bars
+    stored["date"] = stored["date"].astype("datetime64[ns]")
+    merged = bars.merge(stored, on=["symbol", "date"], how="left", suffixes=("", "_stored"), indicator=True)
+    known = (merged["_merge"] == "both").to_numpy()
+    for column in _VALUE_COLUMNS:
+        differs = known & (merged[column].to_numpy() != merged[f"{column}_stored"].to_numpy())
+        if differs.any():
+            row = merged.loc[differs].sort_values(["symbol", "date"]).iloc[0]
+            raise RawRestatementError(
+                "bar",
+                f"{row['symbol']} {row['date'].date()}",
+                column,
+                f"differs from the stored raw bar ({row[f'{column}_stored']!r}); raw bars are immutable",
+                row[column],
+            )
+    return bars.loc[~known].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Derived:
+    entries: list[FileEntry]
+    events: pd.DataFrame
+
+
+def derive_actions_and_factors(
+    root: Path,
+    previous: Manifest | None,
+    raw_entries: list[FileEntry],
+    splits: pd.DataFrame,
+    dividends: pd.DataFrame,
+    convention: str,
+    write: Callable[[pd.DataFrame, str], FileEntry],
+) -> Derived:
+    """Merge fetched actions with those stored, validate them against the stored symbols, and
+    compute the factor table from the raw bars around each event."""
+    raw_files = [str(root / e.path) for e in raw_entries]
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    stored_splits = _read_role(root, previous, "splits", schema.empty_splits())
+    stored_divs = _read_role(root, previous, "dividends", schema.empty_dividends())
+    stored_prov = _read_role(root, previous, "action_provenance", _empty_provenance())
+
+    all_splits = _union(stored_splits, schema.normalize_splits(splits), list(schema.SPLIT_COLUMNS))
+    all_divs = _union(stored_divs, schema.normalize_dividends(dividends), list(schema.DIVIDEND_COLUMNS))
+    with duckdb.connect() as con:
+        symbols = set(
+            con.execute("SELECT DISTINCT symbol FROM read_parquet(?)", [raw_files]).df()["symbol"].tolist()
+        ) if raw_files else set()
+    all_splits = validation.validate_splits(all_splits, symbols)
+    all_divs = validation.validate_dividends(all_divs, symbols)
+    bars_near = _bars_near_events(raw_files, all_splits, all_divs)
+    factors, events = adjustments.compute_factors(bars_near, all_splits, all_divs, convention=convention)
+
+    provenance = _provenance(stored_prov, all_splits, all_divs, now)
+    entries = [
+        write(all_splits.sort_values(["symbol", "execution_date"]).reset_index(drop=True), "splits"),
+        write(all_divs.sort_values(["symbol", "ex_dividend_date"]).reset_index(drop=True), "dividends"),
+        write(provenance, "action_provenance"),
+        write(factors.reset_index(drop=True), "factors"),
+    ]
+    return Derived(entries=entries, events=events)
+
+
+def _read_role(root: Path, previous: Manifest | None, role: str, empty: pd.DataFrame) -> pd.DataFrame:
+    if previous is None:
+        return empty
+    files = [str(root / e.path) for e in previous.files_with_role(role)]
+    if not files:
+        return empty
+    return pd.read_parquet(files[0])
+
+
+def _union(stored: pd.DataFrame, fetched: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    both = pd.concat([stored[columns], fetched[columns]], ignore_index=True)
+    return both.drop_duplicates().reset_index(drop=True)
+
+
+def _empty_provenance() -> pd.DataFrame:
+    return pd.DataFrame({"kind": [], "symbol": [], "date": [], "amount": [], "first_seen_at": []}).astype(
+        {"kind": str, "symbol": str, "date": "datetime64[ns]", "amount": "float64", "first_seen_at": str}
+    )
+
+
+def _provenance(stored: pd.DataFrame, splits: pd.DataFrame, divs: pd.DataFrame, now: str) -> pd.DataFrame:
+    """When each action was first fetched. Kept out of the content hash (see manifest)."""
+    current = pd.concat(
+        [
+            pd.DataFrame({"kind": "split", "symbol": splits["symbol"], "date": splits["execution_date"],
+                          "amount": splits["split_to"] / splits["split_from"]}),
+            pd.DataFrame({"kind": "dividend", "symbol": divs["symbol"], "date": divs["ex_dividend_date"],
+                          "amount": divs["cash_amount"]}),
+        ],
+        ignore_index=True,
+    )
+    keys = ["kind", "symbol", "date", "amount"]
+    merged = current.merge(stored[keys + ["first_seen_at"]], on=keys, how="left")
+    merged["first_seen_at"] = merged["first_seen_at"].fillna(now).astype(str)
+    return merged.sort_values(keys).reset_index(drop=True)
+
+
+def _bars_near_events(raw_files: list[str], splits: pd.DataFrame, divs: pd.DataFrame) -> pd.DataFrame:
+    """The raw bars the factor computation needs: for every event, the last bar before its date
+    and the first bar on or after it, plus each affected symbol's first and last bar. Reading
+    these few rows (as-of joins in DuckDB) instead of all history keeps a refreeze proportional
+    to the number of events, not to the size of the lake."""
+    events = pd.concat(
+        [
+            pd.DataFrame({"symbol": splits["symbol"], "d": splits["execution_date"]}),
+            pd.DataFrame({"symbol": divs["symbol"], "d": divs["ex_dividend_date"]}),
+        ],
+        ignore_index=True,
+    ).drop_duplicates()
+    if events.empty or not raw_files:
+        return schema.empty_bars()
+    events["d"] = events["d"].dt.date
+    with duckdb.connect() as con:
+        con.register("events", events)
+        frame = con.execute(
+            """
+            WITH b AS (SELECT * FROM read_parquet(?) WHERE symbol IN (SELECT DISTINCT symbol FROM events)),
+            wanted AS (
+                SELECT b.symbol, b.date FROM events e ASOF JOIN b ON e.symbol = b.symbol AND e.d > b.date
+                UNION SELECT b.symbol, b.date FROM events e ASOF JOIN b ON e.symbol = b.symbol AND e.d <= b.date
+                UNION SELECT symbol, min(date) FROM b GROUP BY symbol
+                UNION SELECT symbol, max(date) FROM b GROUP BY symbol
+            )
+            SELECT b.* FROM b SEMI JOIN wanted w ON b.symbol = w.symbol AND b.date = w.date
+            ORDER BY b.symbol, b.date
+            """,
+            [raw_files],
+        ).df()
+    return schema.normalize_bars(frame)

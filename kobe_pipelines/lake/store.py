@@ -1,0 +1,559 @@
+"""The versioned data lake: immutable raw bars, corporate actions, factor tables, manifests.
+
+Layout under the lake root (`data_lake/` by default)::
+
+    raw/bars/year=YYYY/<sha>.parquet    raw bars as traded, stored once, never rewritten
+    actions/<role>-<sha>.parquet         splits, dividends, and when each was first fetched
+    factors/<sha>.parquet                adjustment factor intervals (see data.adjustments)
+    versions/<version_id>/manifest.json  one per published lake version
+    CURRENT                              the current version id (replaced atomically)
+    pins.json                            versions kept regardless of retention
+    catalog.duckdb                       DuckDB views over the current and retained versions
+    staging/bars/<label>.parquet         ingested batches waiting for the next freeze
+
+Data files are content-addressed, so a refreeze writes only what changed and two versions
+share every file they have in common. Publishing is ordered so that a crash at any point
+leaves the previous version current and readable: files first, then the manifest (written in
+a temporary folder and renamed), then the CURRENT pointer, then the catalog.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from kobe_pipelines import paths
+from kobe_pipelines.data import schema
+from kobe_pipelines.errors import ConfigError
+from kobe_pipelines.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, fsync_dir, sha256_file
+from kobe_pipelines.lake import catalog
+from kobe_pipelines.lake.errors import LakeBusyError, LakeCorruptionError, LakeError, LakeVersionNotFound
+from kobe_pipelines.lake.freeze_steps import derive_actions_and_factors, find_new_rows
+from kobe_pipelines.lake.manifest import FileEntry, Manifest, content_hash
+
+RETENTION_ENV = "KOBE_LAKE_RETENTION"
+DEFAULT_RETENTION = 10
+VIEWS = ("total", "split", "raw")
+
+LakeVersion = Manifest
+
+
+def _checkpoint(step: str) -> None:
+    """A named point in the freeze. Does nothing; crash tests replace it to stop the process here."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A prepared, not yet published, version: its files exist but no manifest names them."""
+
+    base_version_id: str | None
+    entries: tuple[FileEntry, ...]
+    content_hash: str
+    provider: str
+    dividend_convention: str
+    notes: dict
+    new_rows: int
+    events: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class FreezeResult:
+    version: Manifest
+    created: bool  # False when the inputs matched an existing version (no new version made)
+    new_rows: int
+    events: pd.DataFrame  # adjustment events of the version (for metadata and checks)
+
+
+class Lake:
+    """A lake folder. Cheap to construct; every method reads the folder afresh."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None, retention: int | None = None):
+        self.root = paths.lake_dir(root)
+        if retention is None:
+            raw = os.environ.get(RETENTION_ENV, str(DEFAULT_RETENTION))
+            try:
+                retention = int(raw)
+            except ValueError:
+                raise ConfigError(RETENTION_ENV, "must be a whole number of versions", raw) from None
+        if retention < 1:
+            raise ConfigError(RETENTION_ENV, "must keep at least 1 version", retention)
+        self.retention = retention
+
+    # ---- locations -------------------------------------------------------------------------
+    @property
+    def versions_dir(self) -> Path:
+        return self.root / "versions"
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.root / "catalog.duckdb"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.root / "staging" / "bars"
+
+    def abspath(self, entry: FileEntry) -> Path:
+        return self.root / entry.path
+
+    # ---- reading versions ------------------------------------------------------------------
+    def current_version_id(self) -> str | None:
+        pointer = self.root / "CURRENT"
+        if not pointer.exists():
+            return None
+        version_id = pointer.read_text().strip()
+        if not version_id or not (self.versions_dir / version_id / "manifest.json").exists():
+            raise LakeCorruptionError(str(pointer), f"points at '{version_id}', which has no manifest")
+        return version_id
+
+    def current_version(self) -> Manifest:
+        version_id = self.current_version_id()
+        if version_id is None:
+            raise LakeError(f"the lake at {self.root} has no versions yet: run `kobe demo` or `kobe lake freeze`")
+        return self.version(version_id)
+
+    def version(self, version_id: str) -> Manifest:
+        path = self.versions_dir / version_id / "manifest.json"
+        if not version_id or "/" in version_id or not path.exists():
+            raise LakeVersionNotFound(version_id, [m.version_id for m in self.versions()])
+        try:
+            return Manifest.from_json(path.read_text())
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise LakeCorruptionError(str(path), f"unreadable manifest ({exc})") from exc
+
+    def versions(self) -> list[Manifest]:
+        """Published versions, oldest first. A folder without a complete manifest is not a version."""
+        if not self.versions_dir.exists():
+            return []
+        found = []
+        for child in self.versions_dir.iterdir():
+            if child.name.startswith(".") or not (child / "manifest.json").exists():
+                continue
+            found.append(self.version(child.name))
+        return sorted(found, key=lambda m: (m.created_at, m.version_id))
+
+    def pins(self) -> dict[str, str]:
+        path = self.root / "pins.json"
+        if not path.exists():
+            return {}
+        try:
+            pins = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise LakeCorruptionError(str(path), f"unreadable pins file ({exc})") from exc
+        if not isinstance(pins, dict):
+            raise LakeCorruptionError(str(path), "expected a JSON object of version id -> reason")
+        return pins
+
+    def pin(self, version_id: str, reason: str) -> None:
+        """Keep `version_id` regardless of retention (for example: a production model learned from it)."""
+        self.version(version_id)
+        with self._lock():
+            pins = self.pins()
+            pins[version_id] = reason
+            atomic_write_json(self.root / "pins.json", pins)
+            self._rebuild_catalog()
+
+    def unpin(self, version_id: str) -> None:
+        with self._lock():
+            pins = self.pins()
+            pins.pop(version_id, None)
+            atomic_write_json(self.root / "pins.json", pins)
+
+    # ---- querying --------------------------------------------------------------------------
+    def connect(self, version_id: str | None = None) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with views `bars`, `bars_split_adjusted`, `bars_raw`
+        over `version_id` (default: the current version) and `lake_versions`."""
+        manifest = self.version(version_id) if version_id else self.current_version()
+        con = duckdb.connect()
+        catalog.create_views(con, self.root, manifest.files, schema_name="main")
+        catalog.create_versions_table(con, self.versions(), self.current_version_id(), self.pins())
+        return con
+
+    def query(self, sql: str, version_id: str | None = None) -> pd.DataFrame:
+        with self.connect(version_id) as con:
+            return con.execute(sql).df()
+
+    def read_bars(
+        self,
+        version_id: str | None = None,
+        view: str = "total",
+        symbols: list[str] | None = None,
+        start: dt.date | str | None = None,
+        end: dt.date | str | None = None,
+    ) -> pd.DataFrame:
+        """Bars of one version in `schema.BAR_COLUMNS`, sorted by symbol and date.
+
+        `view`: "total" (split- and dividend-adjusted), "split" (split-adjusted) or "raw".
+        """
+        if view not in VIEWS:
+            raise ValueError(f"view must be one of {VIEWS} (got {view!r})")
+        table = {"total": "bars", "split": "bars_split_adjusted", "raw": "bars_raw"}[view]
+        where, params = [], []
+        if symbols is not None:
+            where.append("symbol IN (SELECT unnest(?))")
+            params.append(list(symbols))
+        if start is not None:
+            where.append("date >= ?")
+            params.append(pd.Timestamp(start).date())
+        if end is not None:
+            where.append("date <= ?")
+            params.append(pd.Timestamp(end).date())
+        sql = f"SELECT * FROM {table}" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY symbol, date"
+        with self.connect(version_id) as con:
+            frame = con.execute(sql, params).df()
+        return schema.normalize_bars(frame)
+
+    def event_returns(self, files: Sequence[FileEntry], events: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        """Close-to-close log return on each event date, per adjusted view ("split", "total"),
+        over the given files (a version's or a candidate's). `events` needs symbol, event_date."""
+        keyed = events[["symbol", "event_date"]].drop_duplicates().copy()
+        keyed["event_date"] = pd.to_datetime(keyed["event_date"]).dt.date
+        out = {}
+        with duckdb.connect() as con:
+            catalog.create_views(con, self.root, files, schema_name="main")
+            con.register("events", keyed)
+            for view, table in (("split", "bars_split_adjusted"), ("total", "bars")):
+                out[view] = con.execute(
+                    f"""
+                    WITH r AS (
+                        SELECT symbol, date, ln(close) - ln(lag(close) OVER (PARTITION BY symbol ORDER BY date)) AS log_return
+                        FROM {table} WHERE symbol IN (SELECT DISTINCT symbol FROM events)
+                    )
+                    SELECT e.symbol, e.event_date, r.log_return FROM events e
+                    JOIN r ON r.symbol = e.symbol AND r.date = e.event_date
+                    WHERE r.log_return IS NOT NULL ORDER BY e.symbol, e.event_date
+                    """
+                ).df()
+        return out
+
+    # ---- staging (ingested batches awaiting a freeze) ----------------------------------------
+    def stage_bars(self, label: str, bars: pd.DataFrame) -> Path:
+        """Store an ingested batch (e.g. one session's bars) until the next freeze; replaces the same label."""
+        frame = schema.normalize_bars(bars)
+        target = self.staging_dir / f"{label}.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        pq.write_table(_bars_table(frame), tmp)
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+        return target
+
+    def staged_labels(self) -> list[str]:
+        if not self.staging_dir.exists():
+            return []
+        return sorted(p.stem for p in self.staging_dir.glob("*.parquet") if not p.name.startswith("."))
+
+    def staged_bars(self, labels: list[str] | None = None) -> pd.DataFrame:
+        labels = self.staged_labels() if labels is None else labels
+        if not labels:
+            return schema.empty_bars()
+        files = [str(self.staging_dir / f"{label}.parquet") for label in labels]
+        with duckdb.connect() as con:
+            frame = con.execute("SELECT * FROM read_parquet(?)", [files]).df()
+        return schema.normalize_bars(frame)
+
+    def clear_staged(self, labels: list[str]) -> None:
+        for label in labels:
+            (self.staging_dir / f"{label}.parquet").unlink(missing_ok=True)
+
+    def stage_actions(self, splits: pd.DataFrame, dividends: pd.DataFrame) -> None:
+        """Store the latest fetch of corporate actions until the next freeze (replacing the last fetch)."""
+        folder = self.root / "staging" / "actions"
+        for name, frame in (("splits", schema.normalize_splits(splits)), ("dividends", schema.normalize_dividends(dividends))):
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            buffer = pa.BufferOutputStream()
+            pq.write_table(table, buffer)
+            atomic_write_bytes(folder / f"{name}.parquet", buffer.getvalue().to_pybytes())
+
+    def staged_actions(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        folder = self.root / "staging" / "actions"
+        splits = folder / "splits.parquet"
+        dividends = folder / "dividends.parquet"
+        return (
+            schema.normalize_splits(pd.read_parquet(splits)) if splits.exists() else schema.empty_splits(),
+            schema.normalize_dividends(pd.read_parquet(dividends)) if dividends.exists() else schema.empty_dividends(),
+        )
+
+    # ---- freezing: prepare a candidate, then publish it ---------------------------------------
+    def freeze(
+        self,
+        bars: pd.DataFrame,
+        splits: pd.DataFrame,
+        dividends: pd.DataFrame,
+        *,
+        provider: str,
+        dividend_convention: str = "crsp",
+        as_of: dt.date | None = None,
+        notes: dict | None = None,
+    ) -> FreezeResult:
+        """Validate the inputs, store what is new, and publish a lake version (prepare + publish)."""
+        candidate = self.prepare(
+            bars, splits, dividends, provider=provider, dividend_convention=dividend_convention, as_of=as_of, notes=notes
+        )
+        return self.publish(candidate)
+
+    def prepare(
+        self,
+        bars: pd.DataFrame,
+        splits: pd.DataFrame,
+        dividends: pd.DataFrame,
+        *,
+        provider: str,
+        dividend_convention: str = "crsp",
+        as_of: dt.date | None = None,
+        notes: dict | None = None,
+    ) -> Candidate:
+        """Validate the inputs and write the new immutable files; publish nothing.
+
+        `bars` may repeat bars already stored (identical values are ignored; different values
+        raise `RawRestatementError`). `splits`/`dividends` are the provider's current view of
+        corporate actions, merged with those stored. Any bad record raises before a version
+        changes; the files written here stay invisible until `publish`.
+        """
+        from kobe_pipelines.data import validation
+
+        if dividend_convention not in schema.DIVIDEND_CONVENTIONS:
+            raise ConfigError("dividend_convention", f"must be one of {list(schema.DIVIDEND_CONVENTIONS)}", dividend_convention)
+        with self._lock():
+            _checkpoint("start")
+            previous = self._current_or_none()
+            if previous is not None:
+                self._check_files(previous)
+            bars = validation.validate_bars(schema.normalize_bars(bars), as_of=as_of)
+            new_rows = find_new_rows(self.root, previous, bars)
+            raw_entries = (previous.files_with_role("raw_bars") if previous else []) + self._write_raw(new_rows)
+            _checkpoint("raw_written")
+            derived = derive_actions_and_factors(
+                self.root, previous, raw_entries, splits, dividends, dividend_convention, self._write_derived
+            )
+            _checkpoint("derived_written")
+            entries = raw_entries + derived.entries
+            return Candidate(
+                base_version_id=previous.version_id if previous else None,
+                entries=tuple(entries),
+                content_hash=content_hash(entries, dividend_convention),
+                provider=provider,
+                dividend_convention=dividend_convention,
+                notes=dict(notes or {}),
+                new_rows=len(new_rows),
+                events=derived.events,
+            )
+
+    def publish(self, candidate: Candidate) -> FreezeResult:
+        """Make `candidate` the current version, unless an identical version exists (then that one
+        becomes current and no new version is made). Refuses if the lake moved on meanwhile."""
+        with self._lock():
+            current = self.current_version_id()
+            if current != candidate.base_version_id:
+                raise LakeError(
+                    f"the candidate was prepared on version {candidate.base_version_id}, but {current} is current now; prepare again"
+                )
+            for entry in candidate.entries:
+                self._check_file(entry)
+            for existing in reversed(self.versions()):
+                if existing.content_hash == candidate.content_hash:
+                    if existing.version_id != current:
+                        self._set_current(existing.version_id)
+                        self._rebuild_catalog()
+                    return FreezeResult(existing, created=False, new_rows=0, events=candidate.events)
+            manifest = self._manifest(
+                list(candidate.entries), candidate.content_hash, candidate.provider, candidate.dividend_convention, candidate.notes
+            )
+            self._publish(manifest)
+            self._apply_retention()
+            return FreezeResult(manifest, created=True, new_rows=candidate.new_rows, events=candidate.events)
+
+    def _manifest(self, entries: list[FileEntry], chash: str, provider: str, convention: str, notes: dict) -> Manifest:
+        raw = [e for e in entries if e.role == "raw_bars"]
+        now = dt.datetime.now(dt.timezone.utc)
+        counts: dict[str, int] = {"bars": sum(e.rows for e in raw)}
+        for entry in entries:
+            if entry.role != "raw_bars":
+                counts[entry.role] = entry.rows
+        return Manifest(
+            version_id=f"v{now:%Y%m%dT%H%M%S%f}Z-{chash[:8]}",
+            created_at=now.isoformat(),
+            provider=provider,
+            dividend_convention=convention,
+            start_date=min((e.min_date for e in raw if e.min_date), default=None),
+            end_date=max((e.max_date for e in raw if e.max_date), default=None),
+            row_counts=counts,
+            files=tuple(sorted(entries, key=lambda e: (e.role, e.path))),
+            content_hash=chash,
+            notes=notes,
+        )
+
+    def _publish(self, manifest: Manifest) -> None:
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        tmp_dir = self.versions_dir / f".tmp-{manifest.version_id}"
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        tmp_dir.mkdir()
+        atomic_write_text(tmp_dir / "manifest.json", manifest.to_json())
+        _checkpoint("manifest_written")
+        os.replace(tmp_dir, self.versions_dir / manifest.version_id)
+        fsync_dir(self.versions_dir)
+        _checkpoint("version_renamed")
+        self._set_current(manifest.version_id)
+        _checkpoint("current_switched")
+        self._rebuild_catalog()
+        _checkpoint("catalog_rebuilt")
+
+    def _set_current(self, version_id: str) -> None:
+        atomic_write_text(self.root / "CURRENT", version_id + "\n")
+
+    def _current_or_none(self) -> Manifest | None:
+        version_id = self.current_version_id()
+        return self.version(version_id) if version_id else None
+
+    # ---- writing immutable files -----------------------------------------------------------
+    def _write_raw(self, new_rows: pd.DataFrame) -> list[FileEntry]:
+        if new_rows.empty:
+            return []
+        table = _bars_table(new_rows)
+        years = pd.DatetimeIndex(new_rows["date"]).year.to_numpy()
+        entries = []
+        for year in sorted(set(years.tolist())):
+            part = table.filter(pa.array(years == year))
+            entries.append(self._write_content_file(part, f"raw/bars/year={year}", "", "raw_bars"))
+        return entries
+
+    def _write_derived(self, frame: pd.DataFrame, role: str) -> FileEntry:
+        table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+        folder = "factors" if role == "factors" else "actions"
+        return self._write_content_file(table, folder, f"{role}-" if folder == "actions" else "", role)
+
+    def _write_content_file(self, table: pa.Table, folder: str, prefix: str, role: str) -> FileEntry:
+        directory = self.root / folder
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / f".{prefix}{os.getpid()}-{id(table)}.parquet.tmp"
+        pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS, compression="snappy")
+        digest = sha256_file(tmp)
+        final = directory / f"{prefix}{digest[:24]}.parquet"
+        if final.exists():
+            tmp.unlink()
+        else:
+            os.replace(tmp, final)
+            fsync_dir(directory)
+        min_date = max_date = None
+        if "date" in table.column_names and table.num_rows:
+            dates = table.column("date")
+            min_date = str(pc.min(dates).as_py())
+            max_date = str(pc.max(dates).as_py())
+        return FileEntry(
+            path=final.relative_to(self.root).as_posix(),
+            sha256=digest,
+            role=role,
+            rows=table.num_rows,
+            bytes=final.stat().st_size,
+            min_date=min_date,
+            max_date=max_date,
+        )
+
+    # ---- integrity, retention --------------------------------------------------------------
+    def verify(self, version_id: str | None = None) -> list[str]:
+        """Re-hash every file of a version; returns the problems found (empty when all is well)."""
+        manifest = self.version(version_id) if version_id else self.current_version()
+        problems = []
+        for entry in manifest.files:
+            try:
+                self._check_file(entry)
+            except LakeCorruptionError as exc:
+                problems.append(str(exc))
+        return problems
+
+    def _check_files(self, manifest: Manifest) -> None:
+        for entry in manifest.files:
+            self._check_file(entry)
+
+    def _check_file(self, entry: FileEntry) -> None:
+        path = self.abspath(entry)
+        if not path.exists():
+            raise LakeCorruptionError(entry.path, "is missing")
+        actual = sha256_file(path)
+        if actual != entry.sha256:
+            raise LakeCorruptionError(entry.path, f"sha256 {actual[:12]}... does not match the manifest's {entry.sha256[:12]}...")
+
+    def _apply_retention(self) -> list[str]:
+        """Delete versions beyond the newest `retention` (never the current or a pinned one),
+        then the data files no remaining version references."""
+        versions = self.versions()
+        current = self.current_version_id()
+        pins = self.pins()
+        keep = {m.version_id for m in versions[-self.retention :]} | set(pins) | {current}
+        removed = []
+        for manifest in versions:
+            if manifest.version_id not in keep:
+                trash = self.versions_dir / f".trash-{manifest.version_id}"
+                os.replace(self.versions_dir / manifest.version_id, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+                removed.append(manifest.version_id)
+        self._collect_garbage()
+        if removed:
+            self._rebuild_catalog()
+        return removed
+
+    def _collect_garbage(self) -> None:
+        referenced = {entry.path for m in self.versions() for entry in m.files}
+        for folder in ("raw", "actions", "factors"):
+            base = self.root / folder
+            if not base.exists():
+                continue
+            for path in base.rglob("*"):
+                if path.is_file() and path.relative_to(self.root).as_posix() not in referenced:
+                    path.unlink()
+        for leftover in self.versions_dir.glob(".t*"):  # .tmp-* and .trash-* from interrupted runs
+            shutil.rmtree(leftover, ignore_errors=True)
+
+    def _rebuild_catalog(self) -> None:
+        catalog.rebuild(self.root, self.catalog_path, self.versions(), self.current_version_id(), self.pins())
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LakeBusyError(f"another process is writing the lake at {self.root}") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+ROW_GROUP_ROWS = 128 * 1024
+
+BARS_ARROW_SCHEMA = pa.schema(
+    [
+        ("symbol", pa.string()),
+        ("date", pa.date32()),
+        ("open", pa.float64()),
+        ("high", pa.float64()),
+        ("low", pa.float64()),
+        ("close", pa.float64()),
+        ("volume", pa.float64()),
+    ]
+)
+
+
+def _bars_table(bars: pd.DataFrame) -> pa.Table:
+    """Bars as an Arrow table sorted by (symbol, date), without pandas metadata (stable bytes)."""
+    arrays = [
+        pa.array(bars["symbol"].to_numpy(dtype=object), type=pa.string()),
+        pa.array(bars["date"].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]"), type=pa.date32()),
+    ] + [pa.array(bars[c].to_numpy(dtype="float64"), type=pa.float64()) for c in ("open", "high", "low", "close", "volume")]
+    table = pa.Table.from_arrays(arrays, schema=BARS_ARROW_SCHEMA)
+    order = pc.sort_indices(table, sort_keys=[("symbol", "ascending"), ("date", "ascending")])
+    return table.take(order)

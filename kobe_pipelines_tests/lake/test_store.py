@@ -1,0 +1,180 @@
+"""The lake: versions, manifests, content hashes, views, retention, pins, integrity."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pandas as pd
+import pytest
+
+from kobe_pipelines.errors import RecordError
+from kobe_pipelines.fsutil import sha256_file
+from kobe_pipelines.lake import Lake, LakeCorruptionError, LakeVersionNotFound, RawRestatementError
+from kobe_pipelines_tests.lake.conftest import sim_inputs, tiny_market
+
+
+def freeze_tiny(lake: Lake, convention: str = "crsp"):
+    bars, splits, dividends = tiny_market()
+    return lake.freeze(bars, splits, dividends, provider="test", dividend_convention=convention)
+
+
+def test_freeze_when_lake_is_empty_then_publishes_a_current_version_with_a_complete_manifest(lake):
+    result = freeze_tiny(lake)
+    m = result.version
+    assert result.created and lake.current_version_id() == m.version_id
+    assert (m.provider, m.dividend_convention, m.start_date, m.end_date) == ("test", "crsp", "2024-01-02", "2024-01-05")
+    assert m.row_counts["bars"] == 8 and m.row_counts["splits"] == 1 and m.row_counts["dividends"] == 1
+    for entry in m.files:
+        assert sha256_file(lake.root / entry.path) == entry.sha256
+    assert len(m.content_hash) == 64 and m.version_id.endswith(m.content_hash[:8])
+
+
+def test_views_when_split_and_dividend_then_adjusted_prices_are_raw_times_hand_computed_factors(lake):
+    freeze_tiny(lake)
+    got = lake.query("SELECT date::VARCHAR AS d, close, volume FROM {} WHERE symbol='AAA' ORDER BY date".format("bars"))
+    # split 1-for-2 on 01-05 halves earlier prices and doubles earlier volume; the $1 dividend going
+    # ex on 01-04 multiplies earlier prices by 1 - 1/102 (CRSP: the close before the ex-date is 102).
+    assert got["close"].tolist() == pytest.approx([100 * 0.5 * 101 / 102, 102 * 0.5 * 101 / 102, 50.0, 50.0], rel=1e-12)
+    assert got["volume"].tolist() == [2000.0, 2000.0, 2000.0, 2000.0]
+    split_only = lake.query("SELECT close FROM bars_split_adjusted WHERE symbol='AAA' ORDER BY date")["close"].tolist()
+    assert split_only == pytest.approx([50.0, 51.0, 50.0, 50.0], rel=1e-12)
+    raw = lake.query("SELECT close FROM bars_raw WHERE symbol='AAA' ORDER BY date")["close"].tolist()
+    assert raw == [100.0, 102.0, 100.0, 50.0]
+    untouched = lake.query("SELECT close FROM bars WHERE symbol='BBB' ORDER BY date")["close"].tolist()
+    assert untouched == [10.0, 10.1, 10.2, 10.3]
+
+
+def test_views_when_quandl_convention_then_dividend_factor_uses_the_ex_date_close(lake):
+    freeze_tiny(lake, convention="quandl")
+    got = lake.query("SELECT close FROM bars WHERE symbol='AAA' ORDER BY date")["close"].tolist()
+    # quandl factor close_ex / (close_ex + D) = 100 / 101
+    assert got == pytest.approx([100 * 0.5 * 100 / 101, 102 * 0.5 * 100 / 101, 50.0, 50.0], rel=1e-12)
+
+
+def test_freeze_when_inputs_are_identical_then_no_new_version_and_the_same_content_hash(lake):
+    first = freeze_tiny(lake)
+    again = freeze_tiny(lake)
+    assert not again.created
+    assert again.version.version_id == first.version.version_id
+    assert again.version.content_hash == first.version.content_hash
+    assert [m.version_id for m in lake.versions()] == [first.version.version_id]
+
+
+def test_content_hash_when_same_inputs_in_two_fresh_lakes_then_equal(tmp_path):
+    a = freeze_tiny(Lake(tmp_path / "a")).version
+    b = freeze_tiny(Lake(tmp_path / "b")).version
+    assert a.content_hash == b.content_hash
+
+
+def test_refreeze_when_one_new_session_then_old_files_are_reused_and_one_raw_file_is_added(lake, sim):
+    bars, splits, dividends = sim_inputs(sim, end="2021-06-29")
+    first = lake.freeze(bars, splits, dividends, provider="simulated").version
+    bars2, splits2, dividends2 = sim_inputs(sim)
+    second = lake.freeze(bars2, splits2, dividends2, provider="simulated").version
+    old_raw = {e.path for e in first.files_with_role("raw_bars")}
+    new_raw = {e.path for e in second.files_with_role("raw_bars")}
+    assert old_raw < new_raw and len(new_raw - old_raw) == 1
+    added = next(e for e in second.files_with_role("raw_bars") if e.path not in old_raw)
+    assert (added.min_date, added.max_date) == ("2021-06-30", "2021-06-30")
+    assert added.rows == int((bars2["date"] == "2021-06-30").sum())
+    assert second.row_counts["bars"] == len(bars2)
+
+
+def test_query_when_version_pinned_by_id_then_reads_that_version_not_the_current_one(lake, sim):
+    bars, splits, dividends = sim_inputs(sim, end="2021-06-29")
+    first = lake.freeze(bars, splits, dividends, provider="simulated").version
+    lake.freeze(*sim_inputs(sim), provider="simulated")
+    sql = "SELECT max(date)::VARCHAR AS last FROM bars"
+    assert lake.query(sql)["last"].iloc[0] == "2021-06-30"
+    assert lake.query(sql, version_id=first.version_id)["last"].iloc[0] == "2021-06-29"
+
+
+def test_catalog_file_when_opened_with_plain_duckdb_then_has_current_views_and_one_schema_per_version(lake):
+    m = freeze_tiny(lake).version
+    with duckdb.connect(str(lake.catalog_path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM bars").fetchone()[0] == 8
+        assert con.execute("SELECT count(*) FROM bars_raw").fetchone()[0] == 8
+        assert con.execute(f'SELECT count(*) FROM "{m.version_id}".bars_split_adjusted').fetchone()[0] == 8
+        assert con.execute("SELECT version_id, is_current FROM lake_versions").fetchall() == [(m.version_id, True)]
+
+
+def test_read_bars_when_unknown_version_then_lake_version_not_found_names_it(lake):
+    freeze_tiny(lake)
+    with pytest.raises(LakeVersionNotFound, match="v-does-not-exist"):
+        lake.read_bars(version_id="v-does-not-exist")
+
+
+def test_read_bars_when_filtered_then_returns_schema_columns_sorted(lake):
+    freeze_tiny(lake)
+    got = lake.read_bars(view="split", symbols=["AAA"], start="2024-01-03", end="2024-01-04")
+    assert list(got.columns) == ["symbol", "date", "open", "high", "low", "close", "volume"]
+    assert got["date"].dt.strftime("%Y-%m-%d").tolist() == ["2024-01-03", "2024-01-04"]
+    assert got["close"].tolist() == [51.0, 50.0]
+
+
+def test_retention_when_more_versions_than_kept_then_oldest_unpinned_deleted_with_unreferenced_files(tmp_path, sim):
+    lake = Lake(tmp_path / "lake", retention=2)
+    ends = ["2021-06-24", "2021-06-25", "2021-06-28", "2021-06-29"]
+    made = [lake.freeze(*sim_inputs(sim, end=e), provider="simulated").version for e in ends]
+    lake.pin(made[0].version_id, "model kobe-ensemble v1 learned from it")
+    lake.freeze(*sim_inputs(sim), provider="simulated")
+    kept = [m.version_id for m in lake.versions()]
+    # newest two, plus the pinned first; the second and third are gone
+    assert made[0].version_id in kept and made[1].version_id not in kept and made[2].version_id not in kept
+    assert len(kept) == 3
+    referenced = {e.path for m in lake.versions() for e in m.files}
+    on_disk = {p.relative_to(lake.root).as_posix() for p in (lake.root / "raw").rglob("*.parquet")}
+    assert on_disk == {p for p in referenced if p.startswith("raw/")}
+    assert lake.verify(made[0].version_id) == []
+
+
+def test_verify_when_a_file_is_corrupted_then_reports_it_and_freeze_is_blocked_leaving_the_lake_as_it_was(lake, sim):
+    first = lake.freeze(*sim_inputs(sim, end="2021-06-29"), provider="simulated").version
+    victim = lake.root / first.files_with_role("raw_bars")[0].path
+    victim.write_bytes(victim.read_bytes()[:-100] + b"x" * 100)
+    problems = lake.verify()
+    assert len(problems) == 1 and first.files_with_role("raw_bars")[0].path in problems[0]
+    with pytest.raises(LakeCorruptionError, match="does not match"):
+        lake.freeze(*sim_inputs(sim), provider="simulated")
+    assert [m.version_id for m in lake.versions()] == [first.version_id]
+    assert lake.current_version_id() == first.version_id
+
+
+@pytest.mark.parametrize(
+    "column, value, field",
+    [("close", float("nan"), "close"), ("low", -1.0, "low"), ("high", 1.0, "high")],
+)
+def test_freeze_when_a_bar_is_bad_then_record_error_names_record_and_field_and_nothing_changes(lake, column, value, field):
+    first = freeze_tiny(lake).version
+    bars, splits, dividends = tiny_market()
+    extra = bars.iloc[[0]].assign(date=pd.Timestamp("2024-01-08"))
+    extra[column] = value
+    with pytest.raises(RecordError) as err:
+        lake.freeze(pd.concat([bars, extra]), splits, dividends, provider="test")
+    assert "AAA 2024-01-08" in str(err.value) and err.value.field == field
+    assert [m.version_id for m in lake.versions()] == [first.version_id]
+    assert lake.query("SELECT count(*) AS n FROM bars_raw")["n"].iloc[0] == 8
+
+
+def test_freeze_when_a_stored_bar_comes_back_different_then_restatement_error_and_nothing_changes(lake):
+    first = freeze_tiny(lake).version
+    bars, splits, dividends = tiny_market()
+    bars.loc[1, "close"] = 102.5
+    with pytest.raises(RawRestatementError, match="AAA 2024-01-03.*close"):
+        lake.freeze(bars, splits, dividends, provider="test")
+    assert lake.current_version_id() == first.version_id
+
+
+def test_pins_file_when_corrupt_then_lake_corruption_error_names_it(lake):
+    freeze_tiny(lake)
+    (lake.root / "pins.json").write_text("{not json")
+    with pytest.raises(LakeCorruptionError, match="pins.json"):
+        lake.pins()
+
+
+def test_manifest_when_read_back_then_round_trips(lake):
+    m = freeze_tiny(lake).version
+    on_disk = json.loads((lake.versions_dir / m.version_id / "manifest.json").read_text())
+    assert on_disk["content_hash"] == m.content_hash
+    assert lake.version(m.version_id) == m
