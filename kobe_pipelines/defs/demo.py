@@ -15,7 +15,9 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from kobe_pipelines import market_calendar, paths
 
-console = Console()
+console = Console(soft_wrap=True)
+# Dagster's step-by-step DEBUG lines would bury the progress display; warnings and errors still show.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass
@@ -58,6 +60,7 @@ def run_demo(symbols: int | None = None, start: str | None = None) -> int:
         result = job.execute_in_process(
             instance=instance,
             tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+            run_config=QUIET,
             raise_on_error=True,
         )
         version = result.output_for_node("lake_version")

@@ -100,6 +100,7 @@ def derive_actions_and_factors(
         write(all_divs.sort_values(["symbol", "ex_dividend_date"]).reset_index(drop=True), "dividends"),
         write(provenance, "action_provenance"),
         write(factors.reset_index(drop=True), "factors"),
+        write(events.reset_index(drop=True), "adjustment_events"),
     ]
     return Derived(entries=entries, events=events)
 

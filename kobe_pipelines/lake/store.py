@@ -238,6 +238,13 @@ class Lake:
                 ).df()
         return out
 
+    def events(self, version_id: str | None = None) -> pd.DataFrame:
+        """The adjustment events of a version (one row per split or dividend applied, with its
+        effective session `event_date`, amounts and factor)."""
+        manifest = self.version(version_id) if version_id else self.current_version()
+        files = manifest.files_with_role("adjustment_events")
+        return pd.read_parquet(self.abspath(files[0])) if files else pd.DataFrame(columns=["symbol", "event_date"])
+
     # ---- staging (ingested batches awaiting a freeze) ----------------------------------------
     def stage_bars(self, label: str, bars: pd.DataFrame) -> Path:
         """Store an ingested batch (e.g. one session's bars) until the next freeze; replaces the same label."""
@@ -431,8 +438,8 @@ class Lake:
 
     def _write_derived(self, frame: pd.DataFrame, role: str) -> FileEntry:
         table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
-        folder = "factors" if role == "factors" else "actions"
-        return self._write_content_file(table, folder, f"{role}-" if folder == "actions" else "", role)
+        folder = "factors" if role in ("factors", "adjustment_events") else "actions"
+        return self._write_content_file(table, folder, "" if role == "factors" else f"{role}-", role)
 
     def _write_content_file(self, table: pa.Table, folder: str, prefix: str, role: str) -> FileEntry:
         directory = self.root / folder

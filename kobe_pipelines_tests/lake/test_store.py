@@ -116,11 +116,12 @@ def test_read_bars_when_filtered_then_returns_schema_columns_sorted(lake):
 def test_retention_when_more_versions_than_kept_then_oldest_unpinned_deleted_with_unreferenced_files(tmp_path, sim):
     lake = Lake(tmp_path / "lake", retention=2)
     ends = ["2021-06-24", "2021-06-25", "2021-06-28", "2021-06-29"]
-    made = [lake.freeze(*sim_inputs(sim, end=e), provider="simulated").version for e in ends]
+    made = [lake.freeze(*sim_inputs(sim, end=ends[0]), provider="simulated").version]
     lake.pin(made[0].version_id, "model kobe-ensemble v1 learned from it")
+    made += [lake.freeze(*sim_inputs(sim, end=e), provider="simulated").version for e in ends[1:]]
     lake.freeze(*sim_inputs(sim), provider="simulated")
     kept = [m.version_id for m in lake.versions()]
-    # newest two, plus the pinned first; the second and third are gone
+    # five versions made: the newest two, plus the pinned first, remain; the second and third are gone
     assert made[0].version_id in kept and made[1].version_id not in kept and made[2].version_id not in kept
     assert len(kept) == 3
     referenced = {e.path for m in lake.versions() for e in m.files}

@@ -1,6 +1,5 @@
 """Lake assets: raw bars -> corporate actions -> adjustment factors -> adjusted bars -> lake version."""
 
-from __future__ import annotations
 
 import dagster as dg
 import pandas as pd

@@ -1,6 +1,5 @@
 """The nightly refreeze: weekdays after the close, America/New_York."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,0 +1,179 @@
+"""Lake benchmark: full refreeze, nightly refreeze and reads, each beside its yardstick, in one run.
+
+    python benchmarks/bench_lake.py                      # 5,000 symbols x 2,520 sessions (12.6M bars)
+    python benchmarks/bench_lake.py --symbols 500        # a quick run
+
+Targets (issue 2):
+- full refreeze <= 2x DuckDB copying the same raw bars Parquet -> Parquet; >= 20x faster than the
+  plan's per-event pandas loop; peak memory < 4 GiB;
+- nightly refreeze (one new session, ten new corporate actions) <= 10% of a full one;
+- one symbol's history and one day's cross-section from the current version <= 1.5x reading the
+  same rows from a plain Parquet file with DuckDB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from kobe_pipelines import market_calendar  # noqa: E402
+from kobe_pipelines.data.providers.files import FilesProvider  # noqa: E402
+from kobe_pipelines.data.providers.simulated import SimConfig, SimulatedProvider  # noqa: E402
+from kobe_pipelines.lake import Lake  # noqa: E402
+
+SESSIONS = 2520
+
+
+def _timed(fn, repeat: int = 1) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def make_source(folder: Path, symbols: int) -> tuple[str, str]:
+    """Simulated raw bars and actions for `symbols` x 2,520 sessions, less the last session,
+    which is held back (with ten extra actions) for the nightly refreeze."""
+    end = market_calendar.last_completed_session()
+    days = market_calendar.sessions("2000-01-03", end)[-SESSIONS:]
+    start, last = str(days[0].date()), str(days[-1].date())
+    sim = SimulatedProvider(SimConfig(seed=3, n_symbols=symbols, start=start, end=last, listing_share=0, delisting_share=0))
+    bars = sim.daily_bars(start, last)
+    splits, dividends = sim.splits(start, last), sim.dividends(start, last)
+    full, nightly = folder / "full", folder / "nightly"
+    full.mkdir(parents=True)
+    nightly.mkdir()
+    last_ts = pd.Timestamp(last)
+    bars.loc[bars["date"] < last_ts].to_parquet(full / "bars.parquet", index=False)
+    splits.loc[splits["execution_date"] < last_ts].to_parquet(full / "splits.parquet", index=False)
+    old_divs = dividends.loc[dividends["ex_dividend_date"] < last_ts]
+    old_divs.iloc[:-10].to_parquet(full / "dividends.parquet", index=False)
+    bars.to_parquet(nightly / "bars.parquet", index=False)
+    splits.to_parquet(nightly / "splits.parquet", index=False)
+    dividends.to_parquet(nightly / "dividends.parquet", index=False)  # ten more actions than `full`
+    print(f"source: {len(bars):,} bars, {len(splits):,} splits, {len(dividends):,} dividends, {start}..{last}")
+    return start, last
+
+
+def _freeze(source: Path, lake_dir: Path, start: str, end: str, only_day: str | None = None) -> None:
+    provider = FilesProvider(source)
+    first = only_day or start
+    Lake(lake_dir).freeze(
+        provider.daily_bars(first, end),
+        provider.splits(start, end),
+        provider.dividends(start, end),
+        provider="files",
+    )
+
+
+def _child(target, args, queue) -> None:
+    elapsed = _timed(lambda: target(*args))
+    queue.put((elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+
+
+def in_child(target, *args) -> tuple[float, int]:
+    """Run in a fresh process: (seconds, peak resident bytes of that process)."""
+    queue: mp.Queue = mp.get_context("fork").Queue()
+    proc = mp.get_context("fork").Process(target=_child, args=(target, args, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    if proc.exitcode != 0:
+        raise RuntimeError(f"child failed with exit code {proc.exitcode}")
+    return result
+
+
+def duckdb_copy(source: Path, out: Path) -> None:
+    with duckdb.connect() as con:
+        con.execute(f"COPY (SELECT * FROM read_parquet('{source}')) TO '{out}' (FORMAT parquet)")
+
+
+def plan_loop_seconds(source: Path, sample_symbols: int) -> tuple[float, int]:
+    """The plan's per-event pandas loop (correct formulas, the sketch's structure), on a sample."""
+    from bench_adjust_vs_plan import plan_adjust  # the data helper's faithful re-implementation
+
+    bars = pd.read_parquet(source / "bars.parquet")
+    symbols = sorted(bars["symbol"].unique())
+    sample = set(symbols[:sample_symbols])
+    bars = bars.loc[bars["symbol"].isin(sample)]
+    splits = pd.read_parquet(source / "splits.parquet")
+    dividends = pd.read_parquet(source / "dividends.parquet")
+    seconds = _timed(
+        lambda: plan_adjust(bars, splits.loc[splits["symbol"].isin(sample)], dividends.loc[dividends["symbol"].isin(sample)])
+    )
+    return seconds, len(symbols)
+
+
+def read_ratios(lake_dir: Path, source: Path, symbol: str, day: str, repeat: int = 7) -> dict[str, tuple[float, float]]:
+    lake = Lake(lake_dir)
+    plain = str(source / "bars.parquet")
+    out = {}
+    with lake.connect() as con:
+        cases = {
+            "one symbol, whole history": (
+                f"SELECT * FROM bars WHERE symbol = '{symbol}'",
+                f"SELECT * FROM read_parquet('{plain}') WHERE symbol = '{symbol}'",
+            ),
+            "one day, cross-section": (
+                f"SELECT * FROM bars WHERE date = DATE '{day}'",
+                f"SELECT * FROM read_parquet('{plain}') WHERE date = TIMESTAMP '{day}'",
+            ),
+        }
+        for name, (lake_sql, plain_sql) in cases.items():
+            lake_rows = len(con.execute(lake_sql).df())
+            plain_rows = len(con.execute(plain_sql).df())
+            assert lake_rows == plain_rows, (name, lake_rows, plain_rows)
+            samples_lake, samples_plain = [], []
+            for _ in range(repeat):  # interleave so both see the same machine state
+                samples_lake.append(_timed(lambda: con.execute(lake_sql).fetch_arrow_table()))
+                samples_plain.append(_timed(lambda: con.execute(plain_sql).fetch_arrow_table()))
+            out[name] = (statistics.median(samples_lake), statistics.median(samples_plain))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--symbols", type=int, default=5000)
+    parser.add_argument("--plan-sample", type=int, default=50, help="symbols timed with the plan's loop (extrapolated)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="kobe-bench-lake-"))
+    try:
+        start, end = make_source(work / "src", args.symbols)
+        full, nightly, lake_dir = work / "src" / "full", work / "src" / "nightly", work / "lake"
+
+        copy_s, _ = in_child(duckdb_copy, full / "bars.parquet", work / "copy.parquet")
+        freeze_s, freeze_rss = in_child(_freeze, full, lake_dir, start, end)
+        print(f"\nfull refreeze:   {freeze_s:8.2f} s   peak RSS {freeze_rss / 2**30:.2f} GiB (target < 4 GiB)")
+        print(f"duckdb copy:     {copy_s:8.2f} s   ratio freeze/copy = {freeze_s / copy_s:.2f} (target <= 2)")
+
+        plan_s, n_symbols = plan_loop_seconds(full, args.plan_sample)
+        plan_full = plan_s * n_symbols / args.plan_sample
+        print(f"plan loop:       {plan_s:8.2f} s on {args.plan_sample} symbols -> {plan_full:.1f} s extrapolated to "
+              f"{n_symbols}; speed-up = {plan_full / freeze_s:.1f}x (target >= 20)")
+
+        nightly_s, _ = in_child(_freeze, nightly, lake_dir, start, end, end)
+        print(f"nightly refreeze:{nightly_s:8.2f} s   = {nightly_s / freeze_s:.1%} of a full one (target <= 10%)")
+
+        for name, (lake_t, plain_t) in read_ratios(lake_dir, nightly, "K0042", end).items():
+            print(f"read {name:<26} lake {lake_t * 1000:7.1f} ms  plain parquet {plain_t * 1000:7.1f} ms  "
+                  f"ratio {lake_t / plain_t:.2f} (target <= 1.5)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
