@@ -1,1 +1,47 @@
-"""alerts domain package (no Dagster import)."""
+"""Alerts: record every alert in the log and `state/alerts.jsonl`, mail them grouped over SMTP.
+
+Domain code (no Dagster import). Entry point: `build_alerter()` then `alerter.send(Alert(...))`
+and, at the end of a run or from a sensor, `alerter.flush()`.
+"""
+
+from kobe_pipelines.alerts.alerter import (
+    ALERT_LOG_FILE,
+    Alerter,
+    FlushReport,
+    MailTransport,
+    RetryPolicy,
+    build_alerter,
+    due_groups,
+)
+from kobe_pipelines.alerts.mail import Mail, compose_mail
+from kobe_pipelines.alerts.model import Alert, AlertKind, Clock, Severity, utc_now
+from kobe_pipelines.alerts.outbox import KeyState, Outbox, OutboxState, PendingAlert
+from kobe_pipelines.alerts.settings import AlertSettings, load_dotenv_if_present
+from kobe_pipelines.alerts.sinks import DeliveryError, EmailSink, LogSink, read_alert_log
+
+__all__ = [
+    "ALERT_LOG_FILE",
+    "Alert",
+    "AlertKind",
+    "AlertSettings",
+    "Alerter",
+    "Clock",
+    "DeliveryError",
+    "EmailSink",
+    "FlushReport",
+    "KeyState",
+    "LogSink",
+    "Mail",
+    "MailTransport",
+    "Outbox",
+    "OutboxState",
+    "PendingAlert",
+    "RetryPolicy",
+    "Severity",
+    "build_alerter",
+    "compose_mail",
+    "due_groups",
+    "load_dotenv_if_present",
+    "read_alert_log",
+    "utc_now",
+]
