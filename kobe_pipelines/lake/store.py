@@ -24,12 +24,14 @@ import fcntl
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -252,7 +254,7 @@ class Lake:
         target = self.staging_dir / f"{label}.parquet"
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
-        pq.write_table(_bars_table(frame), tmp)
+        pq.write_table(_bars_table(frame)[0], tmp)
         os.replace(tmp, target)
         fsync_dir(target.parent)
         return target
@@ -426,15 +428,18 @@ class Lake:
 
     # ---- writing immutable files -----------------------------------------------------------
     def _write_raw(self, new_rows: pd.DataFrame) -> list[FileEntry]:
+        """One content-addressed file per year, rows sorted by (symbol, date). Each year is gathered
+        and written in its own thread (Arrow and Parquet release the GIL)."""
         if new_rows.empty:
             return []
-        table = _bars_table(new_rows)
-        years = pd.DatetimeIndex(new_rows["date"]).year.to_numpy()
-        entries = []
-        for year in sorted(set(years.tolist())):
-            part = table.filter(pa.array(years == year))
-            entries.append(self._write_content_file(part, f"raw/bars/year={year}", "", "raw_bars"))
-        return entries
+        table, years = _bars_table(new_rows)
+
+        def write_year(year: int) -> FileEntry:
+            part = table.take(pa.array(np.flatnonzero(years == year)))
+            return self._write_content_file(part, f"raw/bars/year={year}", "", "raw_bars")
+
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            return list(pool.map(write_year, sorted(set(years.tolist()))))
 
     def _write_derived(self, frame: pd.DataFrame, role: str) -> FileEntry:
         table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
@@ -555,12 +560,28 @@ BARS_ARROW_SCHEMA = pa.schema(
 )
 
 
-def _bars_table(bars: pd.DataFrame) -> pa.Table:
-    """Bars as an Arrow table sorted by (symbol, date), without pandas metadata (stable bytes)."""
-    arrays = [
-        pa.array(bars["symbol"].to_numpy(dtype=object), type=pa.string()),
-        pa.array(bars["date"].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]"), type=pa.date32()),
-    ] + [pa.array(bars[c].to_numpy(dtype="float64"), type=pa.float64()) for c in ("open", "high", "low", "close", "volume")]
-    table = pa.Table.from_arrays(arrays, schema=BARS_ARROW_SCHEMA)
-    order = pc.sort_indices(table, sort_keys=[("symbol", "ascending"), ("date", "ascending")])
-    return table.take(order)
+def _bars_table(bars: pd.DataFrame) -> tuple[pa.Table, np.ndarray]:
+    """Bars as an Arrow table sorted by (symbol, date), without pandas metadata (stable bytes),
+    and the year of each row. Input already sorted -- the usual case -- is not sorted again.
+    Symbols are dictionary-encoded: cheap to gather, and stored as Parquet dictionary pages."""
+    table = pa.Table.from_arrays(
+        [
+            pc.cast(pa.array(bars["symbol"]), pa.string()),
+            pc.cast(pa.array(bars["date"].to_numpy(dtype="datetime64[ns]")), pa.date32()),
+        ]
+        + [pa.array(bars[c].to_numpy(dtype="float64")) for c in ("open", "high", "low", "close", "volume")],
+        schema=BARS_ARROW_SCHEMA,
+    )
+    days = table.column("date").combine_chunks().cast(pa.int32()).to_numpy()
+    symbols = table.column("symbol").combine_chunks()
+    head, tail = symbols.slice(0, len(symbols) - 1), symbols.slice(1)
+    same = pc.equal(tail, head).to_numpy(zero_copy_only=False)
+    ordered = pc.all(pc.greater_equal(tail, head)).as_py() is not False and bool(np.all(days[1:][same] > days[:-1][same]))
+    if not ordered:
+        table = table.take(pc.sort_indices(table, sort_keys=[("symbol", "ascending"), ("date", "ascending")]))
+        days = table.column("date").combine_chunks().cast(pa.int32()).to_numpy()
+    encoded = pc.dictionary_encode(table.column("symbol").combine_chunks())
+    table = table.set_column(0, pa.field("symbol", encoded.type), encoded)
+    first = int(days.min())
+    lut = np.arange(first, int(days.max()) + 1).astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
+    return table, lut[days - first]

@@ -166,9 +166,10 @@ def _simulate(cfg: SimConfig) -> _Market:  # noqa: PLR0915 - one pass, kept toge
         split_from = np.ones(n)
         split_to = np.ones(n)
         can_split = alive & ~listed_today & (t > 0)
-        fwd = can_split & (split_draw < split_p) & (growth > 60.0)
+        fwd = can_split & (split_draw < split_p) & (growth >= 4.0)
         rev = can_split & (split_draw < split_p * 40) & (growth < 2.0)
-        split_to[fwd] = np.take(FORWARD_SPLIT_RATIOS, ratio_draw[fwd])
+        # the drawn ratio, capped so the post-split price stays at or above $2
+        split_to[fwd] = np.maximum(2, np.minimum(np.take(FORWARD_SPLIT_RATIOS, ratio_draw[fwd]), np.floor(growth[fwd] / 2.0)))
         split_from[rev] = 10.0
         growth = growth * split_from / split_to
 
