@@ -126,10 +126,12 @@ class RecordingHandler:
 
     received: list[Received] = field(default_factory=list)
     refuse: str | None = None
+    refused: int = 0
     arrived: threading.Event = field(default_factory=threading.Event)
 
     async def handle_DATA(self, server, session, envelope):
         if self.refuse is not None:
+            self.refused += 1
             return self.refuse
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message,
