@@ -56,6 +56,9 @@ class AlertSettings:
     cafile: str | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.alert_to, str):
+            raise ConfigError(ALERT_TO, "must be a tuple of addresses (from_env splits the variable)", self.alert_to)
+        object.__setattr__(self, "alert_to", tuple(self.alert_to))
         if not 1 <= self.smtp_port <= 65535:
             raise ConfigError(SMTP_PORT, "must be a TCP port between 1 and 65535", self.smtp_port)
         if not self.timeout_seconds > 0:

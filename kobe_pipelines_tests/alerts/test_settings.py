@@ -108,3 +108,11 @@ def test_load_dotenv_when_no_file_then_returns_none_and_changes_nothing(tmp_path
 
     assert load_dotenv_if_present(environ=environ) is None
     assert environ == {}
+
+
+def test_settings_when_alert_to_given_as_one_string_then_config_error_names_it():
+    # A bare string would otherwise be iterated character by character.
+    with pytest.raises(ConfigError) as caught:
+        AlertSettings(smtp_host="smtp.example.com", alert_from="a@example.com", alert_to="ops@example.com")
+
+    assert caught.value.setting == "KOBE_ALERT_TO"
