@@ -1,0 +1,276 @@
+"""Validation of raw bars and corporate actions before anything is stored or adjusted.
+
+Every check is vectorized (numpy over whole columns); Python only runs per row on the error
+path. On bad input the error names the FIRST offending record in (symbol, date) order, so the
+same input always reports the same record, plus how many rows fail in total.
+
+Conventions checked (see `kobe_pipelines.data.schema` for the columns):
+- bars: prices finite and > 0 (USD), volume finite and >= 0 (shares), low <= open, close <= high,
+  one row per (symbol, date), no date after `as_of`, a non-empty symbol;
+- splits: split_from and split_to finite and > 0 (a 4-for-1 split is 1 -> 4). Exact duplicates
+  (Polygon returns some) and ratios equal after reduction (1:2 and 2:4) collapse to one row; two
+  different ratios on one (symbol, execution_date) are an error. A 1:1 split changes nothing and
+  is DROPPED rather than rejected: vendors publish them for ticker changes and share-class
+  conversions, and refusing them would block a freeze for an event with no effect on prices;
+- dividends: cash_amount finite and > 0 (USD per share of the ex-date). Exact duplicate rows
+  collapse to one; two different amounts on one (symbol, ex_dividend_date) are kept as two
+  dividends (a regular and a special one) and summed by `adjustments`;
+- actions: every symbol must be one the bars know.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kobe_pipelines.data import schema
+from kobe_pipelines.errors import RecordError
+from kobe_pipelines.market_calendar import EXCHANGE_TZ
+
+_NS_PER_DAY = 86_400_000_000_000
+# Shifts day numbers (days since 1970, >= -25,567 for 1900) to non-negative values for the keys.
+_DAY_OFFSET = 1 << 20
+
+
+class BarValidationError(RecordError):
+    """A raw bar failed validation. `count` rows of `total` fail; `record` is the first of them."""
+
+    def __init__(self, record: str, field: str, problem: str, value: Any = None, *, count: int = 1, total: int = 1):
+        self.count = count
+        self.total = total
+        super().__init__("bar", record, field, f"{problem} [{count} of {total} rows fail; first by (symbol, date) shown]", value)
+
+
+class ActionValidationError(RecordError):
+    """A corporate action (kind "split" or "dividend") failed validation."""
+
+    def __init__(self, kind: str, record: str, field: str, problem: str, value: Any = None, *, count: int = 1, total: int = 1):
+        self.count = count
+        self.total = total
+        suffix = f" [{count} of {total} rows fail; first by (symbol, date) shown]" if total > 1 else ""
+        super().__init__(kind, record, field, problem + suffix, value)
+
+
+class UnknownSymbolError(ActionValidationError):
+    """A corporate action names a symbol that has no bars."""
+
+
+class DividendFactorError(ActionValidationError):
+    """A dividend's adjustment factor falls outside (0, 1), e.g. a dividend >= the previous close
+    (typically an amount given in a pre-split basis). Raised by `adjustments.compute_factors`."""
+
+
+# ---- helpers shared with adjustments ---------------------------------------------------------
+
+
+def day_numbers(dates: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of naive datetime64[ns] values (NaT gives a very negative number)."""
+    values = np.asarray(dates, dtype="datetime64[ns]").view(np.int64)
+    return values // _NS_PER_DAY
+
+
+def symbol_day_keys(codes: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """One int64 per (symbol code, day) that sorts by symbol code, then day."""
+    return (codes.astype(np.int64) << 32) | (days + _DAY_OFFSET)
+
+
+def record_name(symbol: Any, date: Any) -> str:
+    """The record id used in every message: ``"AAPL 2014-06-09"``."""
+    shown = "<no date>" if pd.isna(date) else str(pd.Timestamp(date).date())
+    return f"{symbol} {shown}"
+
+
+def _first_offender(
+    frame: pd.DataFrame, date_column: str, checks: list[tuple[str, str, np.ndarray]]
+) -> tuple[int, str, str, int] | None:
+    """(row position, field, problem, offending-row count) of the first bad row in (symbol, date)
+    order, the field being that of the first check in `checks` it fails; None when all pass."""
+    bad = np.zeros(len(frame), dtype=bool)
+    for _field, _problem, mask in checks:
+        bad |= mask
+    count = int(bad.sum())
+    if count == 0:
+        return None
+    positions = np.flatnonzero(bad)
+    candidates = pd.DataFrame(
+        {
+            "symbol": frame["symbol"].to_numpy()[positions].astype(str),
+            "date": frame[date_column].to_numpy()[positions],
+            "pos": positions,
+        }
+    ).sort_values(["symbol", "date", "pos"], na_position="first", kind="stable")
+    first = int(candidates["pos"].iloc[0])
+    for field, problem, mask in checks:
+        if mask[first]:
+            return first, field, problem, count
+    raise AssertionError("unreachable: a bad row fails at least one check")
+
+
+def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what}: missing columns {missing}; expected {list(columns)}")
+
+
+def _float_column(frame: pd.DataFrame, column: str) -> np.ndarray:
+    return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _finite_positive(x: np.ndarray) -> np.ndarray:
+    # NaN fails both comparisons, inf fails the second.
+    return (x > 0) & (x < np.inf)
+
+
+def _symbol_codes(symbols: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes in sorted-symbol order, and a mask of rows whose symbol is missing or blank."""
+    codes, uniques = pd.factorize(symbols, sort=True)
+    blank_unique = np.array([not isinstance(u, str) or not u.strip() for u in uniques], dtype=bool)
+    blank = codes < 0
+    if blank_unique.any():
+        blank |= blank_unique[np.maximum(codes, 0)] & (codes >= 0)
+    return codes, blank
+
+
+def _duplicate_mask(keys: np.ndarray, alt_keys: np.ndarray) -> np.ndarray:
+    """Rows whose key occurs more than once. O(n) when the rows are already in (symbol, date) or
+    (date, symbol) order, as providers and the lake deliver them; one sort otherwise."""
+    n = len(keys)
+    if n < 2 or bool(np.all(keys[1:] > keys[:-1])) or bool(np.all(alt_keys[1:] > alt_keys[:-1])):
+        return np.zeros(n, dtype=bool)
+    ordered = np.sort(keys)
+    if not bool((ordered[1:] == ordered[:-1]).any()):
+        return np.zeros(n, dtype=bool)
+    return pd.Series(keys).duplicated(keep=False).to_numpy()
+
+
+# ---- bars ------------------------------------------------------------------------------------
+
+
+def validate_bars(bars: pd.DataFrame, as_of: dt.date | None = None) -> pd.DataFrame:
+    """Check raw bars; return them unchanged, or raise `BarValidationError` for the first bad row.
+
+    `as_of` is the latest allowed session date (exchange date); None means today in
+    America/New_York. Comparisons are exact (no tolerance): a vendor bar with open above high is
+    reported, not clipped.
+    """
+    _require(bars, schema.BAR_COLUMNS, "bars")
+    n = len(bars)
+    if n == 0:
+        return bars
+    limit = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.now(tz=EXCHANGE_TZ).tz_localize(None).normalize()
+    o, h, l, c, v = (_float_column(bars, col) for col in ("open", "high", "low", "close", "volume"))
+    dates = pd.to_datetime(bars["date"]).to_numpy(dtype="datetime64[ns]")
+    no_date = np.isnat(dates)
+    days = np.where(no_date, 0, day_numbers(dates))
+    codes, blank = _symbol_codes(bars["symbol"])
+    duplicate = _duplicate_mask(symbol_day_keys(codes, days), (days + _DAY_OFFSET) << 32 | codes.astype(np.int64))
+    duplicate &= ~no_date & ~blank
+    checks = [
+        ("symbol", "must be a non-empty ticker", blank),
+        ("date", "must be a date", no_date),
+        ("date", f"must not be after {limit.date()} (a future date)", dates > limit.to_datetime64()),
+        ("date", "duplicates another bar of the same (symbol, date)", duplicate),
+        ("open", "must be a finite price > 0", ~_finite_positive(o)),
+        ("high", "must be a finite price > 0", ~_finite_positive(h)),
+        ("low", "must be a finite price > 0", ~_finite_positive(l)),
+        ("close", "must be a finite price > 0", ~_finite_positive(c)),
+        ("volume", "must be a finite share count >= 0", ~((v >= 0) & (v < np.inf))),
+        ("high", "must be >= low", h < l),
+        ("open", "must lie within [low, high]", (o < l) | (o > h)),
+        ("close", "must lie within [low, high]", (c < l) | (c > h)),
+    ]
+    found = _first_offender(bars, "date", checks)
+    if found is not None:
+        pos, field, problem, count = found
+        row = bars.iloc[pos]
+        raise BarValidationError(record_name(row["symbol"], row["date"]), field, problem, row[field], count=count, total=n)
+    return bars
+
+
+# ---- corporate actions -----------------------------------------------------------------------
+
+
+_UNKNOWN = "is not a known symbol (no bars for it)"
+
+
+def _unknown_symbols(symbols: pd.Series, known_symbols: Iterable[str]) -> np.ndarray:
+    known = pd.Index(list(known_symbols), dtype=object)
+    return ~symbols.astype(object).isin(known).to_numpy()
+
+
+def _raise_action(kind: str, frame: pd.DataFrame, date_column: str, checks: list[tuple[str, str, np.ndarray]]) -> None:
+    found = _first_offender(frame, date_column, checks)
+    if found is None:
+        return
+    pos, field, problem, count = found
+    row = frame.iloc[pos]
+    error = UnknownSymbolError if problem == _UNKNOWN else ActionValidationError
+    raise error(kind, record_name(row["symbol"], row[date_column]), field, problem, row[field], count=count, total=len(frame))
+
+
+def validate_splits(splits: pd.DataFrame, known_symbols: Iterable[str]) -> pd.DataFrame:
+    """Check and clean splits; return them normalized, deduplicated, without 1:1 rows, sorted by
+    (symbol, execution_date). Raises `ActionValidationError` (`UnknownSymbolError` for a symbol
+    with no bars) naming the first bad record."""
+    frame = schema.normalize_splits(splits)
+    if frame.empty:
+        return frame
+    fr, to = frame["split_from"].to_numpy(), frame["split_to"].to_numpy()
+    no_date = frame["execution_date"].isna().to_numpy()
+    _raise_action(
+        "split",
+        frame,
+        "execution_date",
+        [
+            ("symbol", _UNKNOWN, _unknown_symbols(frame["symbol"], known_symbols)),
+            ("execution_date", "must be a date", no_date),
+            ("split_from", "must be a finite number > 0", ~_finite_positive(fr)),
+            ("split_to", "must be a finite number > 0", ~_finite_positive(to)),
+        ],
+    )
+    # Reduce the ratio so 1:2 and 2:4 are recognised as the same split.
+    frame = frame.assign(_ratio=np.round(to / fr, 12)).drop_duplicates(["symbol", "execution_date", "_ratio"])
+    conflicting = frame.duplicated(["symbol", "execution_date"], keep=False).to_numpy()
+    found = _first_offender(frame, "execution_date", [("split_to", "", conflicting)])
+    if found is not None:
+        pos, _field, _problem, count = found
+        row = frame.iloc[pos]
+        same = frame.loc[(frame["symbol"] == row["symbol"]) & (frame["execution_date"] == row["execution_date"])]
+        ratios = [f"{a:g}:{b:g}" for a, b in zip(same["split_from"], same["split_to"])]
+        raise ActionValidationError(
+            "split",
+            record_name(row["symbol"], row["execution_date"]),
+            "split_to",
+            f"conflicts with another split of the same symbol and date (split_from:split_to {ratios})",
+            row["split_to"],
+            count=count,
+            total=len(frame),
+        )
+    frame = frame.loc[frame["_ratio"] != 1.0].drop(columns="_ratio")
+    return frame.sort_values(["symbol", "execution_date"], kind="stable").reset_index(drop=True)
+
+
+def validate_dividends(dividends: pd.DataFrame, known_symbols: Iterable[str]) -> pd.DataFrame:
+    """Check and clean cash dividends; return them normalized, without exact duplicate rows,
+    sorted by (symbol, ex_dividend_date). Raises `ActionValidationError` (`UnknownSymbolError`
+    for a symbol with no bars) naming the first bad record. Whether a dividend is smaller than
+    the previous close needs the bars: `adjustments.compute_factors` checks it."""
+    frame = schema.normalize_dividends(dividends)
+    if frame.empty:
+        return frame
+    _raise_action(
+        "dividend",
+        frame,
+        "ex_dividend_date",
+        [
+            ("symbol", _UNKNOWN, _unknown_symbols(frame["symbol"], known_symbols)),
+            ("ex_dividend_date", "must be a date", frame["ex_dividend_date"].isna().to_numpy()),
+            ("cash_amount", "must be a finite amount > 0 (USD per share)", ~_finite_positive(frame["cash_amount"].to_numpy())),
+        ],
+    )
+    frame = frame.drop_duplicates()
+    return frame.sort_values(["symbol", "ex_dividend_date", "cash_amount"], kind="stable").reset_index(drop=True)
