@@ -65,7 +65,7 @@ class RiskBudget:
             return cls(**values)
         except ConfigError as exc:
             env_name = RISK_PER_TRADE_ENV if exc.setting == "risk_per_trade" else MAX_POSITION_FRACTION_ENV
-            raise ConfigError(env_name, exc.problem, exc.value) from None
+            raise ConfigError(env_name, exc.problem, env.get(env_name)) from None
 
 
 @dataclass(frozen=True, eq=False)
