@@ -117,7 +117,10 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
 
 
 def _float_column(frame: pd.DataFrame, column: str) -> np.ndarray:
-    return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    series = frame[column]
+    if series.dtype == np.float64:
+        return series.to_numpy()  # no copy on the happy path of normalized bars
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _finite_positive(x: np.ndarray) -> np.ndarray:
