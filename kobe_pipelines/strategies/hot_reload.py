@@ -41,6 +41,7 @@ STRATEGY_DIR_ENV = "KOBE_STRATEGY_DIR"
 VERSION_LEN = 12
 DEFAULT_TIME_LIMIT_S = 30.0
 _SHOWN_REJECTIONS = 5
+MAX_SUBJECT = 200  # one line, as the alerts module accepts
 
 Alert = Callable[[str, str], None]
 """alert(subject, body): one line and free text."""
@@ -225,6 +226,12 @@ class StrategyRegistry:
                 return self._serve_kept(name)
             return self._reload(name, path, source, digest, ctx)
 
+    def close(self) -> None:
+        """Drop every loaded user module from `sys.modules` (built-ins stay served)."""
+        with self._lock:
+            for name in [n for n in self._loaded if n not in self._builtin_names]:
+                self._forget(name)
+
     # -- internals -------------------------------------------------------------------------
 
     def _user_files(self) -> dict[str, Path]:
@@ -326,6 +333,8 @@ class StrategyRegistry:
                 failure.detail,
             ]
         ).rstrip()
+        if len(subject) > MAX_SUBJECT:
+            subject = subject[: MAX_SUBJECT - 3] + "..."
         try:
             self._alert(subject, body)
         except Exception:  # an alert outage must not stop the trading run

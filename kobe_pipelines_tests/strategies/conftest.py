@@ -6,7 +6,9 @@ the next XNYS session, Mon 2024-06-10.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -73,3 +75,53 @@ def make_ctx(market_bars: pd.DataFrame) -> Callable[..., StrategyContext]:
         )
 
     return build
+
+
+# -- hot reload --------------------------------------------------------------------------------
+
+FIXED_TEMPLATE = '''
+from kobe_pipelines.risk.types import Side
+from kobe_pipelines.strategies import Strategy
+
+
+class Fixed(Strategy):
+    name = "fixed"
+
+    def generate(self, ctx):
+        return [self.make_intent(ctx, "AAA", Side.BUY, {qty}, 51.23, {stop}, 54.33)]
+'''
+
+
+def fixed_source(qty: str = "10", stop: str = "48.41") -> str:
+    """A user strategy buying `qty` AAA at 51.23 with the given stop (tests edit these two)."""
+    return FIXED_TEMPLATE.format(qty=qty, stop=stop)
+
+
+@dataclasses.dataclass
+class AlertInbox:
+    sent: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    def __call__(self, subject: str, body: str) -> None:
+        self.sent.append((subject, body))
+
+
+@pytest.fixture
+def inbox() -> AlertInbox:
+    return AlertInbox()
+
+
+@pytest.fixture
+def strategy_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "user_strategies"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def write_strategy(strategy_dir: Path) -> Callable[[str, str], Path]:
+    def write(name: str, source: str) -> Path:
+        path = strategy_dir / f"{name}.py"
+        path.write_text(source, encoding="utf-8")
+        return path
+
+    return write
