@@ -145,5 +145,5 @@ class SignalModel(mlflow.pyfunc.PythonModel):
         self.spec = EnsembleSpec.from_json(Path(context.artifacts["spec"]).read_text())
         self.members = load_members(self.spec, context.artifacts)
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         return score_frame(self.spec, self.members, pd.DataFrame(model_input))

@@ -198,7 +198,7 @@ def score_latest(model, features: FeatureSet | pd.DataFrame, *, version_id: str 
         trading = None
     latest = features.frame["date"].max()
     frame = window_frame(features, latest, latest, model_window(model))
-    scored = model.predict(frame)
+    scored = model.predict(frame.drop(columns=[features.label]))
     scored = scored.loc[pd.to_datetime(scored["date"]) == latest].reset_index(drop=True)
     good = scored.loc[np.isfinite(scored["score"].to_numpy(dtype="float64"))].reset_index(drop=True)
     missing = sorted((trading or set(scored["symbol"])) - set(good["symbol"]))
@@ -214,7 +214,7 @@ def window_metrics(model, features: FeatureSet, start: pd.Timestamp, end: pd.Tim
     """Metrics of `model` (a loaded pyfunc) on the labelled rows of dates [start, end], and the
     scored rows (symbol, date, score, label)."""
     frame = window_frame(features, start, end, model_window(model))
-    scored = model.predict(frame)
+    scored = model.predict(frame.drop(columns=[features.label]))
     scored["label"] = frame[features.label].to_numpy()
     rows = scored.loc[(scored["date"] >= start) & np.isfinite(scored["score"]) & scored["label"].notna()]
     if rows.empty:
