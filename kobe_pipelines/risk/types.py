@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any, Mapping
 
@@ -58,11 +58,28 @@ class OrderIntent:
     trading_date: str = ""  # YYYY-MM-DD, the exchange session the order is for
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        # Not dataclasses.asdict: its deep copy dominated the gate's cost per decision, and every
+        # field here is a flat value.
+        out = {name: getattr(self, name) for name in _INTENT_FIELD_NAMES}
         for key in ("side", "order_type"):
             value = out[key]
             out[key] = value.value if isinstance(value, Enum) else value
         return out
+
+
+_INTENT_FIELD_NAMES = tuple(f.name for f in fields(OrderIntent))
+
+
+class FrozenDict(dict):
+    """A dict that refuses changes after construction (still a dict: JSON, pickle, asdict work)."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("a Book is a snapshot and cannot be changed; build a new Book")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenDict, (dict(self),))
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,12 @@ class Book:
     buying_power: float
     positions: Mapping[str, Position] = field(default_factory=dict)
     last_prices: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A Book is a snapshot: keep read-only copies, so nobody can change it under the gate
+        # (which measures each Book object once and caches the result).
+        object.__setattr__(self, "positions", FrozenDict(self.positions))
+        object.__setattr__(self, "last_prices", FrozenDict(self.last_prices))
 
     def position_qty(self, symbol: str) -> int:
         pos = self.positions.get(symbol)

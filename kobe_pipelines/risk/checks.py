@@ -1,0 +1,224 @@
+"""The policy gate's checks, one function each; every one returns a `CheckResult` and never raises
+on bad values. A check that cannot be evaluated (a field it needs is invalid) fails: the gate
+fails closed. Money in USD, prices in USD per share, fractions of equity (0.10 = 10 %).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Collection
+
+from kobe_pipelines.errors import StateFileError
+from kobe_pipelines.risk.drawdown import HighWaterMarkStore
+from kobe_pipelines.risk.heat import CAP_TOLERANCE, order_risk, within_cap
+from kobe_pipelines.risk.intent_fields import ParsedIntent, off_tick
+from kobe_pipelines.risk.kill_switch import HaltStatus
+from kobe_pipelines.risk.types import CheckResult, OrderType, Side
+
+if TYPE_CHECKING:
+    from kobe_pipelines.risk.gate import _Snapshot
+
+_LIMIT = 1 + CAP_TOLERANCE
+
+# Passing results whose text never varies are shared: building a frozen dataclass costs ~1 us.
+_HALT_CLEAR = CheckResult("halted", True, "kill switch not engaged")
+_DRAWDOWN_EXEMPT = CheckResult("drawdown", True, "reducing order: exempt")
+_NO_HWM = CheckResult("drawdown", True, "no high-water mark recorded yet")
+_HEAT_EXEMPT = CheckResult("heat", True, "reducing order adds no heat")
+_SIZE_EXEMPT = CheckResult("position_size", True, "reducing order shrinks the position")
+_NO_LEGS = CheckResult("bracket", True, "no bracket legs")
+_FIELDS_OK = CheckResult("fields", True, "all fields valid")
+_TICKS_OK = CheckResult("tick_size", True, "prices on the tick grid")
+_ANY_SYMBOL = CheckResult("universe", True, "no universe restriction configured")
+_NEW_ID = CheckResult("duplicate_id", True, "client order id not used before")
+_BP_EXEMPT = CheckResult("buying_power", True, "reducing order: exempt")
+
+
+def _pass(name: str, reason: str) -> CheckResult:
+    return CheckResult(name, True, reason)
+
+
+def _fail(name: str, reason: str) -> CheckResult:
+    return CheckResult(name, False, reason)
+
+
+def _unevaluated(name: str, p: ParsedIntent, needed: tuple[str, ...]) -> CheckResult | None:
+    if not p.problems:
+        return None
+    bad = [f for f in needed if f in p.problems]
+    if bad:
+        return _fail(name, f"not evaluated: field(s) {', '.join(repr(f) for f in bad)} invalid")
+    return None
+
+
+def order_added_risk(p: ParsedIntent, mark: float | None) -> float | None:
+    """Risk the order would add (USD) at the worse of entry and mark; None if not computable."""
+    if p.side is None or p.qty is None or p.entry is None or mark is None or "stop" in p.problems:
+        return None
+    return order_risk(p.side.sign, p.qty, p.entry, p.stop, mark)
+
+
+def halted(status: HaltStatus, reducing: bool, symbol: str | None, pos_qty: int, sign: int, qty: int | None) -> CheckResult:
+    if not status.halted:
+        return _HALT_CLEAR
+    if reducing:
+        return _pass("halted", f"halted ({status.reason}); allowed: only reduces {symbol} {pos_qty:+d} -> {pos_qty + sign * qty:+d} sh")
+    return _fail("halted", f"trading halted: {status.reason}")
+
+
+def drawdown(store: HighWaterMarkStore, equity: float | None, limit: float, reducing: bool) -> CheckResult:
+    if reducing:
+        return _DRAWDOWN_EXEMPT
+    try:
+        mark = store.read()
+    except StateFileError as exc:
+        return _fail("drawdown", f"high-water mark unusable, treated as halted: {exc}")
+    if equity is None:
+        return _fail("drawdown", "book.equity is not a finite amount")
+    if mark is None:
+        return _NO_HWM
+    dd = mark.drawdown(equity)
+    peak = max(mark.high_water_mark, equity)
+    if dd >= limit - 1e-12:
+        return _fail("drawdown", f"drawdown {dd:.2%} from high-water mark {peak:,.2f} USD reaches the {limit:.0%} limit")
+    return _pass("drawdown", f"drawdown {dd:.2%} (limit {limit:.0%})")
+
+
+def heat(p: ParsedIntent, snap: "_Snapshot", added: float | None, mark: float | None, cap: float, reducing: bool) -> CheckResult:
+    if reducing:
+        return _HEAT_EXEMPT
+    equity = snap.equity
+    if equity is None or equity <= 0:
+        return _fail("heat", f"equity {snap.book.equity!r} USD is not positive: no new risk")
+    if snap.problems:
+        more = f" (+{len(snap.problems) - 3} more)" if len(snap.problems) > 3 else ""
+        return _fail("heat", "book heat cannot be measured: " + "; ".join(snap.problems[:3]) + more)
+    missing = _unevaluated("heat", p, ("side", "qty", "entry", "stop"))
+    if missing:
+        return missing
+    if mark is None:
+        return _fail("heat", f"no usable last price for {p.symbol} in book.last_prices")
+    before = snap.open_risk + snap.pending_risk
+    after = before + (added or 0.0)
+    text = f"heat {before / equity:.2%} -> {after / equity:.2%} (cap {cap:.0%}; order adds {added:,.2f} USD)"
+    return CheckResult("heat", within_cap(after, equity, cap), text)
+
+
+def position_size(p: ParsedIntent, equity: float | None, pos_qty: int, cap: float, reducing: bool) -> CheckResult:
+    if reducing:
+        return _SIZE_EXEMPT
+    missing = _unevaluated("position_size", p, ("side", "qty", "entry"))
+    if missing:
+        return missing
+    if equity is None or equity <= 0:
+        return _fail("position_size", "equity is not positive: no new position")
+    new_qty = pos_qty + p.side.sign * p.qty
+    fraction = abs(new_qty) * p.entry / equity
+    text = f"{p.symbol} {new_qty:+d} sh x {p.entry:.2f} = {fraction:.2%} of equity (max {cap:.0%})"
+    return CheckResult("position_size", fraction <= cap * _LIMIT, text)
+
+
+def order_notional(p: ParsedIntent, cap: float) -> CheckResult:
+    missing = _unevaluated("order_notional", p, ("qty", "entry"))
+    if missing:
+        return missing
+    notional = p.qty * p.entry
+    return CheckResult("order_notional", notional <= cap * _LIMIT, f"notional {notional:,.2f} USD (max {cap:,.2f})")
+
+
+def price_collar(p: ParsedIntent, mark: float | None, band: float) -> CheckResult:
+    missing = _unevaluated("price_collar", p, ("entry",))
+    if missing:
+        return missing
+    if mark is None:
+        return _fail("price_collar", f"no usable last price for {p.symbol} in book.last_prices")
+    deviation = abs(p.entry / mark - 1.0)
+    text = f"entry {p.entry:.4f} is {deviation:.2%} from last {mark:.4f} (band {band:.0%})"
+    return CheckResult("price_collar", deviation <= band + 1e-12, text)
+
+
+def bracket(p: ParsedIntent) -> CheckResult:
+    missing = _unevaluated("bracket", p, ("side", "entry", "stop", "take_profit"))
+    if missing:
+        return missing
+    entry, stop, target = p.entry, p.stop, p.take_profit
+    if stop is None and target is None:
+        return _NO_LEGS
+    buy = p.side is Side.BUY
+    word_stop, word_target = ("below", "above") if buy else ("above", "below")
+    problems = []
+    if stop is not None and (stop >= entry if buy else stop <= entry):
+        problems.append(f"field 'stop' {stop:.4f} must be {word_stop} the entry {entry:.4f} for a {p.side.value}")
+    if target is not None and (target <= entry if buy else target >= entry):
+        problems.append(f"field 'take_profit' {target:.4f} must be {word_target} the entry {entry:.4f} for a {p.side.value}")
+    if problems:
+        return _fail("bracket", "; ".join(problems))
+    return _pass("bracket", f"stop {stop} / entry {entry} / take_profit {target} ordered for a {p.side.value}")
+
+
+def quantity(p: ParsedIntent) -> CheckResult:
+    problem = p.problems.get("qty")
+    if problem:
+        return _fail("quantity", problem)
+    return _pass("quantity", f"{p.qty} shares")
+
+
+_OWN_CHECK = frozenset({"qty"})
+
+
+def fields(p: ParsedIntent) -> CheckResult:
+    problems = [text for name, text in p.problems.items() if name not in _OWN_CHECK]
+    if problems:
+        return _fail("fields", "; ".join(problems))
+    return _FIELDS_OK
+
+
+def tick_size(p: ParsedIntent) -> CheckResult:
+    missing = _unevaluated("tick_size", p, ("entry", "stop", "take_profit", "order_type"))
+    if missing:
+        return missing
+    priced = [("stop", p.stop), ("take_profit", p.take_profit)]
+    if p.order_type is OrderType.LIMIT:  # a market order sends no entry price
+        priced.append(("entry", p.entry))
+    bad = [f"field '{name}' {price!r} is not on the {'$0.01' if price >= 1 else '$0.0001'} tick"
+           for name, price in priced if price is not None and off_tick(price)]
+    if bad:
+        return _fail("tick_size", "; ".join(bad))
+    return _TICKS_OK
+
+
+def universe(symbol: str | None, tradable: Collection[str] | None) -> CheckResult:
+    if symbol is None:
+        return _fail("universe", "not evaluated: field 'symbol' invalid")
+    if tradable is None:
+        return _ANY_SYMBOL
+    if symbol in tradable:
+        return _pass("universe", f"{symbol} is tradable")
+    return _fail("universe", f"field 'symbol' {symbol!r} is not in the tradable universe")
+
+
+def duplicate_id(client_order_id: str | None, approved: Collection[str], history_problem: str | None) -> CheckResult:
+    if history_problem:
+        return _fail("duplicate_id", history_problem)
+    if client_order_id is None:
+        return _fail("duplicate_id", "not evaluated: field 'client_order_id' invalid")
+    if client_order_id in approved:
+        return _fail("duplicate_id", f"field 'client_order_id' {client_order_id!r} was already approved")
+    return _NEW_ID
+
+
+def rate_limit(recent: int, cap: int) -> CheckResult:
+    text = f"{recent} orders approved in the last 60 s (max {cap})"
+    return CheckResult("rate_limit", recent < cap, text)
+
+
+def buying_power(p: ParsedIntent, available: float | None, pending: float, reducing: bool) -> CheckResult:
+    if reducing:
+        return _BP_EXEMPT
+    missing = _unevaluated("buying_power", p, ("qty", "entry"))
+    if missing:
+        return missing
+    if available is None:
+        return _fail("buying_power", "book.buying_power is not a finite amount")
+    need, left = p.qty * p.entry, available - pending
+    text = f"needs {need:,.2f} USD of {left:,.2f} USD buying power"
+    return CheckResult("buying_power", need <= left * _LIMIT if left > 0 else False, text)

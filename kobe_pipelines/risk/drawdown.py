@@ -1,0 +1,238 @@
+"""Drawdown auto-halt: a high-water mark of account equity persisted in `state/`.
+
+`state/high_water_mark.json` holds the highest account equity seen (USD) and the latest
+equity reading, written atomically on every update, so a restarted process carries on from
+the same peak. Drawdown = (high-water mark - equity) / high-water mark, a fraction.
+
+At a drawdown of `max_drawdown` (default 0.15) or more the monitor engages the kill switch
+with the figure in the reason and sends one alert. The halt latches: a recovery of equity
+never clears it; a person does (`kobe halt clear`), and after a drawdown halt usually also
+rebases the peak to today's equity (`rebase`, `kobe halt clear --rebase-hwm`), or the next
+update halts again.
+
+Fail closed: a corrupt or unreadable high-water-mark file is never overwritten by an update;
+the monitor engages the kill switch naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from kobe_pipelines import paths
+from kobe_pipelines.errors import RecordError, StateFileError
+from kobe_pipelines.fsutil import atomic_write_json
+from kobe_pipelines.risk.jsonl import append_record
+from kobe_pipelines.risk.kill_switch import KillSwitch, iso_utc, utc_now
+
+log = logging.getLogger(__name__)
+
+HWM_NAME = "high_water_mark.json"
+Alert = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class HighWaterMark:
+    high_water_mark: float  # USD
+    high_water_mark_as_of: str
+    last_equity: float  # USD
+    last_as_of: str
+    updated_at: str  # ISO 8601 UTC
+
+    def drawdown(self, equity: float) -> float:
+        """Drawdown of `equity` from the larger of the peak and `equity` itself, a fraction."""
+        peak = max(self.high_water_mark, equity)
+        return (peak - equity) / peak if peak > 0 else 0.0
+
+
+class HighWaterMarkStore:
+    """The high-water-mark file. `read()` re-reads only when the file changed on disk."""
+
+    def __init__(self, state_dir: str | os.PathLike[str] | None = None):
+        self.path = paths.state_dir(state_dir) / HWM_NAME
+        self._cache: tuple[tuple[int, int, int, int], HighWaterMark] | None = None
+
+    def read(self) -> HighWaterMark | None:
+        """The stored mark, None when no mark was ever recorded; `StateFileError` when the file
+        exists but cannot be read or parsed (callers treat that as halted)."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateFileError(self.path, f"cannot be read ({exc})") from exc
+        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        mark = self._parse()
+        self._cache = (key, mark)
+        return mark
+
+    def write(self, mark: HighWaterMark) -> None:
+        atomic_write_json(self.path, mark.__dict__)
+
+    def _parse(self) -> HighWaterMark:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StateFileError(self.path, f"cannot be read ({exc})") from exc
+        if not text.strip():
+            raise StateFileError(self.path, "is empty")
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise StateFileError(self.path, f"is not valid JSON ({exc})") from exc
+        if not isinstance(data, dict):
+            raise StateFileError(self.path, "is not a JSON object")
+        values: dict[str, Any] = {}
+        for name in ("high_water_mark", "last_equity"):
+            value = data.get(name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise StateFileError(self.path, f"field '{name}' must be a finite amount >= 0 (got {value!r})")
+            values[name] = float(value)
+        for name in ("high_water_mark_as_of", "last_as_of", "updated_at"):
+            value = data.get(name)
+            if not isinstance(value, str):
+                raise StateFileError(self.path, f"field '{name}' must be a text timestamp (got {value!r})")
+            values[name] = value
+        return HighWaterMark(**values)
+
+
+@dataclass(frozen=True)
+class DrawdownStatus:
+    """Outcome of one equity reading. `drawdown` is a fraction; None when the mark is unusable."""
+
+    equity: float
+    high_water_mark: float | None
+    drawdown: float | None
+    halted: bool
+    engaged_now: bool
+    reason: str
+
+
+def _log_alert(subject: str, body: str) -> None:
+    log.critical("%s: %s", subject, body)
+
+
+class DrawdownMonitor:
+    """Updates the high-water mark from the broker's account equity and halts on a drawdown.
+
+    `alert(subject, body)` is called once when this monitor engages the halt (default: a
+    CRITICAL log record); an alert that raises is logged and never undoes the halt.
+    """
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str] | None = None,
+        max_drawdown: float = 0.15,
+        alert: Alert | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+        by: str = "drawdown-monitor",
+    ):
+        if isinstance(max_drawdown, bool) or not isinstance(max_drawdown, (int, float)) or not 0 < max_drawdown <= 1:
+            raise RecordError("drawdown monitor", "config", "max_drawdown", "must be a fraction in (0, 1]", max_drawdown)
+        self.state_dir = paths.state_dir(state_dir)
+        self.max_drawdown = float(max_drawdown)
+        self.alert = alert or _log_alert
+        self._clock = clock or utc_now
+        self.by = by
+        self.store = HighWaterMarkStore(self.state_dir)
+        self.kill_switch = KillSwitch(self.state_dir, clock=self._clock)
+
+    def update(self, equity: float, as_of: dt.datetime | dt.date | str) -> DrawdownStatus:
+        """Record one account-equity reading (USD) taken at `as_of`; halt at the drawdown limit."""
+        stamp = _stamp(as_of)
+        value = _equity(equity, stamp)
+        if not self.state_dir.is_dir():
+            # Never create a state folder by recording equity: a mistyped KOBE_STATE_DIR would
+            # otherwise look like a fresh, un-halted account. Engaging creates it, halted.
+            reason = f"state folder {self.state_dir} does not exist; halted until a person clears it (kobe halt clear)"
+            return DrawdownStatus(value, None, None, True, self._halt(reason, value, None, None), reason)
+        try:
+            mark = self.store.read()
+        except StateFileError as exc:
+            reason = (f"high-water mark unusable: {exc}; trading halted until a person repairs the file "
+                      f"or rebases it (kobe halt clear --rebase-hwm --equity USD)")
+            return DrawdownStatus(value, None, None, True, self._halt(reason, value, None, None), reason)
+        now = iso_utc(self._clock())
+        if mark is None or value > mark.high_water_mark:
+            peak, peak_as_of = value, stamp
+        else:
+            peak, peak_as_of = mark.high_water_mark, mark.high_water_mark_as_of
+        self.store.write(HighWaterMark(peak, peak_as_of, value, stamp, now))
+        drawdown = (peak - value) / peak if peak > 0 else 0.0
+        # 1e-12 absorbs float noise at exactly the limit: (100 - 85) / 100 must count as 15 %.
+        if drawdown < self.max_drawdown - 1e-12:
+            status = self.kill_switch.status()
+            reason = f"drawdown {drawdown:.2%} from high-water mark {peak:,.2f} USD (limit {self.max_drawdown:.0%})"
+            return DrawdownStatus(value, peak, drawdown, status.halted, False, reason)
+        reason = (f"drawdown halt: equity {value:,.2f} USD is {drawdown:.2%} below the high-water mark "
+                  f"{peak:,.2f} USD of {peak_as_of} (limit {self.max_drawdown:.0%})")
+        return DrawdownStatus(value, peak, drawdown, True, self._halt(reason, value, peak, drawdown), reason)
+
+    def status(self) -> HighWaterMark | None:
+        """The stored mark (raises `StateFileError` when it is unusable)."""
+        return self.store.read()
+
+    def rebase(self, equity: float, reason: str, by: str, as_of: dt.datetime | dt.date | str | None = None) -> HighWaterMark:
+        """Set the high-water mark to `equity` (USD), e.g. when a person resumes trading after a
+        drawdown halt; logged to the halt log with the mark it replaced. Also repairs a corrupt file."""
+        now = iso_utc(self._clock())
+        stamp = _stamp(as_of) if as_of is not None else now
+        value = _equity(equity, stamp)
+        if not isinstance(reason, str) or not reason.strip():
+            raise RecordError("high-water mark", "rebase", "reason", "must be a non-empty text", reason)
+        try:
+            old = self.store.read()
+            replaced: Any = old.high_water_mark if old else None
+        except StateFileError as exc:
+            replaced = f"unusable: {exc}"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        append_record(self.kill_switch.log_path, {"event": "rebase_high_water_mark", "at": now, "by": by,
+                                                  "reason": reason.strip(), "from": replaced, "to": value})
+        mark = HighWaterMark(value, stamp, value, stamp, now)
+        self.store.write(mark)
+        return mark
+
+    def _halt(self, reason: str, equity: float, peak: float | None, drawdown: float | None) -> bool:
+        """Engage the kill switch unless it is already engaged; alert when engaging. True if engaged now."""
+        current = self.kill_switch.status()
+        if current.halted and not current.fail_closed:
+            log.warning("drawdown monitor: already halted; %s", reason)
+            return False
+        self.kill_switch.engage(reason, self.by)
+        body = "\n".join([
+            reason,
+            f"equity: {equity:,.2f} USD",
+            f"high-water mark: {'unknown' if peak is None else f'{peak:,.2f} USD'}",
+            f"drawdown: {'unknown' if drawdown is None else f'{drawdown:.2%}'}",
+            f"kill switch: {self.kill_switch.path} (clear with: kobe halt clear --reason TEXT)",
+        ])
+        try:
+            subject = "drawdown limit" if drawdown is not None else "drawdown unknown"
+            self.alert(f"KOBE trading halted: {subject}", body)
+        except Exception:  # the halt stands even when the alert channel is down
+            log.exception("drawdown alert could not be sent; the halt is engaged")
+        return True
+
+
+def _stamp(as_of: dt.datetime | dt.date | str) -> str:
+    if isinstance(as_of, dt.datetime):
+        return iso_utc(as_of)
+    if isinstance(as_of, dt.date):
+        return as_of.isoformat()
+    if isinstance(as_of, str) and as_of.strip():
+        return as_of.strip()
+    raise RecordError("account equity", repr(as_of), "as_of", "must be a datetime, date or non-empty text", as_of)
+
+
+def _equity(equity: Any, stamp: str) -> float:
+    if isinstance(equity, bool) or not isinstance(equity, (int, float)) or not math.isfinite(equity) or equity < 0:
+        raise RecordError("account equity", stamp, "equity", "must be a finite amount of USD >= 0", equity)
+    return float(equity)
+
