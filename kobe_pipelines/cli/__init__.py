@@ -12,6 +12,9 @@ from kobe_pipelines.cli.main_cmds import demo, verify
 @click.version_option(package_name="kobe-pipelines")
 def main() -> None:
     """KOBE pipelines: data lake, models and trading loop for daily US equities."""
+    from kobe_pipelines.alerts import load_dotenv_if_present
+
+    load_dotenv_if_present()  # a .env in the working directory; real environment variables win
 
 
 main.add_command(lake)
