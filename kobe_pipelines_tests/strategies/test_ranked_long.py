@@ -9,7 +9,7 @@ from kobe_pipelines.errors import ConfigError, RecordError
 from kobe_pipelines.risk.types import OrderType, Side
 from kobe_pipelines.strategies import RankedLong, RankedLongConfig, RiskBudget, intent_id, validate_intents
 from kobe_pipelines.strategies.ranked_long import bracket_prices, position_size
-from kobe_pipelines_tests.strategies.conftest import AAA, BBB, FLAT, TRADING_DATE, bar_frame, book
+from kobe_pipelines_tests.strategies.conftest import AAA, FLAT, TRADING_DATE, bar_frame, book
 
 CONFIG = RankedLongConfig(top_n=3, entry_threshold=0.5, atr_period=3, stop_atr=2.0, target_atr=2.2)
 BUDGET = RiskBudget(risk_per_trade=0.01, max_position_fraction=0.20)
