@@ -171,7 +171,7 @@ def validate_bars(bars: pd.DataFrame, as_of: dt.date | None = None) -> pd.DataFr
     days = np.where(no_date, 0, day_numbers(dates))
     codes, blank = _symbol_codes(bars["symbol"])
     duplicate = _duplicate_mask(symbol_day_keys(codes, days), (days + _DAY_OFFSET) << 32 | codes.astype(np.int64))
-    duplicate &= ~no_date & ~blank
+    duplicate = duplicate & ~no_date & ~blank
     checks = [
         ("symbol", "must be a non-empty ticker", blank),
         ("date", "must be a date", no_date),

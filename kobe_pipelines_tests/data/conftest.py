@@ -1,0 +1,84 @@
+"""Fixtures of the data tests: small hand-written markets and the Quandl WIKI reference sample."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kobe_pipelines.data import schema
+
+# ../shared/refdata beside the repository (see its README.md for provenance and checks).
+REFDATA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "refdata"
+REFDATA_CSV = REFDATA_DIR / "quandl_wiki_sample_2014.csv"
+
+MakeBars = Callable[..., pd.DataFrame]
+
+
+@pytest.fixture()
+def make_bars() -> MakeBars:
+    """Bars of one symbol from closes (open = high = low = close unless given)."""
+
+    def build(
+        symbol: str,
+        dates: Sequence[str],
+        closes: Sequence[float],
+        volumes: Sequence[float] | None = None,
+    ) -> pd.DataFrame:
+        frame = pd.DataFrame(
+            {
+                "symbol": symbol,
+                "date": list(dates),
+                "open": list(closes),
+                "high": list(closes),
+                "low": list(closes),
+                "close": list(closes),
+                "volume": list(volumes) if volumes is not None else [1000.0] * len(closes),
+            }
+        )
+        return schema.normalize_bars(frame)
+
+    return build
+
+
+def splits_frame(rows: Sequence[tuple[str, str, float, float]]) -> pd.DataFrame:
+    return schema.normalize_splits(pd.DataFrame(list(rows), columns=list(schema.SPLIT_COLUMNS)))
+
+
+def dividends_frame(rows: Sequence[tuple[str, str, float]]) -> pd.DataFrame:
+    return schema.normalize_dividends(pd.DataFrame(list(rows), columns=list(schema.DIVIDEND_COLUMNS)))
+
+
+@pytest.fixture(scope="session")
+def refdata() -> pd.DataFrame:
+    """The vendor's file as is (raw OHLCV, ex-dividend, split_ratio and adj_* columns)."""
+    if not REFDATA_DIR.is_dir():
+        pytest.skip(f"reference data folder {REFDATA_DIR} is absent (it sits beside the repository in ../shared/refdata)")
+    frame = pd.read_csv(REFDATA_CSV)
+    frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
+    return frame
+
+
+@pytest.fixture(scope="session")
+def refdata_inputs(refdata: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(bars, splits, dividends) built from the vendor's raw columns: split_ratio 7.0 means
+    7 new shares per old one (split_from=1, split_to=7); ex-dividend is USD per share of that day."""
+    bars = schema.normalize_bars(refdata.rename(columns={"ticker": "symbol"}))
+    split_rows = refdata.loc[refdata["split_ratio"] != 1.0]
+    splits = schema.normalize_splits(
+        pd.DataFrame(
+            {
+                "symbol": split_rows["ticker"],
+                "execution_date": split_rows["date"],
+                "split_from": 1.0,
+                "split_to": split_rows["split_ratio"],
+            }
+        )
+    )
+    div_rows = refdata.loc[refdata["ex-dividend"] > 0]
+    dividends = schema.normalize_dividends(
+        pd.DataFrame({"symbol": div_rows["ticker"], "ex_dividend_date": div_rows["date"], "cash_amount": div_rows["ex-dividend"]})
+    )
+    return bars, splits, dividends
