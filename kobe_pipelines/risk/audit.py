@@ -28,15 +28,16 @@ import math
 import os
 from collections import deque
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from kobe_pipelines import paths
 from kobe_pipelines.fsutil import fsync_dir
 from kobe_pipelines.risk.intent_fields import ParsedIntent
 from kobe_pipelines.risk.jsonl import iter_records, repair_torn_tail, write_all
 from kobe_pipelines.risk.types import Decision
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 AUDIT_LOG_NAME = "risk_audit.jsonl"
 INTENT_FIELDS = ("client_order_id", "symbol", "side", "qty", "entry", "stop", "take_profit", "order_type",
@@ -176,9 +177,11 @@ _FRAME_COLUMNS = ["decided_at", "decision_id", "approved", "client_order_id", "s
 
 
 def read_audit_log(state_dir: str | os.PathLike[str] | None = None, *, path: str | os.PathLike[str] | None = None,
-                   limit: int | None = None) -> pd.DataFrame:
+                   limit: int | None = None) -> "pd.DataFrame":
     """Decisions as a DataFrame, oldest first (`limit`: only the last N). `decided_at` is UTC;
     `failed` lists failed check names; `reason` joins their reasons; `checks` keeps them all."""
+    import pandas as pd  # here, not at import: the gate itself never needs pandas
+
     file = Path(path) if path is not None else audit_path(state_dir)
     rows = [_row(r) for r in iter_records(file)]
     if limit is not None:

@@ -1,0 +1,149 @@
+"""`kobe halt ...` (the kill switch) and `kobe risk ...` (the policy gate's audit log)."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+
+import click
+
+from kobe_pipelines import paths
+from kobe_pipelines.errors import KobeError
+
+state_option = click.option("--state", "state_path", type=click.Path(file_okay=False), default=None,
+                            help="State folder (default: $KOBE_STATE_DIR or ./state).")
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+by_option = click.option("--by", default=_who, show_default="the current user", help="Who is acting (logged).")
+
+
+def _fail(exc: Exception) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+def halt() -> None:
+    """The kill switch (state/KILL_SWITCH): while engaged, only orders that reduce a position pass."""
+
+
+@halt.command()
+@state_option
+def status(state_path: str | None) -> None:
+    """Print HALTED or ACTIVE with the reason, and the high-water mark."""
+    from kobe_pipelines.risk.drawdown import HighWaterMarkStore
+    from kobe_pipelines.risk.kill_switch import KillSwitch
+
+    state = paths.state_dir(state_path)
+    current = KillSwitch(state).status()
+    if current.halted:
+        since = f" (engaged {current.engaged_at} by {current.engaged_by})" if current.engaged_at else ""
+        click.echo(f"HALTED: {current.reason}{since}")
+    else:
+        click.echo(f"ACTIVE: {current.reason}")
+    try:
+        mark = HighWaterMarkStore(state).read()
+    except KobeError as exc:
+        click.echo(f"high-water mark: UNUSABLE ({exc})")
+        return
+    if mark is None:
+        click.echo("high-water mark: none recorded yet")
+    else:
+        click.echo(f"high-water mark: {mark.high_water_mark:,.2f} USD ({mark.high_water_mark_as_of}); last equity "
+                   f"{mark.last_equity:,.2f} USD ({mark.last_as_of}), drawdown {mark.drawdown(mark.last_equity):.2%}")
+
+
+@halt.command()
+@click.option("--reason", required=True, help="Why trading is halted (shown by `kobe halt status`).")
+@by_option
+@state_option
+def engage(reason: str, by: str, state_path: str | None) -> None:
+    """Halt trading now."""
+    from kobe_pipelines.risk.kill_switch import KillSwitch
+
+    try:
+        result = KillSwitch(paths.state_dir(state_path)).engage(reason, by)
+    except (KobeError, OSError) as exc:
+        _fail(exc)
+    click.echo(f"HALTED: {result.reason} (engaged {result.engaged_at} by {result.engaged_by})")
+
+
+@halt.command()
+@click.option("--reason", required=True, help="Why trading may resume (logged).")
+@click.option("--rebase-hwm", is_flag=True, help="Also reset the high-water mark (after a drawdown halt).")
+@click.option("--equity", type=float, default=None,
+              help="Equity (USD) to rebase the high-water mark to (default: the last recorded equity).")
+@by_option
+@state_option
+def clear(reason: str, rebase_hwm: bool, equity: float | None, by: str, state_path: str | None) -> None:
+    """Resume trading: remove the kill switch (logged in state/halt_log.jsonl)."""
+    from kobe_pipelines.risk.drawdown import DrawdownMonitor
+    from kobe_pipelines.risk.kill_switch import KillSwitch
+
+    state = paths.state_dir(state_path)
+    try:
+        if rebase_hwm:
+            monitor = DrawdownMonitor(state)
+            if equity is None:
+                mark = monitor.status()  # raises when the file is unusable: then --equity is needed
+                if mark is None:
+                    raise click.UsageError("no high-water mark recorded: nothing to rebase (or pass --equity)")
+                equity = mark.last_equity
+            rebased = monitor.rebase(equity, reason, by)
+            click.echo(f"high-water mark rebased to {rebased.high_water_mark:,.2f} USD")
+        elif equity is not None:
+            raise click.UsageError("--equity only goes with --rebase-hwm")
+        result = KillSwitch(state).clear(reason, by)
+    except (KobeError, OSError) as exc:
+        _fail(exc)
+    click.echo(("ACTIVE: " if not result.halted else "STILL HALTED: ") + result.reason)
+
+
+@click.group()
+def risk() -> None:
+    """The policy gate's audit log (state/risk_audit.jsonl)."""
+
+
+@risk.command("log")
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="Show the last N decisions.")
+@click.option("--rejected", is_flag=True, help="Only rejected decisions.")
+@state_option
+def log_cmd(limit: int, rejected: bool, state_path: str | None) -> None:
+    """Print the latest gate decisions, newest last."""
+    import warnings
+
+    from kobe_pipelines.risk.audit import read_audit_log
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = read_audit_log(paths.state_dir(state_path))
+    for warning in caught:
+        click.echo(f"warning: {warning.message}", err=True)
+    if rejected:
+        frame = frame[~frame["approved"]]
+    frame = frame.tail(limit)
+    if frame.empty:
+        click.echo("no decisions logged")
+        return
+    for row in frame.to_dict("records"):
+        verdict = "APPROVED" if row["approved"] else "REJECTED"
+        what = " ".join(_shown(row, name) for name in ("side", "qty", "symbol")) + " @ " + _shown(row, "entry")
+        click.echo(f"{row['decided_at'].isoformat()}  {verdict}  {_shown(row, 'client_order_id')}  {what}  {row['reason']}")
+
+
+def _shown(row: dict, name: str) -> str:
+    """The logged value, or the raw value the gate refused (from `invalid`)."""
+    invalid = row.get("invalid") or {}
+    if name in invalid:
+        return str(invalid[name])
+    value = row.get(name)
+    if isinstance(value, float) and value.is_integer() and name == "qty":
+        return str(int(value))
+    return "-" if value is None or value != value else str(value)
