@@ -110,13 +110,14 @@ class AuditLog:
         return self._fd
 
 
-def encode_record(decision: Decision, parsed: ParsedIntent, context: dict[str, Any]) -> bytes:
-    """One audit line for `decision` (typed intent values from `parsed`)."""
+def encode_record(decision: Decision, parsed: ParsedIntent, context: dict[str, Any], raw: Any = None) -> bytes:
+    """One audit line for `decision` (typed intent values from `parsed`; `raw`: what the gate was
+    handed when it was not an OrderIntent)."""
     intent = decision.intent
     invalid: dict[str, str] = {}
     if parsed.problems.get("intent"):
         typed: dict[str, Any] = dict.fromkeys(INTENT_FIELDS)
-        invalid["intent"] = repr(intent)[:500]
+        invalid["intent"] = repr(raw)[:500]
     else:
         problems = parsed.problems
         typed = {

@@ -44,6 +44,8 @@ def _fail(name: str, reason: str) -> CheckResult:
 def _unevaluated(name: str, p: ParsedIntent, needed: tuple[str, ...]) -> CheckResult | None:
     if not p.problems:
         return None
+    if "intent" in p.problems:
+        return _fail(name, "not evaluated: the intent is not an OrderIntent")
     bad = [f for f in needed if f in p.problems]
     if bad:
         return _fail(name, f"not evaluated: field(s) {', '.join(repr(f) for f in bad)} invalid")
@@ -157,8 +159,8 @@ def bracket(p: ParsedIntent) -> CheckResult:
 
 def quantity(p: ParsedIntent) -> CheckResult:
     problem = p.problems.get("qty")
-    if problem:
-        return _fail("quantity", problem)
+    if problem or p.qty is None:
+        return _fail("quantity", problem or "not evaluated: no qty")
     return _pass("quantity", f"{p.qty} shares")
 
 

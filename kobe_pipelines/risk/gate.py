@@ -158,7 +158,8 @@ class PolicyGate:
             now = now.replace(tzinfo=dt.timezone.utc)
         decision_id = f"{self._prefix}-{next(self._counter):07d}"
         parsed = parse_intent(intent)
-        if "intent" in parsed.problems:
+        raw = intent
+        if "intent" in parsed.problems:  # a Decision needs an OrderIntent; the raw value goes to the log
             intent = OrderIntent(client_order_id="", symbol="", side=None, qty=None, entry=None)
         try:
             checks, context, approve = self._run_checks(parsed, book, now.timestamp())
@@ -169,7 +170,7 @@ class PolicyGate:
         decision = Decision._from_gate(_GATE_TOKEN, decision_id, intent, checks, now)
         if decision.approved and approve is not None:
             approve()
-        return decision, encode_record(decision, parsed, context)
+        return decision, encode_record(decision, parsed, context, raw)
 
     def _run_checks(self, p: ParsedIntent, book: Book, now_s: float):
         snap = self._snapshot_of(book)

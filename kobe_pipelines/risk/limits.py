@@ -87,7 +87,7 @@ class RiskLimits:
         try:
             return cls(**dict(values))
         except ConfigError as exc:
-            raise ConfigError(f"{exc.setting} in {source}", exc.problem, exc.value) from None
+            raise ConfigError(f"{exc.setting} in {source}", exc.problem, values.get(exc.setting)) from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, base: "RiskLimits | None" = None) -> "RiskLimits":
@@ -106,7 +106,7 @@ class RiskLimits:
             return cls(**values)
         except ConfigError as exc:
             if exc.setting in from_env:
-                raise ConfigError(ENV_PREFIX + exc.setting.upper(), exc.problem, exc.value) from None
+                raise ConfigError(ENV_PREFIX + exc.setting.upper(), exc.problem, values[exc.setting]) from None
             raise
 
     @classmethod
