@@ -6,6 +6,7 @@ import click
 
 from kobe_pipelines.cli.lake_cmds import lake
 from kobe_pipelines.cli.main_cmds import demo, verify
+from kobe_pipelines.cli.risk_cmds import halt, risk
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,3 +21,5 @@ def main() -> None:
 main.add_command(lake)
 main.add_command(demo)
 main.add_command(verify)
+main.add_command(halt)
+main.add_command(risk)
