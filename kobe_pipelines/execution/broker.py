@@ -1,0 +1,251 @@
+"""The broker protocol and the order, fill and account records every broker speaks.
+
+Conventions: prices are USD per share; quantities are whole shares, always positive on an
+order or a fill (the side carries the direction); a position's `qty` is signed (+ long,
+- short, `kobe_pipelines.risk.types.Position`). Times are timezone-aware UTC. A "session"
+is the exchange trading date, YYYY-MM-DD (America/New_York).
+
+A broker accepts only an approved policy-gate `Decision` (`risk.types.require_decision`),
+and sends exactly the order it approved: `OrderSpec.from_decision` re-validates every field
+and puts the prices on the tick grid without moving them (see `ticks`). The order class
+follows the legs: both a stop and a take-profit make a bracket, one of them an OTO
+(one-triggers-other), none a simple order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import Enum
+from typing import Protocol, runtime_checkable
+
+from kobe_pipelines.errors import RecordError
+from kobe_pipelines.execution.ticks import on_tick_decimal
+from kobe_pipelines.risk.types import Decision, OrderIntent, OrderType, Position, Side, require_decision
+
+
+class OrderStatus(str, Enum):
+    PENDING = "pending"  # sent, no acknowledgement yet (or its outcome is unknown)
+    HELD = "held"  # an exit leg waiting for its entry to fill
+    NEW = "new"  # working at the broker
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+
+    @property
+    def is_open(self) -> bool:
+        return self in (OrderStatus.PENDING, OrderStatus.HELD, OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
+
+
+class OrderClass(str, Enum):
+    SIMPLE = "simple"
+    BRACKET = "bracket"
+    OTO = "oto"
+
+
+class LegRole(str, Enum):
+    ENTRY = "entry"
+    STOP_LOSS = "stop_loss"
+    TAKE_PROFIT = "take_profit"
+
+
+@dataclass(frozen=True)
+class OrderSpec:
+    """The exact order a broker sends, built from an approved decision. Prices are Decimals on
+    the tick grid; `limit_price` is None for a market entry."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: int
+    order_type: OrderType
+    limit_price: Decimal | None
+    expected_price: Decimal  # the entry price the order was decided on (slippage reference)
+    stop: Decimal | None
+    take_profit: Decimal | None
+    trading_date: str
+    strategy: str
+
+    @property
+    def order_class(self) -> OrderClass:
+        if self.stop is not None and self.take_profit is not None:
+            return OrderClass.BRACKET
+        if self.stop is not None or self.take_profit is not None:
+            return OrderClass.OTO
+        return OrderClass.SIMPLE
+
+    @property
+    def exit_side(self) -> Side:
+        return Side.SELL if self.side is Side.BUY else Side.BUY
+
+    @classmethod
+    def from_decision(cls, decision: Decision) -> "OrderSpec":
+        """The order `decision` approved; `UnapprovedOrderError` for anything but an approved,
+        untampered gate decision, `RecordError` naming the field for a value no broker may send."""
+        return cls.from_intent(require_decision(decision))
+
+    @classmethod
+    def from_intent(cls, intent: OrderIntent) -> "OrderSpec":
+        """Validate `intent` field by field (the gate has done so; this is the broker's own
+        last line) and build the spec. Raises `RecordError` naming the field."""
+        record = f"{getattr(intent, 'client_order_id', '?')!s}"
+        coid = intent.client_order_id
+        if not isinstance(coid, str) or not coid or len(coid) > 128 or coid != coid.strip():
+            raise RecordError("order", record, "client_order_id", "must be 1-128 characters without surrounding spaces", coid)
+        symbol = intent.symbol
+        if not isinstance(symbol, str) or not symbol or not symbol.isprintable() or symbol.strip() != symbol or " " in symbol:
+            raise RecordError("order", record, "symbol", "must be a ticker without spaces", symbol)
+        try:
+            side = Side(intent.side)
+        except ValueError:
+            raise RecordError("order", record, "side", "must be 'buy' or 'sell'", intent.side) from None
+        try:
+            order_type = OrderType(intent.order_type)
+        except ValueError:
+            raise RecordError("order", record, "order_type", "must be 'limit' or 'market'", intent.order_type) from None
+        qty = _whole_shares(intent.qty, record)
+        entry = on_tick_decimal(intent.entry, "entry", record)
+        stop = None if intent.stop is None else on_tick_decimal(intent.stop, "stop", record)
+        target = None if intent.take_profit is None else on_tick_decimal(intent.take_profit, "take_profit", record)
+        buy = side is Side.BUY
+        if stop is not None and (stop >= entry if buy else stop <= entry):
+            raise RecordError("order", record, "stop", f"must be {'below' if buy else 'above'} the entry {entry} "
+                              f"for a {side.value}", intent.stop)
+        if target is not None and (target <= entry if buy else target >= entry):
+            raise RecordError("order", record, "take_profit", f"must be {'above' if buy else 'below'} the entry "
+                              f"{entry} for a {side.value}", intent.take_profit)
+        return cls(coid, symbol, side, qty, order_type, entry if order_type is OrderType.LIMIT else None, entry,
+                   stop, target, str(intent.trading_date or ""), str(intent.strategy or ""))
+
+
+def _whole_shares(qty: object, record: str) -> int:
+    if isinstance(qty, bool) or not isinstance(qty, (int, float)):
+        raise RecordError("order", record, "qty", "must be a whole number of shares", qty)
+    if isinstance(qty, float) and (not math.isfinite(qty) or not qty.is_integer()):
+        raise RecordError("order", record, "qty", "must be a whole number of shares", qty)
+    if qty <= 0:
+        raise RecordError("order", record, "qty", "must be a positive number of shares", qty)
+    return int(qty)
+
+
+@dataclass(frozen=True)
+class LegRecord:
+    """One leg of an order as the broker reports it. `price` is the leg's limit (entry,
+    take-profit) or stop trigger (stop-loss); None for a market entry."""
+
+    role: LegRole
+    side: Side
+    price: float | None
+    status: OrderStatus
+    filled_qty: int = 0
+    filled_avg_price: float | None = None
+    filled_at: dt.datetime | None = None
+    broker_order_id: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """An order at the broker: the entry leg first, then its exit legs."""
+
+    client_order_id: str
+    broker_order_id: str
+    symbol: str
+    side: Side
+    qty: int
+    order_class: OrderClass
+    submitted_at: dt.datetime
+    legs: tuple[LegRecord, ...]
+    trading_date: str = ""
+
+    @property
+    def entry(self) -> LegRecord:
+        return self.legs[0]
+
+    @property
+    def status(self) -> OrderStatus:
+        """The entry leg's status (the order's status as brokers report it)."""
+        return self.entry.status
+
+    @property
+    def is_open(self) -> bool:
+        """True while any leg can still trade (the entry, or an exit leg after the entry filled)."""
+        return any(leg.status.is_open for leg in self.legs)
+
+    def leg(self, role: LegRole) -> LegRecord | None:
+        return next((leg for leg in self.legs if leg.role is role), None)
+
+
+@dataclass(frozen=True)
+class OrderAck:
+    """A broker's answer to `submit`.
+
+    `created` is False when an order with this client order id already existed and is
+    returned instead of a second one; `reconciled` is True when the submission's answer was
+    lost (timeout, 5xx) and the order was found by its client order id afterwards.
+    """
+
+    broker: str
+    client_order_id: str
+    broker_order_id: str
+    status: OrderStatus
+    order_class: OrderClass
+    created: bool
+    reconciled: bool
+    record: OrderRecord
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One execution of one leg. `expected_price` is the price the leg was placed at (entry
+    limit, stop trigger, take-profit limit; for a market entry the decided entry), the
+    reference for slippage. `realized_pnl` (USD) is set on fills that reduce a position."""
+
+    fill_id: str
+    client_order_id: str
+    leg: LegRole
+    symbol: str
+    side: Side
+    qty: int
+    price: float
+    expected_price: float
+    filled_at: dt.datetime
+    session: str
+    broker: str
+    realized_pnl: float | None = None
+
+
+@dataclass(frozen=True)
+class Account:
+    """USD amounts: equity (cash + positions at their marks), cash, buying power."""
+
+    equity: float
+    cash: float
+    buying_power: float
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """What the trading loop needs from any broker."""
+
+    name: str
+
+    def submit(self, decision: Decision) -> OrderAck:
+        """Send the order `decision` approved (simple, OTO or bracket by its legs). An order
+        with the same client order id that already exists is returned, never doubled."""
+        ...
+
+    def get_order(self, client_order_id: str) -> OrderRecord | None: ...
+
+    def cancel(self, client_order_id: str) -> OrderRecord:
+        """Cancel every working leg of the order; `OrderNotFoundError` if there is none."""
+        ...
+
+    def open_orders(self) -> list[OrderRecord]: ...
+
+    def positions(self) -> dict[str, Position]: ...
+
+    def account(self) -> Account: ...

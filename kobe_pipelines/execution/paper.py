@@ -1,0 +1,311 @@
+"""`PaperBroker`: the embedded default broker, filling orders against daily bars.
+
+Orders are day orders for their intent's `trading_date` (an XNYS session, required): the
+entry can fill only on that session's bar and expires otherwise; exit legs wait ("held")
+until the entry fills, then stay live, one-cancels-other, until one fills or the order is
+cancelled. Fill rules: `paper_model` (limits fill when a bar trades through them and never
+worse than the limit; stops fill at the stop or the gapped open less slippage; both legs in
+one bar: the stop wins unless the bar opened through the target).
+
+Bars arrive through `advance(bars)` (schema `BAR_COLUMNS`, one or more sessions, raw prices
+as traded): sessions are processed in date order, each once; a session at or before the last
+one processed is skipped, so replaying bars never fills twice. Pass every symbol of a session
+in one call.
+
+The account is 1x (no margin): buying power = equity - the market value of all positions
+(long and short) - the notional reserved by working entry orders. Money is exact (`Decimal`):
+cash moves by qty x fill price; fill prices are on a $0.0001 grid.
+
+Everything (orders, positions, cash, marks, fills) lives in `state/paper_broker.json`,
+rewritten atomically after each change under a file lock, and re-read by every call, so a
+restart or a second process sees the same book. A file that cannot be read or parsed raises
+`StateFileError`; it is never reset silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import math
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Callable, Collection, Iterator
+
+import pandas as pd
+
+from kobe_pipelines import paths
+from kobe_pipelines.data import schema
+from kobe_pipelines.data.validation import validate_bars
+from kobe_pipelines.errors import ConfigError, StateFileError
+from kobe_pipelines.execution import paper_state as ps
+from kobe_pipelines.execution.broker import Account, Fill, LegRole, OrderAck, OrderRecord, OrderSpec, OrderStatus
+from kobe_pipelines.execution.errors import (
+    InsufficientBuyingPowerError,
+    InvalidOrderError,
+    MarketClosedError,
+    OrderNotFoundError,
+    UnknownSymbolError,
+)
+from kobe_pipelines.execution.paper_model import Bar, entry_fill, exit_fill
+from kobe_pipelines.market_calendar import is_session, xnys
+from kobe_pipelines.risk.heat import is_reducing
+from kobe_pipelines.risk.types import Decision, OrderType, Position, Side
+
+STATE_NAME = "paper_broker.json"
+LOCK_NAME = ".paper_broker.lock"
+
+
+@dataclass(frozen=True)
+class AdvanceResult:
+    sessions: tuple[str, ...]  # processed now, in order
+    skipped_sessions: tuple[str, ...]  # already processed before: ignored
+    fills: tuple[Fill, ...]
+    expired: tuple[str, ...]  # client order ids whose entry expired unfilled
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class PaperBroker:
+    """See the module docstring. `slippage_bps`: adverse slippage per fill, in basis points of
+    price (5.0 = 0.05 %). `starting_cash` (USD) is used only when no state file exists yet.
+    `symbols`: the tradable universe (None: any symbol). `clock`: UTC time of submissions."""
+
+    name = "paper"
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str] | None = None,
+        slippage_bps: float = 5.0,
+        starting_cash: float = 100_000.0,
+        symbols: Collection[str] | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+    ):
+        if isinstance(slippage_bps, bool) or not isinstance(slippage_bps, (int, float)) or not (
+            math.isfinite(slippage_bps) and 0 <= slippage_bps < 10_000
+        ):
+            raise ConfigError("slippage_bps", "must be a number of basis points in [0, 10000)", slippage_bps)
+        if isinstance(starting_cash, bool) or not isinstance(starting_cash, (int, float)) or not (
+            math.isfinite(starting_cash) and starting_cash > 0
+        ):
+            raise ConfigError("starting_cash", "must be a finite amount of USD > 0", starting_cash)
+        self.state_dir = paths.state_dir(state_dir)
+        self.path = self.state_dir / STATE_NAME
+        self.slippage_bps = float(slippage_bps)
+        self._slip = Decimal(repr(float(slippage_bps))) / Decimal(10_000)
+        self._starting_cash = Decimal(repr(float(starting_cash)))
+        self.symbols = frozenset(symbols) if symbols is not None else None
+        self._clock = clock or _utc_now
+        with self._state(write=False):  # a corrupt file fails here, at start
+            pass
+
+    # -- orders ----------------------------------------------------------------------------
+    def submit(self, decision: Decision) -> OrderAck:
+        spec = OrderSpec.from_decision(decision)  # nothing is recorded unless this passes
+        coid = spec.client_order_id
+        with self._state(write=True) as state:
+            existing = state["orders"].get(coid)
+            if existing is not None:
+                record = ps.order_record(existing)
+                return OrderAck(self.name, coid, record.broker_order_id, record.status, record.order_class, False, False, record)
+            self._refuse_unfit(state, spec)
+            state["seq"] += 1
+            order = ps.new_order(spec, state["seq"], decision.decision_id, self._clock())
+            state["orders"][coid] = order
+        record = ps.order_record(order)
+        return OrderAck(self.name, coid, record.broker_order_id, record.status, record.order_class, True, False, record)
+
+    def _refuse_unfit(self, state: dict[str, Any], spec: OrderSpec) -> None:
+        coid = spec.client_order_id
+        if self.symbols is not None and spec.symbol not in self.symbols:
+            raise UnknownSymbolError(f"order {coid}: field 'symbol' {spec.symbol!r} is not tradable at the paper broker", coid)
+        try:
+            session = dt.date.fromisoformat(spec.trading_date)
+        except ValueError:
+            raise InvalidOrderError(f"order {coid}: field 'trading_date' must be a session YYYY-MM-DD for the paper broker "
+                                    f"(got {spec.trading_date!r})", coid) from None
+        if not is_session(session):
+            raise MarketClosedError(f"order {coid}: field 'trading_date' {session} is not an XNYS session", coid)
+        last = state["last_session"]
+        if last is not None and spec.trading_date <= last:
+            raise MarketClosedError(f"order {coid}: session {session} has already been processed (last {last}); "
+                                    "the paper broker cannot fill in the past", coid)
+        position = state["positions"].get(spec.symbol)
+        held = position["qty"] if position else 0
+        if not is_reducing(held, spec.side.sign, spec.qty):
+            need = spec.qty * spec.expected_price
+            available = ps.buying_power(state)
+            if need > available:
+                raise InsufficientBuyingPowerError(f"order {coid}: needs {need:,.2f} USD, buying power is {available:,.2f} USD", coid)
+
+    def get_order(self, client_order_id: str) -> OrderRecord | None:
+        with self._state(write=False) as state:
+            order = state["orders"].get(client_order_id)
+        return ps.order_record(order) if order is not None else None
+
+    def cancel(self, client_order_id: str) -> OrderRecord:
+        with self._state(write=True) as state:
+            order = state["orders"].get(client_order_id)
+            if order is None:
+                raise OrderNotFoundError(f"no paper order with client order id {client_order_id!r}", client_order_id)
+            for leg in order["legs"].values():
+                if OrderStatus(leg["status"]).is_open:
+                    leg["status"] = OrderStatus.CANCELED.value
+        return ps.order_record(order)
+
+    def open_orders(self) -> list[OrderRecord]:
+        with self._state(write=False) as state:
+            orders = sorted(state["orders"].values(), key=lambda o: o["seq"])
+        return [r for r in map(ps.order_record, orders) if r.is_open]
+
+    def fills(self) -> list[Fill]:
+        with self._state(write=False) as state:
+            return [ps.fill_from_dict(f) for f in state["fills"]]
+
+    # -- account ---------------------------------------------------------------------------
+    def positions(self) -> dict[str, Position]:
+        with self._state(write=False) as state:
+            return ps.positions(state)
+
+    def account(self) -> Account:
+        with self._state(write=False) as state:
+            equity = ps.equity(state)
+            return Account(float(equity), float(Decimal(state["cash"])), float(ps.buying_power(state)))
+
+    def marks(self) -> dict[str, float]:
+        """Latest close seen per symbol with a position or an order, USD."""
+        with self._state(write=False) as state:
+            return {k: float(Decimal(v)) for k, v in state["marks"].items()}
+
+    @property
+    def last_session(self) -> str | None:
+        with self._state(write=False) as state:
+            return state["last_session"]
+
+    # -- bars --------------------------------------------------------------------------------
+    def advance(self, bars: pd.DataFrame) -> AdvanceResult:
+        """Process open orders against every session in `bars` not processed yet (see the
+        module docstring). Bad bars raise `BarValidationError` before anything changes."""
+        frame = validate_bars(schema.normalize_bars(bars))
+        with self._state(write=True) as state:
+            last = state["last_session"]
+            dates = sorted({d.date().isoformat() for d in frame["date"]})
+            todo = [d for d in dates if last is None or d > last]
+            skipped = tuple(d for d in dates if d not in todo)
+            relevant = {o["symbol"] for o in state["orders"].values() if ps.is_open(o)} | set(state["positions"])
+            rows = frame[frame["symbol"].isin(relevant)]
+            by_session: dict[str, dict[str, Bar]] = {d: {} for d in todo}
+            for sym, day, o, h, lo, c in zip(rows["symbol"], rows["date"], rows["open"], rows["high"], rows["low"], rows["close"]):
+                key = day.date().isoformat()
+                if key in by_session:
+                    by_session[key][sym] = Bar(*(Decimal(repr(float(x))) for x in (o, h, lo, c)))
+            fills: list[Fill] = []
+            expired: list[str] = []
+            for session in todo:
+                self._process_session(state, session, by_session[session], fills, expired)
+                state["last_session"] = session
+        return AdvanceResult(tuple(todo), skipped, tuple(fills), tuple(expired))
+
+    def _process_session(self, state: dict[str, Any], session: str, bars: dict[str, Bar], fills: list[Fill],
+                         expired: list[str]) -> None:
+        ts = pd.Timestamp(session)
+        opened, closed = xnys().session_open(ts).to_pydatetime(), xnys().session_close(ts).to_pydatetime()
+        for order in sorted(state["orders"].values(), key=lambda o: o["seq"]):
+            legs = order["legs"]
+            entry = legs[LegRole.ENTRY.value]
+            bar = bars.get(order["symbol"])
+            if entry["status"] == OrderStatus.NEW.value:
+                if order["trading_date"] > session:
+                    continue
+                side = Side(order["side"])
+                limit = None if order["limit_price"] is None else Decimal(order["limit_price"])
+                made = entry_fill(side, limit, bar, self._slip) if bar is not None and order["trading_date"] == session else None
+                if made is None:
+                    entry["status"] = OrderStatus.EXPIRED.value
+                    for role in (LegRole.STOP_LOSS, LegRole.TAKE_PROFIT):
+                        if role.value in legs:
+                            legs[role.value]["status"] = OrderStatus.CANCELED.value
+                    expired.append(order["client_order_id"])
+                    continue
+                fills.append(self._fill(state, order, LegRole.ENTRY, side, made.price, opened if made.at_open else closed, session))
+                for role in (LegRole.STOP_LOSS, LegRole.TAKE_PROFIT):
+                    if role.value in legs:
+                        legs[role.value]["status"] = OrderStatus.NEW.value
+                self._exit(state, order, bar, session, opened, closed, fills, entry_bar=True, at_open=made.at_open)
+            elif bar is not None and entry["status"] == OrderStatus.FILLED.value and entry["session"] < session:
+                self._exit(state, order, bar, session, opened, closed, fills, entry_bar=False, at_open=False)
+        for sym, bar in bars.items():
+            state["marks"][sym] = str(bar.close)
+
+    def _exit(self, state: dict[str, Any], order: dict[str, Any], bar: Bar, session: str, opened: dt.datetime,
+              closed: dt.datetime, fills: list[Fill], *, entry_bar: bool, at_open: bool) -> None:
+        legs = order["legs"]
+        live = {role: legs[role.value] for role in (LegRole.STOP_LOSS, LegRole.TAKE_PROFIT)
+                if role.value in legs and legs[role.value]["status"] == OrderStatus.NEW.value}
+        if not live:
+            return
+        stop = Decimal(order["stop"]) if LegRole.STOP_LOSS in live else None
+        target = Decimal(order["take_profit"]) if LegRole.TAKE_PROFIT in live else None
+        side = Side(order["side"])
+        made = exit_fill(side, stop, target, bar, self._slip, entry_bar=entry_bar, entry_at_open=at_open)
+        if made is None:
+            return
+        exit_side = Side.SELL if side is Side.BUY else Side.BUY
+        fills.append(self._fill(state, order, made.role, exit_side, made.price, opened if made.at_open else closed, session))
+        for role, leg in live.items():
+            if role is not made.role:
+                leg["status"] = OrderStatus.CANCELED.value
+
+    def _fill(self, state: dict[str, Any], order: dict[str, Any], role: LegRole, side: Side, price: Decimal,
+              when: dt.datetime, session: str) -> Fill:
+        qty = int(order["qty"])
+        leg = order["legs"][role.value]
+        leg.update(status=OrderStatus.FILLED.value, filled_qty=qty, filled_avg_price=str(price),
+                   filled_at=when.isoformat(), session=session)
+        realized = ps.apply_fill(state, order["symbol"], side.sign * qty, price)
+        expected = {LegRole.ENTRY: order["expected_price"], LegRole.STOP_LOSS: order["stop"],
+                    LegRole.TAKE_PROFIT: order["take_profit"]}[role]
+        fill = {
+            "fill_id": f"{order['client_order_id']}:{role.value}", "client_order_id": order["client_order_id"],
+            "leg": role.value, "symbol": order["symbol"], "side": side.value, "qty": qty, "price": str(price),
+            "expected_price": expected, "filled_at": when.isoformat(), "session": session, "broker": self.name,
+            "realized_pnl": None if realized is None else str(realized),
+        }
+        state["fills"].append(fill)
+        return ps.fill_from_dict(fill)
+
+    # -- state file ------------------------------------------------------------------------
+    @contextmanager
+    def _state(self, write: bool) -> Iterator[dict[str, Any]]:
+        """The state under a file lock (exclusive to write); saved atomically when the block
+        ends without an error, so a failed operation changes nothing."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.state_dir / LOCK_NAME, "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
+            try:
+                state = self._load()
+                yield state
+                if write:
+                    ps.save(self.path, state)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _load(self) -> dict[str, Any]:
+        if not self.path.exists():
+            return ps.fresh_state(self._starting_cash)
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise StateFileError(self.path, f"cannot be read ({exc})") from exc
+        try:
+            payload = json.loads(text)
+        except ValueError as exc:
+            raise StateFileError(self.path, f"is not valid JSON ({exc}); refusing to reset the paper account") from exc
+        return ps.check_state(self.path, payload)
+
+
+__all__ = ["AdvanceResult", "OrderType", "PaperBroker", "STATE_NAME"]

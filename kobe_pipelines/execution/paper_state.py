@@ -1,0 +1,185 @@
+"""The paper broker's state file: layout, validation on load, and the book arithmetic.
+
+Layout of `state/paper_broker.json` (format 1); money and prices are decimal strings (USD):
+
+    {"format": 1, "starting_cash": "100000.0", "cash": "...", "seq": 3, "last_session": "2024-03-04",
+     "orders": {client_order_id: order}, "positions": {symbol: {"qty": signed int, "avg_entry": "..."}},
+     "marks": {symbol: last close}, "fills": [fill, ...]}
+
+An order holds its spec, `seq` (submission order), and `legs`: {"entry" | "stop_loss" |
+"take_profit": {"status", "filled_qty", "filled_avg_price", "filled_at", "session"}}.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from kobe_pipelines.errors import StateFileError
+from kobe_pipelines.execution.broker import Fill, LegRecord, LegRole, OrderClass, OrderRecord, OrderSpec, OrderStatus
+from kobe_pipelines.fsutil import atomic_write_json
+from kobe_pipelines.risk.types import Position, Side
+
+FORMAT = 1
+PNL_TICK = Decimal("0.0001")
+_KEYS = {"format": int, "starting_cash": str, "cash": str, "seq": int, "orders": dict, "positions": dict,
+         "marks": dict, "fills": list}
+
+
+def fresh_state(starting_cash: Decimal) -> dict[str, Any]:
+    return {"format": FORMAT, "starting_cash": str(starting_cash), "cash": str(starting_cash), "seq": 0,
+            "last_session": None, "orders": {}, "positions": {}, "marks": {}, "fills": []}
+
+
+def save(path: Path, state: dict[str, Any]) -> None:
+    atomic_write_json(path, state)
+
+
+def check_state(path: Path, payload: Any) -> dict[str, Any]:
+    """`payload` if it has the layout above (types and decimal fields), else `StateFileError`."""
+    if not isinstance(payload, dict):
+        raise StateFileError(path, "must hold a JSON object")
+    for key, kind in _KEYS.items():
+        if not isinstance(payload.get(key), kind) or isinstance(payload.get(key), bool):
+            raise StateFileError(path, f"field '{key}' is missing or not a {kind.__name__}")
+    if payload["format"] != FORMAT:
+        raise StateFileError(path, f"field 'format' is {payload['format']}, this version reads {FORMAT}")
+    if payload.get("last_session") is not None and not isinstance(payload["last_session"], str):
+        raise StateFileError(path, "field 'last_session' must be a date text or null")
+    try:
+        Decimal(payload["cash"])
+        Decimal(payload["starting_cash"])
+        for symbol, pos in payload["positions"].items():
+            if not isinstance(pos.get("qty"), int):
+                raise StateFileError(path, f"position {symbol}: field 'qty' must be a whole number")
+            Decimal(pos["avg_entry"])
+        for symbol, mark in payload["marks"].items():
+            Decimal(mark)
+        for coid, order in payload["orders"].items():
+            if order.get("client_order_id") != coid or not isinstance(order.get("legs"), dict) or "entry" not in order["legs"]:
+                raise StateFileError(path, f"order {coid}: missing its id or its legs")
+            order_record(order)
+        for fill in payload["fills"]:
+            fill_from_dict(fill)
+    except StateFileError:
+        raise
+    except (InvalidOperation, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise StateFileError(path, f"has a malformed record ({type(exc).__name__}: {exc})") from exc
+    return payload
+
+
+def new_order(spec: OrderSpec, seq: int, decision_id: str, now: dt.datetime) -> dict[str, Any]:
+    legs: dict[str, Any] = {LegRole.ENTRY.value: _leg(OrderStatus.NEW)}
+    if spec.stop is not None:
+        legs[LegRole.STOP_LOSS.value] = _leg(OrderStatus.HELD)
+    if spec.take_profit is not None:
+        legs[LegRole.TAKE_PROFIT.value] = _leg(OrderStatus.HELD)
+    return {
+        "client_order_id": spec.client_order_id, "broker_order_id": f"paper-{seq:08d}", "seq": seq,
+        "decision_id": decision_id, "symbol": spec.symbol, "side": spec.side.value, "qty": spec.qty,
+        "order_type": spec.order_type.value, "order_class": spec.order_class.value,
+        "limit_price": None if spec.limit_price is None else str(spec.limit_price),
+        "expected_price": str(spec.expected_price),
+        "stop": None if spec.stop is None else str(spec.stop),
+        "take_profit": None if spec.take_profit is None else str(spec.take_profit),
+        "trading_date": spec.trading_date, "strategy": spec.strategy, "submitted_at": now.isoformat(), "legs": legs,
+    }
+
+
+def _leg(status: OrderStatus) -> dict[str, Any]:
+    return {"status": status.value, "filled_qty": 0, "filled_avg_price": None, "filled_at": None, "session": None}
+
+
+def is_open(order: dict[str, Any]) -> bool:
+    return any(OrderStatus(leg["status"]).is_open for leg in order["legs"].values())
+
+
+def order_record(order: dict[str, Any]) -> OrderRecord:
+    side = Side(order["side"])
+    exit_side = Side.SELL if side is Side.BUY else Side.BUY
+    prices = {LegRole.ENTRY: order["limit_price"], LegRole.STOP_LOSS: order["stop"], LegRole.TAKE_PROFIT: order["take_profit"]}
+    legs = []
+    for role in LegRole:
+        leg = order["legs"].get(role.value)
+        if leg is None:
+            continue
+        price = prices[role]
+        legs.append(LegRecord(
+            role, side if role is LegRole.ENTRY else exit_side, None if price is None else float(Decimal(price)),
+            OrderStatus(leg["status"]), int(leg["filled_qty"]),
+            None if leg["filled_avg_price"] is None else float(Decimal(leg["filled_avg_price"])),
+            None if leg["filled_at"] is None else dt.datetime.fromisoformat(leg["filled_at"]),
+            f"{order['broker_order_id']}-{role.value}",
+        ))
+    return OrderRecord(order["client_order_id"], order["broker_order_id"], order["symbol"], side, int(order["qty"]),
+                       OrderClass(order["order_class"]), dt.datetime.fromisoformat(order["submitted_at"]), tuple(legs),
+                       order["trading_date"])
+
+
+def fill_from_dict(fill: dict[str, Any]) -> Fill:
+    return Fill(
+        fill["fill_id"], fill["client_order_id"], LegRole(fill["leg"]), fill["symbol"], Side(fill["side"]), int(fill["qty"]),
+        float(Decimal(fill["price"])), float(Decimal(fill["expected_price"])), dt.datetime.fromisoformat(fill["filled_at"]),
+        fill["session"], fill["broker"], None if fill["realized_pnl"] is None else float(Decimal(fill["realized_pnl"])),
+    )
+
+
+def apply_fill(state: dict[str, Any], symbol: str, signed_qty: int, price: Decimal) -> Decimal | None:
+    """Move cash and the position by one fill; the realized P&L (USD) of the part that closes
+    an existing position, or None when the fill only opens or adds."""
+    state["cash"] = str(Decimal(state["cash"]) - signed_qty * price)
+    pos = state["positions"].get(symbol, {"qty": 0, "avg_entry": "0"})
+    held, avg = int(pos["qty"]), Decimal(pos["avg_entry"])
+    new_qty = held + signed_qty
+    realized = None
+    if held == 0 or (held > 0) == (signed_qty > 0):
+        avg = (avg * abs(held) + price * abs(signed_qty)) / abs(new_qty)
+    else:
+        closing = min(abs(held), abs(signed_qty))
+        direction = 1 if held > 0 else -1
+        realized = ((price - avg) * closing * direction).quantize(PNL_TICK, rounding=ROUND_HALF_EVEN)
+        if new_qty != 0 and (new_qty > 0) != (held > 0):  # flipped: the rest opens at this price
+            avg = price
+    if new_qty == 0:
+        state["positions"].pop(symbol, None)
+    else:
+        state["positions"][symbol] = {"qty": new_qty, "avg_entry": str(avg)}
+    return realized
+
+
+def mark_of(state: dict[str, Any], symbol: str) -> Decimal:
+    mark = state["marks"].get(symbol)
+    return Decimal(mark) if mark is not None else Decimal(state["positions"][symbol]["avg_entry"])
+
+
+def equity(state: dict[str, Any]) -> Decimal:
+    """Cash + every position at its mark (its latest close, or its average entry before any)."""
+    return Decimal(state["cash"]) + sum((pos["qty"] * mark_of(state, s) for s, pos in state["positions"].items()), Decimal(0))
+
+
+def buying_power(state: dict[str, Any]) -> Decimal:
+    """1x account: equity - |market value| of every position - notional of working entries."""
+    tied = sum((abs(pos["qty"]) * mark_of(state, s) for s, pos in state["positions"].items()), Decimal(0))
+    reserved = sum((order["qty"] * Decimal(order["expected_price"]) for order in state["orders"].values()
+                    if order["legs"]["entry"]["status"] == OrderStatus.NEW.value), Decimal(0))
+    return max(Decimal(0), equity(state) - tied - reserved)
+
+
+def positions(state: dict[str, Any]) -> dict[str, Position]:
+    """Positions with the stop that protects them: the farthest working stop leg (the most
+    risk) when working stops cover the whole quantity, else None (counted as unprotected)."""
+    out: dict[str, Position] = {}
+    for symbol, pos in state["positions"].items():
+        qty = int(pos["qty"])
+        long = qty > 0
+        stops = [(Decimal(o["stop"]), int(o["qty"])) for o in state["orders"].values()
+                 if o["symbol"] == symbol and o["stop"] is not None and (o["side"] == "buy") == long
+                 and o["legs"][LegRole.STOP_LOSS.value]["status"] == OrderStatus.NEW.value]
+        covered = sum(q for _, q in stops)
+        stop = None
+        if stops and covered >= abs(qty):
+            stop = float(min(s for s, _ in stops) if long else max(s for s, _ in stops))
+        out[symbol] = Position(symbol, qty, float(Decimal(pos["avg_entry"])), stop)
+    return out
