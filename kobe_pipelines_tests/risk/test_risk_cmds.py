@@ -1,0 +1,82 @@
+"""`kobe halt ...` and `kobe risk log` (kobe_pipelines/cli/risk_cmds.py)."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from kobe_pipelines.cli.risk_cmds import halt, risk
+from kobe_pipelines.risk import DrawdownMonitor, KillSwitch
+from kobe_pipelines_tests.risk.conftest import buy, make_book
+
+
+def run(group, *args):
+    return CliRunner().invoke(group, list(args), catch_exceptions=False)
+
+
+def test_halt_status_when_not_engaged_then_prints_active_and_exits_0(state):
+    result = run(halt, "status", "--state", str(state))
+    assert result.exit_code == 0 and result.output.startswith("ACTIVE: kill switch not engaged")
+
+
+def test_halt_engage_then_status_prints_halted_with_reason(state):
+    assert run(halt, "engage", "--reason", "broker outage", "--by", "alice", "--state", str(state)).exit_code == 0
+    result = run(halt, "status", "--state", str(state))
+    assert result.exit_code == 0
+    assert result.output.startswith("HALTED: broker outage (engaged ") and "by alice" in result.output
+
+
+def test_halt_status_when_state_folder_comes_from_env_then_uses_it(state):
+    KillSwitch(state).engage("from env", "x")  # the root conftest points KOBE_STATE_DIR at tmp_path/state
+    assert run(halt, "status").output.startswith("HALTED: from env")
+
+
+def test_halt_status_when_switch_corrupt_then_prints_halted_fail_closed(state):
+    (state / "KILL_SWITCH").write_text("{")
+    assert run(halt, "status", "--state", str(state)).output.startswith("HALTED: fail-closed")
+
+
+def test_halt_clear_when_engaged_then_active_and_logged(state):
+    KillSwitch(state).engage("x", "y")
+    result = run(halt, "clear", "--reason", "fixed", "--by", "bob", "--state", str(state))
+    assert result.exit_code == 0 and result.output.startswith("ACTIVE")
+    assert KillSwitch(state).history()[-1]["by"] == "bob"
+
+
+def test_halt_clear_when_reason_missing_then_refuses(state):
+    KillSwitch(state).engage("x", "y")
+    result = CliRunner().invoke(halt, ["clear", "--state", str(state)])
+    assert result.exit_code != 0 and "--reason" in result.output
+    assert KillSwitch(state).status().halted
+
+
+def test_halt_clear_with_rebase_when_after_drawdown_then_peak_reset_to_last_equity(state):
+    monitor = DrawdownMonitor(state)
+    monitor.update(100_000.0, "d1")
+    monitor.update(80_000.0, "d2")  # 20 %: halted
+    result = run(halt, "clear", "--reason", "resume", "--rebase-hwm", "--state", str(state))
+    assert result.exit_code == 0 and "rebased to 80,000.00 USD" in result.output
+    assert not monitor.update(79_000.0, "d3").halted  # 1.25 % below the new peak
+
+
+def test_halt_status_when_hwm_recorded_then_prints_drawdown(state):
+    monitor = DrawdownMonitor(state)
+    monitor.update(100_000.0, "d1")
+    monitor.update(95_000.0, "d2")
+    assert "drawdown 5.00%" in run(halt, "status", "--state", str(state)).output
+
+
+def test_risk_log_when_decisions_logged_then_prints_latest_with_verdicts(make_gate, state):
+    gate = make_gate()
+    gate.decide(buy("AAPL", 10, 100.0, client_order_id="ok-1"), make_book())
+    gate.decide(buy("AAPL", 10, float("nan"), client_order_id="bad-1"), make_book())
+    result = run(risk, "log", "--state", str(state))
+    lines = result.output.splitlines()
+    assert result.exit_code == 0 and len(lines) == 2
+    assert "APPROVED  ok-1  buy 10 AAPL @ 100.0  approved" in lines[0]
+    assert "REJECTED  bad-1  buy 10 AAPL @ nan" in lines[1] and "field 'entry'" in lines[1]
+    assert run(risk, "log", "--limit", "1", "--state", str(state)).output.count("\n") == 1
+    assert "ok-1" not in run(risk, "log", "--rejected", "--state", str(state)).output
+
+
+def test_risk_log_when_no_log_then_says_so(state):
+    assert run(risk, "log", "--state", str(state)).output.strip() == "no decisions logged"
