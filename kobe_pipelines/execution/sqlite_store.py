@@ -1,0 +1,54 @@
+"""Small durable SQLite files under `state/` (the order ledger, the slippage records).
+
+SQLite, not DuckDB: several processes (the CLI, Dagster runs) open these files at once, and
+SQLite takes turns on a write lock where DuckDB refuses a second process outright. Every
+write is one transaction with `synchronous=FULL` (on disk when `commit` returns); a file that
+is not a database, or has a table of another shape, raises `StateFileError` instead of being
+recreated.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from kobe_pipelines.errors import StateFileError
+
+BUSY_TIMEOUT_S = 10.0
+
+
+@contextmanager
+def connect(path: Path, schema: str, table: str, columns: tuple[str, ...], write: bool = True) -> Iterator[sqlite3.Connection]:
+    """A connection to `path` with `schema` applied (CREATE ... IF NOT EXISTS) and `table`
+    checked to have exactly `columns`, inside one transaction (holding the write lock from the
+    start when `write`); commits on success, rolls back on error, always closes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StateFileError(path, f"cannot be opened ({exc})") from exc
+    try:
+        try:
+            con.execute("PRAGMA synchronous=FULL")
+            con.executescript(schema)
+            found = tuple(row[1] for row in con.execute(f"PRAGMA table_info({table})"))
+        except sqlite3.DatabaseError as exc:
+            raise StateFileError(path, f"is not a usable SQLite database ({exc})") from exc
+        if found != columns:
+            raise StateFileError(path, f"table {table} has columns {list(found)}, expected {list(columns)}")
+        con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield con
+        except BaseException as exc:
+            con.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StateFileError(path, f"failed: {exc}") from exc
+            raise
+        try:
+            con.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            raise StateFileError(path, f"commit failed: {exc}") from exc
+    finally:
+        con.close()
