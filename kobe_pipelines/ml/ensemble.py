@@ -138,6 +138,17 @@ def score_frame(spec: EnsembleSpec, members: dict[str, object], frame: pd.DataFr
     return pd.DataFrame({"symbol": frame["symbol"].astype(str).to_numpy(), "date": frame["date"].to_numpy(), "score": score})
 
 
+class FittedSignal:
+    """Fitted members and their spec, scored like the registered pyfunc (`predict(frame)`)."""
+
+    def __init__(self, spec: EnsembleSpec, members: dict[str, object]):
+        self.spec = spec
+        self.members = {name: members[name] for name in spec.members}
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return score_frame(self.spec, self.members, frame)
+
+
 class SignalModel(mlflow.pyfunc.PythonModel):
     """MLflow pyfunc over an `EnsembleSpec` and its members (see the module docstring)."""
 

@@ -45,6 +45,10 @@ class LSTMConfig:
     patience: int = 3  # epochs without a better validation loss before stopping
     seed: int = 7
     device: str = "auto"  # auto | cpu | cuda
+    # CPU threads of torch during fit/predict (restored after); None leaves torch's setting. One
+    # thread is the default: this model is small, more threads barely help it, and on a busy
+    # machine they can slow it down many times; a fixed count also keeps results bitwise stable.
+    cpu_threads: int | None = 1
 
     def __post_init__(self) -> None:
         if self.window < 1:
@@ -82,6 +86,19 @@ def resolve_device(device: str) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for, but CUDA is not available here")
     return torch.device(device)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op CPU threads set to `n` for the block (None: unchanged), then restored."""
+    previous = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n:
+            torch.set_num_threads(previous)
 
 
 @contextlib.contextmanager
@@ -150,7 +167,7 @@ class LSTMModel:
         device = resolve_device(cfg.device)
         batcher = SequenceBatcher((values - self.mean) / self.scale, cfg.window, device)
         y = torch.as_tensor(np.nan_to_num(target / self.target_scale), dtype=torch.float32, device=device)
-        with deterministic(cfg.seed, device):
+        with deterministic(cfg.seed, device), cpu_threads(cfg.cpu_threads):
             self.net = LSTMNet(len(self.feature_names), cfg.hidden_size, cfg.num_layers).to(device)
             self.report = self._train(batcher, y, torch.as_tensor(train_idx, device=device),
                                       torch.as_tensor(valid_idx, device=device), device)
@@ -218,7 +235,8 @@ class LSTMModel:
             batcher = SequenceBatcher((values - self.mean) / self.scale, self.config.window, device)
             self.net.eval()
             ends = torch.as_tensor(idx, device=device)
-            preds = [self.net(batcher.gather(ends[b : b + 8192])).cpu().numpy() for b in range(0, len(idx), 8192)]
+            with cpu_threads(self.config.cpu_threads):
+                preds = [self.net(batcher.gather(ends[b : b + 8192])).cpu().numpy() for b in range(0, len(idx), 8192)]
             out_sorted[idx] = np.concatenate(preds).astype("float64") * self.target_scale
         out = np.empty(len(frame))
         out[order] = out_sorted

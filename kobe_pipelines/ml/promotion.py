@@ -28,7 +28,7 @@ from mlflow.models import infer_signature
 
 from kobe_pipelines.ml import ensemble
 from kobe_pipelines.ml.registry import ENSEMBLE_MODEL, LSTM_MODEL, PRODUCTION, TAG_LAKE_HASH, TAG_LAKE_VERSION, ModelRegistry
-from kobe_pipelines.ml.training import TrainingResult, window_frame, window_metrics
+from kobe_pipelines.ml.training import TrainingConfig, TrainingResult, train_from_lake, window_frame, window_metrics
 
 
 def _checkpoint(step: str) -> None:
@@ -106,6 +106,14 @@ def register_training(registry: ModelRegistry, result: TrainingResult, *, dagste
             decisions[name] = decide(registry, name, version, result, run_id)
     client.set_terminated(run_id, "FINISHED")
     return RegistrationOutcome(run_id, versions, decisions)
+
+
+def train_and_register(lake, version_id: str, registry: ModelRegistry, config: TrainingConfig | None = None, *,
+                       dagster_run_id: str | None = None) -> tuple[TrainingResult, RegistrationOutcome]:
+    """Train on the pinned lake version and register the result; nothing is registered unless
+    training succeeded (an unknown version, too little history or bad features raise first)."""
+    result = train_from_lake(lake, version_id, config)
+    return result, register_training(registry, result, dagster_run_id=dagster_run_id)
 
 
 def decide(registry: ModelRegistry, name: str, version: str, result: TrainingResult, run_id: str) -> PromotionDecision:

@@ -27,7 +27,7 @@ import pandas as pd
 
 from kobe_pipelines.ml import ensemble
 from kobe_pipelines.ml.errors import InsufficientHistoryError
-from kobe_pipelines.ml.features import DEFAULT_HORIZON, FeatureSet, compute_features
+from kobe_pipelines.ml.features import DEFAULT_HORIZON, FeatureSet, check_finite, compute_features
 from kobe_pipelines.ml.lstm import FitReport, LSTMConfig, LSTMModel, sequence_ends
 from kobe_pipelines.ml.metrics import SignalMetrics, signal_metrics
 from kobe_pipelines.ml.tabular import LinearConfig, TreeConfig, linear_model, tree_model
@@ -75,6 +75,10 @@ class TrainingResult:
     eval_window: tuple[pd.Timestamp, pd.Timestamp]  # first and last date of the last test block
     lstm_reports: tuple[FitReport, ...]
 
+    def signal(self, member: str | None = None) -> ensemble.FittedSignal:
+        """The fitted ensemble (or one `member` alone), with the registered pyfunc's `predict`."""
+        return ensemble.FittedSignal(self.spec if member is None else self.spec.only(member), self.members)
+
     @property
     def version_id(self) -> str:
         return self.features.version_id
@@ -104,6 +108,7 @@ def train_on_features(features: FeatureSet, config: TrainingConfig | None = None
     if features.horizon != cfg.horizon:
         raise ValueError(f"features have label horizon {features.horizon}, the config says {cfg.horizon}")
     frame = features.frame.sort_values(["symbol", "date"], kind="mergesort").reset_index(drop=True)
+    check_finite(frame, features.feature_names, where=f"training features of lake version {features.version_id}")
     label = frame[features.label].to_numpy()
     target = label - frame.groupby("date")[features.label].transform("mean").to_numpy()
     usable = np.isfinite(label) & sequence_ends(frame, cfg.lstm.window)

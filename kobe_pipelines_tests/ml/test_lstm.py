@@ -48,6 +48,7 @@ def test_fit_when_same_seed_twice_then_identical_predictions_and_global_torch_st
     frame, target = _lagged_frame(n_rows=120)
     train, valid = (frame["date"] < frame["date"].unique()[90]).to_numpy(), (frame["date"] >= frame["date"].unique()[90]).to_numpy()
     config = LSTMConfig(window=5, hidden_size=4, max_epochs=2, device="cpu")
+    threads_before = torch.get_num_threads()
     torch.manual_seed(123)
     before = torch.rand(1)
     torch.manual_seed(123)
@@ -59,6 +60,7 @@ def test_fit_when_same_seed_twice_then_identical_predictions_and_global_torch_st
     np.testing.assert_array_equal(first.predict(frame), second.predict(frame))
     assert torch.equal(before, after)  # fit ran in a forked RNG
     assert not torch.are_deterministic_algorithms_enabled()
+    assert torch.get_num_threads() == threads_before
 
 
 def test_predict_when_symbol_has_fewer_than_window_rows_then_nan_for_those_rows_only():
