@@ -268,3 +268,124 @@ def test_daily_bars_when_server_unreachable_then_polygon_error_after_retries(sle
         provider.daily_bars("2024-01-03", "2024-01-03")
 
     assert raised.value.status is None and sleeps == pytest.approx([0.002])
+
+
+# ---- corporate actions ----------------------------------------------------------------------
+
+
+def _expect_page(server: HTTPServer, path: str, query: dict, body: dict | str, status: int = 200) -> None:
+    handler = server.expect_ordered_request(path, method="GET", query_string=query, headers=fx.AUTH_HEADER)
+    if isinstance(body, str):
+        handler.respond_with_data(body, status=status, content_type="text/html")
+    else:
+        handler.respond_with_json(body, status=status)
+
+
+SPLIT_QUERY = {"execution_date.gte": "2024-01-01", "execution_date.lte": "2024-06-30", "limit": "1000"}
+DIVIDEND_QUERY = {"ex_dividend_date.gte": "2024-01-01", "ex_dividend_date.lte": "2024-06-30", "limit": "1000"}
+
+
+def test_splits_when_next_url_then_requests_the_cursor_page_with_key_and_maps_fields(server, provider):
+    next_url = server.url_for(f"{fx.SPLITS_PATH}?cursor=YXA9MjAyNC0wNi0xMA")
+    _expect_page(server, fx.SPLITS_PATH, SPLIT_QUERY, fx.page([fx.split("NVDA", "2024-06-10", 1, 10)], next_url=next_url))
+    _expect_page(server, fx.SPLITS_PATH, {"cursor": "YXA9MjAyNC0wNi0xMA"}, fx.page([fx.split("XYZ", "2024-03-04", 10, 1)]))
+
+    splits = provider.splits("2024-01-01", "2024-06-30")
+
+    # a 10-for-1 forward split is split_from=1, split_to=10; a 1-for-10 reverse split 10 -> 1
+    expected = schema.normalize_splits(pd.DataFrame(
+        [("NVDA", "2024-06-10", 1.0, 10.0), ("XYZ", "2024-03-04", 10.0, 1.0)], columns=list(schema.SPLIT_COLUMNS)))
+    pd.testing.assert_frame_equal(splits, expected)
+    server.check_assertions()  # both pages requested, in order, each with the Authorization header
+
+
+def test_dividends_when_next_url_then_follows_it_and_keeps_the_four_cash_types(server, provider):
+    next_url = server.url_for(f"{fx.DIVIDENDS_PATH}?cursor=cD0y")
+    _expect_page(server, fx.DIVIDENDS_PATH, DIVIDEND_QUERY, fx.page([
+        fx.dividend("AAPL", "2024-02-09", 0.24, "CD"),
+        fx.dividend("COST", "2024-01-11", 15.00, "SC"),
+    ], next_url=next_url))
+    _expect_page(server, fx.DIVIDENDS_PATH, {"cursor": "cD0y"}, fx.page([
+        fx.dividend("VFIAX", "2024-03-20", 0.12, "LT"),
+        fx.dividend("VFIAX", "2024-03-20", 0.03, "ST"),
+    ]))
+
+    dividends = provider.dividends("2024-01-01", "2024-06-30")
+
+    expected = schema.normalize_dividends(pd.DataFrame(
+        [("AAPL", "2024-02-09", 0.24), ("COST", "2024-01-11", 15.00), ("VFIAX", "2024-03-20", 0.12), ("VFIAX", "2024-03-20", 0.03)],
+        columns=list(schema.DIVIDEND_COLUMNS)))
+    pd.testing.assert_frame_equal(dividends, expected)
+    server.check_assertions()
+
+
+def test_dividends_when_not_usd_or_not_a_cash_type_then_skipped_with_warning(server, provider, caplog):
+    caplog.set_level(logging.WARNING, logger="kobe_pipelines.data.providers.polygon")
+    _expect_page(server, fx.DIVIDENDS_PATH, DIVIDEND_QUERY, fx.page([
+        fx.dividend("AAPL", "2024-02-09", 0.24, "CD"),
+        fx.dividend("SHOP", "2024-02-12", 0.50, "CD", currency="CAD"),
+        fx.dividend("ODD", "2024-02-13", 1.00, "XX"),
+    ]))
+
+    dividends = provider.dividends("2024-01-01", "2024-06-30")
+
+    assert dividends["symbol"].tolist() == ["AAPL"]
+    assert "SHOP 2024-02-12: paid in CAD" in caplog.text and "ODD 2024-02-13: dividend_type 'XX'" in caplog.text
+
+
+def test_splits_and_dividends_when_tickers_given_then_only_the_universe(server, sleeps):
+    provider = PolygonProvider(fx.API_KEY, server.url_for("/"), tickers=["AAPL"], backoff=BACKOFF, sleep=sleeps.append)
+    _expect_page(server, fx.SPLITS_PATH, SPLIT_QUERY, fx.page([fx.split("NVDA", "2024-06-10", 1, 10)]))
+    _expect_page(server, fx.DIVIDENDS_PATH, DIVIDEND_QUERY, fx.page([
+        fx.dividend("AAPL", "2024-02-09", 0.24), fx.dividend("MSFT", "2024-02-14", 0.75)]))
+
+    splits = provider.splits("2024-01-01", "2024-06-30")
+    dividends = provider.dividends("2024-01-01", "2024-06-30")
+
+    pd.testing.assert_frame_equal(splits, schema.empty_splits())
+    assert dividends["symbol"].tolist() == ["AAPL"]
+
+
+def test_splits_when_cursor_page_exhausts_retries_then_raises_naming_the_page(server, provider, caplog, capsys):
+    _expect_page(server, fx.SPLITS_PATH, SPLIT_QUERY,
+                 fx.page([fx.split("NVDA", "2024-06-10", 1, 10)], next_url=server.url_for(f"{fx.SPLITS_PATH}?cursor=c2")))
+    server.expect_request(fx.SPLITS_PATH, query_string={"cursor": "c2"}).respond_with_json(fx.error_body("boom"), status=502)
+
+    with pytest.raises(PolygonError, match=r"execution_date 2024-01-01\.\.2024-06-30, page 2") as raised:
+        provider.splits("2024-01-01", "2024-06-30")
+
+    assert raised.value.status == 502
+    _assert_key_hidden(raised.value, caplog, capsys)
+
+
+def test_dividends_when_cursor_page_is_not_json_then_raises_instead_of_stopping_short(server, provider):
+    # polygon-api-client's own iterator would end here quietly with page 1's rows only
+    _expect_page(server, fx.DIVIDENDS_PATH, DIVIDEND_QUERY,
+                 fx.page([fx.dividend("AAPL", "2024-02-09", 0.24)], next_url=server.url_for(f"{fx.DIVIDENDS_PATH}?cursor=c2")))
+    _expect_page(server, fx.DIVIDENDS_PATH, {"cursor": "c2"}, "<html>gateway hiccup</html>")
+
+    with pytest.raises(PolygonError, match="page 2.*not JSON"):
+        provider.dividends("2024-01-01", "2024-06-30")
+
+
+def test_splits_when_next_url_repeats_a_cursor_then_raises_instead_of_looping(server, provider):
+    looping = server.url_for(f"{fx.SPLITS_PATH}?cursor=same")
+    _expect_page(server, fx.SPLITS_PATH, SPLIT_QUERY, fx.page([fx.split("NVDA", "2024-06-10", 1, 10)], next_url=looping))
+    _expect_page(server, fx.SPLITS_PATH, {"cursor": "same"}, fx.page([fx.split("XYZ", "2024-03-04", 10, 1)], next_url=looping))
+
+    with pytest.raises(PolygonError, match="repeats a cursor"):
+        provider.splits("2024-01-01", "2024-06-30")
+
+
+def test_splits_when_a_result_lacks_ticker_then_record_error_names_the_field(server, provider):
+    nameless = fx.split("NVDA", "2024-06-10", 1, 10)
+    del nameless["ticker"]
+    _expect_page(server, fx.SPLITS_PATH, SPLIT_QUERY, fx.page([nameless]))
+
+    with pytest.raises(RecordError, match=r"polygon split /v3/reference/splits result 0: field 'ticker'"):
+        provider.splits("2024-01-01", "2024-06-30")
+
+
+def test_splits_when_start_after_end_then_empty_without_a_request(server, provider):
+    pd.testing.assert_frame_equal(provider.splits("2024-06-30", "2024-01-01"), schema.empty_splits())
+    assert server.log == []
