@@ -104,7 +104,7 @@ def duckdb_copy(source: Path, out: Path) -> None:
 
 def plan_loop_seconds(source: Path, sample_symbols: int) -> tuple[float, int]:
     """The plan's per-event pandas loop (correct formulas, the sketch's structure), on a sample."""
-    from bench_adjust_vs_plan import plan_adjust  # the data helper's faithful re-implementation
+    from bench_adjust_vs_plan import plan_loop as plan_adjust  # the faithful re-implementation of the plan
 
     bars = pd.read_parquet(source / "bars.parquet")
     symbols = sorted(bars["symbol"].unique())

@@ -70,6 +70,7 @@ def derive_actions_and_factors(
     root: Path,
     previous: Manifest | None,
     raw_entries: list[FileEntry],
+    new_rows: pd.DataFrame,
     splits: pd.DataFrame,
     dividends: pd.DataFrame,
     convention: str,
@@ -91,7 +92,7 @@ def derive_actions_and_factors(
         ) if raw_files else set()
     all_splits = validation.validate_splits(all_splits, symbols)
     all_divs = validation.validate_dividends(all_divs, symbols)
-    bars_near = _bars_near_events(raw_files, all_splits, all_divs)
+    bars_near = _bars_near_events(root, previous, new_rows, all_splits, all_divs)
     factors, events = adjustments.compute_factors(bars_near, all_splits, all_divs, convention=convention)
 
     provenance = _provenance(stored_prov, all_splits, all_divs, now)
@@ -142,35 +143,53 @@ def _provenance(stored: pd.DataFrame, splits: pd.DataFrame, divs: pd.DataFrame, 
     return merged.sort_values(keys).reset_index(drop=True)
 
 
-def _bars_near_events(raw_files: list[str], splits: pd.DataFrame, divs: pd.DataFrame) -> pd.DataFrame:
-    """The raw bars the factor computation needs: for every event, the last bar before its date
-    and the first bar on or after it, plus each affected symbol's first and last bar. Reading
-    these few rows (as-of joins in DuckDB) instead of all history keeps a refreeze proportional
-    to the number of events, not to the size of the lake."""
-    events = pd.concat(
-        [
-            pd.DataFrame({"symbol": splits["symbol"], "d": splits["execution_date"]}),
-            pd.DataFrame({"symbol": divs["symbol"], "d": divs["ex_dividend_date"]}),
-        ],
-        ignore_index=True,
+def _bars_near_events(
+    root: Path, previous: Manifest | None, new_rows: pd.DataFrame, splits: pd.DataFrame, divs: pd.DataFrame
+) -> pd.DataFrame:
+    """The raw closes the factor computation needs: for each event, the last bar before its
+    session and the first bar on or after it.
+
+    Events the previous version already applied reuse the closes it recorded (raw bars are
+    immutable) unless a new bar of that symbol arrived at or before the event. Only the other
+    events look bars up: in the new rows (in memory) and, for symbols already stored, in the
+    stored files (three columns, those symbols only). A nightly refreeze therefore reads little
+    beyond its new day, and a full one reads nothing back from disk."""
+    sessions = pd.DataFrame(
+        {
+            "symbol": pd.concat([splits["symbol"], divs["symbol"]], ignore_index=True),
+            "event_date": adjustments.effective_sessions(
+                pd.concat([splits["execution_date"], divs["ex_dividend_date"]], ignore_index=True)
+            ),
+        }
     ).drop_duplicates()
-    if events.empty or not raw_files:
-        return schema.empty_bars()
-    events["d"] = events["d"].dt.date
-    with duckdb.connect() as con:
-        con.register("events", events)
-        frame = con.execute(
-            """
-            WITH b AS (SELECT * FROM read_parquet(?) WHERE symbol IN (SELECT DISTINCT symbol FROM events)),
-            wanted AS (
-                SELECT b.symbol, b.date FROM events e ASOF JOIN b ON e.symbol = b.symbol AND e.d > b.date
-                UNION SELECT b.symbol, b.date FROM events e ASOF JOIN b ON e.symbol = b.symbol AND e.d <= b.date
-                UNION SELECT symbol, min(date) FROM b GROUP BY symbol
-                UNION SELECT symbol, max(date) FROM b GROUP BY symbol
-            )
-            SELECT b.* FROM b SEMI JOIN wanted w ON b.symbol = w.symbol AND b.date = w.date
-            ORDER BY b.symbol, b.date
-            """,
-            [raw_files],
-        ).df()
-    return schema.normalize_bars(frame)
+    if sessions.empty:
+        return schema.empty_bars()[["symbol", "date", "close"]]
+    parts = []
+    known = _read_role(root, previous, "adjustment_events", pd.DataFrame(columns=["symbol", "event_date"]))
+    if not known.empty:
+        known = known[["symbol", "event_date", "prev_date", "close_prev", "close_ex"]]
+        if not new_rows.empty:
+            first_new = new_rows.groupby("symbol", as_index=False)["date"].min().rename(columns={"date": "first_new"})
+            known = known.merge(first_new, on="symbol", how="left")
+            known = known.loc[known["first_new"].isna() | (known["event_date"] < known["first_new"])]
+        parts += [
+            known.rename(columns={"prev_date": "date", "close_prev": "close"})[["symbol", "date", "close"]],
+            known.rename(columns={"event_date": "date", "close_ex": "close"})[["symbol", "date", "close"]],
+        ]
+        sessions = sessions.merge(known[["symbol", "event_date"]], how="left", indicator=True)
+        sessions = sessions.loc[sessions["_merge"] == "left_only", ["symbol", "event_date"]]
+    if not sessions.empty:
+        wanted = set(sessions["symbol"])
+        fresh = new_rows[["symbol", "date", "close"]]
+        parts.append(fresh if len(wanted) * 2 > fresh["symbol"].nunique() else fresh.loc[fresh["symbol"].isin(wanted)])
+        stored = [str(root / e.path) for e in (previous.files_with_role("raw_bars") if previous else [])]
+        if stored:
+            with duckdb.connect() as con:
+                old = con.execute(
+                    "SELECT symbol, date::TIMESTAMP_NS AS date, close FROM read_parquet(?) WHERE symbol IN (SELECT unnest(?))",
+                    [stored, sorted(wanted)],
+                ).df()
+            parts.append(old.astype({"date": "datetime64[ns]"}))
+    frame = pd.concat(parts, ignore_index=True) if parts else schema.empty_bars()[["symbol", "date", "close"]]
+    frame["date"] = frame["date"].astype("datetime64[ns]")
+    return frame.drop_duplicates(["symbol", "date"]).sort_values(["symbol", "date"], kind="stable").reset_index(drop=True)

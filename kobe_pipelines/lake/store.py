@@ -345,7 +345,7 @@ class Lake:
             raw_entries = (previous.files_with_role("raw_bars") if previous else []) + self._write_raw(new_rows)
             _checkpoint("raw_written")
             derived = derive_actions_and_factors(
-                self.root, previous, raw_entries, splits, dividends, dividend_convention, self._write_derived
+                self.root, previous, raw_entries, new_rows, splits, dividends, dividend_convention, self._write_derived
             )
             _checkpoint("derived_written")
             entries = raw_entries + derived.entries
