@@ -202,7 +202,11 @@ class PolygonProvider:
     # ---- bars -------------------------------------------------------------------------------
 
     def daily_bars(self, start: dt.date | str, end: dt.date | str) -> pd.DataFrame:
-        """Raw bars of every XNYS session in [start, end]; a session Polygon has no results for has no rows."""
+        """Raw bars of every XNYS session in [start, end]; a session Polygon has no results for has no rows.
+
+        Ask for completed sessions only (`market_calendar.last_completed_session`): Polygon's
+        grouped daily of a session still trading is partial or empty.
+        """
         frames = []
         sessions = market_calendar.sessions(start, end)
         for i, session in enumerate(sessions, start=1):
