@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from kobe_pipelines.errors import KobeError
+from kobe_pipelines.fsutil import atomic_write_bytes
 from kobe_pipelines.risk.types import OrderIntent
 from kobe_pipelines.strategies import ranked_long
 from kobe_pipelines.strategies.base import RejectedIntent, validate_intents
@@ -157,8 +158,12 @@ class StrategyRegistry:
         *,
         builtins: Mapping[str, tuple[Callable[[], Any], Path]] | None = None,
         time_limit_s: float | None = DEFAULT_TIME_LIMIT_S,
+        keep_dir: Path | None = None,
     ):
         self._dir = Path(strategy_dir) if strategy_dir is not None else None
+        # keep_dir: where the last good source of each user strategy is kept, so that a new
+        # process (each Dagster run is one) still serves it when the file has a broken edit.
+        self._keep_dir = Path(keep_dir) if keep_dir is not None else None
         self._alert = alert
         self._time_limit_s = time_limit_s
         self._lock = threading.RLock()
@@ -219,6 +224,8 @@ class StrategyRegistry:
             except OSError as exc:
                 return self._keep(name, path, "", "read", f"cannot read the file: {exc}", ctx)
             digest = hashlib.sha256(source).hexdigest()
+            if name not in self._loaded:
+                self._restore_kept(name)
             current = self._loaded.get(name)
             if current is not None and self._hashes.get(name) == digest:
                 return current, current.version
@@ -266,6 +273,7 @@ class StrategyRegistry:
             sys.modules.pop(previous.module_name, None)
         self._loaded[name] = candidate
         self._hashes[name] = digest
+        self._store_kept(name, source)
         self._errors.pop(name, None)
         self._failed.pop(name, None)
         logger.info("strategy %s: loaded version %s from %s", name, version, path)
@@ -306,6 +314,29 @@ class StrategyRegistry:
         logger.error("strategy %s: version %s rejected at %s: %s", name, version or "?", stage, reason)
         self._send_alert(failure)
         return self._serve_kept(name)
+
+    def _store_kept(self, name: str, source: bytes) -> None:
+        if self._keep_dir is not None:
+            atomic_write_bytes(self._keep_dir / f"{name}.py", source)
+
+    def _restore_kept(self, name: str) -> None:
+        """Serve the source kept by an earlier process as the running version (it passed its dry run then)."""
+        kept = self._keep_dir / f"{name}.py" if self._keep_dir is not None else None
+        if kept is None or not kept.is_file():
+            return
+        source = kept.read_bytes()
+        digest = hashlib.sha256(source).hexdigest()
+        version = digest[:VERSION_LEN]
+        module_name = unique_module_name(name, version)
+        try:
+            module = load_strategy_source(kept, source, name, module_name)
+        except StrategyLoadError as exc:
+            logger.error("strategy %s: the kept version %s no longer loads: %s", name, version, exc.problem)
+            return
+        self._loaded[name] = LoadedStrategy(
+            name, version, module.strategy, kept, False, datetime.now(UTC), module_name, self._time_limit_s
+        )
+        self._hashes[name] = digest
 
     def _serve_kept(self, name: str) -> tuple[LoadedStrategy, str]:
         kept = self._loaded.get(name)

@@ -328,3 +328,22 @@ def test_run_when_some_intents_malformed_then_only_well_formed_ones_are_kept(mak
 
 def test_run_when_generate_returns_not_a_list_then_error(make_ctx):
     assert "dict" in _loaded(lambda ctx: {}).run(make_ctx()).error
+
+
+def test_get_when_a_new_process_meets_a_broken_edit_then_it_serves_the_version_kept_by_the_last_one(
+    tmp_path, strategy_dir, write_strategy, make_ctx
+):
+    # each Dagster run is a new process: the last good version must survive it, kept in state/
+    keep = tmp_path / "state" / "strategies"
+    path = write_strategy("momo", MOMO.format(top_n=1))
+    first = StrategyRegistry(strategy_dir, keep_dir=keep)
+    _, v1 = first.get("momo", make_ctx())
+    first.close()
+    assert v1 == _sha12(path)
+    write_strategy("momo", "this is not python(\n")
+    alerts = []
+    second = StrategyRegistry(strategy_dir, alert=lambda subject, body: alerts.append(subject), keep_dir=keep)
+    loaded, version = second.get("momo", make_ctx())
+    assert version == v1 == loaded.version
+    assert len(alerts) == 1 and v1 in alerts[0]
+    second.close()

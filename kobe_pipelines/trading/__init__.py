@@ -1,0 +1,1 @@
+"""The trading run: domain glue from signals to orders (no Dagster)."""
