@@ -179,6 +179,30 @@ class OrderRecord:
         return next((leg for leg in self.legs if leg.role is role), None)
 
 
+def protective_stop(symbol: str, qty: int, orders: "list[OrderRecord] | tuple[OrderRecord, ...]") -> float | None:
+    """The stop protecting a position of `qty` signed shares, for the gate's heat check.
+
+    Working stop legs (status new or partially filled, not held) of orders on `symbol` whose
+    entry is on the position's side must cover the whole quantity; then the farthest stop
+    (the most risk: the lowest for a long, the highest for a short) is returned. Otherwise
+    None: the position counts as unprotected (its whole market value is at risk).
+    """
+    if qty == 0:
+        return None
+    side = Side.BUY if qty > 0 else Side.SELL
+    stops: list[tuple[float, int]] = []
+    for order in orders:
+        leg = order.leg(LegRole.STOP_LOSS)
+        if order.symbol != symbol or order.side is not side or leg is None or leg.price is None:
+            continue
+        if leg.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
+            stops.append((leg.price, order.qty - leg.filled_qty))
+    if not stops or sum(q for _, q in stops) < abs(qty):
+        return None
+    prices = [price for price, _ in stops]
+    return min(prices) if qty > 0 else max(prices)
+
+
 @dataclass(frozen=True)
 class OrderAck:
     """A broker's answer to `submit`.

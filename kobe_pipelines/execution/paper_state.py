@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from kobe_pipelines.errors import StateFileError
-from kobe_pipelines.execution.broker import Fill, LegRecord, LegRole, OrderClass, OrderRecord, OrderSpec, OrderStatus
+from kobe_pipelines.execution.broker import (
+    Fill,
+    LegRecord,
+    LegRole,
+    OrderClass,
+    OrderRecord,
+    OrderSpec,
+    OrderStatus,
+    protective_stop,
+)
 from kobe_pipelines.fsutil import atomic_write_json
 from kobe_pipelines.risk.types import Position, Side
 
@@ -168,18 +177,8 @@ def buying_power(state: dict[str, Any]) -> Decimal:
 
 
 def positions(state: dict[str, Any]) -> dict[str, Position]:
-    """Positions with the stop that protects them: the farthest working stop leg (the most
-    risk) when working stops cover the whole quantity, else None (counted as unprotected)."""
-    out: dict[str, Position] = {}
-    for symbol, pos in state["positions"].items():
-        qty = int(pos["qty"])
-        long = qty > 0
-        stops = [(Decimal(o["stop"]), int(o["qty"])) for o in state["orders"].values()
-                 if o["symbol"] == symbol and o["stop"] is not None and (o["side"] == "buy") == long
-                 and o["legs"][LegRole.STOP_LOSS.value]["status"] == OrderStatus.NEW.value]
-        covered = sum(q for _, q in stops)
-        stop = None
-        if stops and covered >= abs(qty):
-            stop = float(min(s for s, _ in stops) if long else max(s for s, _ in stops))
-        out[symbol] = Position(symbol, qty, float(Decimal(pos["avg_entry"])), stop)
-    return out
+    """Positions with the stop that protects them (`broker.protective_stop`)."""
+    working = [order_record(o) for o in state["orders"].values() if is_open(o)]
+    return {symbol: Position(symbol, int(pos["qty"]), float(Decimal(pos["avg_entry"])),
+                             protective_stop(symbol, int(pos["qty"]), working))
+            for symbol, pos in state["positions"].items()}

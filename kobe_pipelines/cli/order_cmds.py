@@ -1,0 +1,174 @@
+"""`kobe order bracket ...` (a manual order through the gate and the ledger) and `kobe orders`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+import click
+
+from kobe_pipelines import paths
+from kobe_pipelines.errors import KobeError
+
+state_option = click.option("--state", "state_path", type=click.Path(file_okay=False), default=None,
+                            help="State folder (default: $KOBE_STATE_DIR or ./state).")
+broker_option = click.option("--broker", "broker_name", type=click.Choice(["paper", "alpaca"]), default="paper",
+                             show_default=True, help="paper: the embedded paper broker; alpaca: ALPACA_* settings.")
+
+
+def _fail(message: object, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _broker(name: str, state):
+    if name == "alpaca":
+        from kobe_pipelines.execution.alpaca import AlpacaBroker
+
+        return AlpacaBroker()
+    from kobe_pipelines.execution.paper import PaperBroker
+
+    return PaperBroker(state)
+
+
+def _lake_close(symbol: str) -> float | None:
+    """The latest raw close of `symbol` in the current lake version, or None."""
+    from kobe_pipelines.lake import Lake
+    from kobe_pipelines.lake.errors import LakeError
+
+    try:
+        lake = Lake()
+        if lake.current_version_id() is None:
+            return None
+        bars = lake.read_bars(view="raw", symbols=[symbol])
+    except (LakeError, OSError):
+        return None
+    return float(bars["close"].iloc[-1]) if not bars.empty else None
+
+
+def _next_session() -> str:
+    from zoneinfo import ZoneInfo
+
+    from kobe_pipelines.market_calendar import EXCHANGE_TZ, next_session_on_or_after
+
+    today = dt.datetime.now(ZoneInfo(EXCHANGE_TZ)).date()
+    return next_session_on_or_after(today).date().isoformat()
+
+
+@click.group()
+def order() -> None:
+    """Manual orders, through the same policy gate and order ledger as the trading loop."""
+
+
+@order.command()
+@click.option("--symbol", required=True, help="Ticker, e.g. AAPL.")
+@click.option("--side", type=click.Choice(["buy", "sell"]), required=True, help="buy: long entry; sell: short entry.")
+@click.option("--qty", type=int, required=True, help="Whole shares (> 0).")
+@click.option("--entry", type=float, required=True, help="Limit price of the entry, USD.")
+@click.option("--stop", type=float, required=True, help="Stop-loss trigger, USD (below the entry for a buy).")
+@click.option("--take-profit", type=float, required=True, help="Take-profit limit, USD (above the entry for a buy).")
+@broker_option
+@click.option("--client-order-id", default=None, help="Default: derived from the order (the same order, the same id).")
+@click.option("--trading-date", default=None, help="Session YYYY-MM-DD (default: today's or the next session).")
+@click.option("--last-price", type=float, default=None,
+              help="Last price for the gate's collar and heat checks (default: the broker's mark or the lake's close).")
+@state_option
+def bracket(symbol: str, side: str, qty: int, entry: float, stop: float, take_profit: float, broker_name: str,
+            client_order_id: str | None, trading_date: str | None, last_price: float | None, state_path: str | None) -> None:
+    """Send one bracket order: gate -> ledger -> broker. Prints every check and the broker's answer.
+
+    Prices are put on the tick grid conservatively first (buy entry down, stop towards the
+    entry, take-profit towards the entry). Exit code 0: sent; 1: rejected or refused; 2: the
+    broker's answer was lost (see `kobe orders --reconcile`).
+    """
+    from kobe_pipelines.execution.client_order_id import make_client_order_id
+    from kobe_pipelines.execution.errors import OrderStatusUnknownError
+    from kobe_pipelines.execution.ledger import OrderLedger
+    from kobe_pipelines.execution.service import book_from_broker, place_order
+    from kobe_pipelines.execution.ticks import round_bracket
+    from kobe_pipelines.risk.gate import PolicyGate
+    from kobe_pipelines.risk.limits import RiskLimits
+    from kobe_pipelines.risk.types import OrderIntent
+
+    state = paths.state_dir(state_path)
+    try:
+        e, s, t = round_bracket(side, entry, stop, take_profit, record=symbol)
+        for name, before, after in (("entry", entry, e), ("stop", stop, s), ("take-profit", take_profit, t)):
+            if float(after) != before:
+                click.echo(f"{name} {before} rounded to the tick: {after}")
+        session = trading_date or _next_session()
+        coid = client_order_id or make_client_order_id("manual", symbol, session, side, qty, e, s, t)
+        broker = _broker(broker_name, state)
+        ledger = OrderLedger(state)
+        drift = ledger.reconcile(broker)
+        if not drift.ok:
+            for line in drift.lines():
+                click.echo(f"drift: {line}", err=True)
+        marks = dict(broker.marks())
+        last = last_price if last_price is not None else marks.get(symbol) or _lake_close(symbol)
+        if last is None:
+            _fail(f"no last price for {symbol}: pass --last-price (the gate's collar and heat checks need one)")
+        marks[symbol] = last
+        intent = OrderIntent(coid, symbol, side, qty, float(e), float(s), float(t), strategy="manual", trading_date=session)
+        gate = PolicyGate(RiskLimits.load(), state)
+        try:
+            result = place_order(intent, book_from_broker(broker, marks), gate, broker, ledger)
+        finally:
+            gate.close()
+    except KobeError as exc:
+        _fail(exc)
+    decision = result.decision
+    click.echo(f"order {coid}: {side} {qty} {symbol} @ {e} stop {s} take-profit {t} for {session} ({broker_name})")
+    click.echo(f"decision {decision.decision_id}: {'APPROVED' if decision.approved else 'REJECTED'}")
+    for check in decision.checks:
+        click.echo(f"  {'PASS' if check.passed else 'FAIL'}  {check.name:<15} {check.reason}")
+    if not decision.approved:
+        if any(c.name == "duplicate_id" for c in decision.failures):
+            try:
+                existing = broker.get_order(coid)
+            except KobeError as exc:
+                existing, coid = None, f"{coid} (look-up failed: {exc})"
+            if existing is not None:
+                click.echo(f"broker: already has {coid} as {existing.broker_order_id}, {existing.status.value}: not sent again")
+        sys.exit(1)
+    if result.error is not None:
+        click.echo(f"broker: {type(result.error).__name__}: {result.error}")
+        sys.exit(2 if isinstance(result.error, OrderStatusUnknownError) else 1)
+    ack = result.ack
+    note = "" if ack.created else " (already existed: not sent again)"
+    note += " (found by client order id after a lost answer)" if ack.reconciled else ""
+    click.echo(f"broker: {ack.broker} order {ack.broker_order_id} {ack.status.value} ({ack.order_class.value}){note}")
+
+
+@click.command()
+@click.option("--events", "show_events", is_flag=True, help="Every ledger event instead of one row per order.")
+@click.option("--order", "client_order_id", default=None, help="Only this client order id (implies --events).")
+@click.option("--reconcile", "reconcile_with", type=click.Choice(["paper", "alpaca"]), default=None,
+              help="Also compare the ledger with this broker's open orders and positions.")
+@state_option
+def orders(show_events: bool, client_order_id: str | None, reconcile_with: str | None, state_path: str | None) -> None:
+    """List the order ledger (state/order_ledger.sqlite)."""
+    import pandas as pd
+
+    from kobe_pipelines.execution.ledger import OrderLedger
+
+    state = paths.state_dir(state_path)
+    try:
+        ledger = OrderLedger(state)
+        if show_events or client_order_id:
+            frame = ledger.events(client_order_id).drop(columns=["detail"])
+        else:
+            frame = ledger.orders()
+        if frame.empty:
+            click.echo("the order ledger is empty" if client_order_id is None else f"no events for {client_order_id}")
+        else:
+            with pd.option_context("display.max_columns", None, "display.width", 200):
+                click.echo(frame.to_string(index=False))
+        if reconcile_with:
+            report = ledger.reconcile(_broker(reconcile_with, state))
+            for line in report.lines():
+                click.echo(("" if report.ok else "drift: ") + line)
+            if not report.ok:
+                sys.exit(1)
+    except KobeError as exc:
+        _fail(exc)
