@@ -108,6 +108,10 @@ class AuditLog:
         return self._fd
 
 
+# One encoder for all records: json.dumps with options builds a new encoder per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=repr)
+
+
 def encode_record(decision: Decision, parsed: ParsedIntent, context: dict[str, Any], raw: Any = None) -> bytes:
     """One audit line for `decision` (typed intent values from `parsed`; `raw`: what the gate was
     handed when it was not an OrderIntent)."""
@@ -147,7 +151,7 @@ def encode_record(decision: Decision, parsed: ParsedIntent, context: dict[str, A
         "failed": [c.name for c in decision.checks if not c.passed],
         "context": context,
     }
-    return (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
+    return (_ENCODER.encode(record) + "\n").encode("utf-8")
 
 
 def finite_or_none(value: Any) -> float | None:

@@ -2,7 +2,8 @@
 
 `state/high_water_mark.json` holds the highest account equity seen (USD) and the latest
 equity reading, written atomically on every update, so a restarted process carries on from
-the same peak. Drawdown = (high-water mark - equity) / high-water mark, a fraction.
+the same peak. Drawdown = (high-water mark - equity) / high-water mark, a fraction. Each
+reading is also appended to `state/equity_log.jsonl` (`read_equity_log`) for plots.
 
 At a drawdown of `max_drawdown` (default 0.15) or more the monitor engages the kill switch
 with the figure in the reason and sends one alert. The halt latches: a recovery of equity
@@ -22,17 +23,21 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from kobe_pipelines import paths
 from kobe_pipelines.errors import RecordError, StateFileError
 from kobe_pipelines.fsutil import atomic_write_json
-from kobe_pipelines.risk.jsonl import append_record
+from kobe_pipelines.risk.jsonl import append_record, iter_records
 from kobe_pipelines.risk.kill_switch import KillSwitch, iso_utc, utc_now
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
 HWM_NAME = "high_water_mark.json"
+EQUITY_LOG_NAME = "equity_log.jsonl"  # one line per reading: for the equity / drawdown plot
 Alert = Callable[[str, str], None]
 
 
@@ -168,12 +173,16 @@ class DrawdownMonitor:
         drawdown = (peak - value) / peak if peak > 0 else 0.0
         # 1e-12 absorbs float noise at exactly the limit: (100 - 85) / 100 must count as 15 %.
         if drawdown < self.max_drawdown - 1e-12:
-            status = self.kill_switch.status()
             reason = f"drawdown {drawdown:.2%} from high-water mark {peak:,.2f} USD (limit {self.max_drawdown:.0%})"
-            return DrawdownStatus(value, peak, drawdown, status.halted, False, reason)
-        reason = (f"drawdown halt: equity {value:,.2f} USD is {drawdown:.2%} below the high-water mark "
-                  f"{peak:,.2f} USD of {peak_as_of} (limit {self.max_drawdown:.0%})")
-        return DrawdownStatus(value, peak, drawdown, True, self._halt(reason, value, peak, drawdown), reason)
+            result = DrawdownStatus(value, peak, drawdown, self.kill_switch.status().halted, False, reason)
+        else:
+            reason = (f"drawdown halt: equity {value:,.2f} USD is {drawdown:.2%} below the high-water mark "
+                      f"{peak:,.2f} USD of {peak_as_of} (limit {self.max_drawdown:.0%})")
+            result = DrawdownStatus(value, peak, drawdown, True, self._halt(reason, value, peak, drawdown), reason)
+        append_record(self.state_dir / EQUITY_LOG_NAME, {"as_of": stamp, "recorded_at": now, "equity": value,
+                                                         "high_water_mark": peak, "drawdown": drawdown,
+                                                         "halted": result.halted})
+        return result
 
     def status(self) -> HighWaterMark | None:
         """The stored mark (raises `StateFileError` when it is unusable)."""
@@ -219,6 +228,16 @@ class DrawdownMonitor:
         except Exception:  # the halt stands even when the alert channel is down
             log.exception("drawdown alert could not be sent; the halt is engaged")
         return True
+
+
+def read_equity_log(state_dir: str | os.PathLike[str] | None = None) -> "pd.DataFrame":
+    """Every equity reading the monitor recorded (as_of, recorded_at, equity, high_water_mark,
+    drawdown as a fraction, halted), oldest first: the data behind an equity/drawdown plot."""
+    import pandas as pd
+
+    columns = ["as_of", "recorded_at", "equity", "high_water_mark", "drawdown", "halted"]
+    rows = list(iter_records(paths.state_dir(state_dir) / EQUITY_LOG_NAME))
+    return pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns)
 
 
 def _stamp(as_of: dt.datetime | dt.date | str) -> str:

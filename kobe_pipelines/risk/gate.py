@@ -168,9 +168,16 @@ class PolicyGate:
             checks = (CheckResult("gate_error", False, f"the gate could not evaluate this intent: {exc!r}"),)
             context, approve = {}, None
         decision = Decision._from_gate(_GATE_TOKEN, decision_id, intent, checks, now)
+        try:
+            line = encode_record(decision, parsed, context, raw)
+        except Exception as exc:  # never lose the decision: log what can be encoded, and reject
+            log.exception("audit record for %s could not be encoded", decision_id)
+            checks = decision.checks + (CheckResult("audit_log", False, f"record could not be encoded: {exc!r}"),)
+            decision = Decision._from_gate(_GATE_TOKEN, decision_id, intent, checks, now)
+            line = encode_record(decision, parse_intent(None), {}, repr(raw))
         if decision.approved and approve is not None:
-            approve()
-        return decision, encode_record(decision, parsed, context, raw)
+            approve()  # only now: the approval counts for duplicates, rate and pending exposure
+        return decision, line
 
     def _run_checks(self, p: ParsedIntent, book: Book, now_s: float):
         snap = self._snapshot_of(book)

@@ -131,10 +131,12 @@ class UnapprovedOrderError(KobeError):
 # nor survive a restart (a restarted process must ask the gate again).
 _SEAL_KEY = secrets.token_bytes(32)
 _GATE_TOKEN = object()
+# Built once: json.dumps with options builds a new encoder per call (the gate seals every decision).
+_SEAL_ENCODER = json.JSONEncoder(sort_keys=True, default=str)
 
 
 def _seal(intent: OrderIntent, approved: bool, decision_id: str) -> str:
-    payload = json.dumps({"intent": intent.to_dict(), "approved": approved, "id": decision_id}, sort_keys=True, default=str)
+    payload = _SEAL_ENCODER.encode({"intent": intent.to_dict(), "approved": approved, "id": decision_id})
     return hmac.new(_SEAL_KEY, payload.encode(), hashlib.sha256).hexdigest()
 
 

@@ -160,3 +160,17 @@ def test_restart_when_a_new_process_reads_the_state_then_peak_and_halt_survive(s
     # yet the halt engaged by the first process is still in force and the gate refuses new risk.
     assert seen["hwm"] == 200_000.0 and math.isclose(seen["drawdown"], 0.05)
     assert seen["halted"] is True and seen["approved"] is False and seen["failed"] == ["halted"]
+
+
+def test_update_when_called_then_each_reading_is_appended_to_the_equity_log(monitor, state):
+    from kobe_pipelines.risk.drawdown import read_equity_log
+
+    monitor.update(100_000.0, "2024-01-02")
+    monitor.update(90_000.0, "2024-01-03")
+    monitor.update(84_000.0, "2024-01-04")
+    frame = read_equity_log(state)
+    assert frame["equity"].tolist() == [100_000.0, 90_000.0, 84_000.0]
+    assert frame["high_water_mark"].tolist() == [100_000.0] * 3
+    # 0 %, (100,000 - 90,000) / 100,000 = 10 %, 16 % (halted)
+    assert frame["drawdown"].tolist() == pytest.approx([0.0, 0.10, 0.16])
+    assert frame["halted"].tolist() == [False, False, True]
