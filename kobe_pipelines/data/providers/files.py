@@ -93,7 +93,7 @@ class FilesProvider:
         except (ValueError, TypeError) as exc:  # e.g. a date column that is not dates
             raise SourceFileError(path, f"cannot be read as {name}: {exc}") from exc
         within = (frame[date_column] >= lo) & (frame[date_column] <= hi)
-        return frame.loc[within].reset_index(drop=True)
+        return frame if within.all() else frame.loc[within].reset_index(drop=True)
 
     def _find(self, name: str) -> Path | None:
         found = [self.folder / f"{name}{suffix}" for suffix in SUFFIXES if (self.folder / f"{name}{suffix}").exists()]
@@ -114,7 +114,9 @@ def _read_parquet(path: Path, columns: tuple[str, ...], date_column: str, lo: pd
         _missing_columns(path, list(file_schema.names), columns)
         date_type = file_schema.field(date_column).type
         filters = None
-        if pa.types.is_date(date_type):
+        if _all_rows_within(path, date_column, lo, hi):
+            pass  # a row filter would cost a pass over every row and drop nothing
+        elif pa.types.is_date(date_type):
             filters = [(date_column, ">=", lo.date()), (date_column, "<=", hi.date())]
         elif pa.types.is_timestamp(date_type) and date_type.tz is None:
             # Whole-day bounds: a timestamp column may carry times of day.
@@ -123,6 +125,22 @@ def _read_parquet(path: Path, columns: tuple[str, ...], date_column: str, lo: pd
     except (pa.ArrowException, OSError) as exc:
         raise SourceFileError(path, f"is not a readable Parquet file ({exc})") from exc
     return table.to_pandas()
+
+
+def _all_rows_within(path: Path, date_column: str, lo: pd.Timestamp, hi: pd.Timestamp) -> bool:
+    """Whether the row-group statistics prove every date of the file lies in [lo, hi]."""
+    metadata = pq.ParquetFile(path).metadata
+    index = metadata.schema.to_arrow_schema().get_field_index(date_column)
+    for i in range(metadata.num_row_groups):
+        stats = metadata.row_group(i).column(index).statistics
+        if stats is None or not stats.has_min_max or stats.null_count:
+            return False
+        try:
+            if pd.Timestamp(stats.min) < lo or pd.Timestamp(stats.max) >= hi + pd.Timedelta(days=1):
+                return False
+        except (TypeError, ValueError):  # dates stored as text, or of a type without a timestamp
+            return False
+    return True
 
 
 def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
