@@ -15,6 +15,9 @@ import dagster as dg
 from pydantic import Field
 
 from kobe_pipelines.data.providers.base import MarketDataProvider
+from kobe_pipelines.defs.env_resources import (
+    AlertsResource, BrokerResource, MlflowResource, RiskResource, StrategyResource,
+)
 from kobe_pipelines.defs.partitions import HISTORY_START
 from kobe_pipelines.errors import ConfigError
 from kobe_pipelines.lake import Lake
@@ -86,11 +89,28 @@ ENV_FIELDS: dict[str, tuple[str, str, type]] = {
     "POLYGON_API_KEY": ("market_data", "polygon_api_key", str),
     "KOBE_POLYGON_BASE_URL": ("market_data", "polygon_base_url", str),
     "KOBE_FILES_DIR": ("market_data", "files_dir", str),
+    "KOBE_BROKER": ("broker", "broker", str),
+    "KOBE_PAPER_SLIPPAGE_BPS": ("broker", "paper_slippage_bps", float),
+    "KOBE_PAPER_STARTING_CASH": ("broker", "paper_starting_cash", float),
+    "MLFLOW_TRACKING_URI": ("mlflow", "tracking_uri", str),
+    "KOBE_STRATEGY": ("strategy", "strategy", str),
+    "KOBE_STRATEGY_DIR": ("strategy", "strategy_dir", str),
 }
+# the env-backed resources: each field named in their ENV, plus the shared state folder
+for _key, _cls in (("alerts", AlertsResource), ("risk", RiskResource), ("broker", BrokerResource),
+                   ("mlflow", MlflowResource), ("strategy", StrategyResource)):
+    ENV_FIELDS["KOBE_STATE_DIR:" + _key] = (_key, "state_dir", str)
+    for _field, _var in _cls.ENV.items():
+        ENV_FIELDS[_var + ":" + _key] = (_key, _field, str)
 
 RESOURCE_CLASSES: dict[str, type[dg.ConfigurableResource]] = {
     "lake": LakeResource,
     "market_data": MarketDataResource,
+    "alerts": AlertsResource,
+    "risk": RiskResource,
+    "broker": BrokerResource,
+    "mlflow": MlflowResource,
+    "strategy": StrategyResource,
 }
 
 
@@ -109,7 +129,8 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, dg.Co
     """Resources for the `Definitions`: EnvVar where the variable is set, else the default."""
     env = os.environ if environ is None else environ
     fields: dict[str, dict[str, object]] = {key: {} for key in RESOURCE_CLASSES}
-    for name, (key, field, kind) in ENV_FIELDS.items():
+    for entry, (key, field, kind) in ENV_FIELDS.items():
+        name = entry.split(":")[0]  # "VAR:resource" when one variable feeds several resources
         if env.get(name, "") != "":
             fields[key][field] = _env_value(name, kind, env)
     return {key: cls(**fields[key]) for key, cls in RESOURCE_CLASSES.items()}

@@ -8,9 +8,10 @@ from kobe_pipelines.defs.partitions import xnys_daily_partitions
 
 refreeze_job = dg.define_asset_job(
     "refreeze_job",
-    selection=dg.AssetSelection.groups("lake"),
+    selection=dg.AssetSelection.groups("lake") | dg.AssetSelection.assets("signals"),
     partitions_def=xnys_daily_partitions,
-    description="Ingest one session's raw bars and the latest corporate actions, then publish a lake version.",
+    description="Ingest one session's raw bars and the latest corporate actions, publish a lake version, "
+    "and score it with the production ensemble (new signals start the trading sensor).",
 )
 
 

@@ -1,0 +1,149 @@
+"""Model assets: features of the current lake version -> LSTM, tree, linear and ensemble -> signals."""
+
+import hashlib
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from kobe_pipelines.defs.env_resources import MlflowResource
+from kobe_pipelines.defs.resources import LakeResource
+from kobe_pipelines.ml.features import WARMUP_ROWS, FeatureSet, features_from_lake
+from kobe_pipelines.ml.promotion import register_training, scores_frame
+from kobe_pipelines.ml.training import TrainingConfig, TrainingResult, model_window, score_latest, train_on_features
+from kobe_pipelines.trading.cycle import next_trading_date
+
+GROUP = "models"
+ENSEMBLE = "kobe-ensemble"
+MEMBERS = ("lstm", "tree", "linear")
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas"})
+def features(lake_version: str, lake: LakeResource) -> dg.Output[FeatureSet]:
+    """Features and labels of one pinned lake version (the one `lake_version` just published)."""
+    fs = features_from_lake(lake.open(), lake_version)
+    frame = fs.frame
+    return dg.Output(
+        fs,
+        metadata={
+            "lake_version": fs.version_id,
+            "content_hash": fs.content_hash,
+            "rows": len(frame),
+            "symbols": int(frame["symbol"].nunique()),
+            "first_date": str(frame["date"].min().date()),
+            "last_date": str(frame["date"].max().date()),
+            "features": dg.MetadataValue.json(list(fs.feature_names)),
+            "label_horizon_days": fs.horizon,
+        },
+    )
+
+
+@dg.multi_asset(
+    group_name=GROUP,
+    specs=[
+        dg.AssetSpec("lstm_model", deps=["features"], kinds={"pytorch", "mlflow"}, description="LSTM over per-symbol sequences"),
+        dg.AssetSpec("tree_model", deps=["features"], kinds={"scikitlearn"}, description="Gradient-boosted trees"),
+        dg.AssetSpec("linear_model", deps=["features"], kinds={"scikitlearn"}, description="Ridge baseline"),
+        dg.AssetSpec("ensemble_model", deps=["lstm_model", "tree_model", "linear_model"], kinds={"mlflow"},
+                      description="Validation-weighted blend, registered as kobe-ensemble"),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec("check_ensemble_metric_floor", asset="ensemble_model",
+                          description="out-of-sample rank IC of the ensemble is above the floor (0.0)"),
+    ],
+)
+def trained_models(context: dg.AssetExecutionContext, features: FeatureSet, mlflow: MlflowResource, lake: LakeResource):
+    """One walk-forward training of the three members and their ensemble; both kobe-lstm and
+    kobe-ensemble are registered in MLflow and promoted only if they beat production on the same
+    validation window. A production model's lake version is pinned in the lake."""
+    result: TrainingResult = train_on_features(features, TrainingConfig())
+    registry = mlflow.registry()
+    outcome = register_training(registry, result, dagster_run_id=context.run_id)
+    for name, decision in outcome.decisions.items():
+        if decision.promoted:
+            lake.open().pin(result.version_id, f"{name} v{decision.version} in production")
+    m = result.metrics
+    for member in MEMBERS:
+        yield dg.MaterializeResult(
+            asset_key=f"{member}_model",
+            metadata={
+                "oos_rank_ic": m.get(f"oos_{member}_rank_ic", float("nan")),
+                "oos_ic": m.get(f"oos_{member}_ic", float("nan")),
+                "ensemble_weight": m.get(f"weight_{member}", float("nan")),
+                "lake_version": result.version_id,
+                "registered_version": outcome.versions.get(f"kobe-{member}", ""),
+            },
+        )
+    rank_ic = m.get("oos_ensemble_rank_ic", float("nan"))
+    decisions = scores_frame(outcome)
+    yield dg.MaterializeResult(
+        asset_key="ensemble_model",
+        metadata={
+            "oos_rank_ic": rank_ic,
+            "oos_ic": m.get("oos_ensemble_ic", float("nan")),
+            "oos_long_short_sharpe": m.get("oos_ensemble_long_short_sharpe", float("nan")),
+            "oos_hit_rate": m.get("oos_ensemble_hit_rate", float("nan")),
+            "lake_version": result.version_id,
+            "mlflow_run_id": outcome.run_id,
+            "registered_versions": dg.MetadataValue.json(outcome.versions),
+            "promotion": dg.MetadataValue.md(decisions.to_markdown(index=False) if not decisions.empty else "_none_"),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="check_ensemble_metric_floor", asset_key="ensemble_model",
+        passed=bool(np.isfinite(rank_ic) and rank_ic > 0.0),
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"out-of-sample rank IC {rank_ic:.4f} (floor 0.0)",
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=["ensemble_model"],
+    kinds={"mlflow", "pandas"},
+    check_specs=[
+        dg.AssetCheckSpec("check_signals_no_nan_scores", asset="signals", blocking=True),
+        dg.AssetCheckSpec("check_signals_every_symbol_scored", asset="signals", blocking=True),
+    ],
+)
+def signals(lake_version: str, lake: LakeResource, mlflow: MlflowResource):
+    """Scores for the latest session from `models:/kobe-ensemble@production` (higher = more
+    attractive long). Its metadata carries the trading date and a hash of the scores, which
+    the trading sensor uses as its run key."""
+    store = lake.open()
+    manifest = store.version(lake_version)
+    bars = store.read_bars(version_id=lake_version)
+    model = mlflow.registry().load(ENSEMBLE)
+    scores = score_latest(model, bars, version_id=manifest.version_id, content_hash=manifest.content_hash, strict=False)
+    latest = bars["date"].max()
+    # every symbol trading on the latest session with enough history for the feature lookback
+    # and the sequence window must be scored; younger listings cannot be, and are not expected
+    history = bars.groupby("symbol")["date"].agg(["count", "max"])
+    needed = WARMUP_ROWS + model_window(model)
+    expected = history.index[(history["max"] == latest) & (history["count"] > needed)]
+    missing = sorted(set(expected) - set(scores["symbol"]))
+    finite = bool(np.isfinite(scores["score"].to_numpy(dtype="float64")).all())
+    signal_date = str(pd.Timestamp(latest).date())
+    digest = hashlib.sha256(scores.sort_values("symbol").to_csv(index=False).encode()).hexdigest()
+    top = scores.sort_values("score", ascending=False).head(10)
+    yield dg.Output(
+        scores,
+        metadata={
+            "signal_date": signal_date,
+            "trading_date": next_trading_date(signal_date),
+            "signals_hash": digest,
+            "lake_version": lake_version,
+            "scored": len(scores),
+            "top_10": dg.MetadataValue.md(top.to_markdown(index=False)),
+        },
+    )
+    yield dg.AssetCheckResult(check_name="check_signals_no_nan_scores", asset_key="signals", passed=finite,
+                              description="every score is finite" if finite else "NaN or infinite scores")
+    yield dg.AssetCheckResult(
+        check_name="check_signals_every_symbol_scored", asset_key="signals", passed=not missing,
+        description="every symbol trading on the latest session is scored" if not missing
+        else f"not scored: {', '.join(missing[:20])}",
+    )
+
+
+model_assets = [features, trained_models, signals]

@@ -1,0 +1,119 @@
+"""Trading assets: the trading run (orders), slippage and the equity curve."""
+
+import dagster as dg
+import pandas as pd
+
+from kobe_pipelines.alerts import Alert, AlertKind
+from kobe_pipelines.defs.env_resources import AlertsResource, BrokerResource, RiskResource, StrategyResource
+from kobe_pipelines.defs.plots import png_markdown
+from kobe_pipelines.defs.resources import LakeResource
+from kobe_pipelines.trading.cycle import run_trading_cycle
+from kobe_pipelines.trading.equity import EquityLog
+
+GROUP = "trading"
+HISTORY_DAYS = 120  # calendar days of adjusted bars handed to the strategy (ATR and friends)
+
+
+def _md(frame: pd.DataFrame) -> dg.MetadataValue:
+    return dg.MetadataValue.md(frame.to_markdown(index=False) if not frame.empty else "_none_")
+
+
+@dg.asset(group_name=GROUP, kinds={"python"})
+def trade_orders(
+    signals: pd.DataFrame, lake: LakeResource, broker: BrokerResource, risk: RiskResource,
+    strategy: StrategyResource, alerts: AlertsResource,
+) -> dg.MaterializeResult:
+    """One trading run: fills since the last run, then the strategy's intents through the policy
+    gate to the broker, all recorded in the order ledger. Rejections and fills raise alerts."""
+    store = lake.open()
+    signal_date = pd.Timestamp(signals["date"].max())
+    bars = store.read_bars(view="total", start=signal_date - pd.Timedelta(days=HISTORY_DAYS), end=signal_date)
+    universe = sorted(bars["symbol"].unique())
+    venue = broker.build(universe=universe)
+    seen = venue.last_session() if hasattr(venue, "last_session") else None
+    raw_start = pd.Timestamp(seen) + pd.Timedelta(days=1) if seen else signal_date
+    raw = store.read_bars(view="raw", start=raw_start, end=signal_date)
+    alerter = alerts.alerter()
+    registry = strategy.registry(
+        alert=lambda subject, body: alerter.send(Alert(kind=AlertKind.STRATEGY_RELOAD_FAILED, subject=subject, body=body))
+    )
+    with risk.gate(universe=universe) as gate:
+        result = run_trading_cycle(
+            signals=signals, bars=bars, raw_bars=raw, broker=venue, gate=gate, ledger=broker.ledger(),
+            slippage=broker.slippage(), registry=registry, strategy_name=strategy.strategy,
+            drawdown=risk.drawdown_monitor(alert=lambda s, b: alerter.send(Alert(kind=AlertKind.HALT, subject=s, body=b,
+                                                                                 severity="critical"))),
+            budget=strategy.budget(), send_alert=alerter.send,
+        )
+    registry.close()
+    EquityLog(broker.state()).append(str(signal_date.date()), result.equity, result.cash)
+    flushed = alerter.flush()
+    orders = result.orders_frame()
+    fills = pd.DataFrame([{"session": f.session, "symbol": f.symbol, "side": f.side.value, "qty": f.qty,
+                           "price": f.price, "expected": f.expected_price, "leg": f.leg.value} for f in result.fills])
+    dd = result.drawdown
+    return dg.MaterializeResult(
+        metadata={
+            "trading_date": result.trading_date,
+            "strategy": result.strategy,
+            "strategy_version": result.strategy_version,
+            "intents": len(result.executions),
+            "sent": len(result.sent),
+            "rejected_by_gate": len(result.rejected),
+            "malformed_intents": len(result.strategy_rejections),
+            "fills": len(result.fills),
+            "equity_usd": result.equity,
+            "cash_usd": result.cash,
+            "drawdown": float(dd.drawdown) if dd and dd.drawdown is not None else float("nan"),
+            "halted": bool(dd.halted) if dd else False,
+            "orders": _md(orders),
+            "fills_table": _md(fills),
+            "alerts_mailed": flushed.mails_sent,
+        }
+    )
+
+
+@dg.asset(group_name=GROUP, deps=[trade_orders], kinds={"sqlite"})
+def slippage_report(broker: BrokerResource) -> dg.MaterializeResult:
+    """Slippage of every fill against its expected price: bps and USD, positive = cost (side-aware)."""
+    tracker = broker.slippage()
+    records = tracker.records()
+    overall = tracker.overall()
+    meta = {
+        "fills": overall.fills,
+        "mean_bps": overall.mean_bps,
+        "median_bps": overall.median_bps,
+        "p95_bps": overall.p95_bps,
+        "total_usd": overall.total_usd,
+    }
+    if not records.empty:
+        meta["by_symbol"] = _md(tracker.by_symbol())
+        meta["plot"] = png_markdown(lambda ax: (ax.hist(records["slippage_bps"], bins=30), ax.set_xlabel("slippage, bps (cost > 0)")),
+                                    "slippage per fill")
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset(group_name=GROUP, deps=[trade_orders], kinds={"python"})
+def equity_curve(broker: BrokerResource) -> dg.MaterializeResult:
+    """Account equity per session and its drawdown from the running peak (the halt watches it)."""
+    frame = EquityLog(broker.state()).frame()
+    meta: dict = {"sessions": len(frame)}
+    if not frame.empty:
+        dates = pd.to_datetime(frame["session"])
+
+        def draw(ax):
+            ax.plot(dates, frame["equity"], label="equity, USD")
+            ax.set_ylabel("USD")
+            twin = ax.twinx()
+            twin.fill_between(dates, -100 * frame["drawdown"], 0, color="tab:red", alpha=0.3, label="drawdown %")
+            twin.set_ylabel("drawdown, %")
+
+        meta.update({
+            "equity_usd": float(frame["equity"].iloc[-1]),
+            "max_drawdown": float(frame["drawdown"].max()),
+            "plot": png_markdown(draw, "equity and drawdown"),
+        })
+    return dg.MaterializeResult(metadata=meta)
+
+
+trading_assets = [trade_orders, slippage_report, equity_curve]
