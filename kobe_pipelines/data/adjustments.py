@@ -20,8 +20,9 @@ split_from=1, split_to=4, s = 1/4; a 1-for-10 reverse split is split_from=10, sp
              the total return. This reproduces Quandl WIKI's adj_* columns (../shared/refdata);
 - several events on one session compose: splits multiply, cash amounts add up (a regular and a
   special dividend on one ex-date are one payment of their sum);
-- a dividend whose q, or whose CRSP q under either convention, is outside (0, 1) (D >= the previous
-  close in ex-date units, e.g. an amount in a pre-split basis) raises `DividendFactorError`;
+- a dividend at least as large as the previous close in ex-date units (D >= close_prev * s, e.g. an
+  amount given in a pre-split basis) raises `DividendFactorError` under either convention, as does
+  any dividend factor outside (0, 1);
 - events are applied only when the symbol has a bar before AND a bar on or after the effective
   session: an event on or before a symbol's first bar has nothing earlier to adjust, and one after
   its last bar is not applied yet (it will be once a bar on or after it arrives).
