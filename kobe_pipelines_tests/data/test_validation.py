@@ -86,13 +86,25 @@ def test_validate_bars_when_open_or_close_outside_low_high_then_names_it(bars, c
     assert "within [low, high]" in str(info.value)
 
 
-def test_validate_bars_when_symbol_date_repeats_then_names_the_duplicate(bars):
-    # the repeat sits at the end, so the frame is neither (symbol, date) nor (date, symbol) ordered
+@pytest.mark.parametrize("where", ["at_the_end", "next_to_it"])
+def test_validate_bars_when_symbol_date_repeats_then_names_the_duplicate(bars, where):
+    # at the end the frame is neither (symbol, date) nor (date, symbol) ordered; next to it, it is
+    # still (symbol, date) ordered but not strictly
     doubled = pd.concat([bars, bars.iloc[[4]]], ignore_index=True)
+    if where == "next_to_it":
+        doubled = doubled.iloc[[0, 1, 2, 3, 4, 6, 5]].reset_index(drop=True)
     with pytest.raises(BarValidationError) as info:
         validation.validate_bars(doubled, as_of=AS_OF)
     assert (info.value.record, info.value.field, info.value.count) == ("BBB 2024-01-03", "date", 2)
     assert "duplicates" in str(info.value)
+
+
+def test_validate_bars_when_date_is_missing_then_names_date(bars):
+    bad = bars.copy()
+    bad.loc[2, "date"] = pd.NaT
+    with pytest.raises(BarValidationError) as info:
+        validation.validate_bars(bad, as_of=AS_OF)
+    assert (info.value.record, info.value.field) == ("AAA <no date>", "date")
 
 
 def test_validate_bars_when_date_after_as_of_then_names_the_future_date(bars, make_bars):
