@@ -94,7 +94,7 @@ def bracket(symbol: str, side: str, qty: int, entry: float, stop: float, take_pr
     if not state.is_dir():  # the gate counts a missing state folder as halted; do not create one here
         _fail(f"state folder {state} does not exist (create it, or check --state / KOBE_STATE_DIR)")
     try:
-        e, s, t = round_bracket(side, entry, stop, take_profit, record=symbol)
+        e, s, t = round_bracket(side, entry, stop, take_profit, record=symbol, check_sides=False)  # the gate judges sides
         for name, before, after in (("entry", entry, e), ("stop", stop, s), ("take-profit", take_profit, t)):
             if float(after) != before:
                 click.echo(f"{name} {before} rounded to the tick: {after}")

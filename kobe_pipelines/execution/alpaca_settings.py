@@ -107,8 +107,10 @@ class AlpacaSettings:
         try:
             return cls(key.strip(), secret.strip(), paper, base_url, time_in_force=tif, **values)
         except ConfigError as exc:
+            if exc.setting not in values:
+                raise
             name = "KOBE_ALPACA_" + exc.setting.upper()
-            raise ConfigError(name if exc.setting in values else exc.setting, exc.problem, exc.value) from None
+            raise ConfigError(name, exc.problem, env.get(name)) from None
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:

@@ -90,13 +90,17 @@ def round_bracket(
     stop: Any = None,
     take_profit: Any = None,
     record: str = "order",
+    check_sides: bool = True,
 ) -> tuple[Decimal, Decimal | None, Decimal | None]:
-    """Entry, stop and take-profit rounded conservatively for `side` (see the module docstring)."""
+    """Entry, stop and take-profit rounded conservatively for `side` (see the module docstring).
+    `check_sides=False` skips the leg-order check (for a caller that lets the gate judge it)."""
     side = Side(side)
     buy = side is Side.BUY
     entry_d = to_tick(entry, DOWN if buy else UP, "entry", record)
     stop_d = None if stop is None else to_tick(stop, UP if buy else DOWN, "stop", record)
     target_d = None if take_profit is None else to_tick(take_profit, DOWN if buy else UP, "take_profit", record)
+    if not check_sides:
+        return entry_d, stop_d, target_d
     if stop_d is not None and (stop_d >= entry_d if buy else stop_d <= entry_d):
         where = "below" if buy else "above"
         raise RecordError("order", record, "stop", f"must stay {where} the entry {entry_d} after tick rounding "

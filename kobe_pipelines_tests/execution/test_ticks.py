@@ -66,3 +66,8 @@ def test_round_bracket_when_sell_target_rounds_onto_the_entry_then_raises_naming
 
 def test_round_bracket_when_no_legs_then_rounds_only_the_entry():
     assert round_bracket("buy", 0.45678) == (Decimal("0.4567"), None, None)
+
+
+def test_round_bracket_when_sides_not_checked_then_returns_the_rounded_prices_as_they_are():
+    assert round_bracket("buy", 100.0, 101.0, 110.0, check_sides=False) == (Decimal("100.00"), Decimal("101.00"),
+                                                                           Decimal("110.00"))

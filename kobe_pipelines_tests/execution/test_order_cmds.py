@@ -1,0 +1,86 @@
+"""`kobe order bracket` and `kobe orders` (kobe_pipelines/cli/order_cmds.py) on the paper broker."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from kobe_pipelines.cli.order_cmds import order, orders
+from kobe_pipelines.execution.ledger import OrderLedger
+from kobe_pipelines.execution.paper import PaperBroker
+from kobe_pipelines.risk import CHECK_NAMES
+
+ORDER = ["bracket", "--symbol", "AAA", "--side", "buy", "--qty", "10", "--entry", "100", "--stop", "95",
+         "--take-profit", "110", "--trading-date", "2024-03-04", "--last-price", "100"]
+
+
+def run(command, *args):
+    return CliRunner().invoke(command, list(args), catch_exceptions=False)
+
+
+def state_dir(tmp_path):
+    state = tmp_path / "state"  # the root conftest points KOBE_STATE_DIR here
+    state.mkdir(exist_ok=True)
+    return state
+
+
+def test_order_bracket_when_approved_then_prints_every_check_and_the_paper_ack(tmp_path):
+    state = state_dir(tmp_path)
+    result = run(order, *ORDER, "--client-order-id", "manual-1")
+    assert result.exit_code == 0, result.output
+    assert "decision " in result.output and ": APPROVED" in result.output
+    assert all(f"PASS  {name}" in result.output for name in CHECK_NAMES)
+    assert result.output.strip().endswith("broker: paper order paper-00000001 new (bracket)")
+    assert PaperBroker(state).get_order("manual-1") is not None
+    assert OrderLedger(state).events()["event"].tolist()[-4:] == ["intent", "decision", "submitted", "ack"]
+
+
+def test_order_bracket_when_stop_on_the_wrong_side_then_rejected_exit_1_and_nothing_sent(tmp_path):
+    state = state_dir(tmp_path)
+    args = [a if a != "95" else "101" for a in ORDER]  # a buy's stop above its entry
+    result = run(order, *args)
+    assert result.exit_code == 1 and ": REJECTED" in result.output
+    assert "FAIL  bracket" in result.output and "field 'stop'" in result.output
+    assert PaperBroker(state).open_orders() == []
+
+
+def test_order_bracket_when_sub_penny_prices_then_rounded_conservatively_and_said_so(tmp_path):
+    state_dir(tmp_path)
+    args = ORDER[:8] + ["100.009", "--stop", "95.001", "--take-profit", "110.009"] + ORDER[13:]
+    result = run(order, *args)
+    assert "entry 100.009 rounded to the tick: 100.00" in result.output
+    assert "stop 95.001 rounded to the tick: 95.01" in result.output and result.exit_code == 0
+
+
+def test_order_bracket_when_run_twice_then_second_is_a_duplicate_and_not_sent(tmp_path):
+    state = state_dir(tmp_path)
+    run(order, *ORDER)
+    again = run(order, *ORDER)  # same order -> same derived client order id
+    assert again.exit_code == 1 and "FAIL  duplicate_id" in again.output
+    assert "not sent again" in again.output and len(PaperBroker(state).open_orders()) == 1
+
+
+def test_order_bracket_when_state_folder_missing_then_refuses_without_creating_it(tmp_path):
+    missing = tmp_path / "nowhere"
+    result = CliRunner().invoke(order, [*ORDER, "--state", str(missing)])
+    assert result.exit_code == 1 and "does not exist" in result.output and not missing.exists()
+
+
+def test_order_bracket_when_no_last_price_anywhere_then_asks_for_one(tmp_path):
+    state_dir(tmp_path)
+    result = CliRunner().invoke(order, ORDER[:-2])
+    assert result.exit_code == 1 and "pass --last-price" in result.output
+
+
+def test_orders_when_an_order_was_placed_then_lists_it_and_reconciles(tmp_path):
+    state_dir(tmp_path)
+    run(order, *ORDER, "--client-order-id", "manual-1")
+    result = run(orders, "--reconcile", "paper")
+    assert result.exit_code == 0 and "manual-1" in result.output
+    assert "paper: ledger and broker agree" in result.output
+    events = run(orders, "--order", "manual-1")
+    assert all(kind in events.output for kind in ("intent", "decision", "submitted", "ack"))
+
+
+def test_orders_when_ledger_empty_then_says_so(tmp_path):
+    state_dir(tmp_path)
+    assert "the order ledger is empty" in run(orders).output
