@@ -19,7 +19,7 @@ import datetime as dt
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -284,8 +284,3 @@ class OrderLedger:
 def _num(value: Any) -> float | None:
     return None if value is None else float(value)
 
-
-def record_fills_note(fills: Iterable[Fill]) -> str:
-    """One line per fill, for the CLI and verify output."""
-    return "; ".join(f"{f.symbol} {f.leg.value} {f.side.value} {f.qty} @ {f.price:.4f} (expected {f.expected_price:.4f})"
-                     for f in fills)

@@ -52,7 +52,7 @@ from kobe_pipelines.execution.errors import (
 from kobe_pipelines.execution.paper_model import Bar, entry_fill, exit_fill
 from kobe_pipelines.market_calendar import is_session, xnys
 from kobe_pipelines.risk.heat import is_reducing
-from kobe_pipelines.risk.types import Decision, OrderType, Position, Side
+from kobe_pipelines.risk.types import Decision, Position, Side
 
 STATE_NAME = "paper_broker.json"
 LOCK_NAME = ".paper_broker.lock"
@@ -308,4 +308,4 @@ class PaperBroker:
         return ps.check_state(self.path, payload)
 
 
-__all__ = ["AdvanceResult", "OrderType", "PaperBroker", "STATE_NAME"]
+__all__ = ["AdvanceResult", "PaperBroker", "STATE_NAME"]

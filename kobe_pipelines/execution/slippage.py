@@ -157,3 +157,31 @@ def _summary(frame: pd.DataFrame) -> SlippageSummary:
 def _grouped(frame: pd.DataFrame, key: str) -> pd.DataFrame:
     rows = [{key: name, **_summary(group).__dict__} for name, group in frame.groupby(key, sort=True)]
     return pd.DataFrame(rows, columns=[key, *SUMMARY_COLUMNS])
+
+
+def plot_png(records: pd.DataFrame) -> bytes:
+    """A PNG for the slippage asset: mean bps per session (bars) and cumulative USD (line).
+    `records` as from `SlippageTracker.records()`; an empty frame gives an empty chart."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    days = _grouped(records, "session")
+    fig, left = plt.subplots(figsize=(8, 3.5), dpi=100)
+    try:
+        left.bar(days["session"], days["mean_bps"], color="tab:blue", label="mean bps (positive = cost)")
+        left.set_ylabel("slippage, bps")
+        left.tick_params(axis="x", labelrotation=45, labelsize=7)
+        right = left.twinx()
+        right.plot(days["session"], days["total_usd"].cumsum(), color="tab:red", marker="o", label="cumulative USD")
+        right.set_ylabel("cumulative slippage, USD")
+        left.set_title(f"Slippage of {int(days['fills'].sum())} fills")
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        return buffer.getvalue()
+    finally:
+        plt.close(fig)

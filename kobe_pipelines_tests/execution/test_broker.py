@@ -91,3 +91,11 @@ def test_order_record_when_entry_filled_and_leg_working_then_open():
     record = _order("AAA", Side.BUY, 10, 95.0, OrderStatus.NEW)
     assert record.status is OrderStatus.FILLED and record.is_open
     assert not _order("AAA", Side.BUY, 10, 95.0, OrderStatus.CANCELED).is_open
+
+
+def test_brokers_when_checked_against_the_protocol_then_paper_and_alpaca_conform(tmp_path, alpaca):
+    from kobe_pipelines.execution.broker import Broker
+    from kobe_pipelines.execution.paper import PaperBroker
+
+    assert isinstance(PaperBroker(tmp_path), Broker) and isinstance(alpaca, Broker)
+    assert not isinstance(object(), Broker)

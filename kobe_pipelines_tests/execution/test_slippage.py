@@ -100,3 +100,12 @@ def test_tracker_when_file_is_not_a_database_then_state_file_error(tmp_path):
     (tmp_path / SLIPPAGE_NAME).write_text("not sqlite")
     with pytest.raises(StateFileError, match=SLIPPAGE_NAME):
         SlippageTracker(tmp_path)
+
+
+def test_plot_png_when_records_then_returns_a_png_image(tmp_path):
+    from kobe_pipelines.execution.slippage import plot_png
+
+    tracker = SlippageTracker(tmp_path)
+    tracker.record_many(FILLS)
+    assert plot_png(tracker.records()).startswith(b"\x89PNG\r\n\x1a\n")
+    assert plot_png(SlippageTracker(tmp_path / "empty").records()).startswith(b"\x89PNG")
