@@ -101,10 +101,14 @@ def register_training(registry: ModelRegistry, result: TrainingResult, *, dagste
         raise
     versions = dict(created)
     decisions = {}
-    if auto_promote:
-        for name, version in created:
-            decisions[name] = decide(registry, name, version, result, run_id)
-    client.set_terminated(run_id, "FINISHED")
+    status = "FAILED"  # both versions are complete; a failed decision only leaves the alias where it was
+    try:
+        if auto_promote:
+            for name, version in created:
+                decisions[name] = decide(registry, name, version, result, run_id)
+        status = "FINISHED"
+    finally:
+        client.set_terminated(run_id, status)
     return RegistrationOutcome(run_id, versions, decisions)
 
 

@@ -4,6 +4,7 @@ training configurations, and temporary MLflow SQLite stores."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,9 +73,21 @@ def small_result(small_lake) -> TrainingResult:
     return train_from_lake(small_lake.lake, small_lake.version_id, SMALL_CONFIG)
 
 
+@pytest.fixture(scope="session")
+def _empty_store(tmp_path_factory):
+    """An MLflow SQLite database with its schema created (the migrations take about a second)."""
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    ModelRegistry(f"sqlite:///{path}").client.search_experiments()
+    return path
+
+
 @pytest.fixture()
-def registry(tmp_path) -> ModelRegistry:
-    return ModelRegistry(f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
+def registry(tmp_path, _empty_store) -> ModelRegistry:
+    """A fresh, empty MLflow store in this test's temporary folder (a copy of the empty template)."""
+    target = tmp_path / "mlflow" / "mlflow.db"
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(_empty_store, target)
+    return ModelRegistry(f"sqlite:///{target}")
 
 
 def inverted(result: TrainingResult) -> TrainingResult:
