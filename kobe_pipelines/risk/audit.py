@@ -24,6 +24,7 @@ writer moves it aside (see `jsonl`).
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 import math
 import os
 from collections import deque
@@ -110,6 +111,7 @@ class AuditLog:
 
 # One encoder for all records: json.dumps with options builds a new encoder per call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=repr)
+_str = encode_basestring_ascii  # a Python str -> a quoted JSON string (C)
 
 
 def encode_record(decision: Decision, parsed: ParsedIntent, context: dict[str, Any], raw: Any = None) -> bytes:
@@ -141,17 +143,22 @@ def encode_record(decision: Decision, parsed: ParsedIntent, context: dict[str, A
             else:
                 typed[name] = None
                 invalid[name] = repr(value)[:200]
-    record = {
-        "decision_id": decision.decision_id,
-        "decided_at": decision.decided_at.isoformat(),
-        "approved": decision.approved,
-        "intent": typed,
-        "invalid": invalid or None,
-        "checks": [{"name": c.name, "passed": c.passed, "reason": c.reason} for c in decision.checks],
-        "failed": [c.name for c in decision.checks if not c.passed],
-        "context": context,
-    }
-    return (_ENCODER.encode(record) + "\n").encode("utf-8")
+    # Assembled by hand around the C string encoder: json.dumps of the whole record took ~14 us,
+    # a fifth of a decision; the line is the same JSON (tests parse every line back).
+    checks = decision.checks
+    parts = [
+        '{"decision_id":', _str(decision.decision_id),
+        ',"decided_at":', _str(decision.decided_at.isoformat()),
+        ',"approved":', "true" if decision.approved else "false",
+        ',"intent":', _ENCODER.encode(typed),
+        ',"invalid":', _ENCODER.encode(invalid) if invalid else "null",
+        ',"checks":[',
+        ",".join(f'{{"name":{_str(c.name)},"passed":{"true" if c.passed else "false"},"reason":{_str(c.reason)}}}'
+                 for c in checks),
+        '],"failed":[', ",".join(_str(c.name) for c in checks if not c.passed),
+        '],"context":', _ENCODER.encode(context), "}\n",
+    ]
+    return "".join(parts).encode("utf-8")
 
 
 def finite_or_none(value: Any) -> float | None:

@@ -16,7 +16,6 @@ import json
 import os
 import stat
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 from kobe_pipelines import paths

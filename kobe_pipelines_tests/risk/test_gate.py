@@ -18,8 +18,8 @@ def test_decide_when_order_is_clean_then_approved_with_every_check_reported(make
 
 
 def test_decide_when_several_checks_fail_then_all_failures_are_reported_not_only_the_first(make_gate):
-    # 3,000 x 110.02 = 330,060 USD: over the notional cap, the collar (10.02 %), position size
-    # (330 %), buying power and heat (no stop: 330 %), and off the tick grid? No: 110.02 is on it.
+    # 3,000 x 110.02 = 330,060 USD: over the notional cap (250,000), the collar (10.02 % > 10 %),
+    # position size (330 % > 20 %), buying power (100,000) and heat (no stop: 330 % > 10 %).
     decision = make_gate().decide(buy("AAPL", 3_000, 110.02), make_book())
     assert {c.name for c in decision.failures} == {"heat", "position_size", "order_notional", "price_collar", "buying_power"}
 
