@@ -24,6 +24,7 @@ from kobe_pipelines.execution.errors import (
     AuthenticationError,
     BrokerError,
     BrokerUnavailableError,
+    DuplicateClientOrderIdError,
     InsufficientBuyingPowerError,
     InvalidOrderError,
     MarketClosedError,
@@ -40,7 +41,7 @@ from kobe_pipelines.execution.ticks import round_bracket, to_tick
 
 __all__ = [
     "Account", "AdvanceResult", "AuthenticationError", "Broker", "BrokerError", "BrokerUnavailableError", "DriftReport",
-    "Execution", "Fill", "InsufficientBuyingPowerError", "InvalidOrderError", "LegRecord", "LegRole", "MarketClosedError",
+    "DuplicateClientOrderIdError",     "Execution", "Fill", "InsufficientBuyingPowerError", "InvalidOrderError", "LegRecord", "LegRole", "MarketClosedError",
     "OrderAck", "OrderClass", "OrderLedger", "OrderNotFoundError", "OrderRecord", "OrderSpec", "OrderStatus",
     "OrderStatusUnknownError", "PaperBroker", "RateLimitedError", "SlippageRecord", "SlippageSummary", "SlippageTracker",
     "UnknownSymbolError", "book_from_broker", "client_order_id_for", "make_client_order_id", "measure", "place_order",

@@ -1,8 +1,10 @@
 """`AlpacaBroker`: the broker protocol on alpaca-py's `TradingClient` (settings: `alpaca_settings`).
 
-Submitting never doubles an order:
+An intent for a session before today's (America/New_York) is refused as stale. Submitting
+never doubles an order:
 1. the client order id (deterministic, `client_order_id`) is looked up first; an existing
-   order is returned (`created=False`);
+   order is returned (`created=False`), unless it is a different order under the same id
+   (`DuplicateClientOrderIdError`);
 2. the order is sent once: LimitOrderRequest (or MarketOrderRequest) with order_class
    bracket (both legs), oto (one leg) or simple, take_profit.limit_price, stop_loss.stop_price,
    the client order id and the configured time in force;
@@ -18,8 +20,10 @@ the keys; the keys are never logged.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any, Callable, TypeVar
+from zoneinfo import ZoneInfo
 
 import requests
 from alpaca.common.enums import BaseURL
@@ -41,8 +45,25 @@ from tenacity import RetryError, Retrying, retry_if_exception_type, retry_if_res
 
 from kobe_pipelines.execution import alpaca_wire as wire
 from kobe_pipelines.execution.alpaca_settings import AlpacaSettings
-from kobe_pipelines.execution.broker import Account, OrderAck, OrderClass, OrderRecord, OrderSpec, OrderStatus, protective_stop
-from kobe_pipelines.execution.errors import BrokerError, BrokerUnavailableError, OrderNotFoundError, OrderStatusUnknownError
+from kobe_pipelines.execution.broker import (
+    Account,
+    OrderAck,
+    OrderClass,
+    OrderRecord,
+    OrderSpec,
+    OrderStatus,
+    conflicts,
+    protective_stop,
+)
+from kobe_pipelines.execution.errors import (
+    BrokerError,
+    BrokerUnavailableError,
+    DuplicateClientOrderIdError,
+    MarketClosedError,
+    OrderNotFoundError,
+    OrderStatusUnknownError,
+)
+from kobe_pipelines.market_calendar import EXCHANGE_TZ
 from kobe_pipelines.risk.types import Decision, Position, Side
 
 log = logging.getLogger(__name__)
@@ -88,8 +109,9 @@ class AlpacaBroker:
 
     name = "alpaca"
 
-    def __init__(self, settings: AlpacaSettings | None = None):
+    def __init__(self, settings: AlpacaSettings | None = None, clock: Callable[[], dt.datetime] | None = None):
         self.settings = settings or AlpacaSettings.from_env()
+        self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
         self._secrets = tuple(s for s in (self.settings.api_key, self.settings.secret_key) if s)
         self._client = _TradingClient(self.settings)
 
@@ -101,8 +123,13 @@ class AlpacaBroker:
     def submit(self, decision: Decision) -> OrderAck:
         spec = OrderSpec.from_decision(decision)  # refuses anything but an approved decision, before any request
         coid = spec.client_order_id
+        self._refuse_stale(spec)
         existing = self._find(coid, "look-up before submit")
         if existing is not None:
+            differs = conflicts(spec, existing)
+            if differs:
+                raise DuplicateClientOrderIdError(f"Alpaca submit {coid}: the id is already used by another order "
+                                                  f"({'; '.join(differs)})", coid)
             log.info("alpaca: order %s already exists (%s); not sending it again", coid, existing.status.value)
             return self._ack(existing, created=False, reconciled=False)
         request = self._request(spec)
@@ -122,6 +149,15 @@ class AlpacaBroker:
                     return self._ack(found, created=False, reconciled=False)
             raise wire.error_for(status, message, coid, "submit") from None
         return self._ack(self._read(wire.order_record, raw), created=True, reconciled=False)
+
+    def _refuse_stale(self, spec: OrderSpec) -> None:
+        """An intent for a session before today's (America/New_York) is a stale signal: refused."""
+        if not spec.trading_date:
+            return
+        today = self._clock().astimezone(ZoneInfo(EXCHANGE_TZ)).date().isoformat()
+        if spec.trading_date < today:
+            raise MarketClosedError(f"Alpaca submit {spec.client_order_id}: field 'trading_date' {spec.trading_date} "
+                                    f"is before today's session date {today} (a stale intent)", spec.client_order_id)
 
     def _request(self, spec: OrderSpec) -> LimitOrderRequest | MarketOrderRequest:
         fields: dict[str, Any] = {

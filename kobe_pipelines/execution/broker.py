@@ -179,6 +179,22 @@ class OrderRecord:
         return next((leg for leg in self.legs if leg.role is role), None)
 
 
+def conflicts(spec: OrderSpec, record: "OrderRecord") -> list[str]:
+    """Fields in which an existing order with the same client order id differs from `spec`
+    (empty: it is the same order). A reused id for another order must never pass as "already sent"."""
+    out = []
+    if record.symbol != spec.symbol:
+        out.append(f"symbol {record.symbol} != {spec.symbol}")
+    if record.side is not spec.side:
+        out.append(f"side {record.side.value} != {spec.side.value}")
+    if record.qty != spec.qty:
+        out.append(f"qty {record.qty} != {spec.qty}")
+    price = record.entry.price
+    if spec.limit_price is not None and price is not None and abs(price - float(spec.limit_price)) > 1e-9:
+        out.append(f"entry {price} != {spec.limit_price}")
+    return out
+
+
 def protective_stop(symbol: str, qty: int, orders: "list[OrderRecord] | tuple[OrderRecord, ...]") -> float | None:
     """The stop protecting a position of `qty` signed shares, for the gate's heat check.
 

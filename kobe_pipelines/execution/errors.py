@@ -30,6 +30,10 @@ class UnknownSymbolError(InvalidOrderError):
     """The symbol is not tradable at this broker."""
 
 
+class DuplicateClientOrderIdError(InvalidOrderError):
+    """The client order id is already used by a different order at the broker."""
+
+
 class InsufficientBuyingPowerError(BrokerError):
     """The account cannot pay for the order (Alpaca's 403 'insufficient buying power')."""
 

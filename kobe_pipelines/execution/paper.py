@@ -41,8 +41,18 @@ from kobe_pipelines.data import schema
 from kobe_pipelines.data.validation import validate_bars
 from kobe_pipelines.errors import ConfigError, StateFileError
 from kobe_pipelines.execution import paper_state as ps
-from kobe_pipelines.execution.broker import Account, Fill, LegRole, OrderAck, OrderRecord, OrderSpec, OrderStatus
+from kobe_pipelines.execution.broker import (
+    Account,
+    Fill,
+    LegRole,
+    OrderAck,
+    OrderRecord,
+    OrderSpec,
+    OrderStatus,
+    conflicts,
+)
 from kobe_pipelines.execution.errors import (
+    DuplicateClientOrderIdError,
     InsufficientBuyingPowerError,
     InvalidOrderError,
     MarketClosedError,
@@ -64,6 +74,13 @@ class AdvanceResult:
     skipped_sessions: tuple[str, ...]  # already processed before: ignored
     fills: tuple[Fill, ...]
     expired: tuple[str, ...]  # client order ids whose entry expired unfilled
+
+
+def _same_order(spec: OrderSpec, record: OrderRecord) -> None:
+    differs = conflicts(spec, record)
+    if differs:
+        raise DuplicateClientOrderIdError(f"client order id {spec.client_order_id} is already used by another order "
+                                          f"({'; '.join(differs)})", spec.client_order_id)
 
 
 def _utc_now() -> dt.datetime:
@@ -111,6 +128,7 @@ class PaperBroker:
             existing = state["orders"].get(coid)
             if existing is not None:
                 record = ps.order_record(existing)
+                _same_order(spec, record)
                 return OrderAck(self.name, coid, record.broker_order_id, record.status, record.order_class, False, False, record)
             self._refuse_unfit(state, spec)
             state["seq"] += 1

@@ -207,4 +207,4 @@ def alpaca_settings(fake_alpaca) -> AlpacaSettings:
 
 @pytest.fixture
 def alpaca(alpaca_settings) -> AlpacaBroker:
-    return AlpacaBroker(alpaca_settings)
+    return AlpacaBroker(alpaca_settings, clock=lambda: NOW)

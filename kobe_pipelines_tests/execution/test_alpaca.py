@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import pytest
@@ -10,6 +11,7 @@ from kobe_pipelines.execution.alpaca import AlpacaBroker
 from kobe_pipelines.execution.broker import LegRole, OrderClass, OrderStatus
 from kobe_pipelines.execution.errors import (
     AuthenticationError,
+    DuplicateClientOrderIdError,
     InsufficientBuyingPowerError,
     InvalidOrderError,
     MarketClosedError,
@@ -18,8 +20,10 @@ from kobe_pipelines.execution.errors import (
     RateLimitedError,
     UnknownSymbolError,
 )
+from kobe_pipelines.risk.gate import PolicyGate
+from kobe_pipelines.risk.limits import RiskLimits
 from kobe_pipelines.risk.types import UnapprovedOrderError
-from kobe_pipelines_tests.execution.conftest import API_KEY, SECRET_KEY, book, intent
+from kobe_pipelines_tests.execution.conftest import API_KEY, NOW, SECRET_KEY, book, intent
 
 BRACKET = dict(coid="kobe-manual-AAA-20240304-0123456789abcdef", entry=187.45, stop=180.1, take_profit=195.3)
 MARKS = {"AAA": 187.0}
@@ -223,3 +227,22 @@ def test_broker_when_built_from_env_then_uses_the_base_url_override(fake_alpaca,
     monkeypatch.setenv("KOBE_ALPACA_BASE_URL", fake_alpaca.url)
     broker = AlpacaBroker()
     assert broker.settings.paper and broker.account().equity == 101000.25
+
+
+def test_submit_when_trading_date_before_today_then_refused_as_stale_before_any_request(fake_alpaca, alpaca_settings,
+                                                                                         approve):
+    later = AlpacaBroker(alpaca_settings, clock=lambda: NOW + dt.timedelta(days=1))  # it is 2024-03-05 now
+    with pytest.raises(MarketClosedError, match="stale"):
+        later.submit(approve(marks=MARKS, **BRACKET))
+    assert fake_alpaca.requests == []
+
+
+def test_submit_when_id_taken_by_a_different_order_at_alpaca_then_refused_without_posting(fake_alpaca, alpaca, approve,
+                                                                                         tmp_path):
+    alpaca.submit(approve(marks=MARKS, **BRACKET))
+    (tmp_path / "other_gate").mkdir()
+    with PolicyGate(RiskLimits(), tmp_path / "other_gate", clock=lambda: NOW, audit_fsync=False) as other:
+        bigger = other.decide(intent(BRACKET["coid"], qty=20, entry=187.45, stop=180.1, take_profit=195.3), book(MARKS))
+    with pytest.raises(DuplicateClientOrderIdError, match="qty 10 != 20"):
+        alpaca.submit(bigger)
+    assert posts(fake_alpaca) == 1

@@ -11,6 +11,7 @@ from kobe_pipelines.data.validation import BarValidationError
 from kobe_pipelines.errors import ConfigError, StateFileError
 from kobe_pipelines.execution.broker import LegRole, OrderStatus
 from kobe_pipelines.execution.errors import (
+    DuplicateClientOrderIdError,
     InsufficientBuyingPowerError,
     InvalidOrderError,
     MarketClosedError,
@@ -18,6 +19,8 @@ from kobe_pipelines.execution.errors import (
     UnknownSymbolError,
 )
 from kobe_pipelines.execution.paper import STATE_NAME, PaperBroker
+from kobe_pipelines.risk.gate import PolicyGate
+from kobe_pipelines.risk.limits import RiskLimits
 from kobe_pipelines.risk.types import OrderType, UnapprovedOrderError
 from kobe_pipelines_tests.execution.conftest import book, intent
 
@@ -216,3 +219,13 @@ def test_advance_when_market_entry_then_fills_at_the_open_plus_slippage(paper, a
 def test_paper_broker_when_config_bad_then_config_error_naming_it(tmp_path, kwargs, setting):
     with pytest.raises(ConfigError, match=setting):
         PaperBroker(tmp_path / "state", **kwargs)
+
+
+def test_submit_when_id_taken_by_a_different_order_then_refused(tmp_path, paper, approve):
+    paper.submit(approve())
+    (tmp_path / "other_gate").mkdir()
+    with PolicyGate(RiskLimits(), tmp_path / "other_gate", audit_fsync=False) as other:
+        different = other.decide(intent(qty=20), book())
+    with pytest.raises(DuplicateClientOrderIdError, match="qty 10 != 20"):
+        paper.submit(different)
+    assert paper.get_order("ord-1").qty == 10
