@@ -1,4 +1,11 @@
-"""`kobe demo`: the whole pipeline on the embedded defaults, through Dagster, with progress.
+"""`kobe demo`: the whole loop on the embedded defaults, through Dagster, with progress.
+
+1. the lake: raw bars of every session up to a few sessions ago, corporate actions, factors,
+   checks, and a lake version;
+2. the models: features, LSTM, trees, ridge and the ensemble, registered and promoted in MLflow;
+3. the last few sessions one by one, as the nightly schedule would: refreeze that session,
+   score it, tick the trading sensor, and run the trading run it requests (orders placed one
+   evening fill on the next session's bars at the paper broker).
 
 Runs are recorded in a persistent Dagster instance under `state/dagster/` (DAGSTER_HOME), so
 `dagster dev` started with the same DAGSTER_HOME shows them in the UI afterwards.
@@ -7,23 +14,17 @@ Runs are recorded in a persistent Dagster instance under `state/dagster/` (DAGST
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Callable
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from kobe_pipelines import market_calendar, paths
 
 console = Console(soft_wrap=True)
 # Dagster's step-by-step DEBUG lines would bury the progress display; warnings and errors still show.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-@dataclass
-class Stage:
-    title: str
-    run: Callable[[], str]
+REPLAYED_SESSIONS = 5
 
 
 def ensure_dagster_home() -> str:
@@ -37,50 +38,105 @@ def ensure_dagster_home() -> str:
     return home
 
 
-def run_demo(symbols: int | None = None, start: str | None = None) -> int:
+def run_demo(symbols: int | None = None, start: str | None = None, replay: int = REPLAYED_SESSIONS) -> int:
     if symbols is not None:
         os.environ["KOBE_SIM_SYMBOLS"] = str(symbols)
     if start is not None:
         os.environ["KOBE_HISTORY_START"] = start
     home = ensure_dagster_home()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    paths.state_dir().mkdir(parents=True, exist_ok=True)  # the drawdown watch refuses a missing state folder
 
     import dagster as dg
 
     from kobe_pipelines.defs import build_definitions
-    from kobe_pipelines.lake import Lake
+    from kobe_pipelines.defs.trading.sensors import trading_sensor
 
     defs = build_definitions()
     instance = dg.DagsterInstance.get()
-    first = os.environ.get("KOBE_HISTORY_START") or "2019-01-02"
-    last = str(market_calendar.last_completed_session().date())
-    first = str(market_calendar.next_session_on_or_after(first).date())
+    sessions = market_calendar.sessions(
+        os.environ.get("KOBE_HISTORY_START") or "2019-01-02", market_calendar.last_completed_session()
+    )
+    history_end, replayed = sessions[-replay - 1], [str(d.date()) for d in sessions[-replay:]]
+    first = str(sessions[0].date())
+    assets = defs.assets
+    resources = defs.resources
+    lake_sel = dg.AssetSelection.groups("lake")
 
-    def materialize_lake() -> str:
-        job = defs.resolve_job_def("refreeze_job")
-        result = job.execute_in_process(
-            instance=instance,
-            tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
-            run_config=QUIET,
-            raise_on_error=True,
-        )
-        version = result.output_for_node("lake_version")
-        return f"lake version {version}"
+    def materialize(selection, tags=None):
+        result = dg.materialize(assets, selection=selection, resources=resources, instance=instance,
+                                tags=tags or {}, run_config=QUIET, raise_on_error=True)
+        return result
 
-    stages = [Stage(f"lake: raw bars {first}..{last}, corporate actions, factors, checks, freeze", materialize_lake)]
-    outcomes = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as progress:
-        overall = progress.add_task("kobe demo", total=len(stages))
-        for stage in stages:
-            task = progress.add_task(stage.title, total=1)
-            outcomes.append(stage.run())
-            progress.update(task, completed=1)
-            progress.advance(overall)
+    def lake_range(start_key: str, end_key: str, with_signals: bool):
+        tags = {"dagster/asset_partition_range_start": start_key, "dagster/asset_partition_range_end": end_key}
+        selection = lake_sel | dg.AssetSelection.assets("signals") if with_signals else lake_sel
+        return materialize(selection, tags)
+
+    def tick_and_trade() -> str:
+        context = dg.build_sensor_context(instance=instance, definitions=defs)
+        requests = list(trading_sensor.evaluate_tick(context).run_requests or [])
+        if not requests:
+            return "the sensor requested no run"
+        request = requests[0]
+        if instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": request.run_key})):
+            return f"run key {request.run_key} already ran: nothing sent twice"
+        job = defs.resolve_job_def("trading_job")
+        job.execute_in_process(instance=instance, resources=None, run_config=QUIET,
+                               tags={**request.tags, "dagster/run_key": request.run_key}, raise_on_error=True)
+        return request.run_key
+
+    steps = 2 + 2 * len(replayed)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("lake: ingest history, corporate actions, factors, checks, freeze", total=steps)
+        lake_range(first, str(history_end.date()), with_signals=False)
+        progress.update(task, advance=1, description="models: features, LSTM, trees, ridge, ensemble -> MLflow")
+        materialize(dg.AssetSelection.assets("features", "lstm_model", "tree_model", "linear_model", "ensemble_model", "signals"))
+        progress.update(task, advance=1)
+        keys = []
+        for day in replayed:
+            progress.update(task, description=f"{day}: trading sensor tick and trading run")
+            keys.append(tick_and_trade())
+            progress.update(task, advance=1, description=f"{day}: nightly refreeze and new signals")
+            lake_range(day, day, with_signals=True)
+            progress.update(task, advance=1)
+        progress.update(task, description="trading sensor: final tick")
+        keys.append(tick_and_trade())
+        repeat = tick_and_trade()
+
+    _report(keys, repeat, home)
+    return 0
+
+
+def _report(run_keys: list[str], repeat: str, home: str) -> None:
+    from kobe_pipelines.execution.ledger import OrderLedger
+    from kobe_pipelines.execution.slippage import SlippageTracker
+    from kobe_pipelines.lake import Lake
+    from kobe_pipelines.trading.equity import EquityLog
 
     lake = Lake()
-    console.print("\n[bold green]Done.[/] " + "; ".join(outcomes))
-    console.print(f"  lake:      {lake.root}  (catalog {lake.catalog_path})")
+    state = paths.state_dir()
+    orders = OrderLedger(state).orders()
+    slippage = SlippageTracker(state)
+    equity = EquityLog(state).frame()
+    console.print(f"\n[bold green]Done.[/] lake version {lake.current_version_id()}; trading runs: {', '.join(run_keys)}")
+    console.print(f"a second tick of the trading sensor: {repeat}")
+    if not orders.empty:
+        table = Table(title="orders (ledger)")
+        shown = [c for c in ("client_order_id", "symbol", "side", "qty", "status", "entry", "stop", "take_profit") if c in orders.columns]
+        for column in shown:
+            table.add_column(column)
+        for row in orders[shown].tail(15).itertuples(index=False):
+            table.add_row(*[str(v) for v in row])
+        console.print(table)
+    overall = slippage.overall()
+    console.print(f"fills: {overall.fills}; slippage mean {overall.mean_bps:.2f} bps, p95 {overall.p95_bps:.2f} bps, "
+                  f"total {overall.total_usd:,.2f} USD (positive = cost)")
+    if not equity.empty:
+        console.print(f"equity: {equity['equity'].iloc[-1]:,.2f} USD on {equity['session'].iloc[-1]}, "
+                      f"max drawdown {equity['drawdown'].max():.2%}")
+    console.print(f"\n  lake:      {lake.root}  (DuckDB catalog {lake.catalog_path})")
     console.print('  query:     kobe lake query "SELECT symbol, count(*) AS bars FROM bars GROUP BY symbol"')
-    console.print("  versions:  kobe lake versions")
-    console.print(f"  state:     {paths.state_dir()}")
+    console.print(f"  state:     {state}  (orders: kobe orders; models: kobe models list; halt: kobe halt status)")
     console.print(f"  UI:        DAGSTER_HOME={home} dagster dev -w workspace.yaml   then open http://127.0.0.1:3000")
-    return 0

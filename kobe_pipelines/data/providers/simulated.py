@@ -5,8 +5,9 @@ Raw prices really jump at splits and drop at ex-dates, as a vendor's unadjusted 
     raw_close_t = raw_close_{t-1} * exp(r_t) * split_from/split_to - D_t
 
 where `r_t` is the symbol's true total log return and `D_t` the cash dividend going ex that
-session (USD per post-split share). Under the CRSP convention the adjusted close-to-close
-return on an ex-date is therefore exactly (close_t + D_t) / close_{t-1} = exp(r_t).
+session (USD per post-split share). The total return on an ex-date, (close_t + D_t) /
+(close_{t-1} x split_from/split_to), is therefore exp(r_t) before rounding to the tick: exactly
+what the `quandl` convention's adjusted series shows, and approximately the `crsp` one's.
 
 A weak, known predictable component is planted in the true returns: short-term mean reversion,
 

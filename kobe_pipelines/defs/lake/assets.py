@@ -68,6 +68,16 @@ def corporate_actions(market_data: MarketDataResource, lake: LakeResource) -> dg
             start = str((pd.Timestamp(last) - pd.Timedelta(days=30)).date())
     provider = market_data.build()
     splits, dividends = provider.splits(start, end), provider.dividends(start, end)
+    dropped = 0
+    if market_data.provider == "polygon":
+        # Polygon lists the actions of the whole market; keep those of the symbols we ingest (an
+        # unknown symbol would, rightly, stop the freeze). A user's own files get no such pass.
+        universe = set(store.staged_bars()["symbol"])
+        if version_id:
+            universe |= set(store.query("SELECT DISTINCT symbol FROM bars_raw")["symbol"])
+        keep_s, keep_d = splits["symbol"].isin(universe), dividends["symbol"].isin(universe)
+        dropped = int((~keep_s).sum() + (~keep_d).sum())
+        splits, dividends = splits.loc[keep_s], dividends.loc[keep_d]
     store.stage_actions(splits, dividends)
     return dg.MaterializeResult(
         metadata={
@@ -75,6 +85,7 @@ def corporate_actions(market_data: MarketDataResource, lake: LakeResource) -> dg
             "fetched_to": str(end),
             "splits": len(splits),
             "dividends": len(dividends),
+            "dropped_outside_universe": dropped,
             "splits_preview": _preview(splits),
             "dividends_preview": _preview(dividends),
         }

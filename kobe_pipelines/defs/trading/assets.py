@@ -30,7 +30,7 @@ def trade_orders(
     bars = store.read_bars(view="total", start=signal_date - pd.Timedelta(days=HISTORY_DAYS), end=signal_date)
     universe = sorted(bars["symbol"].unique())
     venue = broker.build(universe=universe)
-    seen = venue.last_session() if hasattr(venue, "last_session") else None
+    seen = getattr(venue, "last_session", None)  # the paper broker's last replayed session
     raw_start = pd.Timestamp(seen) + pd.Timedelta(days=1) if seen else signal_date
     raw = store.read_bars(view="raw", start=raw_start, end=signal_date)
     alerter = alerts.alerter()
