@@ -248,7 +248,7 @@ class AlpacaBroker:
     def marks(self) -> dict[str, float]:
         """Alpaca's current price of every held symbol, USD (for the gate's book)."""
         raw = self._call(self._client.get_all_positions, None, "positions")
-        return {str(item["symbol"]): float(item["current_price"]) for item in raw or [] if item.get("current_price")}
+        return dict(self._read(wire.marks, raw or []))
 
     # -- plumbing --------------------------------------------------------------------------
     def _call(self, fn: Callable[[], T], coid: str | None, action: str) -> T:

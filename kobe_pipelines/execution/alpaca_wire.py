@@ -116,6 +116,16 @@ def position(raw: Mapping[str, Any]) -> Position:
     return Position(symbol, qty, float(avg) if avg is not None else 0.0)
 
 
+def marks(raw: list[Mapping[str, Any]]) -> dict[str, float]:
+    """`current_price` of each position that has one, USD."""
+    out = {}
+    for item in raw:
+        price = _decimal(item, "current_price", f"position {item.get('symbol')}")
+        if price is not None:
+            out[str(item.get("symbol") or "")] = float(price)
+    return out
+
+
 def account(raw: Mapping[str, Any]) -> Account:
     values = {}
     for key in ("equity", "cash", "buying_power"):
