@@ -126,12 +126,7 @@ class AlpacaBroker:
         self._refuse_stale(spec)
         existing = self._find(coid, "look-up before submit")
         if existing is not None:
-            differs = conflicts(spec, existing)
-            if differs:
-                raise DuplicateClientOrderIdError(f"Alpaca submit {coid}: the id is already used by another order "
-                                                  f"({'; '.join(differs)})", coid)
-            log.info("alpaca: order %s already exists (%s); not sending it again", coid, existing.status.value)
-            return self._ack(existing, created=False, reconciled=False)
+            return self._existing(spec, existing)
         request = self._request(spec)
         log.info("alpaca: submitting %s %s %s x%d (%s)", coid, spec.side.value, spec.symbol, spec.qty, spec.order_class.value)
         try:
@@ -146,9 +141,18 @@ class AlpacaBroker:
             if status == 422 and "client_order_id" in message.lower():
                 found = self._find(coid, "look-up of a duplicate id")
                 if found is not None:
-                    return self._ack(found, created=False, reconciled=False)
+                    return self._existing(spec, found)
             raise wire.error_for(status, message, coid, "submit") from None
         return self._ack(self._read(wire.order_record, raw), created=True, reconciled=False)
+
+    def _existing(self, spec: OrderSpec, existing: OrderRecord) -> OrderAck:
+        """The order already at Alpaca under this id, if it is this order; never a second one."""
+        differs = conflicts(spec, existing)
+        if differs:
+            raise DuplicateClientOrderIdError(f"Alpaca submit {spec.client_order_id}: the id is already used by another "
+                                              f"order ({'; '.join(differs)})", spec.client_order_id)
+        log.info("alpaca: order %s already exists (%s); not sending it again", spec.client_order_id, existing.status.value)
+        return self._ack(existing, created=False, reconciled=False)
 
     def _refuse_stale(self, spec: OrderSpec) -> None:
         """An intent for a session before today's (America/New_York) is a stale signal: refused."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 
 import pytest
 
@@ -23,7 +24,7 @@ from kobe_pipelines.execution.errors import (
 from kobe_pipelines.risk.gate import PolicyGate
 from kobe_pipelines.risk.limits import RiskLimits
 from kobe_pipelines.risk.types import UnapprovedOrderError
-from kobe_pipelines_tests.execution.conftest import API_KEY, NOW, SECRET_KEY, book, intent
+from kobe_pipelines_tests.execution.conftest import API_KEY, NOW, SECRET_KEY, alpaca_order, book, intent
 
 BRACKET = dict(coid="kobe-manual-AAA-20240304-0123456789abcdef", entry=187.45, stop=180.1, take_profit=195.3)
 MARKS = {"AAA": 187.0}
@@ -246,3 +247,27 @@ def test_submit_when_id_taken_by_a_different_order_at_alpaca_then_refused_withou
     with pytest.raises(DuplicateClientOrderIdError, match="qty 10 != 20"):
         alpaca.submit(bigger)
     assert posts(fake_alpaca) == 1
+
+
+
+def test_submit_when_alpaca_answers_422_duplicate_id_then_returns_the_order_found_by_id(fake_alpaca, alpaca, approve):
+    # The order arrives at Alpaca between our look-up and our POST (another process sent it):
+    # the look-up misses it, the POST is refused as a duplicate id, and the order is returned.
+    decision = approve(marks=MARKS, **BRACKET)
+    body = {"symbol": "AAA", "qty": 10, "side": "buy", "type": "limit", "time_in_force": "day",
+            "order_class": "bracket", "client_order_id": BRACKET["coid"], "limit_price": 187.45,
+            "take_profit": {"limit_price": 195.3}, "stop_loss": {"stop_price": 180.1}}
+    fake_alpaca.post_script = [(422, {"code": 42210000, "message": "client_order_id must be unique"})]
+    original = fake_alpaca.handle
+
+    def arrive_during_post(request):
+        if request.method == "POST":
+            fake_alpaca.orders[BRACKET["coid"]] = alpaca_order(body)
+        return original(request)
+
+    fake_alpaca.handle = arrive_during_post
+    fake_alpaca.server.clear()
+    fake_alpaca.server.expect_request(re.compile(r"^/v2/.*")).respond_with_handler(arrive_during_post)
+    ack = alpaca.submit(decision)
+    assert (ack.created, ack.broker_order_id) == (False, fake_alpaca.orders[BRACKET["coid"]]["id"])
+    assert posts(fake_alpaca) == 1 and len(fake_alpaca.orders) == 1
