@@ -119,8 +119,9 @@ class PolicyGate:
     def decide_batch(self, intents: Iterable[OrderIntent], book: Book) -> list[Decision]:
         """Decide intents in order against one book (each sees the approvals before it), then
         log them all with one write and one fsync before returning any."""
+        batch = list(intents)  # a failing iterable fails here, before anything is decided
         with self._lock:
-            pairs = [self._evaluate(intent, book) for intent in intents]
+            pairs = [self._evaluate(intent, book) for intent in batch]
             return self._commit([d for d, _ in pairs], [line for _, line in pairs])
 
     def sync(self) -> None:
@@ -146,6 +147,8 @@ class PolicyGate:
             else:
                 self.audit.append_many(lines)
         except OSError as exc:
+            # The approvals already counted (ids, rate, pending exposure) stay counted: that can
+            # only make later decisions stricter, never looser.
             log.error("audit log %s cannot be written (%s): rejecting %d decision(s)", self.audit.path, exc, len(lines))
             failed = CheckResult("audit_log", False, f"decision could not be written to {self.audit.path} ({exc})")
             return [Decision._from_gate(_GATE_TOKEN, d.decision_id, d.intent, d.checks + (failed,), d.decided_at)

@@ -125,3 +125,34 @@ def test_book_when_caller_tries_to_change_it_then_refuses(make_gate):
     book = make_book([Position("AAPL", 100, 90.0)])
     with pytest.raises(TypeError):
         book.positions["AAPL"] = Position("AAPL", 1, 1.0)  # type: ignore[index]
+
+
+def test_decide_when_called_from_several_threads_then_rate_limit_holds_and_every_decision_is_logged(make_gate, state):
+    import threading
+
+    gate = make_gate(RiskLimits(max_orders_per_minute=50))
+    book = make_book(equity=1e9, buying_power=1e9)
+    results = []
+
+    def worker(tag: str) -> None:
+        for i in range(40):
+            results.append(gate.decide(buy("AAPL", 1, 100.0, client_order_id=f"{tag}-{i}"), book).approved)
+
+    threads = [threading.Thread(target=worker, args=(f"w{k}",)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # 160 intents within the same (fake) minute, 50 allowed.
+    assert sum(results) == 50 and len(results) == 160
+    assert len(read_audit_log(state)) == 160
+
+
+def test_decide_when_clock_is_naive_then_time_is_taken_as_utc(state):
+    import datetime as dt
+
+    from kobe_pipelines.risk import PolicyGate
+
+    with PolicyGate(RiskLimits(), state, clock=lambda: dt.datetime(2024, 3, 1, 14, 30)) as gate:
+        decision = gate.decide(buy("AAPL", 1, 100.0), make_book())
+    assert decision.decided_at.isoformat() == "2024-03-01T14:30:00+00:00"
