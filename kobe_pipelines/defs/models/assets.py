@@ -1,5 +1,6 @@
 """Model assets: features of the current lake version -> LSTM, tree, linear and ensemble -> signals."""
 
+import dataclasses
 import hashlib
 
 import dagster as dg
@@ -38,6 +39,14 @@ def features(lake_version: str, lake: LakeResource) -> dg.Output[FeatureSet]:
     )
 
 
+class TrainingRunConfig(dg.Config):
+    """Run-time knobs of a training run (the defaults are the production settings)."""
+
+    max_epochs: int = 15
+    n_folds: int = 3
+    seed: int = 7
+
+
 @dg.multi_asset(
     group_name=GROUP,
     specs=[
@@ -52,11 +61,16 @@ def features(lake_version: str, lake: LakeResource) -> dg.Output[FeatureSet]:
                           description="out-of-sample rank IC of the ensemble is above the floor (0.0)"),
     ],
 )
-def trained_models(context: dg.AssetExecutionContext, features: FeatureSet, mlflow: MlflowResource, lake: LakeResource):
+def trained_models(
+    context: dg.AssetExecutionContext, config: TrainingRunConfig, features: FeatureSet, mlflow: MlflowResource, lake: LakeResource
+):
     """One walk-forward training of the three members and their ensemble; both kobe-lstm and
     kobe-ensemble are registered in MLflow and promoted only if they beat production on the same
     validation window. A production model's lake version is pinned in the lake."""
-    result: TrainingResult = train_on_features(features, TrainingConfig())
+    base = TrainingConfig()
+    training = dataclasses.replace(base, n_folds=config.n_folds, seed=config.seed,
+                                   lstm=dataclasses.replace(base.lstm, max_epochs=config.max_epochs))
+    result: TrainingResult = train_on_features(features, training)
     registry = mlflow.registry()
     outcome = register_training(registry, result, dagster_run_id=context.run_id)
     for name, decision in outcome.decisions.items():
