@@ -98,7 +98,9 @@ class BrokerResource(EnvBackedResource):
     ENV: ClassVar[dict[str, str]] = {
         "alpaca_api_key": "ALPACA_API_KEY", "alpaca_secret_key": "ALPACA_SECRET_KEY",
         "alpaca_paper": "KOBE_ALPACA_PAPER", "live_trading": "KOBE_LIVE_TRADING", "alpaca_base_url": "KOBE_ALPACA_BASE_URL",
-        "alpaca_timeout_s": "KOBE_ALPACA_TIMEOUT_S",
+        "alpaca_timeout_s": "KOBE_ALPACA_TIMEOUT_S", "alpaca_retry_attempts": "KOBE_ALPACA_RETRY_ATTEMPTS",
+        "alpaca_retry_wait_s": "KOBE_ALPACA_RETRY_WAIT_S", "alpaca_reconcile_attempts": "KOBE_ALPACA_RECONCILE_ATTEMPTS",
+        "alpaca_reconcile_wait_s": "KOBE_ALPACA_RECONCILE_WAIT_S", "alpaca_time_in_force": "KOBE_ALPACA_TIME_IN_FORCE",
     }
     broker: str = "paper"
     paper_slippage_bps: float = 5.0
@@ -109,6 +111,11 @@ class BrokerResource(EnvBackedResource):
     live_trading: str | None = None
     alpaca_base_url: str | None = None
     alpaca_timeout_s: str | None = None
+    alpaca_retry_attempts: str | None = None
+    alpaca_retry_wait_s: str | None = None
+    alpaca_reconcile_attempts: str | None = None
+    alpaca_reconcile_wait_s: str | None = None
+    alpaca_time_in_force: str | None = None
 
     def build(self, universe=None):
         if self.broker == "paper":

@@ -146,8 +146,9 @@ def run_trading_cycle(
                             account.equity, account.cash, status, strategy_error=run.error)
 
 
-def _with_pending(book: Book, intent: OrderIntent) -> Book:
-    """The book as if the approved entry had filled: its risk counts against the next orders."""
+def _with_pending(book: Book, intent: OrderIntent, spend: bool = True) -> Book:
+    """The book as if the approved entry had filled: its risk counts against the next orders.
+    `spend`: also take its notional from buying power (brokers already do for working orders)."""
     qty = int(intent.qty) * (1 if intent.side is Side.BUY else -1)
     held = book.positions.get(intent.symbol)
     positions = dict(book.positions)
@@ -155,7 +156,7 @@ def _with_pending(book: Book, intent: OrderIntent) -> Book:
         positions[intent.symbol] = Position(intent.symbol, qty, float(intent.entry), intent.stop)
     else:
         positions[intent.symbol] = dataclasses.replace(held, qty=held.qty + qty)
-    notional = abs(qty) * float(intent.entry)
+    notional = abs(qty) * float(intent.entry) if spend else 0.0
     return dataclasses.replace(book, positions=positions, buying_power=book.buying_power - notional,
                                last_prices={**book.last_prices, intent.symbol: book.last_prices.get(intent.symbol, float(intent.entry))})
 
@@ -168,5 +169,5 @@ def _with_open_orders(book: Book, broker: Broker) -> Book:
             stop = order.leg(LegRole.STOP_LOSS)
             pending = OrderIntent(order.client_order_id, order.symbol, order.side, order.qty, entry.price,
                                   stop.price if stop else None)
-            book = _with_pending(book, pending)
+            book = _with_pending(book, pending, spend=False)  # the broker's buying power excludes them
     return book

@@ -25,6 +25,9 @@ def trade_orders(
 ) -> dg.MaterializeResult:
     """One trading run: fills since the last run, then the strategy's intents through the policy
     gate to the broker, all recorded in the order ledger. Rejections and fills raise alerts."""
+    if not broker.state().is_dir():
+        # fail closed: a mistyped KOBE_STATE_DIR must not look like a fresh, un-halted account
+        raise dg.Failure(f"state folder {broker.state()} does not exist; create it (or fix KOBE_STATE_DIR) before trading")
     store = lake.open()
     signal_date = pd.Timestamp(signals["date"].max())
     bars = store.read_bars(view="total", start=signal_date - pd.Timedelta(days=HISTORY_DAYS), end=signal_date)
