@@ -36,7 +36,7 @@ class SimLake:
 
 def freeze_sim(root, config: SimConfig) -> SimLake:
     sim = SimulatedProvider(config)
-    start, end = config.start, config.end
+    start, end = sim.config.start, sim.config.end  # end=None resolves to the last completed session
     lake = Lake(root)
     result = lake.freeze(sim.daily_bars(start, end), sim.splits(start, end), sim.dividends(start, end), provider="simulated")
     return SimLake(lake, result.version.version_id, sim)
