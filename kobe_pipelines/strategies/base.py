@@ -43,15 +43,19 @@ MAX_CLIENT_ORDER_ID_LEN = 64
 _CLIENT_ORDER_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
-def intent_id(strategy: str, version: str, symbol: str, trading_date: str, side: Side | str) -> str:
+def intent_id(strategy: str, symbol: str, trading_date: str, side: Side | str) -> str:
     """Deterministic client order id: the same inputs always give the same id (at most 64 chars).
 
-    Shape ``YYYYMMDD-SYMBOL-side-<20 hex of sha256>``; the hash covers all five inputs, the
+    One id per (strategy, symbol, session, side): the strategy's version is deliberately left out,
+    so a re-run after an edit cannot place a second order for the same symbol and session (the
+    broker returns the existing one). Quantities and prices are left out for the same reason.
+
+    Shape ``YYYYMMDD-SYMBOL-side-<20 hex of sha256>``; the hash covers all four inputs, the
     readable prefix only helps a person reading a broker's order list. The symbol part keeps
     only ``[A-Za-z0-9.]`` and at most 12 characters (the hash still covers the full symbol).
     """
     side_value = Side(side).value
-    payload = json.dumps([strategy, version, symbol, trading_date, side_value], separators=(",", ":"))
+    payload = json.dumps([strategy, symbol, trading_date, side_value], separators=(",", ":"))
     digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()[:20]
     readable_symbol = re.sub(r"[^A-Za-z0-9.]", "", symbol)[:12] or "X"
     return f"{trading_date.replace('-', '')}-{readable_symbol}-{side_value}-{digest}"
@@ -84,7 +88,7 @@ class Strategy(abc.ABC):
     ) -> OrderIntent:
         """An intent carrying this strategy's name and version and a deterministic client order id."""
         return OrderIntent(
-            client_order_id=intent_id(self.name, ctx.strategy_version, symbol, ctx.trading_date, side),
+            client_order_id=intent_id(self.name, symbol, ctx.trading_date, side),
             symbol=symbol,
             side=side,
             qty=qty,

@@ -47,7 +47,7 @@ def test_generate_when_run_then_intents_carry_name_version_date_and_deterministi
     assert first == second
     for intent in first:
         assert (intent.strategy, intent.strategy_version, intent.trading_date) == ("my_ranked", "0123456789ab", TRADING_DATE)
-        assert intent.client_order_id == intent_id("my_ranked", "0123456789ab", intent.symbol, TRADING_DATE, Side.BUY)
+        assert intent.client_order_id == intent_id("my_ranked", intent.symbol, TRADING_DATE, Side.BUY)
     good, rejected = validate_intents(first, ctx, strategy="my_ranked")
     assert rejected == [] and len(good) == 3  # AAA, BBB, CCC (not held here)
 
