@@ -72,7 +72,6 @@ def test_get_when_file_edited_then_next_get_serves_the_new_version_and_its_inten
     assert v2 != v1
     assert [(i.symbol, i.strategy_version) for i in run2.intents] == [("AAA", v2), ("BBB", v2)]
     assert run2.error is None and run2.rejected == ()
-    # The version is part of the client order id, so the two versions' AAA orders differ.
     # one order per (strategy, symbol, session): the edit changes the version, not the id
     assert run1.intents[0].client_order_id == run2.intents[0].client_order_id
 
