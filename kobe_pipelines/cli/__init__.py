@@ -6,6 +6,7 @@ import click
 
 from kobe_pipelines.cli.lake_cmds import lake
 from kobe_pipelines.cli.main_cmds import demo, verify
+from kobe_pipelines.cli.models_cmds import models
 from kobe_pipelines.cli.order_cmds import order, orders
 from kobe_pipelines.cli.risk_cmds import halt, risk
 
@@ -26,3 +27,4 @@ main.add_command(halt)
 main.add_command(risk)
 main.add_command(order)
 main.add_command(orders)
+main.add_command(models)

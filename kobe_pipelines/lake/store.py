@@ -572,6 +572,8 @@ def _bars_table(bars: pd.DataFrame) -> tuple[pa.Table, np.ndarray]:
         + [pa.array(bars[c].to_numpy(dtype="float64")) for c in ("open", "high", "low", "close", "volume")],
         schema=BARS_ARROW_SCHEMA,
     )
+    if table.num_rows == 0:
+        return table, np.zeros(0, dtype=np.int64)
     days = table.column("date").combine_chunks().cast(pa.int32()).to_numpy()
     symbols = table.column("symbol").combine_chunks()
     head, tail = symbols.slice(0, len(symbols) - 1), symbols.slice(1)

@@ -44,7 +44,7 @@ def raw_daily_bars(context: dg.AssetExecutionContext, market_data: MarketDataRes
     first, last = context.partition_key_range.start, context.partition_key_range.end
     bars = market_data.build().daily_bars(first, last)
     report = check_raw_bars(bars, as_of=market_calendar.last_completed_session().date())
-    if report.success:
+    if report.success and not bars.empty:
         lake.open().stage_bars(f"{first}_{last}", bars)
     yield dg.MaterializeResult(
         metadata={**_bars_metadata(bars), "staged": report.success},
