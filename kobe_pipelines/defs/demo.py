@@ -22,8 +22,6 @@ from rich.table import Table
 from kobe_pipelines import market_calendar, paths
 
 console = Console(soft_wrap=True)
-# Dagster's step-by-step DEBUG lines would bury the progress display; warnings and errors still show.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 REPLAYED_SESSIONS = 5
 
 
@@ -50,56 +48,35 @@ def run_demo(symbols: int | None = None, start: str | None = None, replay: int =
     import dagster as dg
 
     from kobe_pipelines.defs import build_definitions
-    from kobe_pipelines.defs.trading.sensors import trading_sensor
+    from kobe_pipelines.defs.driver import LoopDriver
 
-    defs = build_definitions()
-    instance = dg.DagsterInstance.get()
+    driver = LoopDriver(build_definitions().resources, dg.DagsterInstance.get())
     sessions = market_calendar.sessions(
         os.environ.get("KOBE_HISTORY_START") or "2019-01-02", market_calendar.last_completed_session()
     )
-    history_end, replayed = sessions[-replay - 1], [str(d.date()) for d in sessions[-replay:]]
+    history_end, replayed = str(sessions[-replay - 1].date()), [str(d.date()) for d in sessions[-replay:]]
     first = str(sessions[0].date())
-    assets = defs.assets
-    resources = defs.resources
-    lake_sel = dg.AssetSelection.groups("lake")
-
-    def materialize(selection, tags=None):
-        result = dg.materialize(assets, selection=selection, resources=resources, instance=instance,
-                                tags=tags or {}, run_config=QUIET, raise_on_error=True)
-        return result
-
-    def lake_range(start_key: str, end_key: str, with_signals: bool):
-        tags = {"dagster/asset_partition_range_start": start_key, "dagster/asset_partition_range_end": end_key}
-        selection = lake_sel | dg.AssetSelection.assets("signals") if with_signals else lake_sel
-        return materialize(selection, tags)
 
     def tick_and_trade() -> str:
-        context = dg.build_sensor_context(instance=instance, definitions=defs)
-        requests = list(trading_sensor.evaluate_tick(context).run_requests or [])
-        if not requests:
-            return "the sensor requested no run"
-        request = requests[0]
-        if instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": request.run_key})):
-            return f"run key {request.run_key} already ran: nothing sent twice"
-        job = defs.resolve_job_def("trading_job")
-        job.execute_in_process(instance=instance, resources=None, run_config=QUIET,
-                               tags={**request.tags, "dagster/run_key": request.run_key}, raise_on_error=True)
-        return request.run_key
+        request, result = driver.tick_and_trade()
+        if request is None:
+            return "the trading sensor requested no run"
+        return request.run_key if result is not None else f"run key {request.run_key} already ran: nothing sent twice"
 
     steps = 2 + 2 * len(replayed)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task("lake: ingest history, corporate actions, factors, checks, freeze", total=steps)
-        lake_range(first, str(history_end.date()), with_signals=False)
+        driver.freeze(first, history_end, with_signals=False)
         progress.update(task, advance=1, description="models: features, LSTM, trees, ridge, ensemble -> MLflow")
-        materialize(dg.AssetSelection.assets("features", "lstm_model", "tree_model", "linear_model", "ensemble_model", "signals"))
+        driver.train()
         progress.update(task, advance=1)
         keys = []
         for day in replayed:
             progress.update(task, description=f"{day}: trading sensor tick and trading run")
             keys.append(tick_and_trade())
             progress.update(task, advance=1, description=f"{day}: nightly refreeze and new signals")
-            lake_range(day, day, with_signals=True)
+            driver.freeze(day, day)
             progress.update(task, advance=1)
         progress.update(task, description="trading sensor: final tick")
         keys.append(tick_and_trade())
@@ -112,14 +89,16 @@ def run_demo(symbols: int | None = None, start: str | None = None, replay: int =
 def _report(run_keys: list[str], repeat: str, home: str) -> None:
     from kobe_pipelines.execution.ledger import OrderLedger
     from kobe_pipelines.execution.slippage import SlippageTracker
+    import pandas as pd
+
     from kobe_pipelines.lake import Lake
-    from kobe_pipelines.trading.equity import EquityLog
+    from kobe_pipelines.risk.drawdown import read_equity_log
 
     lake = Lake()
     state = paths.state_dir()
     orders = OrderLedger(state).orders()
     slippage = SlippageTracker(state)
-    equity = EquityLog(state).frame()
+    equity = read_equity_log(state)
     console.print(f"\n[bold green]Done.[/] lake version {lake.current_version_id()}; trading runs: {', '.join(run_keys)}")
     console.print(f"a second tick of the trading sensor: {repeat}")
     if not orders.empty:
@@ -134,8 +113,8 @@ def _report(run_keys: list[str], repeat: str, home: str) -> None:
     console.print(f"fills: {overall.fills}; slippage mean {overall.mean_bps:.2f} bps, p95 {overall.p95_bps:.2f} bps, "
                   f"total {overall.total_usd:,.2f} USD (positive = cost)")
     if not equity.empty:
-        console.print(f"equity: {equity['equity'].iloc[-1]:,.2f} USD on {equity['session'].iloc[-1]}, "
-                      f"max drawdown {equity['drawdown'].max():.2%}")
+        console.print(f"equity: {equity['equity'].iloc[-1]:,.2f} USD as of {equity['as_of'].iloc[-1]}, "
+                      f"max drawdown {pd.to_numeric(equity['drawdown']).max():.2%}")
     console.print(f"\n  lake:      {lake.root}  (DuckDB catalog {lake.catalog_path})")
     console.print('  query:     kobe lake query "SELECT symbol, count(*) AS bars FROM bars GROUP BY symbol"')
     console.print(f"  state:     {state}  (orders: kobe orders; models: kobe models list; halt: kobe halt status)")

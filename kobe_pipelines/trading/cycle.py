@@ -106,6 +106,10 @@ def run_trading_cycle(
     if hasattr(broker, "advance") and not raw_bars.empty:
         broker.advance(raw_bars.loc[raw_bars["date"] <= pd.Timestamp(signal_date)])
     fills = settle(broker, ledger, slippage)
+    drift = ledger.reconcile(broker)  # the ledger against the broker's open orders and positions
+    if not drift.ok:
+        alert(Alert(kind=AlertKind.ORDER_REJECTED, subject="ledger and broker disagree", body="\n".join(drift.lines()),
+                    severity=Severity.WARNING, key="ledger_drift"))
     account = broker.account()
     status = drawdown.update(account.equity, as_of=signal_date)
 
@@ -121,7 +125,7 @@ def run_trading_cycle(
         alert(Alert(kind=AlertKind.STRATEGY_RELOAD_FAILED, subject=f"strategy {strategy_name} unavailable",
                     body=str(exc), severity=Severity.CRITICAL))
         return TradingRunResult(trading_date, strategy_name, "", (), (), tuple(fills), account.equity, account.cash,
-                                status, strategy_error=str(exc))
+                                status, strategy_error=str(exc), notes={"drift": drift.lines()})
     run = loaded.run(ctx.with_version(version))
     rejections = tuple(r.describe() for r in run.rejected)
     if rejections or run.error:
@@ -143,7 +147,8 @@ def run_trading_cycle(
                     body="\n".join(f"{f.session} {f.symbol} {f.side.value} {f.qty} @ {f.price} ({f.leg.value})" for f in fills)))
     account = broker.account()
     return TradingRunResult(trading_date, strategy_name, version, tuple(executions), rejections, tuple(fills),
-                            account.equity, account.cash, status, strategy_error=run.error)
+                            account.equity, account.cash, status, strategy_error=run.error,
+                            notes={"drift": drift.lines()})
 
 
 def _with_pending(book: Book, intent: OrderIntent, spend: bool = True) -> Book:

@@ -8,7 +8,7 @@ from kobe_pipelines.defs.env_resources import AlertsResource, BrokerResource, Ri
 from kobe_pipelines.defs.plots import png_markdown
 from kobe_pipelines.defs.resources import LakeResource
 from kobe_pipelines.trading.cycle import run_trading_cycle
-from kobe_pipelines.trading.equity import EquityLog
+from kobe_pipelines.risk.drawdown import read_equity_log
 
 GROUP = "trading"
 HISTORY_DAYS = 120  # calendar days of adjusted bars handed to the strategy (ATR and friends)
@@ -49,7 +49,6 @@ def trade_orders(
             budget=strategy.budget(), send_alert=alerter.send,
         )
     registry.close()
-    EquityLog(broker.state()).append(str(signal_date.date()), result.equity, result.cash)
     flushed = alerter.flush()
     orders = result.orders_frame()
     fills = pd.DataFrame([{"session": f.session, "symbol": f.symbol, "side": f.side.value, "qty": f.qty,
@@ -72,6 +71,7 @@ def trade_orders(
             "orders": _md(orders),
             "fills_table": _md(fills),
             "alerts_mailed": flushed.mails_sent,
+            "ledger_drift": dg.MetadataValue.json(result.notes.get("drift", [])),
         }
     )
 
@@ -97,23 +97,27 @@ def slippage_report(broker: BrokerResource) -> dg.MaterializeResult:
 
 
 @dg.asset(group_name=GROUP, deps=[trade_orders], kinds={"python"})
-def equity_curve(broker: BrokerResource) -> dg.MaterializeResult:
-    """Account equity per session and its drawdown from the running peak (the halt watches it)."""
-    frame = EquityLog(broker.state()).frame()
-    meta: dict = {"sessions": len(frame)}
+def equity_curve(risk: RiskResource) -> dg.MaterializeResult:
+    """Account equity and its drawdown from the high-water mark, as the drawdown monitor recorded
+    them (every trading run and every drawdown-sensor tick); the halt engages at the limit."""
+    frame = read_equity_log(risk.state())
+    meta: dict = {"readings": len(frame)}
     if not frame.empty:
-        dates = pd.to_datetime(frame["session"])
+        when = pd.to_datetime(frame["as_of"], format="mixed", utc=True)
+        drawdown = pd.to_numeric(frame["drawdown"], errors="coerce").fillna(0.0)
 
         def draw(ax):
-            ax.plot(dates, frame["equity"], label="equity, USD")
-            ax.set_ylabel("USD")
+            ax.plot(when, frame["equity"], label="equity, USD")
+            ax.set_ylabel("equity, USD")
             twin = ax.twinx()
-            twin.fill_between(dates, -100 * frame["drawdown"], 0, color="tab:red", alpha=0.3, label="drawdown %")
+            twin.fill_between(when, -100 * drawdown, 0, color="tab:red", alpha=0.3, step="post")
             twin.set_ylabel("drawdown, %")
 
         meta.update({
             "equity_usd": float(frame["equity"].iloc[-1]),
-            "max_drawdown": float(frame["drawdown"].max()),
+            "high_water_mark_usd": float(frame["high_water_mark"].dropna().iloc[-1]) if frame["high_water_mark"].notna().any() else float("nan"),
+            "max_drawdown": float(drawdown.max()),
+            "halted": bool(frame["halted"].iloc[-1]),
             "plot": png_markdown(draw, "equity and drawdown"),
         })
     return dg.MaterializeResult(metadata=meta)
