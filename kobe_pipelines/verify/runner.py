@@ -13,6 +13,7 @@ PHASES = (1, 2, 3, 4, 5)
 
 
 def run_phases(phases: list[int] | None = None) -> list[VerifyCheck]:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     results: list[VerifyCheck] = []
     for phase in phases or list(PHASES):
         try:
