@@ -6,6 +6,8 @@ import dagster as dg
 import pandas as pd
 
 from kobe_pipelines.defs.lake.assets import lake_assets
+from kobe_pipelines.alerts.sinks import read_alert_log
+from kobe_pipelines.defs.env_resources import AlertsResource
 from kobe_pipelines.defs.resources import LakeResource, MarketDataResource
 from kobe_pipelines.lake import Lake
 
@@ -15,7 +17,8 @@ RANGE = {"dagster/asset_partition_range_start": "2024-01-02", "dagster/asset_par
 def materialize(tmp_path, market: MarketDataResource):
     return dg.materialize(
         lake_assets,
-        resources={"lake": LakeResource(lake_dir=str(tmp_path / "lake")), "market_data": market},
+        resources={"lake": LakeResource(lake_dir=str(tmp_path / "lake")), "market_data": market,
+                   "alerts": AlertsResource(state_dir=str(tmp_path / "state"))},
         instance=dg.DagsterInstance.ephemeral(),
         tags=RANGE,
         raise_on_error=False,
@@ -65,3 +68,5 @@ def test_materialize_when_a_raw_bar_is_bad_then_blocking_check_fails_and_nothing
     assert "lake_version" not in materialized and "adjustment_factors" not in materialized
     lake = Lake(tmp_path / "lake")
     assert lake.current_version_id() is None and lake.staged_labels() == []
+    alerts = read_alert_log(tmp_path / "state" / "alerts.jsonl")
+    assert [a.kind for a in alerts] == ["data_check_failed"] and "raw_daily_bars" in alerts[0].subject

@@ -17,7 +17,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = REPO / "docs" / "ui-asset-graph.png"
-EXPECTED_ASSETS = ("raw_daily_bars", "corporate_actions", "adjustment_factors", "adjusted_bars", "lake_version")
+EXPECTED_ASSETS = (
+    "raw_daily_bars", "adjusted_bars", "lake_version",  # the lake
+    "features", "lstm_model", "ensemble_model", "signals",  # the models
+    "trade_orders", "equity_curve",  # trading
+)
 
 
 def _free_port() -> int:

@@ -11,10 +11,20 @@ from kobe_pipelines.defs.lake.checks import (
 )
 from kobe_pipelines.defs.lake.plots import split_plot_markdown
 from kobe_pipelines.defs.partitions import xnys_daily_partitions
+from kobe_pipelines.alerts import Alert, AlertKind, Severity
+from kobe_pipelines.defs.env_resources import AlertsResource
 from kobe_pipelines.defs.resources import LakeResource, MarketDataResource
 from kobe_pipelines.lake import Candidate
 
 GROUP = "lake"
+
+
+def _alert_failed_check(alerts: AlertsResource, asset: str, scope: str, report) -> None:
+    """A failed data check blocks the freeze; a person hears about it at once."""
+    alerter = alerts.alerter()
+    alerter.send(Alert(kind=AlertKind.DATA_CHECK_FAILED, subject=f"{asset} failed its checks ({scope}): nothing frozen",
+                       body=report.summary(), severity=Severity.CRITICAL, key=f"data_check_failed:{asset}"))
+    alerter.flush()
 
 
 def _preview(frame: pd.DataFrame, rows: int = 5) -> dg.MetadataValue:
@@ -38,7 +48,9 @@ def _bars_metadata(bars: pd.DataFrame) -> dict:
     check_specs=raw_bars_check_specs,
     kinds={"parquet", "polygon"},
 )
-def raw_daily_bars(context: dg.AssetExecutionContext, market_data: MarketDataResource, lake: LakeResource):
+def raw_daily_bars(
+    context: dg.AssetExecutionContext, market_data: MarketDataResource, lake: LakeResource, alerts: AlertsResource
+):
     """Raw (unadjusted) daily bars of the sessions in the partition range, staged for the next freeze.
     A batch that fails its blocking check is not staged and nothing downstream runs."""
     first, last = context.partition_key_range.start, context.partition_key_range.end
@@ -46,6 +58,8 @@ def raw_daily_bars(context: dg.AssetExecutionContext, market_data: MarketDataRes
     report = check_raw_bars(bars, as_of=market_calendar.last_completed_session().date())
     if report.success and not bars.empty:
         lake.open().stage_bars(f"{first}_{last}", bars)
+    elif not report.success:
+        _alert_failed_check(alerts, "raw_daily_bars", f"{first}..{last}", report)
     yield dg.MaterializeResult(
         metadata={**_bars_metadata(bars), "staged": report.success},
         check_results=[check_result(RAW_BARS_CHECK, "raw_daily_bars", report)],
@@ -123,12 +137,15 @@ def adjustment_factors(market_data: MarketDataResource, lake: LakeResource) -> d
 
 
 @dg.asset(group_name=GROUP, check_specs=adjusted_bars_check_specs, kinds={"duckdb"})
-def adjusted_bars(adjustment_factors: Candidate, lake: LakeResource):
+def adjusted_bars(adjustment_factors: Candidate, lake: LakeResource, alerts: AlertsResource):
     """Split-adjusted and total-return views of the candidate (raw x factor), checked for jumps
     left unexplained at split and ex-dates."""
     store = lake.open()
     returns = store.event_returns(adjustment_factors.entries, adjustment_factors.events)
     reports = {view: check_adjusted_jumps(frame, view) for view, frame in returns.items()}
+    for view, report in reports.items():
+        if not report.success:
+            _alert_failed_check(alerts, "adjusted_bars", f"{view} view", report)
     yield dg.MaterializeResult(
         metadata={
             "events_checked": len(returns["total"]),
