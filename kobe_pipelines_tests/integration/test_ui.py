@@ -17,6 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = REPO / "docs" / "ui-asset-graph.png"
+GROUPS = ("lake", "models", "trading")
 EXPECTED_ASSETS = (
     "raw_daily_bars", "adjusted_bars", "lake_version",  # the lake
     "features", "lstm_model", "ensemble_model", "signals",  # the models
@@ -67,6 +68,7 @@ def dagster_ui(tmp_path_factory):
 
 @pytest.mark.slow
 def test_asset_graph_when_opened_in_a_browser_then_shows_the_lake_and_model_assets(dagster_ui, tmp_path):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     assert Path(CHROMIUM).exists(), "Debian's chromium is required: apt-get install -y chromium"
@@ -78,8 +80,18 @@ def test_asset_graph_when_opened_in_a_browser_then_shows_the_lake_and_model_asse
         )
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.goto(f"{dagster_ui}/asset-groups", wait_until="domcontentloaded", timeout=120_000)
+        for group in GROUPS:  # the lineage page lists the asset groups, collapsed
+            page.get_by_text(group, exact=True).first.wait_for(timeout=120_000)
+        skip = page.get_by_role("button", name="Skip")  # Dagster's one-time community dialog
+        try:
+            skip.wait_for(timeout=15_000)
+            skip.click()
+        except PlaywrightTimeout:
+            pass
+        for group in GROUPS:  # the sidebar's group row (the first match): a double click expands it
+            page.locator(f"text='{group}' >> visible=true").first.dblclick()
         for asset in EXPECTED_ASSETS:
-            page.get_by_text(asset, exact=True).first.wait_for(timeout=120_000)
+            page.get_by_text(asset, exact=True).first.wait_for(timeout=60_000)
         shot = tmp_path / "asset-graph.png"
         page.screenshot(path=str(shot), full_page=False)
         browser.close()
