@@ -24,7 +24,8 @@ from kobe_pipelines.execution.errors import (
 from kobe_pipelines.risk.gate import PolicyGate
 from kobe_pipelines.risk.limits import RiskLimits
 from kobe_pipelines.risk.types import UnapprovedOrderError
-from kobe_pipelines_tests.execution.conftest import API_KEY, NOW, SECRET_KEY, alpaca_order, book, intent
+from kobe_pipelines_tests.execution.conftest import API_KEY, NOW, SECRET_KEY, book, intent
+from kobe_pipelines_tests.support.alpaca_server import alpaca_order
 
 BRACKET = dict(coid="kobe-manual-AAA-20240304-0123456789abcdef", entry=187.45, stop=180.1, take_profit=195.3)
 MARKS = {"AAA": 187.0}

@@ -29,6 +29,7 @@ class TradingWorld:
     alerts: dict = field(default_factory=dict)  # AlertsResource fields (SMTP settings)
     broker_kind: str = "paper"
     broker_extra: dict = field(default_factory=dict)
+    broker_class: type[BrokerResource] = BrokerResource  # a test may give the broker a clock
     strategy: str = "ranked_long"
 
     def __post_init__(self) -> None:
@@ -46,7 +47,7 @@ class TradingWorld:
             "market_data": MarketDataResource(sim_symbols=10, history_start=HISTORY[0], sim_end=SIM_END),
             "alerts": AlertsResource(state_dir=state, **self.alerts),
             "risk": RiskResource(state_dir=state),
-            "broker": BrokerResource(state_dir=state, broker=self.broker_kind, **self.broker_extra),
+            "broker": self.broker_class(state_dir=state, broker=self.broker_kind, **self.broker_extra),
             "mlflow": MlflowResource(state_dir=state),
             "strategy": StrategyResource(state_dir=state, strategy=self.strategy, strategy_dir=str(self.strategy_dir)),
         }
