@@ -93,6 +93,10 @@ class Lake:
         if retention < 1:
             raise ConfigError(RETENTION_ENV, "must keep at least 1 version", retention)
         self.retention = retention
+        # Files this object hashed (verified or written) and their stat then: publish re-hashes
+        # only what changed since, so one freeze hashes each file once. Another Lake object (or
+        # process) hashes everything again.
+        self._hashed: dict[str, tuple[str, int, int, int]] = {}
 
     # ---- locations -------------------------------------------------------------------------
     @property
@@ -370,7 +374,7 @@ class Lake:
                     f"the candidate was prepared on version {candidate.base_version_id}, but {current} is current now; prepare again"
                 )
             for entry in candidate.entries:
-                self._check_file(entry)
+                self._check_file(entry, reuse=True)
             for existing in reversed(self.versions()):
                 if existing.content_hash == candidate.content_hash:
                     if existing.version_id != current:
@@ -454,10 +458,11 @@ class Lake:
         digest = sha256_file(tmp)
         final = directory / f"{prefix}{digest[:24]}.parquet"
         if final.exists():
-            tmp.unlink()
+            tmp.unlink()  # the same content is stored already: publish verifies that file
         else:
             os.replace(tmp, final)
             fsync_dir(directory)
+            self._remember(final.relative_to(self.root).as_posix(), digest, final)
         min_date = max_date = None
         if "date" in table.column_names and table.num_rows:
             dates = table.column("date")
@@ -489,13 +494,21 @@ class Lake:
         for entry in manifest.files:
             self._check_file(entry)
 
-    def _check_file(self, entry: FileEntry) -> None:
+    def _check_file(self, entry: FileEntry, reuse: bool = False) -> None:
+        """Re-hash `entry`'s file against its sha256. `reuse`: skip the hashing when this object
+        hashed the file before and its inode, size and mtime have not changed since."""
         path = self.abspath(entry)
         if not path.exists():
             raise LakeCorruptionError(entry.path, "is missing")
+        if reuse and self._hashed.get(entry.path) == (entry.sha256, *_stat_key(path)):
+            return
         actual = sha256_file(path)
         if actual != entry.sha256:
             raise LakeCorruptionError(entry.path, f"sha256 {actual[:12]}... does not match the manifest's {entry.sha256[:12]}...")
+        self._remember(entry.path, actual, path)
+
+    def _remember(self, rel_path: str, digest: str, path: Path) -> None:
+        self._hashed[rel_path] = (digest, *_stat_key(path))
 
     def _apply_retention(self) -> list[str]:
         """Delete versions beyond the newest `retention` (never the current or a pinned one),
@@ -546,6 +559,11 @@ class Lake:
 
 
 ROW_GROUP_ROWS = 128 * 1024
+
+
+def _stat_key(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 BARS_ARROW_SCHEMA = pa.schema(
     [

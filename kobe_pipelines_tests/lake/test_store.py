@@ -142,6 +142,17 @@ def test_verify_when_a_file_is_corrupted_then_reports_it_and_freeze_is_blocked_l
     assert lake.current_version_id() == first.version_id
 
 
+def test_publish_when_a_prepared_file_changed_since_then_corruption_error_and_no_new_version(lake, sim):
+    first = lake.freeze(*sim_inputs(sim, end="2021-06-29"), provider="simulated").version
+    candidate = lake.prepare(*sim_inputs(sim), provider="simulated")
+    new = [e for e in candidate.entries if e.role == "raw_bars" and e not in first.files]
+    victim = lake.root / new[0].path
+    victim.write_bytes(victim.read_bytes()[:-100] + b"x" * 100)  # same size, other bytes
+    with pytest.raises(LakeCorruptionError, match="does not match"):
+        lake.publish(candidate)
+    assert lake.current_version_id() == first.version_id
+
+
 @pytest.mark.parametrize(
     "column, value, field",
     [("close", float("nan"), "close"), ("low", -1.0, "low"), ("high", 1.0, "high")],
