@@ -143,8 +143,8 @@ def read_ratios(lake_dir: Path, plain_file: Path, symbol: str, day: str, repeat:
             assert lake_rows == plain_rows, (name, lake_rows, plain_rows)
             samples_lake, samples_plain = [], []
             for _ in range(repeat):  # interleave so both see the same machine state
-                samples_lake.append(_timed(lambda: con.execute(lake_sql).to_arrow_table()))
-                samples_plain.append(_timed(lambda: con.execute(plain_sql).to_arrow_table()))
+                samples_lake.append(_timed(lambda: con.sql(lake_sql).to_arrow_table()))
+                samples_plain.append(_timed(lambda: con.sql(plain_sql).to_arrow_table()))
             out[name] = (statistics.median(samples_lake), statistics.median(samples_plain))
     return out
 
