@@ -122,7 +122,7 @@ def plan_loop_seconds(source: Path, sample_symbols: int) -> tuple[float, int]:
     return seconds, len(symbols)
 
 
-def read_ratios(lake_dir: Path, plain_file: Path, symbol: str, day: str, repeat: int = 7) -> dict[str, tuple[float, float]]:
+def read_ratios(lake_dir: Path, plain_file: Path, symbol: str, day: str, repeat: int = 25) -> dict[str, tuple[float, float]]:
     lake = Lake(lake_dir)
     plain = str(plain_file)
     out = {}

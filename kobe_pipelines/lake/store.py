@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import json
+import logging
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +46,8 @@ from kobe_pipelines.lake import catalog
 from kobe_pipelines.lake.errors import LakeBusyError, LakeCorruptionError, LakeError, LakeVersionNotFound
 from kobe_pipelines.lake.freeze_steps import derive_actions_and_factors, find_new_rows
 from kobe_pipelines.lake.manifest import FileEntry, Manifest, content_hash
+
+log = logging.getLogger(__name__)
 
 RETENTION_ENV = "KOBE_LAKE_RETENTION"
 DEFAULT_RETENTION = 10
@@ -93,10 +96,10 @@ class Lake:
         if retention < 1:
             raise ConfigError(RETENTION_ENV, "must keep at least 1 version", retention)
         self.retention = retention
-        # Files this object hashed (verified or written) and their stat then: publish re-hashes
-        # only what changed since, so one freeze hashes each file once. Another Lake object (or
-        # process) hashes everything again.
-        self._hashed: dict[str, tuple[str, int, int, int]] = {}
+        # Files hashed before (verified or written) and their inode, size and mtime then, kept in
+        # HASH_CACHE_NAME: a freeze re-hashes only files whose stat changed since (git's index
+        # does the same). `verify` always re-hashes everything.
+        self._hashed: dict[str, tuple[str, int, int, int]] | None = None
 
     # ---- locations -------------------------------------------------------------------------
     @property
@@ -343,7 +346,7 @@ class Lake:
             _checkpoint("start")
             previous = self._current_or_none()
             if previous is not None:
-                self._check_files(previous)
+                self._check_files(previous, reuse=True)
             bars = validation.validate_bars(schema.normalize_bars(bars), as_of=as_of)
             new_rows = find_new_rows(self.root, previous, bars)
             raw_entries = (previous.files_with_role("raw_bars") if previous else []) + self._write_raw(new_rows)
@@ -352,6 +355,7 @@ class Lake:
                 self.root, previous, raw_entries, new_rows, splits, dividends, dividend_convention, self._write_derived
             )
             _checkpoint("derived_written")
+            self._save_hash_cache()
             entries = raw_entries + derived.entries
             return Candidate(
                 base_version_id=previous.version_id if previous else None,
@@ -375,6 +379,7 @@ class Lake:
                 )
             for entry in candidate.entries:
                 self._check_file(entry, reuse=True)
+            self._save_hash_cache()
             for existing in reversed(self.versions()):
                 if existing.content_hash == candidate.content_hash:
                     if existing.version_id != current:
@@ -454,7 +459,10 @@ class Lake:
         directory = self.root / folder
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / f".{prefix}{os.getpid()}-{id(table)}.parquet.tmp"
-        pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS, compression="snappy")
+        # Dictionary pages for the string columns only: floats rarely repeat, and trying a
+        # dictionary on them first costs a third of the write.
+        strings = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)]
+        pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS, compression="snappy", use_dictionary=strings)
         digest = sha256_file(tmp)
         final = directory / f"{prefix}{digest[:24]}.parquet"
         if final.exists():
@@ -490,17 +498,17 @@ class Lake:
                 problems.append(str(exc))
         return problems
 
-    def _check_files(self, manifest: Manifest) -> None:
+    def _check_files(self, manifest: Manifest, reuse: bool = False) -> None:
         for entry in manifest.files:
-            self._check_file(entry)
+            self._check_file(entry, reuse)
 
     def _check_file(self, entry: FileEntry, reuse: bool = False) -> None:
-        """Re-hash `entry`'s file against its sha256. `reuse`: skip the hashing when this object
-        hashed the file before and its inode, size and mtime have not changed since."""
+        """Re-hash `entry`'s file against its sha256. `reuse`: skip the hashing when the file was
+        hashed before and its inode, size and mtime (ns) have not changed since."""
         path = self.abspath(entry)
         if not path.exists():
             raise LakeCorruptionError(entry.path, "is missing")
-        if reuse and self._hashed.get(entry.path) == (entry.sha256, *_stat_key(path)):
+        if reuse and self._hash_cache().get(entry.path) == (entry.sha256, *_stat_key(path)):
             return
         actual = sha256_file(path)
         if actual != entry.sha256:
@@ -508,7 +516,29 @@ class Lake:
         self._remember(entry.path, actual, path)
 
     def _remember(self, rel_path: str, digest: str, path: Path) -> None:
-        self._hashed[rel_path] = (digest, *_stat_key(path))
+        self._hash_cache()[rel_path] = (digest, *_stat_key(path))
+
+    def _hash_cache(self) -> dict[str, tuple[str, int, int, int]]:
+        """The stat cache of hashed files; unreadable or malformed, it is empty (all re-hashed)."""
+        if self._hashed is None:
+            self._hashed = {}
+            try:
+                data = json.loads((self.root / HASH_CACHE_NAME).read_text())
+                for rel, row in data.items():
+                    digest, ino, size, mtime = row
+                    self._hashed[str(rel)] = (str(digest), int(ino), int(size), int(mtime))
+            except (OSError, ValueError, TypeError, AttributeError):
+                self._hashed = {}
+        return self._hashed
+
+    def _save_hash_cache(self) -> None:
+        """Written atomically; a failure costs only re-hashing next time."""
+        cache = self._hash_cache()
+        try:
+            atomic_write_json(self.root / HASH_CACHE_NAME, {k: list(v) for k, v in sorted(cache.items())
+                                                            if (self.root / k).exists()})
+        except OSError as exc:
+            log.warning("lake: could not save the hash cache (%s); the next freeze re-hashes every file", exc)
 
     def _apply_retention(self) -> list[str]:
         """Delete versions beyond the newest `retention` (never the current or a pinned one),
@@ -559,6 +589,7 @@ class Lake:
 
 
 ROW_GROUP_ROWS = 128 * 1024
+HASH_CACHE_NAME = ".hash_cache.json"
 
 
 def _stat_key(path: Path) -> tuple[int, int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import duckdb
 import pandas as pd
@@ -151,6 +152,27 @@ def test_publish_when_a_prepared_file_changed_since_then_corruption_error_and_no
     with pytest.raises(LakeCorruptionError, match="does not match"):
         lake.publish(candidate)
     assert lake.current_version_id() == first.version_id
+
+
+def test_verify_when_a_file_changed_but_kept_its_stat_then_still_reported(lake, sim):
+    # a freeze skips re-hashing files whose inode, size and mtime are unchanged; verify never does
+    first = lake.freeze(*sim_inputs(sim, end="2021-06-29"), provider="simulated").version
+    victim = lake.root / first.files_with_role("raw_bars")[0].path
+    before = victim.stat()
+    victim.write_bytes(victim.read_bytes()[:-100] + b"x" * 100)
+    os.utime(victim, ns=(before.st_atime_ns, before.st_mtime_ns))
+    problems = Lake(lake.root).verify()
+    assert len(problems) == 1 and first.files_with_role("raw_bars")[0].path in problems[0]
+
+
+def test_freeze_when_the_hash_cache_is_corrupt_then_it_is_ignored_and_a_changed_file_still_blocks(lake, sim):
+    first = lake.freeze(*sim_inputs(sim, end="2021-06-29"), provider="simulated").version
+    (lake.root / ".hash_cache.json").write_text("{not json")
+    victim = lake.root / first.files_with_role("raw_bars")[0].path
+    victim.write_bytes(victim.read_bytes()[:-100] + b"x" * 100)
+    with pytest.raises(LakeCorruptionError, match="does not match"):
+        Lake(lake.root).freeze(*sim_inputs(sim), provider="simulated")
+    assert Lake(lake.root).current_version_id() == first.version_id
 
 
 @pytest.mark.parametrize(
