@@ -90,14 +90,24 @@ def derive_actions_and_factors(
 
     all_splits = _union(stored_splits, schema.normalize_splits(splits), list(schema.SPLIT_COLUMNS))
     all_divs = _union(stored_divs, schema.normalize_dividends(dividends), list(schema.DIVIDEND_COLUMNS))
-    with duckdb.connect() as con:
-        symbols = {
-            row[0] for row in con.execute("SELECT DISTINCT symbol FROM read_parquet(?)", [raw_files]).fetchall()
-        } if raw_files else set()
+    symbols = _known_symbols(raw_files, new_rows, [stored_splits, stored_divs], set(all_splits["symbol"]) | set(all_divs["symbol"]))
     all_splits = validation.validate_splits(all_splits, symbols)
     all_divs = validation.validate_dividends(all_divs, symbols)
-    bars_near = _bars_near_events(root, previous, new_rows, all_splits, all_divs)
-    factors, events = adjustments.compute_factors(bars_near, all_splits, all_divs, convention=convention)
+    bars_near, looked_up = _bars_near_events(root, previous, new_rows, all_splits, all_divs)
+    stored_factors = _reusable_factors(root, previous, convention)
+    if stored_factors is None:
+        factors, events = adjustments.compute_factors(bars_near, all_splits, all_divs, convention=convention)
+    else:
+        # Only symbols with a new action, or an event whose closes had to be looked up, can have
+        # other factors than the previous version's: recompute those, keep the rest as stored.
+        redo = looked_up | _new_symbols(stored_splits, all_splits, schema.SPLIT_COLUMNS) \
+            | _new_symbols(stored_divs, all_divs, schema.DIVIDEND_COLUMNS)
+        part = adjustments.compute_factors(_only(bars_near, redo), _only(all_splits, redo), _only(all_divs, redo),
+                                           convention=convention)
+        factors = _replace_symbols(stored_factors[0], part.factors, redo, ["symbol", "valid_from"])
+        events = _replace_symbols(stored_factors[1], part.events, redo, ["symbol", "event_date", "kind"])
+        factors = factors.astype({"symbol": str, "valid_from": "datetime64[ns]", "valid_to": "datetime64[ns]"})
+        events = events.astype({"symbol": str, "kind": str, "event_date": "datetime64[ns]", "prev_date": "datetime64[ns]"})
 
     provenance = _provenance(stored_prov, all_splits, all_divs, now)
     entries = [
@@ -108,6 +118,57 @@ def derive_actions_and_factors(
         write(events.reset_index(drop=True), "adjustment_events"),
     ]
     return Derived(entries=entries, events=events)
+
+
+def _known_symbols(raw_files: list[str], new_rows: pd.DataFrame, stored_actions: list[pd.DataFrame],
+                   needed: set[str]) -> set[str]:
+    """Which of the `needed` symbols (those of the actions) the lake holds bars of. Symbols of
+    stored actions passed this check when they were stored (raw bars are never removed); the
+    others are looked for in the new rows, then in the raw files (that symbol list only)."""
+    known = set().union(*(set(frame["symbol"]) for frame in stored_actions)) & needed
+    missing = needed - known
+    if missing and not new_rows.empty:
+        known |= missing & set(new_rows["symbol"].unique())
+        missing = needed - known
+    if missing and raw_files:
+        with duckdb.connect() as con:
+            rows = con.execute("SELECT DISTINCT symbol FROM read_parquet(?) WHERE symbol IN (SELECT unnest(?))",
+                               [raw_files, sorted(missing)]).fetchall()
+        known |= {row[0] for row in rows}
+    return known
+
+
+def _reusable_factors(root: Path, previous: Manifest | None, convention: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The previous version's factors and applied events, when a refreeze may build on them
+    (same dividend convention, both tables present); else None (everything is recomputed)."""
+    if previous is None or previous.dividend_convention != convention:
+        return None
+    if not previous.files_with_role("factors") or not previous.files_with_role("adjustment_events"):
+        return None
+    factors = _read_role(root, previous, "factors", adjustments.empty_factors())
+    events = _read_role(root, previous, "adjustment_events", adjustments.empty_events())
+    return factors[list(adjustments.empty_factors().columns)], events[list(adjustments.EVENT_COLUMNS)]
+
+
+def _new_symbols(stored: pd.DataFrame, merged: pd.DataFrame, columns: tuple[str, ...]) -> set[str]:
+    """Symbols of the actions in `merged` that `stored` did not hold."""
+    if merged.empty:
+        return set()
+    have = pd.MultiIndex.from_frame(stored[list(columns)]) if not stored.empty else None
+    keys = pd.MultiIndex.from_frame(merged[list(columns)])
+    fresh = np.ones(len(merged), dtype=bool) if have is None else ~keys.isin(have)
+    return set(merged.loc[fresh, "symbol"])
+
+
+def _only(frame: pd.DataFrame, symbols: set[str]) -> pd.DataFrame:
+    return frame.loc[frame["symbol"].isin(symbols)]
+
+
+def _replace_symbols(stored: pd.DataFrame, fresh: pd.DataFrame, symbols: set[str], keys: list[str]) -> pd.DataFrame:
+    """`stored` with the rows of `symbols` replaced by `fresh`, in the order a full computation
+    gives (each symbol's rows come from one side, whose order is kept by the stable sort)."""
+    both = pd.concat([stored.loc[~stored["symbol"].isin(symbols)], fresh], ignore_index=True)
+    return both.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
 def _read_role(root: Path, previous: Manifest | None, role: str, empty: pd.DataFrame) -> pd.DataFrame:
@@ -149,9 +210,9 @@ def _provenance(stored: pd.DataFrame, splits: pd.DataFrame, divs: pd.DataFrame, 
 
 def _bars_near_events(
     root: Path, previous: Manifest | None, new_rows: pd.DataFrame, splits: pd.DataFrame, divs: pd.DataFrame
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, set[str]]:
     """The raw closes the factor computation needs: for each event, the last bar before its
-    session and the first bar on or after it.
+    session and the first bar on or after it; and the symbols whose bars had to be looked up.
 
     Events the previous version already applied reuse the closes it recorded (raw bars are
     immutable) unless a new bar of that symbol arrived at or before the event. Only the other
@@ -167,8 +228,9 @@ def _bars_near_events(
         }
     ).drop_duplicates()
     if sessions.empty:
-        return schema.empty_bars()[["symbol", "date", "close"]]
+        return schema.empty_bars()[["symbol", "date", "close"]], set()
     parts = []
+    wanted: set[str] = set()
     known = _read_role(root, previous, "adjustment_events", pd.DataFrame(columns=["symbol", "event_date"]))
     if not known.empty:
         known = known[["symbol", "event_date", "prev_date", "close_prev", "close_ex"]]
@@ -196,7 +258,8 @@ def _bars_near_events(
             parts.append(old.astype({"date": "datetime64[ns]"}))
     frame = pd.concat(parts, ignore_index=True) if parts else schema.empty_bars()[["symbol", "date", "close"]]
     frame["date"] = frame["date"].astype("datetime64[ns]")
-    return frame.drop_duplicates(["symbol", "date"]).sort_values(["symbol", "date"], kind="stable").reset_index(drop=True)
+    frame = frame.drop_duplicates(["symbol", "date"]).sort_values(["symbol", "date"], kind="stable").reset_index(drop=True)
+    return frame, wanted
 
 
 def _query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> pd.DataFrame:

@@ -225,3 +225,31 @@ def test_refreeze_when_built_up_day_by_day_then_adjusted_views_equal_a_fresh_ful
         sql = f"SELECT * FROM {view} ORDER BY symbol, date"
         pd.testing.assert_frame_equal(stepwise.query(sql), fresh.query(sql))
     assert len(stepwise.events()) == len(fresh.events()) > 0
+
+
+def _derived(lake: Lake, role: str) -> pd.DataFrame:
+    files = lake.current_version().files_with_role(role)
+    return pd.read_parquet(lake.root / files[0].path)
+
+
+def test_refreeze_when_actions_arrive_late_then_factors_and_events_equal_a_full_recompute(tmp_path, sim):
+    # a refreeze recomputes only the symbols whose actions or closes changed and keeps the others'
+    # stored factors: the tables must be exactly those of a full computation on the same inputs
+    bars, splits, divs = sim_inputs(sim)
+    payers = sorted(divs["symbol"].unique())
+    late = divs[divs["symbol"] == payers[0]].iloc[[2]]  # reported only by the last refreeze, months late
+    regular = divs[divs["symbol"] == payers[1]].iloc[2]
+    same_day = divs.loc[[regular.name]].assign(cash_amount=0.07)  # a special dividend beside a known one
+    early = divs.drop(late.index)
+    stepwise = Lake(tmp_path / "stepwise")
+    stepwise.freeze(bars[bars["date"] <= "2021-06-28"], splits, early, provider="simulated")
+    stepwise.freeze(bars, splits, pd.concat([early, late, same_day]), provider="simulated")
+    fresh = Lake(tmp_path / "fresh")
+    fresh.freeze(bars, splits, pd.concat([divs, same_day]), provider="simulated")
+    for role in ("factors", "adjustment_events"):
+        pd.testing.assert_frame_equal(_derived(stepwise, role), _derived(fresh, role))
+    # both new dividends were applied (one event row per symbol, session and kind: same-day cash adds up)
+    events = _derived(stepwise, "adjustment_events").set_index(["symbol", "event_date", "kind"])["cash_amount"]
+    assert events[(late.iloc[0]["symbol"], late.iloc[0]["ex_dividend_date"], "dividend")] == pytest.approx(
+        late.iloc[0]["cash_amount"])
+    assert events[(regular["symbol"], regular["ex_dividend_date"], "dividend")] == pytest.approx(regular["cash_amount"] + 0.07)
