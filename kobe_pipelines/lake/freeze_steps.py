@@ -90,7 +90,7 @@ def derive_actions_and_factors(
 
     all_splits = _union(stored_splits, schema.normalize_splits(splits), list(schema.SPLIT_COLUMNS))
     all_divs = _union(stored_divs, schema.normalize_dividends(dividends), list(schema.DIVIDEND_COLUMNS))
-    symbols = _known_symbols(raw_files, new_rows, [stored_splits, stored_divs], set(all_splits["symbol"]) | set(all_divs["symbol"]))
+    symbols = _known_symbols(raw_files, new_rows, [stored_splits, stored_divs], _symbols(all_splits) | _symbols(all_divs))
     all_splits = validation.validate_splits(all_splits, symbols)
     all_divs = validation.validate_dividends(all_divs, symbols)
     bars_near, looked_up = _bars_near_events(root, previous, new_rows, all_splits, all_divs)
@@ -125,10 +125,10 @@ def _known_symbols(raw_files: list[str], new_rows: pd.DataFrame, stored_actions:
     """Which of the `needed` symbols (those of the actions) the lake holds bars of. Symbols of
     stored actions passed this check when they were stored (raw bars are never removed); the
     others are looked for in the new rows, then in the raw files (that symbol list only)."""
-    known = set().union(*(set(frame["symbol"]) for frame in stored_actions)) & needed
+    known = set().union(*(_symbols(frame) for frame in stored_actions)) & needed
     missing = needed - known
     if missing and not new_rows.empty:
-        known |= missing & set(new_rows["symbol"].unique())
+        known |= missing & _symbols(new_rows)
         missing = needed - known
     if missing and raw_files:
         with duckdb.connect() as con:
@@ -157,7 +157,12 @@ def _new_symbols(stored: pd.DataFrame, merged: pd.DataFrame, columns: tuple[str,
     have = pd.MultiIndex.from_frame(stored[list(columns)]) if not stored.empty else None
     keys = pd.MultiIndex.from_frame(merged[list(columns)])
     fresh = np.ones(len(merged), dtype=bool) if have is None else ~keys.isin(have)
-    return set(merged.loc[fresh, "symbol"])
+    return _symbols(merged.loc[fresh])
+
+
+def _symbols(frame: pd.DataFrame) -> set[str]:
+    """The distinct symbols of `frame` (vectorized first: iterating 126k Arrow strings costs 0.1 s)."""
+    return {str(s) for s in frame["symbol"].unique()}
 
 
 def _only(frame: pd.DataFrame, symbols: set[str]) -> pd.DataFrame:
@@ -244,22 +249,80 @@ def _bars_near_events(
         applied = pd.MultiIndex.from_frame(known[["symbol", "event_date"]])
         sessions = sessions.loc[~pd.MultiIndex.from_frame(sessions[["symbol", "event_date"]]).isin(applied)]
     if not sessions.empty:
-        wanted = set(sessions["symbol"])
-        parts.append(_rows_around(new_rows[["symbol", "date", "close"]], sessions))
-        stored = [str(root / e.path) for e in (previous.files_with_role("raw_bars") if previous else [])]
+        wanted = _symbols(sessions)
+        fresh = _rows_around(new_rows[["symbol", "date", "close"]], sessions)
+        parts.append(fresh)
+        stored = previous.files_with_role("raw_bars") if previous else []
         if stored:
-            with duckdb.connect() as con:
-                old = _query_frame(
-                    con,
-                    "SELECT symbol, date::TIMESTAMP_NS AS date, close FROM read_parquet($files) "
-                    "WHERE symbol IN (SELECT unnest($symbols))",
-                    {"files": stored, "symbols": sorted(wanted)},
-                )
-            parts.append(old.astype({"date": "datetime64[ns]"}))
+            parts.append(_stored_rows_around(root, stored, sessions, fresh))
     frame = pd.concat(parts, ignore_index=True) if parts else schema.empty_bars()[["symbol", "date", "close"]]
     frame["date"] = frame["date"].astype("datetime64[ns]")
     frame = frame.drop_duplicates(["symbol", "date"]).sort_values(["symbol", "date"], kind="stable").reset_index(drop=True)
     return frame, wanted
+
+
+NEAR_DAYS = 40  # calendar days around an event that the first, windowed look-up covers
+
+
+def _stored_rows_around(root: Path, stored: list[FileEntry], sessions: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
+    """`_rows_around` in the stored raw files, reading as little as possible (`fresh`: the rows
+    already found around the events in the new bars).
+
+    First only the files whose dates overlap NEAR_DAYS around some event are read, for the
+    events' symbols: each event's window, clipped to the stored dates, lies wholly in the files
+    read (a file holds whole years), so a bar found inside it is that side's nearest bar, and
+    no bar inside it means none exists there. An event with a side still open (a long trading
+    halt, a symbol new to the lake) is looked up again in every file."""
+    near = pd.Timedelta(days=NEAR_DAYS)
+    lo = (sessions["event_date"] - near).to_numpy(dtype="datetime64[ns]")
+    hi = (sessions["event_date"] + near).to_numpy(dtype="datetime64[ns]")
+    dated = [e for e in stored if e.min_date and e.max_date]
+    if len(dated) != len(stored):
+        return _rows_around(_stored_bars(root, stored, _symbols(sessions)), sessions)
+    first = min(np.datetime64(e.min_date, "ns") for e in stored)
+    last = max(np.datetime64(e.max_date, "ns") for e in stored)
+    windowed = [e for e in stored if bool(((lo <= np.datetime64(e.max_date, "ns")) & (hi >= np.datetime64(e.min_date, "ns"))).any())]
+    found = _rows_around(_stored_bars(root, windowed, _symbols(sessions)), sessions)
+    before, after = _nearest_sides(pd.concat([found, fresh], ignore_index=True), sessions)
+    open_side = ((before < lo) & (lo > first)) | ((after > hi) & (hi < last))
+    unresolved = sessions.loc[open_side]
+    if unresolved.empty:
+        return found
+    again = _rows_around(_stored_bars(root, stored, _symbols(unresolved)), unresolved)
+    return pd.concat([found, again], ignore_index=True)
+
+
+def _nearest_sides(bars: pd.DataFrame, sessions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """For each session: the date of the symbol's last bar in `bars` before it (NaT-like minimum
+    when none) and of its first bar on or after it (maximum when none)."""
+    lowest, highest = np.datetime64("1677-09-22", "ns"), np.datetime64("2262-04-10", "ns")
+    before = np.full(len(sessions), lowest)
+    after = np.full(len(sessions), highest)
+    if bars.empty:
+        return before, after
+    ordered = bars.sort_values(["symbol", "date"], kind="stable")
+    events = sessions.reset_index(drop=True).assign(_i=np.arange(len(sessions))).sort_values("event_date", kind="stable")
+    left = pd.merge_asof(events, ordered.rename(columns={"date": "_d"})[["symbol", "_d"]].sort_values("_d"),
+                         left_on="event_date", right_on="_d", by="symbol", direction="backward", allow_exact_matches=False)
+    right = pd.merge_asof(events, ordered.rename(columns={"date": "_d"})[["symbol", "_d"]].sort_values("_d"),
+                          left_on="event_date", right_on="_d", by="symbol", direction="forward", allow_exact_matches=True)
+    before[left["_i"].to_numpy()] = left["_d"].fillna(pd.Timestamp(lowest)).to_numpy(dtype="datetime64[ns]")
+    after[right["_i"].to_numpy()] = right["_d"].fillna(pd.Timestamp(highest)).to_numpy(dtype="datetime64[ns]")
+    return before, after
+
+
+def _stored_bars(root: Path, entries: list[FileEntry], symbols: set[str]) -> pd.DataFrame:
+    """symbol, date, close of `symbols` from the raw files `entries`."""
+    if not entries or not symbols:
+        return schema.empty_bars()[["symbol", "date", "close"]]
+    with duckdb.connect() as con:
+        frame = _query_frame(
+            con,
+            "SELECT symbol, date::TIMESTAMP_NS AS date, close FROM read_parquet($files) "
+            "WHERE symbol IN (SELECT unnest($symbols))",
+            {"files": [str(root / e.path) for e in entries], "symbols": sorted(symbols)},
+        )
+    return frame.astype({"date": "datetime64[ns]"})
 
 
 def _query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 
@@ -253,3 +254,29 @@ def test_refreeze_when_actions_arrive_late_then_factors_and_events_equal_a_full_
     assert events[(late.iloc[0]["symbol"], late.iloc[0]["ex_dividend_date"], "dividend")] == pytest.approx(
         late.iloc[0]["cash_amount"])
     assert events[(regular["symbol"], regular["ex_dividend_date"], "dividend")] == pytest.approx(regular["cash_amount"] + 0.07)
+
+
+def test_refreeze_when_a_late_dividend_falls_in_a_long_halt_then_its_closes_come_from_beyond_the_window(tmp_path):
+    # AAA does not trade from 2023-12-18 to 2024-03-01; a dividend going ex on 2024-02-15 (inside
+    # the halt) is reported late. Its previous close is 2023-12-15's, in the 2023 file, 62 days
+    # before: outside the first, windowed look-up (2024's file), so every file must be searched.
+    days = pd.bdate_range("2023-11-01", "2024-05-31")
+    aaa = [d for d in days if not (pd.Timestamp("2023-12-18") <= d < pd.Timestamp("2024-03-01"))]
+    rows = [("AAA", d, 100.0 + i * 0.1) for i, d in enumerate(aaa)] + [("BBB", d, 50.0) for d in days]
+    bars = pd.DataFrame(rows, columns=["symbol", "date", "close"])
+    bars = bars.assign(open=bars["close"], high=bars["close"] + 1, low=bars["close"] - 1, volume=1000.0)
+    splits = pd.DataFrame({"symbol": [], "execution_date": [], "split_from": [], "split_to": []})
+    dividend = pd.DataFrame({"symbol": ["AAA"], "ex_dividend_date": ["2024-02-15"], "cash_amount": [1.5]})
+    early = pd.DataFrame({"symbol": ["BBB"], "ex_dividend_date": ["2024-04-10"], "cash_amount": [0.5]})
+    stepwise = Lake(tmp_path / "stepwise")
+    stepwise.freeze(bars, splits, early, provider="test", as_of=dt.date(2024, 5, 31))
+    stepwise.freeze(bars, splits, pd.concat([early, dividend]), provider="test", as_of=dt.date(2024, 5, 31))
+    events = _derived(stepwise, "adjustment_events").set_index("symbol")
+    last_close_before = bars[(bars["symbol"] == "AAA") & (bars["date"] < "2024-02-15")]["close"].iloc[-1]
+    assert events.loc["AAA", "prev_date"] == pd.Timestamp("2023-12-15")
+    assert events.loc["AAA", "close_prev"] == pytest.approx(last_close_before)
+    assert events.loc["AAA", "event_factor"] == pytest.approx(1 - 1.5 / last_close_before)  # CRSP: 1 - D / close_prev
+    fresh = Lake(tmp_path / "fresh")
+    fresh.freeze(bars, splits, pd.concat([early, dividend]), provider="test", as_of=dt.date(2024, 5, 31))
+    for role in ("factors", "adjustment_events"):
+        pd.testing.assert_frame_equal(_derived(stepwise, role), _derived(fresh, role))
