@@ -39,16 +39,18 @@ def view_sql(root: Path, files: Sequence[FileEntry]) -> dict[str, str]:
     if not factor_files:
         return {"bars_raw": raw, "bars_split_adjusted": raw, "bars": raw}
 
-    # An interval applies from valid_from (inclusive) to valid_to (exclusive; NULL = open-ended).
+    # An interval applies from valid_from (inclusive) to valid_to (exclusive; NULL = open-ended);
+    # a symbol's intervals do not overlap, so a bar joins at most one (none: factor 1). A plain
+    # join on the symbol lets DuckDB carry a filter on the symbol into the factors' scan.
     def factor(col: str) -> str:
-        return f"coalesce(CASE WHEN f.valid_to IS NULL OR b.date < f.valid_to THEN f.{col} END, 1.0)"
+        return f"coalesce(f.{col}, 1.0)"
 
     def adjusted(price_col: str) -> str:
         prices = ", ".join(f"b.{c} * {factor(price_col)} AS {c}" for c in ("open", "high", "low", "close"))
         return (
             f"SELECT b.symbol, b.date, {prices}, b.volume * {factor('volume_factor')} AS volume "
-            f"FROM ({raw}) b ASOF LEFT JOIN read_parquet({_quote_list(factor_files)}) f "
-            "ON b.symbol = f.symbol AND b.date >= f.valid_from"
+            f"FROM ({raw}) b LEFT JOIN read_parquet({_quote_list(factor_files)}) f "
+            "ON b.symbol = f.symbol AND b.date >= f.valid_from AND (f.valid_to IS NULL OR b.date < f.valid_to)"
         )
 
     return {"bars_raw": raw, "bars_split_adjusted": adjusted("split_factor"), "bars": adjusted("price_factor")}

@@ -93,16 +93,18 @@ def derive_actions_and_factors(
     symbols = _known_symbols(raw_files, new_rows, [stored_splits, stored_divs], _symbols(all_splits) | _symbols(all_divs))
     all_splits = validation.validate_splits(all_splits, symbols)
     all_divs = validation.validate_dividends(all_divs, symbols)
-    bars_near, looked_up = _bars_near_events(root, previous, new_rows, all_splits, all_divs)
     stored_factors = _reusable_factors(root, previous, convention)
     if stored_factors is None:
+        bars_near, _ = _bars_near_events(root, previous, new_rows, all_splits, all_divs)
         factors, events = adjustments.compute_factors(bars_near, all_splits, all_divs, convention=convention)
     else:
         # Only symbols with a new action, or an event whose closes had to be looked up, can have
         # other factors than the previous version's: recompute those, keep the rest as stored.
-        redo = looked_up | _new_symbols(stored_splits, all_splits, schema.SPLIT_COLUMNS) \
+        new_actions = _new_symbols(stored_splits, all_splits, schema.SPLIT_COLUMNS) \
             | _new_symbols(stored_divs, all_divs, schema.DIVIDEND_COLUMNS)
-        part = adjustments.compute_factors(_only(bars_near, redo), _only(all_splits, redo), _only(all_divs, redo),
+        bars_near, redo = _bars_near_events(root, previous, new_rows, all_splits, all_divs, also=new_actions,
+                                            known=stored_factors[1])
+        part = adjustments.compute_factors(bars_near, _only(all_splits, redo), _only(all_divs, redo),
                                            convention=convention)
         factors = _replace_symbols(stored_factors[0], part.factors, redo, ["symbol", "valid_from"])
         events = _replace_symbols(stored_factors[1], part.events, redo, ["symbol", "event_date", "kind"])
@@ -110,13 +112,14 @@ def derive_actions_and_factors(
         events = events.astype({"symbol": str, "kind": str, "event_date": "datetime64[ns]", "prev_date": "datetime64[ns]"})
 
     provenance = _provenance(stored_prov, all_splits, all_divs, now)
-    entries = [
-        write(all_splits.sort_values(["symbol", "execution_date"]).reset_index(drop=True), "splits"),
-        write(all_divs.sort_values(["symbol", "ex_dividend_date"]).reset_index(drop=True), "dividends"),
-        write(provenance, "action_provenance"),
-        write(factors.reset_index(drop=True), "factors"),
-        write(events.reset_index(drop=True), "adjustment_events"),
+    tables = [
+        (all_splits.sort_values(["symbol", "execution_date"]).reset_index(drop=True), "splits"),
+        (all_divs.sort_values(["symbol", "ex_dividend_date"]).reset_index(drop=True), "dividends"),
+        (provenance, "action_provenance"),
+        (factors.reset_index(drop=True), "factors"),
+        (events.reset_index(drop=True), "adjustment_events"),
     ]
+    entries = [write(*item) for item in tables]
     return Derived(entries=entries, events=events)
 
 
@@ -214,10 +217,14 @@ def _provenance(stored: pd.DataFrame, splits: pd.DataFrame, divs: pd.DataFrame, 
 
 
 def _bars_near_events(
-    root: Path, previous: Manifest | None, new_rows: pd.DataFrame, splits: pd.DataFrame, divs: pd.DataFrame
+    root: Path, previous: Manifest | None, new_rows: pd.DataFrame, splits: pd.DataFrame, divs: pd.DataFrame,
+    also: set[str] | None = None, known: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, set[str]]:
     """The raw closes the factor computation needs: for each event, the last bar before its
     session and the first bar on or after it; and the symbols whose bars had to be looked up.
+    With `also` (a refreeze recomputing only some symbols), only the bars of those symbols and
+    of the looked-up ones are returned, and the second value is that union. `known`: the
+    previous version's applied events, when the caller has read them already.
 
     Events the previous version already applied reuse the closes it recorded (raw bars are
     immutable) unless a new bar of that symbol arrived at or before the event. Only the other
@@ -235,21 +242,25 @@ def _bars_near_events(
     if sessions.empty:
         return schema.empty_bars()[["symbol", "date", "close"]], set()
     parts = []
-    wanted: set[str] = set()
-    known = _read_role(root, previous, "adjustment_events", pd.DataFrame(columns=["symbol", "event_date"]))
+    wanted: set[str] = set(also or ())
+    if known is None:
+        known = _read_role(root, previous, "adjustment_events", pd.DataFrame(columns=["symbol", "event_date"]))
     if not known.empty:
         known = known[["symbol", "event_date", "prev_date", "close_prev", "close_ex"]]
         if not new_rows.empty:
             first_new = known["symbol"].map(new_rows.groupby("symbol")["date"].min())
             known = known.loc[first_new.isna() | (known["event_date"] < first_new)]
+        applied = pd.MultiIndex.from_frame(known[["symbol", "event_date"]])
+        sessions = sessions.loc[~pd.MultiIndex.from_frame(sessions[["symbol", "event_date"]]).isin(applied)]
+        if also is not None:
+            wanted = _symbols(sessions) | also
+            known = known.loc[known["symbol"].isin(wanted)]
         parts += [
             known.rename(columns={"prev_date": "date", "close_prev": "close"})[["symbol", "date", "close"]],
             known.rename(columns={"event_date": "date", "close_ex": "close"})[["symbol", "date", "close"]],
         ]
-        applied = pd.MultiIndex.from_frame(known[["symbol", "event_date"]])
-        sessions = sessions.loc[~pd.MultiIndex.from_frame(sessions[["symbol", "event_date"]]).isin(applied)]
     if not sessions.empty:
-        wanted = _symbols(sessions)
+        wanted |= _symbols(sessions)
         fresh = _rows_around(new_rows[["symbol", "date", "close"]], sessions)
         parts.append(fresh)
         stored = previous.files_with_role("raw_bars") if previous else []
