@@ -73,16 +73,17 @@ class Derived:
 def derive_actions_and_factors(
     root: Path,
     previous: Manifest | None,
-    raw_entries: list[FileEntry],
+    stored_raw: list[FileEntry],
     new_rows: pd.DataFrame,
     splits: pd.DataFrame,
     dividends: pd.DataFrame,
     convention: str,
     write: Callable[[pd.DataFrame, str], FileEntry],
 ) -> Derived:
-    """Merge fetched actions with those stored, validate them against the stored symbols, and
-    compute the factor table from the raw bars around each event."""
-    raw_files = [str(root / e.path) for e in raw_entries]
+    """Merge fetched actions with those stored, validate them against the symbols of the stored
+    raw files (`stored_raw`) and of the new rows, and compute the factor table from the raw bars
+    around each event. Reads no raw file of this freeze (they may still be being written)."""
+    raw_files = [str(root / e.path) for e in stored_raw]
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
     stored_splits = _read_role(root, previous, "splits", schema.empty_splits())
     stored_divs = _read_role(root, previous, "dividends", schema.empty_dividends())

@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -352,11 +352,21 @@ class Lake:
                 self._check_files(previous, reuse=True)
             bars = validation.validate_bars(schema.normalize_bars(bars), as_of=as_of)
             new_rows = find_new_rows(self.root, previous, bars)
-            raw_entries = (previous.files_with_role("raw_bars") if previous else []) + self._write_raw(new_rows)
+            stored_raw = previous.files_with_role("raw_bars") if previous else []
+            # The new raw files are written in the background while the actions and factors are
+            # derived (which reads only the stored files and the new rows in memory): Parquet
+            # encoding and hashing release the GIL, the derivation is mostly pandas.
+            with ThreadPoolExecutor(max_workers=1) as background:
+                writing = background.submit(self._write_raw, new_rows)
+                try:
+                    derived = derive_actions_and_factors(
+                        self.root, previous, stored_raw, new_rows, splits, dividends, dividend_convention,
+                        self._write_derived,
+                    )
+                finally:
+                    wait([writing])  # never leave a thread writing into the lake after the lock is released
+                raw_entries = stored_raw + writing.result()
             _checkpoint("raw_written")
-            derived = derive_actions_and_factors(
-                self.root, previous, raw_entries, new_rows, splits, dividends, dividend_convention, self._write_derived
-            )
             _checkpoint("derived_written")
             self._save_hash_cache()
             entries = raw_entries + derived.entries
