@@ -6,6 +6,7 @@ In DataFrames, dates are naive `datetime64[ns]` midnights naming the exchange se
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 BAR_COLUMNS: tuple[str, ...] = ("symbol", "date", "open", "high", "low", "close", "volume")
@@ -35,7 +36,7 @@ def _with_types(df: pd.DataFrame, columns: tuple[str, ...], dates: tuple[str, ..
     # pandas 3 copies on write: converting only the columns that need it never touches the caller's
     # frame, and a frame that is already normalized (12.6M bars, say) costs next to nothing.
     out = df.loc[:, list(columns)]
-    if not isinstance(out["symbol"].dtype, pd.StringDtype):
+    if not isinstance(out["symbol"].dtype, pd.StringDtype) and not _string_categorical(out["symbol"]):
         out["symbol"] = out["symbol"].astype(str)
     for col in dates:
         values = out[col]
@@ -49,6 +50,26 @@ def _with_types(df: pd.DataFrame, columns: tuple[str, ...], dates: tuple[str, ..
         if out[col].dtype != "float64":
             out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
     return out.reset_index(drop=True)
+
+
+def _string_categorical(values: pd.Series) -> bool:
+    """A categorical column of strings: what a Parquet source read with its symbol dictionary
+    gives. Kept as it is: 12.6M symbols as 5,000 categories and int codes, not 12.6M strings."""
+    return isinstance(values.dtype, pd.CategoricalDtype) and pd.api.types.is_string_dtype(values.cat.categories)
+
+
+def sorted_symbol_codes(symbols: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """For a categorical symbol column: each row's code in sorted-symbol order (-1 where the
+    symbol is missing) and the sorted categories, in O(rows) without touching a string per row.
+    None for any other dtype: the caller takes its string path."""
+    if not _string_categorical(symbols):
+        return None
+    categories = symbols.cat.categories.to_numpy(dtype=object)
+    order = np.argsort(categories, kind="stable")
+    rank = np.empty(len(order) + 1, dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    rank[-1] = -1  # code -1 (missing) indexes the last slot and stays -1
+    return rank[symbols.cat.codes.to_numpy()], categories[order]
 
 
 def normalize_bars(df: pd.DataFrame) -> pd.DataFrame:

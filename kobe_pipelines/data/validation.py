@@ -130,7 +130,8 @@ def _finite_positive(x: np.ndarray) -> np.ndarray:
 
 def _symbol_codes(symbols: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Codes in sorted-symbol order, and a mask of rows whose symbol is missing or blank."""
-    codes, uniques = pd.factorize(symbols, sort=True)
+    found = schema.sorted_symbol_codes(symbols)
+    codes, uniques = found if found is not None else pd.factorize(symbols, sort=True)
     blank_unique = np.array([not isinstance(u, str) or not u.strip() for u in uniques], dtype=bool)
     blank = codes < 0
     if blank_unique.any():

@@ -350,19 +350,29 @@ def _rows_around(bars: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:
     two rows per event without a sort (bars usually arrive sorted; otherwise they are sorted)."""
     if bars.empty:
         return bars
-    symbols = pa.array(bars["symbol"])
-    symbols = (symbols.combine_chunks() if isinstance(symbols, pa.ChunkedArray) else symbols).cast(pa.string())
     days = bars["date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
-    head, tail = symbols.slice(0, len(symbols) - 1), symbols.slice(1)
-    changed = pc.not_equal(tail, head).to_numpy(zero_copy_only=False)
-    ordered = bool(pc.all(pc.greater_equal(tail, head)).as_py() is not False) and bool(
-        np.all(days[1:][~changed] >= days[:-1][~changed]))
+    coded = schema.sorted_symbol_codes(bars["symbol"])
+    if coded is not None:  # a categorical column: compare int codes, not strings
+        codes, categories = coded
+        changed = codes[1:] != codes[:-1]
+        symbols_ordered = bool(np.all(codes[1:] >= codes[:-1]))
+    else:
+        symbols = pa.array(bars["symbol"])
+        symbols = (symbols.combine_chunks() if isinstance(symbols, pa.ChunkedArray) else symbols).cast(pa.string())
+        head, tail = symbols.slice(0, len(symbols) - 1), symbols.slice(1)
+        changed = pc.not_equal(tail, head).to_numpy(zero_copy_only=False)
+        symbols_ordered = pc.all(pc.greater_equal(tail, head)).as_py() is not False
+    ordered = symbols_ordered and bool(np.all(days[1:][~changed] >= days[:-1][~changed]))
     if not ordered:
-        bars = bars.sort_values(["symbol", "date"], kind="stable").reset_index(drop=True)
-        return _rows_around(bars, sessions)
+        # By symbol name (a categorical's own order is its categories', not the names'), then date.
+        bars = bars.iloc[np.lexsort((days, codes))] if coded is not None else bars.sort_values(["symbol", "date"], kind="stable")
+        return _rows_around(bars.reset_index(drop=True), sessions)
     starts = np.concatenate(([0], np.flatnonzero(changed) + 1))
     group_of_row = np.cumsum(np.concatenate(([False], changed)), dtype=np.int64)
-    names = pd.Index(symbols.take(pa.array(starts)).to_pylist())
+    if coded is not None:
+        names = pd.Index(categories[codes[starts]].tolist())
+    else:
+        names = pd.Index(symbols.take(pa.array(starts)).to_pylist())
     event_group = names.get_indexer(sessions["symbol"])
     known = event_group >= 0
     event_group = event_group[known]

@@ -634,6 +634,11 @@ def _bars_table(bars: pd.DataFrame) -> tuple[pa.Table, np.ndarray]:
     """Bars as an Arrow table sorted by (symbol, date), without pandas metadata (stable bytes),
     and the year of each row. Input already sorted -- the usual case -- is not sorted again.
     Symbols are dictionary-encoded: cheap to gather, and stored as Parquet dictionary pages."""
+    fast = _sorted_categorical_table(bars)
+    if fast is not None:
+        return fast
+    if isinstance(bars["symbol"].dtype, pd.CategoricalDtype):  # out of order: the string path sorts
+        bars = bars.assign(symbol=bars["symbol"].astype(str))
     table = pa.Table.from_arrays(
         [
             pc.cast(pa.array(bars["symbol"]), pa.string()),
@@ -654,6 +659,34 @@ def _bars_table(bars: pd.DataFrame) -> tuple[pa.Table, np.ndarray]:
         days = table.column("date").combine_chunks().cast(pa.int32()).to_numpy()
     encoded = pc.dictionary_encode(table.column("symbol").combine_chunks())
     table = table.set_column(0, pa.field("symbol", encoded.type), encoded)
+    return table, _years(days)
+
+
+def _years(days: np.ndarray) -> np.ndarray:
+    """The calendar year of each day number (days since 1970-01-01)."""
     first = int(days.min())
     lut = np.arange(first, int(days.max()) + 1).astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
-    return table, lut[days - first]
+    return lut[days - first]
+
+
+def _sorted_categorical_table(bars: pd.DataFrame) -> tuple[pa.Table, np.ndarray] | None:
+    """`_bars_table` for a categorical symbol column already in (symbol, date) order, from the
+    integer codes: the same table (a dictionary of the used symbols in sorted order, int32
+    indices) without comparing or encoding 12.6M strings. None when it does not apply."""
+    coded = schema.sorted_symbol_codes(bars["symbol"]) if len(bars) else None
+    if coded is None:
+        return None
+    codes, categories = coded
+    days = bars["date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+    same = codes[1:] == codes[:-1]
+    if codes.min() < 0 or not (bool(np.all(codes[1:] >= codes[:-1])) and bool(np.all(days[1:][same] > days[:-1][same]))):
+        return None
+    used = np.bincount(codes, minlength=len(categories)) > 0
+    indices = (np.cumsum(used) - 1)[codes].astype(np.int32)
+    encoded = pa.DictionaryArray.from_arrays(pa.array(indices), pa.array(categories[used].tolist(), pa.string()))
+    table = pa.Table.from_arrays(
+        [encoded, pa.array(days.astype(np.int32), pa.date32())]
+        + [pa.array(bars[c].to_numpy(dtype="float64")) for c in ("open", "high", "low", "close", "volume")],
+        schema=BARS_ARROW_SCHEMA.set(0, pa.field("symbol", encoded.type)),
+    )
+    return table, _years(days)

@@ -128,3 +128,26 @@ def test_daily_bars_when_a_price_is_not_a_number_then_it_becomes_nan_for_validat
     _write(tmp_path, "bars", bad, "csv", "date")
     bars = FilesProvider(tmp_path).daily_bars("2024-01-01", "2024-12-31")
     assert bars["close"].isna().tolist() == [False, True, False, False, False, False]
+
+
+def test_freeze_when_the_same_data_comes_as_csv_or_parquet_then_same_content_hash(tmp_path):
+    # Parquet symbols arrive as a categorical (read from the file's dictionary), CSV ones as
+    # strings: the lake must not tell them apart.
+    from kobe_pipelines.lake import Lake
+
+    hashes = {}
+    for fmt in ("csv", "parquet"):
+        source = tmp_path / f"src-{fmt}"
+        source.mkdir()
+        _write(source, "bars", BARS, fmt, "date")
+        _write(source, "splits", SPLITS, fmt, "execution_date")
+        _write(source, "dividends", DIVIDENDS.iloc[1:], fmt, "ex_dividend_date")
+        provider = FilesProvider(source)
+        bars = provider.daily_bars("2024-01-02", "2024-01-04")
+        assert isinstance(bars["symbol"].dtype, pd.CategoricalDtype) == (fmt == "parquet")
+        result = Lake(tmp_path / f"lake-{fmt}").freeze(
+            bars, provider.splits("2024-01-02", "2024-01-04"), provider.dividends("2024-01-02", "2024-01-04"),
+            provider="files",
+        )
+        hashes[fmt] = result.version.content_hash
+    assert hashes["csv"] == hashes["parquet"]

@@ -47,3 +47,17 @@ def test_rows_around_when_bars_arrive_unsorted_or_symbol_unknown_then_same_rows(
     events = _events([("AAA", "2024-01-04"), ("BBB", "2024-01-03"), ("ZZZ", "2024-01-03")])
     assert _picked(shuffled, events) == [("AAA", "2024-01-03"), ("AAA", "2024-01-05"), ("BBB", "2024-01-02"),
                                          ("BBB", "2024-01-03")]
+
+
+def _categorical(bars, categories):
+    return bars.assign(symbol=pd.Categorical(bars["symbol"], categories=categories))
+
+
+def test_rows_around_when_symbols_are_categorical_in_reverse_order_then_same_rows_as_strings():
+    # A Parquet source read with its dictionary gives categories in the file's order, not by name:
+    # ZZZ unused, CCC first. Sorted and shuffled rows must pick what the string column picks.
+    events = _events([("AAA", "2024-01-04"), ("BBB", "2024-01-03"), ("CCC", "2023-12-29")])
+    expected = [("AAA", "2024-01-03"), ("AAA", "2024-01-05"), ("BBB", "2024-01-02"), ("BBB", "2024-01-03"),
+                ("CCC", "2024-01-04")]
+    for bars in (BARS, BARS.sample(frac=1.0, random_state=5).reset_index(drop=True)):
+        assert _picked(_categorical(bars, ["ZZZ", "CCC", "BBB", "AAA"]), events) == expected

@@ -121,7 +121,11 @@ def _read_parquet(path: Path, columns: tuple[str, ...], date_column: str, lo: pd
         elif pa.types.is_timestamp(date_type) and date_type.tz is None:
             # Whole-day bounds: a timestamp column may carry times of day.
             filters = [(date_column, ">=", lo.to_pydatetime()), (date_column, "<", (hi + pd.Timedelta(days=1)).to_pydatetime())]
-        table = pq.read_table(path, columns=list(columns), filters=filters)
+        # Symbols straight from the file's dictionary pages into a categorical column: no string
+        # per row, and the freeze works on its integer codes (see schema.sorted_symbol_codes).
+        symbol_type = file_schema.field("symbol").type
+        dictionary = ["symbol"] if pa.types.is_string(symbol_type) or pa.types.is_large_string(symbol_type) else None
+        table = pq.read_table(path, columns=list(columns), filters=filters, read_dictionary=dictionary)
     except (pa.ArrowException, OSError) as exc:
         raise SourceFileError(path, f"is not a readable Parquet file ({exc})") from exc
     # One block per column and the Arrow buffers released as they convert: no 2-D float block
