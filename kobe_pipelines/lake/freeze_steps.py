@@ -94,6 +94,8 @@ def derive_actions_and_factors(
     symbols = _known_symbols(raw_files, new_rows, [stored_splits, stored_divs], _symbols(all_splits) | _symbols(all_divs))
     all_splits = validation.validate_splits(all_splits, symbols)
     all_divs = validation.validate_dividends(all_divs, symbols)
+    fresh_splits = _fresh_rows(stored_splits, all_splits, schema.SPLIT_COLUMNS)
+    fresh_divs = _fresh_rows(stored_divs, all_divs, schema.DIVIDEND_COLUMNS)
     stored_factors = _reusable_factors(root, previous, convention)
     if stored_factors is None:
         bars_near, _ = _bars_near_events(root, previous, new_rows, all_splits, all_divs)
@@ -101,8 +103,7 @@ def derive_actions_and_factors(
     else:
         # Only symbols with a new action, or an event whose closes had to be looked up, can have
         # other factors than the previous version's: recompute those, keep the rest as stored.
-        new_actions = _new_symbols(stored_splits, all_splits, schema.SPLIT_COLUMNS) \
-            | _new_symbols(stored_divs, all_divs, schema.DIVIDEND_COLUMNS)
+        new_actions = _symbols(fresh_splits) | _symbols(fresh_divs)
         bars_near, redo = _bars_near_events(root, previous, new_rows, all_splits, all_divs, also=new_actions,
                                             known=stored_factors[1])
         part = adjustments.compute_factors(bars_near, _only(all_splits, redo), _only(all_divs, redo),
@@ -112,7 +113,7 @@ def derive_actions_and_factors(
         factors = factors.astype({"symbol": str, "valid_from": "datetime64[ns]", "valid_to": "datetime64[ns]"})
         events = events.astype({"symbol": str, "kind": str, "event_date": "datetime64[ns]", "prev_date": "datetime64[ns]"})
 
-    provenance = _provenance(stored_prov, all_splits, all_divs, now)
+    provenance = _provenance(stored_prov, stored_splits, stored_divs, all_splits, all_divs, fresh_splits, fresh_divs, now)
     tables = [
         (all_splits.sort_values(["symbol", "execution_date"]).reset_index(drop=True), "splits"),
         (all_divs.sort_values(["symbol", "ex_dividend_date"]).reset_index(drop=True), "dividends"),
@@ -154,14 +155,12 @@ def _reusable_factors(root: Path, previous: Manifest | None, convention: str) ->
     return factors[list(adjustments.empty_factors().columns)], events[list(adjustments.EVENT_COLUMNS)]
 
 
-def _new_symbols(stored: pd.DataFrame, merged: pd.DataFrame, columns: tuple[str, ...]) -> set[str]:
-    """Symbols of the actions in `merged` that `stored` did not hold."""
-    if merged.empty:
-        return set()
-    have = pd.MultiIndex.from_frame(stored[list(columns)]) if not stored.empty else None
+def _fresh_rows(stored: pd.DataFrame, merged: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The actions in `merged` that `stored` did not hold."""
+    if merged.empty or stored.empty:
+        return merged
     keys = pd.MultiIndex.from_frame(merged[list(columns)])
-    fresh = np.ones(len(merged), dtype=bool) if have is None else ~keys.isin(have)
-    return _symbols(merged.loc[fresh])
+    return merged.loc[~keys.isin(pd.MultiIndex.from_frame(stored[list(columns)]))]
 
 
 def _symbols(frame: pd.DataFrame) -> set[str]:
@@ -200,9 +199,11 @@ def _empty_provenance() -> pd.DataFrame:
     )
 
 
-def _provenance(stored: pd.DataFrame, splits: pd.DataFrame, divs: pd.DataFrame, now: str) -> pd.DataFrame:
-    """When each action was first fetched. Kept out of the content hash (see manifest)."""
-    current = pd.concat(
+_PROVENANCE_KEYS = ["kind", "symbol", "date", "amount"]
+
+
+def _provenance_rows(splits: pd.DataFrame, divs: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat(
         [
             pd.DataFrame({"kind": "split", "symbol": splits["symbol"], "date": splits["execution_date"],
                           "amount": splits["split_to"] / splits["split_from"]}),
@@ -211,9 +212,28 @@ def _provenance(stored: pd.DataFrame, splits: pd.DataFrame, divs: pd.DataFrame, 
         ],
         ignore_index=True,
     )
-    keys = ["kind", "symbol", "date", "amount"]
-    merged = current.merge(stored[keys + ["first_seen_at"]], on=keys, how="left")
-    merged["first_seen_at"] = merged["first_seen_at"].fillna(now).astype(str)
+
+
+def _provenance(
+    stored: pd.DataFrame, stored_splits: pd.DataFrame, stored_divs: pd.DataFrame, splits: pd.DataFrame,
+    divs: pd.DataFrame, fresh_splits: pd.DataFrame, fresh_divs: pd.DataFrame, now: str,
+) -> pd.DataFrame:
+    """When each action was first fetched. Kept out of the content hash (see manifest).
+
+    Stored actions are never dropped, so when the stored provenance has one row per stored
+    action (and every stored action is still there), it is kept whole and only the fresh actions
+    are stamped `now`; otherwise every action is matched with the stored provenance."""
+    keys = _PROVENANCE_KEYS
+    if len(stored) == len(stored_splits) + len(stored_divs) \
+            and len(splits) - len(fresh_splits) == len(stored_splits) and len(divs) - len(fresh_divs) == len(stored_divs):
+        fresh = _provenance_rows(fresh_splits, fresh_divs).assign(first_seen_at=now)
+        if fresh.empty:
+            return stored[keys + ["first_seen_at"]].reset_index(drop=True)
+        merged = pd.concat([stored[keys + ["first_seen_at"]], fresh], ignore_index=True)
+    else:
+        merged = _provenance_rows(splits, divs).merge(stored[keys + ["first_seen_at"]], on=keys, how="left")
+        merged["first_seen_at"] = merged["first_seen_at"].fillna(now)
+    merged = merged.astype({"symbol": str, "first_seen_at": str})
     return merged.sort_values(keys).reset_index(drop=True)
 
 

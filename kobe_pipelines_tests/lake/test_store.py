@@ -271,6 +271,47 @@ def test_refreeze_when_actions_arrive_late_then_factors_and_events_equal_a_full_
     assert events[(regular["symbol"], regular["ex_dividend_date"], "dividend")] == pytest.approx(regular["cash_amount"] + 0.07)
 
 
+class _Clock:
+    """Stands in for the `dt` module in freeze_steps: datetime.now() returns `at`."""
+
+    def __init__(self, at: str):
+        self.at = dt.datetime.fromisoformat(at)
+        self.timezone = dt.timezone
+        clock = self
+
+        class _Datetime:
+            @staticmethod
+            def now(tz=None):
+                return clock.at
+
+        self.datetime = _Datetime
+
+
+def test_refreeze_when_actions_are_new_then_only_they_are_stamped_with_this_freeze_time(tmp_path, sim, monkeypatch):
+    from kobe_pipelines.lake import freeze_steps
+
+    bars, splits, divs = sim_inputs(sim)
+    payer = sorted(divs["symbol"].unique())[0]
+    late = divs[divs["symbol"] == payer].iloc[[1]]
+    lake = Lake(tmp_path / "lake")
+    clock = _Clock("2024-05-01T22:00:00+00:00")
+    monkeypatch.setattr(freeze_steps, "dt", clock)
+    lake.freeze(bars[bars["date"] <= "2021-06-28"], splits, divs.drop(late.index), provider="simulated")
+    first = _derived(lake, "action_provenance")
+    assert len(first) == len(splits) + len(divs) - 1 and set(first["first_seen_at"]) == {"2024-05-01T22:00:00+00:00"}
+
+    clock.at = dt.datetime.fromisoformat("2024-05-02T22:00:00+00:00")
+    # the provider re-sends every action, a split restated as 2:4 for 1:2 among them
+    restated = splits.iloc[[0]].assign(split_from=splits.iloc[0]["split_from"] * 2, split_to=splits.iloc[0]["split_to"] * 2)
+    lake.freeze(bars, pd.concat([splits, restated]), divs, provider="simulated")
+    prov = _derived(lake, "action_provenance")
+    assert len(prov) == len(splits) + len(divs)
+    new = prov[prov["first_seen_at"] == "2024-05-02T22:00:00+00:00"]
+    assert list(zip(new["kind"], new["symbol"], new["date"], new["amount"])) == [
+        ("dividend", payer, late.iloc[0]["ex_dividend_date"], late.iloc[0]["cash_amount"])]
+    assert prov.equals(prov.sort_values(["kind", "symbol", "date", "amount"]).reset_index(drop=True))
+
+
 def test_refreeze_when_a_late_dividend_falls_in_a_long_halt_then_its_closes_come_from_beyond_the_window(tmp_path):
     # AAA does not trade from 2023-12-18 to 2024-03-01; a dividend going ex on 2024-02-15 (inside
     # the halt) is reported late. Its previous close is 2023-12-15's, in the 2023 file, 62 days

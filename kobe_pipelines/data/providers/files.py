@@ -85,7 +85,7 @@ class FilesProvider:
             return empty()
         lo, hi = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
         if path.suffix == ".parquet":
-            frame = _read_parquet(path, columns, date_column, lo, hi)
+            frame = _read_parquet(path, columns, date_column, lo, hi, symbols_as_categories=name == "bars")
         else:
             frame = _read_csv(path, columns)
         try:
@@ -108,7 +108,10 @@ def _missing_columns(path: Path, have: list[str], columns: tuple[str, ...]) -> N
         raise SourceFileError(path, f"missing column(s) {missing}; it has {have}, needs {list(columns)}")
 
 
-def _read_parquet(path: Path, columns: tuple[str, ...], date_column: str, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.DataFrame:
+def _read_parquet(
+    path: Path, columns: tuple[str, ...], date_column: str, lo: pd.Timestamp, hi: pd.Timestamp,
+    symbols_as_categories: bool = False,
+) -> pd.DataFrame:
     try:
         file_schema = pq.read_schema(path)
         _missing_columns(path, list(file_schema.names), columns)
@@ -121,10 +124,11 @@ def _read_parquet(path: Path, columns: tuple[str, ...], date_column: str, lo: pd
         elif pa.types.is_timestamp(date_type) and date_type.tz is None:
             # Whole-day bounds: a timestamp column may carry times of day.
             filters = [(date_column, ">=", lo.to_pydatetime()), (date_column, "<", (hi + pd.Timedelta(days=1)).to_pydatetime())]
-        # Symbols straight from the file's dictionary pages into a categorical column: no string
-        # per row, and the freeze works on its integer codes (see schema.sorted_symbol_codes).
+        # Bars' symbols straight from the file's dictionary pages into a categorical column: no
+        # string per row, and the freeze works on its integer codes (schema.sorted_symbol_codes).
         symbol_type = file_schema.field("symbol").type
-        dictionary = ["symbol"] if pa.types.is_string(symbol_type) or pa.types.is_large_string(symbol_type) else None
+        text = pa.types.is_string(symbol_type) or pa.types.is_large_string(symbol_type)
+        dictionary = ["symbol"] if symbols_as_categories and text else None
         table = pq.read_table(path, columns=list(columns), filters=filters, read_dictionary=dictionary)
     except (pa.ArrowException, OSError) as exc:
         raise SourceFileError(path, f"is not a readable Parquet file ({exc})") from exc
