@@ -100,6 +100,7 @@ class Lake:
         # HASH_CACHE_NAME: a freeze re-hashes only files whose stat changed since (git's index
         # does the same). `verify` always re-hashes everything.
         self._hashed: dict[str, tuple[str, int, int, int]] | None = None
+        self._created: list[Path] = []  # data files written by the prepare in progress
 
     # ---- locations -------------------------------------------------------------------------
     @property
@@ -350,22 +351,31 @@ class Lake:
             previous = self._current_or_none()
             if previous is not None:
                 self._check_files(previous, reuse=True)
-            bars = validation.validate_bars(schema.normalize_bars(bars), as_of=as_of)
-            new_rows = find_new_rows(self.root, previous, bars)
+            bars = schema.normalize_bars(bars)
             stored_raw = previous.files_with_role("raw_bars") if previous else []
+            self._created = []
             # The new raw files are written in the background while the actions and factors are
             # derived (which reads only the stored files and the new rows in memory): Parquet
-            # encoding and hashing release the GIL, the derivation is mostly pandas.
+            # encoding and hashing release the GIL, the derivation is mostly pandas. A first
+            # freeze stores every bar it is given, so its writing starts before the bars are
+            # validated; if anything fails, every file this call created is removed again.
             with ThreadPoolExecutor(max_workers=1) as background:
-                writing = background.submit(self._write_raw, new_rows)
+                writing = background.submit(self._write_raw, bars) if previous is None else None
                 try:
+                    bars = validation.validate_bars(bars, as_of=as_of)
+                    new_rows = find_new_rows(self.root, previous, bars)
+                    if writing is None:
+                        writing = background.submit(self._write_raw, new_rows)
                     derived = derive_actions_and_factors(
                         self.root, previous, stored_raw, new_rows, splits, dividends, dividend_convention,
                         self._write_derived,
                     )
-                finally:
-                    wait([writing])  # never leave a thread writing into the lake after the lock is released
-                raw_entries = stored_raw + writing.result()
+                    raw_entries = stored_raw + writing.result()
+                except BaseException:
+                    if writing is not None:
+                        wait([writing])  # never leave a thread writing into the lake after the lock is released
+                    self._remove_created()
+                    raise
             _checkpoint("raw_written")
             _checkpoint("derived_written")
             self._save_hash_cache()
@@ -485,6 +495,7 @@ class Lake:
             os.replace(tmp, final)
             fsync_dir(directory)
             self._remember(final.relative_to(self.root).as_posix(), digest, final)
+            self._created.append(final)
         min_date = max_date = None
         if "date" in table.column_names and table.num_rows:
             dates = table.column("date")
@@ -499,6 +510,14 @@ class Lake:
             min_date=min_date,
             max_date=max_date,
         )
+
+    def _remove_created(self) -> None:
+        """Undo a failed prepare: delete the data files it created (never one that existed before
+        it: content addressing makes an identical earlier file the same path, and it is kept)."""
+        for path in self._created:
+            path.unlink(missing_ok=True)
+            self._hash_cache().pop(path.relative_to(self.root).as_posix(), None)
+        self._created = []
 
     # ---- integrity, retention --------------------------------------------------------------
     def verify(self, version_id: str | None = None) -> list[str]:

@@ -207,6 +207,35 @@ def test_freeze_when_a_bar_is_bad_then_record_error_names_record_and_field_and_n
     assert lake.query("SELECT count(*) AS n FROM bars_raw")["n"].iloc[0] == 8
 
 
+def _data_files(lake: Lake) -> set[str]:
+    return {p.relative_to(lake.root).as_posix() for folder in ("raw", "actions", "factors")
+            for p in (lake.root / folder).rglob("*") if p.is_file()}
+
+
+def test_first_freeze_when_a_bar_is_bad_then_no_data_file_is_left_behind(lake):
+    # a first freeze starts writing its raw files before the bars are validated: a bad bar must
+    # take every file that freeze wrote away with it
+    bars, splits, dividends = tiny_market()
+    bars.loc[5, "high"] = 1.0  # BBB 2024-01-03: high below low
+    with pytest.raises(RecordError) as err:
+        lake.freeze(bars, splits, dividends, provider="test")
+    assert "BBB 2024-01-03" in str(err.value) and err.value.field == "high"
+    assert _data_files(lake) == set() and lake.versions() == []
+    assert freeze_tiny(lake).created  # and the lake is usable afterwards
+
+
+def test_refreeze_when_an_action_is_bad_then_the_files_it_wrote_are_removed_and_stored_ones_kept(lake):
+    first = freeze_tiny(lake).version
+    stored = _data_files(lake)
+    bars, splits, dividends = tiny_market()
+    new_day = bars.iloc[[3, 7]].assign(date=pd.Timestamp("2024-01-08"))  # a new session: a new raw file
+    bad = pd.concat([dividends, dividends.assign(ex_dividend_date=pd.Timestamp("2024-01-08"), cash_amount=60.0)])
+    with pytest.raises(RecordError, match="AAA 2024-01-08"):  # $60 against a previous close of $50
+        lake.freeze(pd.concat([bars, new_day]), splits, bad, provider="test")
+    assert _data_files(lake) == stored
+    assert [m.version_id for m in lake.versions()] == [first.version_id] and lake.verify() == []
+
+
 def test_freeze_when_a_stored_bar_comes_back_different_then_restatement_error_and_nothing_changes(lake):
     first = freeze_tiny(lake).version
     bars, splits, dividends = tiny_market()
