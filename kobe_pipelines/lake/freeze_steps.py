@@ -90,12 +90,14 @@ def derive_actions_and_factors(
     stored_prov = _read_role(root, previous, "action_provenance", _empty_provenance())
 
     all_splits = _union(stored_splits, schema.normalize_splits(splits), list(schema.SPLIT_COLUMNS))
-    all_divs = _union(stored_divs, schema.normalize_dividends(dividends), list(schema.DIVIDEND_COLUMNS))
-    symbols = _known_symbols(raw_files, new_rows, [stored_splits, stored_divs], _symbols(all_splits) | _symbols(all_divs))
+    # Stored dividends passed validation when they were stored: only the fetched ones not stored
+    # yet are validated, then merged into the stored (sorted) table.
+    new_divs = _fresh_rows(stored_divs, schema.normalize_dividends(dividends), schema.DIVIDEND_COLUMNS)
+    symbols = _known_symbols(raw_files, new_rows, [stored_splits, stored_divs], _symbols(all_splits) | _symbols(new_divs))
     all_splits = validation.validate_splits(all_splits, symbols)
-    all_divs = validation.validate_dividends(all_divs, symbols)
     fresh_splits = _fresh_rows(stored_splits, all_splits, schema.SPLIT_COLUMNS)
-    fresh_divs = _fresh_rows(stored_divs, all_divs, schema.DIVIDEND_COLUMNS)
+    fresh_divs = validation.validate_dividends(new_divs, symbols)
+    all_divs = _merge_dividends(stored_divs, fresh_divs)
     stored_factors = _reusable_factors(root, previous, convention)
     if stored_factors is None:
         bars_near, _ = _bars_near_events(root, previous, new_rows, all_splits, all_divs)
@@ -115,8 +117,8 @@ def derive_actions_and_factors(
 
     provenance = _provenance(stored_prov, stored_splits, stored_divs, all_splits, all_divs, fresh_splits, fresh_divs, now)
     tables = [
-        (all_splits.sort_values(["symbol", "execution_date"]).reset_index(drop=True), "splits"),
-        (all_divs.sort_values(["symbol", "ex_dividend_date"]).reset_index(drop=True), "dividends"),
+        (all_splits, "splits"),  # validated: sorted by (symbol, execution_date)
+        (all_divs, "dividends"),  # sorted by (symbol, ex_dividend_date, cash_amount)
         (provenance, "action_provenance"),
         (factors.reset_index(drop=True), "factors"),
         (events.reset_index(drop=True), "adjustment_events"),
@@ -163,6 +165,52 @@ def _fresh_rows(stored: pd.DataFrame, merged: pd.DataFrame, columns: tuple[str, 
     return merged.loc[~keys.isin(pd.MultiIndex.from_frame(stored[list(columns)]))]
 
 
+_DIVIDEND_ORDER = ["symbol", "ex_dividend_date", "cash_amount"]
+_INSERT_AT_MOST = 1000  # more fresh rows than this: one sort beats a search per row
+
+
+def _merge_dividends(stored: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
+    """The union of two validated, disjoint dividend tables, sorted by `_DIVIDEND_ORDER` (the
+    order `validation.validate_dividends` gives). When `stored` is already in that order, the
+    few fresh rows are inserted where they belong instead of sorting 100k+ rows again."""
+    columns = list(schema.DIVIDEND_COLUMNS)
+    fresh = fresh.sort_values(_DIVIDEND_ORDER, kind="stable")
+    both = pd.concat([stored[columns], fresh[columns]], ignore_index=True)
+    if stored.empty:
+        return both.sort_values(_DIVIDEND_ORDER, kind="stable").reset_index(drop=True)
+    names = pa.array(stored["symbol"]).cast(pa.string())
+    head, tail = names.slice(0, len(names) - 1), names.slice(1)
+    same = pc.equal(tail, head).to_numpy(zero_copy_only=False)
+    days = stored["ex_dividend_date"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    cash = stored["cash_amount"].to_numpy(dtype=np.float64)
+    later = (days[1:] > days[:-1]) | ((days[1:] == days[:-1]) & (cash[1:] > cash[:-1]))
+    in_order = bool(pc.all(pc.greater_equal(tail, head)).as_py() is not False and np.all(later[same]))
+    if not in_order or len(fresh) > _INSERT_AT_MOST:
+        return both.sort_values(_DIVIDEND_ORDER, kind="stable").reset_index(drop=True)
+    if fresh.empty:
+        return both
+    starts = np.flatnonzero(np.concatenate(([True], ~same)))
+    ends = np.append(starts[1:], len(stored))
+    first_names = np.array(names.take(pa.array(starts)).to_pylist(), dtype=object)
+    f_names = fresh["symbol"].to_numpy(dtype=object)
+    f_days = fresh["ex_dividend_date"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    f_cash = fresh["cash_amount"].to_numpy(dtype=np.float64)
+    block = np.searchsorted(first_names, f_names, side="left")
+    at = np.empty(len(fresh), dtype=np.int64)
+    for i in range(len(fresh)):  # few rows: a binary search inside the symbol's own rows
+        b = block[i]
+        if b == len(first_names) or first_names[b] != f_names[i]:
+            at[i] = starts[b] if b < len(starts) else len(stored)  # a symbol new to the table
+            continue
+        lo, hi = starts[b], ends[b]
+        pos = lo + np.searchsorted(days[lo:hi], f_days[i], side="left")
+        while pos < hi and days[pos] == f_days[i] and cash[pos] < f_cash[i]:
+            pos += 1
+        at[i] = pos
+    order = np.insert(np.arange(len(stored)), at, len(stored) + np.arange(len(fresh)))
+    return both.take(order).reset_index(drop=True)
+
+
 def _symbols(frame: pd.DataFrame) -> set[str]:
     """The distinct symbols of `frame` (vectorized first: iterating 126k Arrow strings costs 0.1 s)."""
     return {str(s) for s in frame["symbol"].unique()}
@@ -174,9 +222,24 @@ def _only(frame: pd.DataFrame, symbols: set[str]) -> pd.DataFrame:
 
 def _replace_symbols(stored: pd.DataFrame, fresh: pd.DataFrame, symbols: set[str], keys: list[str]) -> pd.DataFrame:
     """`stored` with the rows of `symbols` replaced by `fresh`, in the order a full computation
-    gives (each symbol's rows come from one side, whose order is kept by the stable sort)."""
-    both = pd.concat([stored.loc[~stored["symbol"].isin(symbols)], fresh], ignore_index=True)
-    return both.sort_values(keys, kind="stable").reset_index(drop=True)
+    gives: sorted by `keys`, whose first is the symbol. Each symbol's rows come from one side, so
+    when `stored` is in that order (as the lake writes it) the fresh rows, sorted, are inserted
+    before the first kept row of a greater symbol: no sort of the kept 100k+ rows."""
+    kept = stored.loc[~stored["symbol"].isin(symbols)]
+    fresh = fresh.sort_values(keys, kind="stable")
+    both = pd.concat([kept, fresh], ignore_index=True)
+    names = pa.array(kept["symbol"]).cast(pa.string())
+    head, tail = names.slice(0, max(len(names) - 1, 0)), names.slice(1)
+    if len(kept) > 1 and not pc.all(pc.greater_equal(tail, head)).as_py():  # not in symbol order
+        return both.sort_values(keys, kind="stable").reset_index(drop=True)
+    # the first row of each kept symbol, and where each fresh symbol falls among those symbols
+    starts = np.flatnonzero(np.concatenate(([True], pc.not_equal(tail, head).to_numpy(zero_copy_only=False)))) \
+        if len(kept) else np.zeros(0, dtype=np.int64)
+    block = np.searchsorted(np.array(names.take(pa.array(starts)).to_pylist(), dtype=object),
+                            fresh["symbol"].to_numpy(dtype=object), side="left")
+    at = np.append(starts, len(kept))[block]
+    order = np.insert(np.arange(len(kept)), at, len(kept) + np.arange(len(fresh)))
+    return both.take(order).reset_index(drop=True)
 
 
 def _read_role(root: Path, previous: Manifest | None, role: str, empty: pd.DataFrame) -> pd.DataFrame:
@@ -269,8 +332,14 @@ def _bars_near_events(
     if not known.empty:
         known = known[["symbol", "event_date", "prev_date", "close_prev", "close_ex"]]
         if not new_rows.empty:
-            first_new = known["symbol"].map(new_rows.groupby("symbol")["date"].min())
-            known = known.loc[first_new.isna() | (known["event_date"] < first_new)]
+            # an applied event stays valid unless a new bar of its symbol lies at or before it
+            maybe = (known["event_date"] >= new_rows["date"].min()).to_numpy()
+            if maybe.any():
+                first_new = known.loc[maybe, "symbol"].map(new_rows.groupby("symbol")["date"].min())
+                stale = (first_new.notna() & (known.loc[maybe, "event_date"] >= first_new)).to_numpy()
+                keep = np.ones(len(known), dtype=bool)
+                keep[np.flatnonzero(maybe)[stale]] = False
+                known = known.loc[keep]
         applied = pd.MultiIndex.from_frame(known[["symbol", "event_date"]])
         sessions = sessions.loc[~pd.MultiIndex.from_frame(sessions[["symbol", "event_date"]]).isin(applied)]
         if also is not None:

@@ -274,6 +274,25 @@ def test_refreeze_when_built_up_day_by_day_then_adjusted_views_equal_a_fresh_ful
     assert len(stepwise.events()) == len(fresh.events()) > 0
 
 
+def test_refreeze_when_a_late_bar_lands_before_an_applied_event_then_that_event_uses_it(tmp_path):
+    # AAA's 01-03 bar arrives a day late: the first freeze takes the dividend's previous close
+    # from 01-02 (100), the refreeze must move it to the late bar (102), as a fresh freeze does
+    bars, splits, dividends = tiny_market()
+    late = (bars["symbol"] == "AAA") & (bars["date"] == pd.Timestamp("2024-01-03"))
+    stepwise = Lake(tmp_path / "stepwise")
+    stepwise.freeze(bars.loc[~late], splits, dividends, provider="test")
+    before = stepwise.events().set_index("kind").loc["dividend"]
+    assert (before["prev_date"], before["close_prev"]) == (pd.Timestamp("2024-01-02"), 100.0)
+    stepwise.freeze(bars, splits, dividends, provider="test")
+    after = stepwise.events().set_index("kind").loc["dividend"]
+    assert (after["prev_date"], after["close_prev"]) == (pd.Timestamp("2024-01-03"), 102.0)
+    assert after["event_factor"] == pytest.approx(1 - 1 / 102, rel=1e-15)
+    fresh = Lake(tmp_path / "fresh")
+    fresh.freeze(bars, splits, dividends, provider="test")
+    sql = "SELECT * FROM bars ORDER BY symbol, date"
+    pd.testing.assert_frame_equal(stepwise.query(sql), fresh.query(sql))
+
+
 def _derived(lake: Lake, role: str) -> pd.DataFrame:
     files = lake.current_version().files_with_role(role)
     return pd.read_parquet(lake.root / files[0].path)
@@ -300,6 +319,28 @@ def test_refreeze_when_actions_arrive_late_then_factors_and_events_equal_a_full_
     assert events[(late.iloc[0]["symbol"], late.iloc[0]["ex_dividend_date"], "dividend")] == pytest.approx(
         late.iloc[0]["cash_amount"])
     assert events[(regular["symbol"], regular["ex_dividend_date"], "dividend")] == pytest.approx(regular["cash_amount"] + 0.07)
+
+
+def test_refreeze_when_dividends_join_stored_ones_then_the_table_is_in_symbol_date_amount_order(tmp_path):
+    # stored: AAA $1.00 ex 01-04. New: two specials beside it ($0.25 and $2.00), one on 01-03,
+    # and BBB's first; the stored table must read as a fresh freeze's: by symbol, date, amount
+    bars, splits, dividends = tiny_market()
+    new = pd.DataFrame({
+        "symbol": ["BBB", "AAA", "AAA", "AAA"],
+        "ex_dividend_date": pd.to_datetime(["2024-01-04", "2024-01-04", "2024-01-03", "2024-01-04"]),
+        "cash_amount": [0.05, 2.0, 0.5, 0.25],
+    })
+    stepwise = Lake(tmp_path / "stepwise")
+    stepwise.freeze(bars, splits, dividends, provider="test")
+    stepwise.freeze(bars, splits, pd.concat([dividends, new]), provider="test")
+    got = _derived(stepwise, "dividends")
+    assert list(zip(got["symbol"], got["ex_dividend_date"].dt.strftime("%m-%d"), got["cash_amount"])) == [
+        ("AAA", "01-03", 0.5), ("AAA", "01-04", 0.25), ("AAA", "01-04", 1.0), ("AAA", "01-04", 2.0), ("BBB", "01-04", 0.05),
+    ]
+    fresh = Lake(tmp_path / "fresh")
+    fresh.freeze(bars, splits, pd.concat([dividends, new]), provider="test")
+    for role in ("dividends", "factors", "adjustment_events"):
+        pd.testing.assert_frame_equal(_derived(stepwise, role), _derived(fresh, role))
 
 
 class _Clock:
