@@ -21,7 +21,7 @@ Conventions checked (see `kobe_pipelines.data.schema` for the columns):
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -139,11 +139,15 @@ def _symbol_codes(symbols: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return codes, blank
 
 
-def _duplicate_mask(keys: np.ndarray, alt_keys: np.ndarray) -> np.ndarray:
+def _duplicate_mask(keys: np.ndarray, alt_keys: Callable[[], np.ndarray]) -> np.ndarray:
     """Rows whose key occurs more than once. O(n) when the rows are already in (symbol, date) or
-    (date, symbol) order, as providers and the lake deliver them; one sort otherwise."""
+    (date, symbol) order (`alt_keys` builds the latter's keys, only when needed), as providers
+    and the lake deliver them; one sort otherwise."""
     n = len(keys)
-    if n < 2 or bool(np.all(keys[1:] > keys[:-1])) or bool(np.all(alt_keys[1:] > alt_keys[:-1])):
+    if n < 2 or bool(np.all(keys[1:] > keys[:-1])):
+        return np.zeros(n, dtype=bool)
+    alt = alt_keys()
+    if bool(np.all(alt[1:] > alt[:-1])):
         return np.zeros(n, dtype=bool)
     ordered = np.sort(keys)
     if not bool((ordered[1:] == ordered[:-1]).any()):
@@ -171,7 +175,7 @@ def validate_bars(bars: pd.DataFrame, as_of: dt.date | None = None) -> pd.DataFr
     no_date = np.isnat(dates)
     days = np.where(no_date, 0, day_numbers(dates))
     codes, blank = _symbol_codes(bars["symbol"])
-    duplicate = _duplicate_mask(symbol_day_keys(codes, days), (days + _DAY_OFFSET) << 32 | codes.astype(np.int64))
+    duplicate = _duplicate_mask(symbol_day_keys(codes, days), lambda: (days + _DAY_OFFSET) << 32 | codes.astype(np.int64))
     duplicate = duplicate & ~no_date & ~blank
     checks = [
         ("symbol", "must be a non-empty ticker", blank),
