@@ -445,7 +445,7 @@ def _rows_around(bars: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:
     two rows per event without a sort (bars usually arrive sorted; otherwise they are sorted)."""
     if bars.empty:
         return bars
-    days = bars["date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+    days = bars["date"].to_numpy(dtype="datetime64[D]").view(np.int64)
     coded = schema.sorted_symbol_codes(bars["symbol"])
     if coded is not None:  # a categorical column: compare int codes, not strings
         codes, categories = coded
@@ -457,7 +457,7 @@ def _rows_around(bars: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:
         head, tail = symbols.slice(0, len(symbols) - 1), symbols.slice(1)
         changed = pc.not_equal(tail, head).to_numpy(zero_copy_only=False)
         symbols_ordered = pc.all(pc.greater_equal(tail, head)).as_py() is not False
-    ordered = symbols_ordered and bool(np.all(days[1:][~changed] >= days[:-1][~changed]))
+    ordered = symbols_ordered and bool(np.all((days[1:] >= days[:-1]) | changed))
     if not ordered:
         # By symbol name (a categorical's own order is its categories', not the names'), then date.
         bars = bars.iloc[np.lexsort((days, codes))] if coded is not None else bars.sort_values(["symbol", "date"], kind="stable")
@@ -473,7 +473,9 @@ def _rows_around(bars: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:
     event_group = event_group[known]
     event_days = sessions["event_date"].to_numpy(dtype="datetime64[D]").astype(np.int64)[known]
     span = np.int64(1 << 32)  # days since 1970 fit in 32 bits for any real date
-    keys = group_of_row * span + (days - days.min())
+    keys = group_of_row * span  # then in place: each 12.6M-row temporary costs fresh pages
+    keys += days
+    keys -= days.min()
     targets = event_group * span + (event_days - days.min())
     at_or_after = np.searchsorted(keys, targets, side="left")
     picks = []

@@ -470,8 +470,10 @@ class Lake:
             part = table.take(pa.array(np.flatnonzero(years == year)))
             return self._write_content_file(part, f"raw/bars/year={year}", "", "raw_bars")
 
+        first = int(years.min())  # the years present, counted (not a set of 12.6M Python ints)
+        present = (np.flatnonzero(np.bincount(years - first)) + first).tolist()
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            return list(pool.map(write_year, sorted(set(years.tolist()))))
+            return list(pool.map(write_year, present))
 
     def _write_derived(self, frame: pd.DataFrame, role: str) -> FileEntry:
         table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
@@ -672,7 +674,7 @@ def _bars_table(bars: pd.DataFrame) -> tuple[pa.Table, np.ndarray]:
     symbols = table.column("symbol").combine_chunks()
     head, tail = symbols.slice(0, len(symbols) - 1), symbols.slice(1)
     same = pc.equal(tail, head).to_numpy(zero_copy_only=False)
-    ordered = pc.all(pc.greater_equal(tail, head)).as_py() is not False and bool(np.all(days[1:][same] > days[:-1][same]))
+    ordered = pc.all(pc.greater_equal(tail, head)).as_py() is not False and bool(np.all((days[1:] > days[:-1]) | ~same))
     if not ordered:
         table = table.take(pc.sort_indices(table, sort_keys=[("symbol", "ascending"), ("date", "ascending")]))
         days = table.column("date").combine_chunks().cast(pa.int32()).to_numpy()
@@ -682,9 +684,9 @@ def _bars_table(bars: pd.DataFrame) -> tuple[pa.Table, np.ndarray]:
 
 
 def _years(days: np.ndarray) -> np.ndarray:
-    """The calendar year of each day number (days since 1970-01-01)."""
+    """The calendar year (int16) of each day number (days since 1970-01-01)."""
     first = int(days.min())
-    lut = np.arange(first, int(days.max()) + 1).astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
+    lut = np.arange(first, int(days.max()) + 1).astype("datetime64[D]").astype("datetime64[Y]").astype(np.int16) + 1970
     return lut[days - first]
 
 
@@ -696,12 +698,12 @@ def _sorted_categorical_table(bars: pd.DataFrame) -> tuple[pa.Table, np.ndarray]
     if coded is None:
         return None
     codes, categories = coded
-    days = bars["date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+    days = bars["date"].to_numpy(dtype="datetime64[D]").view(np.int64)
     same = codes[1:] == codes[:-1]
-    if codes.min() < 0 or not (bool(np.all(codes[1:] >= codes[:-1])) and bool(np.all(days[1:][same] > days[:-1][same]))):
+    if codes.min() < 0 or not (bool(np.all(codes[1:] >= codes[:-1])) and bool(np.all((days[1:] > days[:-1]) | ~same))):
         return None
     used = np.bincount(codes, minlength=len(categories)) > 0
-    indices = (np.cumsum(used) - 1)[codes].astype(np.int32)
+    indices = (np.cumsum(used) - 1).astype(np.int32)[codes]
     encoded = pa.DictionaryArray.from_arrays(pa.array(indices), pa.array(categories[used].tolist(), pa.string()))
     table = pa.Table.from_arrays(
         [encoded, pa.array(days.astype(np.int32), pa.date32())]
