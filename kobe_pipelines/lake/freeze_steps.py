@@ -5,18 +5,20 @@ Kept apart from `store` (which owns files, versions and publishing) so each read
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from kobe_pipelines.data import adjustments, schema, validation
+from kobe_pipelines.lake import duck
 from kobe_pipelines.lake.errors import RawRestatementError
 from kobe_pipelines.lake.manifest import FileEntry, Manifest
 
@@ -36,7 +38,7 @@ def find_new_rows(root: Path, previous: Manifest | None, bars: pd.DataFrame) -> 
     ]
     if not files:
         return bars
-    with duckdb.connect() as con:
+    with duck.cursor() as con:
         con.register("incoming", bars)
         stored = _query_frame(
             con,
@@ -85,9 +87,24 @@ def derive_actions_and_factors(
     around each event. Reads no raw file of this freeze (they may still be being written)."""
     raw_files = [str(root / e.path) for e in stored_raw]
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-    stored_splits = _read_role(root, previous, "splits", schema.empty_splits())
-    stored_divs = _read_role(root, previous, "dividends", schema.empty_dividends())
-    stored_prov = _read_role(root, previous, "action_provenance", _empty_provenance())
+    # The stored tables are read, and the new ones written, two at a time: Parquet decoding and
+    # encoding release the GIL, and a nightly refreeze is mostly this I/O.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return _derive(root, previous, raw_files, new_rows, splits, dividends, convention, write, now, pool)
+
+
+def _derive(
+    root: Path, previous: Manifest | None, raw_files: list[str], new_rows: pd.DataFrame, splits: pd.DataFrame,
+    dividends: pd.DataFrame, convention: str, write: Callable[[pd.DataFrame, str], FileEntry], now: str,
+    pool: ThreadPoolExecutor,
+) -> Derived:
+    empty = {"splits": schema.empty_splits(), "dividends": schema.empty_dividends(),
+             "action_provenance": _empty_provenance()}
+    if _factors_reusable(previous, convention):
+        empty |= {"factors": adjustments.empty_factors(), "adjustment_events": adjustments.empty_events()}
+    reading = {role: pool.submit(_read_role, root, previous, role, frame) for role, frame in empty.items()}
+    stored_splits = reading["splits"].result()
+    stored_divs = reading["dividends"].result()
 
     all_splits = _union(stored_splits, schema.normalize_splits(splits), list(schema.SPLIT_COLUMNS))
     # Stored dividends passed validation when they were stored: only the fetched ones not stored
@@ -98,7 +115,10 @@ def derive_actions_and_factors(
     fresh_splits = _fresh_rows(stored_splits, all_splits, schema.SPLIT_COLUMNS)
     fresh_divs = validation.validate_dividends(new_divs, symbols)
     all_divs = _merge_dividends(stored_divs, fresh_divs)
-    stored_factors = _reusable_factors(root, previous, convention)
+    stored_factors = None
+    if "factors" in reading:
+        stored_factors = (reading["factors"].result()[list(adjustments.empty_factors().columns)],
+                          reading["adjustment_events"].result()[list(adjustments.EVENT_COLUMNS)])
     if stored_factors is None:
         bars_near, _ = _bars_near_events(root, previous, new_rows, all_splits, all_divs)
         factors, events = adjustments.compute_factors(bars_near, all_splits, all_divs, convention=convention)
@@ -115,7 +135,7 @@ def derive_actions_and_factors(
         factors = factors.astype({"symbol": str, "valid_from": "datetime64[ns]", "valid_to": "datetime64[ns]"})
         events = events.astype({"symbol": str, "kind": str, "event_date": "datetime64[ns]", "prev_date": "datetime64[ns]"})
 
-    provenance = _provenance(stored_prov, stored_splits, stored_divs, all_splits, all_divs, fresh_splits, fresh_divs, now)
+    provenance = _provenance(reading["action_provenance"].result(), stored_splits, stored_divs, all_splits, all_divs, fresh_splits, fresh_divs, now)
     tables = [
         (all_splits, "splits"),  # validated: sorted by (symbol, execution_date)
         (all_divs, "dividends"),  # sorted by (symbol, ex_dividend_date, cash_amount)
@@ -123,7 +143,7 @@ def derive_actions_and_factors(
         (factors.reset_index(drop=True), "factors"),
         (events.reset_index(drop=True), "adjustment_events"),
     ]
-    entries = [write(*item) for item in tables]
+    entries = list(pool.map(lambda item: write(*item), tables))
     return Derived(entries=entries, events=events)
 
 
@@ -138,23 +158,19 @@ def _known_symbols(raw_files: list[str], new_rows: pd.DataFrame, stored_actions:
         known |= missing & _symbols(new_rows)
         missing = needed - known
     if missing and raw_files:
-        with duckdb.connect() as con:
+        with duck.cursor() as con:
             rows = con.execute("SELECT DISTINCT symbol FROM read_parquet(?) WHERE symbol IN (SELECT unnest(?))",
                                [raw_files, sorted(missing)]).fetchall()
         known |= {row[0] for row in rows}
     return known
 
 
-def _reusable_factors(root: Path, previous: Manifest | None, convention: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    """The previous version's factors and applied events, when a refreeze may build on them
-    (same dividend convention, both tables present); else None (everything is recomputed)."""
+def _factors_reusable(previous: Manifest | None, convention: str) -> bool:
+    """Whether a refreeze may build on the previous version's factors and applied events (same
+    dividend convention, both tables present); else everything is recomputed."""
     if previous is None or previous.dividend_convention != convention:
-        return None
-    if not previous.files_with_role("factors") or not previous.files_with_role("adjustment_events"):
-        return None
-    factors = _read_role(root, previous, "factors", adjustments.empty_factors())
-    events = _read_role(root, previous, "adjustment_events", adjustments.empty_events())
-    return factors[list(adjustments.empty_factors().columns)], events[list(adjustments.EVENT_COLUMNS)]
+        return False
+    return bool(previous.files_with_role("factors") and previous.files_with_role("adjustment_events"))
 
 
 def _fresh_rows(stored: pd.DataFrame, merged: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -166,49 +182,78 @@ def _fresh_rows(stored: pd.DataFrame, merged: pd.DataFrame, columns: tuple[str, 
 
 
 _DIVIDEND_ORDER = ["symbol", "ex_dividend_date", "cash_amount"]
-_INSERT_AT_MOST = 1000  # more fresh rows than this: one sort beats a search per row
+_INSERT_AT_MOST = 1000  # more fresh rows than this: one sort beats a binary search per row
 
 
 def _merge_dividends(stored: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
     """The union of two validated, disjoint dividend tables, sorted by `_DIVIDEND_ORDER` (the
-    order `validation.validate_dividends` gives). When `stored` is already in that order, the
-    few fresh rows are inserted where they belong instead of sorting 100k+ rows again."""
+    order `validation.validate_dividends` gives)."""
     columns = list(schema.DIVIDEND_COLUMNS)
-    fresh = fresh.sort_values(_DIVIDEND_ORDER, kind="stable")
-    both = pd.concat([stored[columns], fresh[columns]], ignore_index=True)
-    if stored.empty:
-        return both.sort_values(_DIVIDEND_ORDER, kind="stable").reset_index(drop=True)
-    names = pa.array(stored["symbol"]).cast(pa.string())
-    head, tail = names.slice(0, len(names) - 1), names.slice(1)
-    same = pc.equal(tail, head).to_numpy(zero_copy_only=False)
-    days = stored["ex_dividend_date"].to_numpy(dtype="datetime64[ns]").view(np.int64)
-    cash = stored["cash_amount"].to_numpy(dtype=np.float64)
-    later = (days[1:] > days[:-1]) | ((days[1:] == days[:-1]) & (cash[1:] > cash[:-1]))
-    in_order = bool(pc.all(pc.greater_equal(tail, head)).as_py() is not False and np.all(later[same]))
-    if not in_order or len(fresh) > _INSERT_AT_MOST:
-        return both.sort_values(_DIVIDEND_ORDER, kind="stable").reset_index(drop=True)
+    return _insert_sorted(stored[columns], fresh[columns], _DIVIDEND_ORDER)
+
+
+def _insert_sorted(stored: pd.DataFrame, fresh: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """`stored` and `fresh` (same columns) as one table in the order of a stable sort by `keys`.
+    When `stored` is in that order already (as the lake writes it) and `fresh` is small, each
+    fresh row is put in place by a binary search instead of sorting the 100k+ stored rows."""
+    both = pd.concat([stored, fresh], ignore_index=True)
     if fresh.empty:
         return both
-    starts = np.flatnonzero(np.concatenate(([True], ~same)))
-    ends = np.append(starts[1:], len(stored))
-    first_names = np.array(names.take(pa.array(starts)).to_pylist(), dtype=object)
-    f_names = fresh["symbol"].to_numpy(dtype=object)
-    f_days = fresh["ex_dividend_date"].to_numpy(dtype="datetime64[ns]").view(np.int64)
-    f_cash = fresh["cash_amount"].to_numpy(dtype=np.float64)
-    block = np.searchsorted(first_names, f_names, side="left")
-    at = np.empty(len(fresh), dtype=np.int64)
-    for i in range(len(fresh)):  # few rows: a binary search inside the symbol's own rows
-        b = block[i]
-        if b == len(first_names) or first_names[b] != f_names[i]:
-            at[i] = starts[b] if b < len(starts) else len(stored)  # a symbol new to the table
-            continue
-        lo, hi = starts[b], ends[b]
-        pos = lo + np.searchsorted(days[lo:hi], f_days[i], side="left")
-        while pos < hi and days[pos] == f_days[i] and cash[pos] < f_cash[i]:
-            pos += 1
-        at[i] = pos
-    order = np.insert(np.arange(len(stored)), at, len(stored) + np.arange(len(fresh)))
+    if stored.empty or len(fresh) > _INSERT_AT_MOST or not _in_order(stored, keys):
+        return both.sort_values(keys, kind="stable").reset_index(drop=True)
+    rows = _Rows([_comparable(stored[k]) for k in keys], len(stored))
+    fresh_keys = list(zip(*(_comparable(fresh[k]).to_pylist() for k in keys)))
+    at = np.array([bisect.bisect_right(rows, key) for key in fresh_keys], dtype=np.int64)
+    # fresh rows at one position keep their sorted order (stable: a tie keeps fresh after stored)
+    order_fresh = sorted(range(len(fresh)), key=lambda i: (at[i], fresh_keys[i]))
+    order = np.insert(np.arange(len(stored)), at[order_fresh], len(stored) + np.array(order_fresh, dtype=np.int64))
     return both.take(order).reset_index(drop=True)
+
+
+class _Rows:
+    """Row i of some Arrow columns as a tuple of Python values, read lazily (for `bisect` over a
+    sorted table: about 17 rows are read per search in 126k)."""
+
+    def __init__(self, columns: list[pa.Array], length: int) -> None:
+        self._columns, self._length = columns, length
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, i: int) -> tuple:
+        return tuple(column[i].as_py() for column in self._columns)
+
+
+def _comparable(column: pd.Series) -> pa.Array:
+    """The column as Arrow values that compare as pandas sorts them (dates as int64 ns)."""
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        return pa.array(column.to_numpy(dtype="datetime64[ns]").view(np.int64))
+    array = pa.array(column)
+    return array.cast(pa.string()) if pa.types.is_dictionary(array.type) or pa.types.is_large_string(array.type) else array
+
+
+def _in_order(frame: pd.DataFrame, keys: list[str]) -> bool:
+    """Whether `frame` is sorted by `keys` (lexicographically; a NaN anywhere: not sorted)."""
+    if len(frame) < 2:
+        return True
+    later = np.zeros(len(frame) - 1, dtype=bool)  # row i+1 > row i on the keys compared so far
+    tied = np.ones(len(frame) - 1, dtype=bool)
+    for key in keys:
+        column = frame[key]
+        if column.isna().any():
+            return False
+        if pd.api.types.is_datetime64_any_dtype(column.dtype) or pd.api.types.is_numeric_dtype(column.dtype):
+            values = column.to_numpy(dtype="datetime64[ns]" if column.dtype.kind == "M" else None)
+            head, tail = values[:-1], values[1:]
+            greater, equal = tail > head, tail == head
+        else:
+            values = pa.array(column).cast(pa.string())
+            head, tail = values.slice(0, len(values) - 1), values.slice(1)
+            greater = pc.greater(tail, head).to_numpy(zero_copy_only=False)
+            equal = pc.equal(tail, head).to_numpy(zero_copy_only=False)
+        later |= tied & greater
+        tied &= equal
+    return bool(np.all(later | tied))
 
 
 def _symbols(frame: pd.DataFrame) -> set[str]:
@@ -298,7 +343,8 @@ def _provenance(
         fresh = _provenance_rows(fresh_splits, fresh_divs).assign(first_seen_at=now)
         if fresh.empty:
             return stored[keys + ["first_seen_at"]].reset_index(drop=True)
-        merged = pd.concat([stored[keys + ["first_seen_at"]], fresh], ignore_index=True)
+        stored = stored[keys + ["first_seen_at"]].astype({"symbol": str, "first_seen_at": str})
+        return _insert_sorted(stored, fresh.astype({"symbol": str, "first_seen_at": str}), keys)
     else:
         merged = _provenance_rows(splits, divs).merge(stored[keys + ["first_seen_at"]], on=keys, how="left")
         merged["first_seen_at"] = merged["first_seen_at"].fillna(now)
@@ -422,7 +468,7 @@ def _stored_bars(root: Path, entries: list[FileEntry], symbols: set[str]) -> pd.
     """symbol, date, close of `symbols` from the raw files `entries`."""
     if not entries or not symbols:
         return schema.empty_bars()[["symbol", "date", "close"]]
-    with duckdb.connect() as con:
+    with duck.cursor() as con:
         frame = _query_frame(
             con,
             "SELECT symbol, date::TIMESTAMP_NS AS date, close FROM read_parquet($files) "
@@ -432,7 +478,7 @@ def _stored_bars(root: Path, entries: list[FileEntry], symbols: set[str]) -> pd.
     return frame.astype({"date": "datetime64[ns]"})
 
 
-def _query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> pd.DataFrame:
+def _query_frame(con, sql: str, params: dict) -> pd.DataFrame:
     """A query's rows as pandas, through Arrow: DuckDB's own `.df()` spends ~0.2 s warming up
     once per process, more than a nightly refreeze's whole lookup."""
     return con.sql(sql, params=params).to_arrow_table().to_pandas()

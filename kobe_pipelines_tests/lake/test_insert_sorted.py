@@ -1,0 +1,51 @@
+"""`_insert_sorted`: a few fresh rows put in place in a sorted table, as a stable sort would order them."""
+
+from __future__ import annotations
+
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kobe_pipelines.lake.freeze_steps import _insert_sorted
+
+KEYS = ["kind", "symbol", "date", "amount"]
+
+_row = st.tuples(
+    st.sampled_from(["dividend", "split"]),
+    st.sampled_from(["A", "AA", "AB", "B", "BRK.B", "Z"]),
+    st.integers(min_value=0, max_value=6).map(lambda d: pd.Timestamp("2024-01-02") + pd.Timedelta(days=d)),
+    st.sampled_from([0.05, 0.25, 0.5, 2.0, 10.0]),
+    st.sampled_from(["t0", "t1"]),
+)
+
+
+def _frame(rows) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=KEYS + ["first_seen_at"])
+    return frame.astype({"kind": str, "symbol": str, "date": "datetime64[ns]", "amount": "float64", "first_seen_at": str})
+
+
+def _stable_sort(stored: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat([stored, fresh], ignore_index=True).sort_values(KEYS, kind="stable").reset_index(drop=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_row, max_size=30), st.lists(_row, max_size=8))
+def test_insert_sorted_when_stored_is_sorted_then_same_as_a_stable_sort_of_both(stored_rows, fresh_rows):
+    stored = _stable_sort(_frame(stored_rows), _frame([]))
+    fresh = _frame(fresh_rows)  # unsorted, may tie with stored rows and with each other
+    pd.testing.assert_frame_equal(_insert_sorted(stored, fresh, KEYS), _stable_sort(stored, fresh))
+
+
+def test_insert_sorted_when_stored_is_not_sorted_then_everything_is_sorted():
+    stored = _frame([("split", "B", "2024-01-02", 2.0, "t0"), ("dividend", "A", "2024-01-03", 0.5, "t0")])
+    fresh = _frame([("dividend", "A", "2024-01-02", 0.5, "t1")])
+    out = _insert_sorted(stored, fresh, KEYS)
+    assert list(zip(out["kind"], out["symbol"], out["date"].dt.day)) == [
+        ("dividend", "A", 2), ("dividend", "A", 3), ("split", "B", 2),
+    ]
+
+
+def test_insert_sorted_when_a_tie_then_the_fresh_row_follows_the_stored_one():
+    stored = _frame([("dividend", "A", "2024-01-02", 0.5, "t0"), ("dividend", "B", "2024-01-02", 0.5, "t0")])
+    fresh = _frame([("dividend", "A", "2024-01-02", 0.5, "t1")])
+    assert _insert_sorted(stored, fresh, KEYS)["first_seen_at"].tolist() == ["t0", "t1", "t0"]
