@@ -1,9 +1,11 @@
 """One in-memory DuckDB database per process for the lake's own short queries.
 
 Opening a database costs about 10 ms (its thread pool and buffer manager; 30 ms with a file), a
-cursor on an open one about 0.2 ms: a nightly refreeze opened three and spent a tenth of its time
-there. Each use gets its own cursor (a connection of its own to the shared database), so threads
-never share one; a forked child opens its own database instead of using its parent's.
+cursor on an open one about 0.2 ms: a nightly refreeze opened two (one the catalog file) and spent
+about a tenth of its time there. Each use gets its own cursor (a connection of its own to the shared database), so threads
+never share one. A forked child opens its own database instead of using its parent's, and keeps
+the parent's object alive without touching it: destroying it would join worker threads that do not
+exist in the child.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import duckdb
 
 _lock = threading.Lock()
 _database: tuple[int, duckdb.DuckDBPyConnection] | None = None
+_inherited: list[duckdb.DuckDBPyConnection] = []  # a parent's database, never used nor destroyed
 _aliases = itertools.count()
 
 
@@ -28,6 +31,8 @@ def cursor() -> Iterator[duckdb.DuckDBPyConnection]:
     global _database
     with _lock:
         if _database is None or _database[0] != os.getpid():
+            if _database is not None:
+                _inherited.append(_database[1])
             _database = (os.getpid(), duckdb.connect())
         con = _database[1].cursor()
     try:
