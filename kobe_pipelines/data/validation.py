@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -131,15 +132,16 @@ def _finite_positive(x: np.ndarray) -> np.ndarray:
     return (x > 0) & (x < np.inf)
 
 
-def _symbol_codes(symbols: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Codes in sorted-symbol order, and a mask of rows whose symbol is missing or blank."""
+def _symbol_codes(symbols: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Codes in sorted-symbol order, the sorted symbols, and a mask of rows whose symbol is
+    missing or blank."""
     found = schema.sorted_symbol_codes(symbols)
     codes, uniques = found if found is not None else pd.factorize(symbols, sort=True)
     blank_unique = np.array([not isinstance(u, str) or not u.strip() for u in uniques], dtype=bool)
     blank = codes < 0
     if blank_unique.any():
         blank |= blank_unique[np.maximum(codes, 0)] & (codes >= 0)
-    return codes, blank
+    return codes, uniques, blank
 
 
 def _duplicate_mask(keys: np.ndarray, alt_keys: Callable[[], np.ndarray]) -> np.ndarray:
@@ -161,6 +163,19 @@ def _duplicate_mask(keys: np.ndarray, alt_keys: Callable[[], np.ndarray]) -> np.
 # ---- bars ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class BarKeys:
+    """What validating bars computed about their (symbol, date) order, for reuse: `symbols`, the
+    distinct symbols sorted; `codes`, each row's index into them; `keys`, one int64 per row from
+    `symbol_day_keys`; `increasing`, whether the keys strictly increase (the rows are in
+    (symbol, date) order with no duplicate)."""
+
+    symbols: np.ndarray
+    codes: np.ndarray
+    keys: np.ndarray
+    increasing: bool
+
+
 def validate_bars(bars: pd.DataFrame, as_of: dt.date | None = None) -> pd.DataFrame:
     """Check raw bars; return them unchanged, or raise `BarValidationError` for the first bad row.
 
@@ -168,10 +183,15 @@ def validate_bars(bars: pd.DataFrame, as_of: dt.date | None = None) -> pd.DataFr
     America/New_York. Comparisons are exact (no tolerance): a vendor bar with open above high is
     reported, not clipped.
     """
+    return validate_bars_keyed(bars, as_of)[0]
+
+
+def validate_bars_keyed(bars: pd.DataFrame, as_of: dt.date | None = None) -> tuple[pd.DataFrame, BarKeys | None]:
+    """`validate_bars`, also returning the (symbol, date) keys it built (None for no bars)."""
     _require(bars, schema.BAR_COLUMNS, "bars")
     n = len(bars)
     if n == 0:
-        return bars
+        return bars, None
     limit = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.now(tz=EXCHANGE_TZ).tz_localize(None).normalize()
     o, h, l, c, v = (_float_column(bars, col) for col in ("open", "high", "low", "close", "volume"))
     dates = pd.to_datetime(bars["date"]).to_numpy(dtype="datetime64[ns]")
@@ -179,8 +199,11 @@ def validate_bars(bars: pd.DataFrame, as_of: dt.date | None = None) -> pd.DataFr
     days = day_numbers(dates)
     if no_date.any():
         days[no_date] = 0
-    codes, blank = _symbol_codes(bars["symbol"])
-    duplicate = _duplicate_mask(symbol_day_keys(codes, days), lambda: (days + _DAY_OFFSET) << 32 | codes.astype(np.int64))
+    codes, symbols, blank = _symbol_codes(bars["symbol"])
+    keys = symbol_day_keys(codes, days)
+    increasing = n < 2 or bool(np.all(keys[1:] > keys[:-1]))
+    duplicate = np.zeros(n, dtype=bool) if increasing else \
+        _duplicate_mask(keys, lambda: (days + _DAY_OFFSET) << 32 | codes.astype(np.int64))
     duplicate = duplicate & ~no_date & ~blank
     checks = [
         ("symbol", "must be a non-empty ticker", blank),
@@ -201,7 +224,7 @@ def validate_bars(bars: pd.DataFrame, as_of: dt.date | None = None) -> pd.DataFr
         pos, field, problem, count = found
         row = bars.iloc[pos]
         raise BarValidationError(record_name(row["symbol"], row["date"]), field, problem, row[field], count=count, total=n)
-    return bars
+    return bars, BarKeys(symbols=np.asarray(symbols, dtype=object), codes=codes, keys=keys, increasing=increasing)
 
 
 # ---- corporate actions -----------------------------------------------------------------------

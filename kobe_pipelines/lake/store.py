@@ -362,13 +362,13 @@ class Lake:
             with ThreadPoolExecutor(max_workers=1) as background:
                 writing = background.submit(self._write_raw, bars) if previous is None else None
                 try:
-                    bars = validation.validate_bars(bars, as_of=as_of)
+                    bars, keys = validation.validate_bars_keyed(bars, as_of=as_of)
                     new_rows = find_new_rows(self.root, previous, bars)
                     if writing is None:
                         writing = background.submit(self._write_raw, new_rows)
                     derived = derive_actions_and_factors(
                         self.root, previous, stored_raw, new_rows, splits, dividends, dividend_convention,
-                        self._write_derived,
+                        self._write_derived, new_row_keys=keys if new_rows is bars else None,
                     )
                     raw_entries = stored_raw + writing.result()
                 except BaseException:

@@ -6,7 +6,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kobe_pipelines.lake.freeze_steps import _insert_sorted
+from kobe_pipelines.lake.freeze_steps import _insert_sorted, _replace_symbols
 
 KEYS = ["kind", "symbol", "date", "amount"]
 
@@ -49,3 +49,33 @@ def test_insert_sorted_when_a_tie_then_the_fresh_row_follows_the_stored_one():
     stored = _frame([("dividend", "A", "2024-01-02", 0.5, "t0"), ("dividend", "B", "2024-01-02", 0.5, "t0")])
     fresh = _frame([("dividend", "A", "2024-01-02", 0.5, "t1")])
     assert _insert_sorted(stored, fresh, KEYS)["first_seen_at"].tolist() == ["t0", "t1", "t0"]
+
+
+# ---- `_replace_symbols`: some symbols' rows swapped for recomputed ones -------------------------
+
+_FACTOR_KEYS = ["symbol", "valid_from"]
+_factor_row = st.tuples(st.sampled_from(["A", "AA", "AB", "B", "BRK.B", "Z"]), st.integers(min_value=0, max_value=9),
+                        st.sampled_from([0.5, 0.9, 1.0]))
+
+
+def _factors(rows) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["symbol", "day", "price_factor"])
+    frame["valid_from"] = pd.Timestamp("2024-01-02") + pd.to_timedelta(frame["day"], unit="D")
+    return frame[["symbol", "valid_from", "price_factor"]].astype({"symbol": str, "valid_from": "datetime64[ns]"})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_factor_row, max_size=30), st.lists(_factor_row, max_size=10),
+       st.sets(st.sampled_from(["A", "AA", "AB", "B", "BRK.B", "Z", "NEW"]), max_size=4), st.booleans())
+def test_replace_symbols_then_same_as_dropping_them_and_sorting_everything(stored_rows, fresh_rows, replaced, shuffle):
+    stored = _factors(stored_rows).sort_values(_FACTOR_KEYS, kind="stable").reset_index(drop=True)
+    if shuffle:  # stored out of symbol order: the slow path
+        stored = stored.iloc[::-1].reset_index(drop=True)
+    fresh = _factors([row for row in fresh_rows if row[0] in replaced])  # only replaced symbols are recomputed
+    expected = pd.concat([stored.loc[~stored["symbol"].isin(replaced)], fresh], ignore_index=True)
+    expected = expected.sort_values(_FACTOR_KEYS, kind="stable").reset_index(drop=True)
+    got = _replace_symbols(stored, fresh, set(replaced), _FACTOR_KEYS)
+    if shuffle:  # ties among the kept rows may come in another order; the rows and keys must match
+        got = got.sort_values(_FACTOR_KEYS + ["price_factor"], kind="stable").reset_index(drop=True)
+        expected = expected.sort_values(_FACTOR_KEYS + ["price_factor"], kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, expected)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pandas as pd
+import datetime as dt
 
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kobe_pipelines.data.validation import validate_bars_keyed
 from kobe_pipelines.lake.freeze_steps import _rows_around
 
 
@@ -61,3 +66,70 @@ def test_rows_around_when_symbols_are_categorical_in_reverse_order_then_same_row
                 ("CCC", "2024-01-04")]
     for bars in (BARS, BARS.sample(frac=1.0, random_state=5).reset_index(drop=True)):
         assert _picked(_categorical(bars, ["ZZZ", "CCC", "BBB", "AAA"]), events) == expected
+
+
+# ---- with the keys validation built (a full freeze's path) --------------------------------------
+
+def _full_bars(rows):
+    frame = _bars(rows)
+    return frame.assign(open=frame["close"], high=frame["close"], low=frame["close"], volume=100.0)[
+        ["symbol", "date", "open", "high", "low", "close", "volume"]]
+
+
+def _by_hand(bars, events):
+    """Each event's symbol's last bar before the event and first bar on or after it, by scanning."""
+    picked = set()
+    for symbol, day in zip(events["symbol"], events["event_date"]):
+        own = bars.loc[bars["symbol"] == symbol, "date"]
+        if (own < day).any():
+            picked.add((symbol, own[own < day].max().strftime("%Y-%m-%d")))
+        if (own >= day).any():
+            picked.add((symbol, own[own >= day].min().strftime("%Y-%m-%d")))
+    return sorted(picked)
+
+
+_symbols = st.sampled_from(["A", "AA", "B", "BRK.B", "C"])
+_days = st.integers(min_value=0, max_value=20)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sets(st.tuples(_symbols, _days), min_size=1, max_size=40),
+       st.lists(st.tuples(st.sampled_from(["A", "AA", "B", "BRK.B", "C", "ZZ"]), _days), min_size=1, max_size=8),
+       st.booleans())
+def test_rows_around_when_given_validation_keys_then_the_rows_a_scan_finds(bar_keys, event_rows, categorical):
+    day0 = pd.Timestamp("2024-01-01")
+    rows = sorted((s, str((day0 + pd.Timedelta(days=d)).date()), 10.0) for s, d in bar_keys)
+    bars = _full_bars(rows)
+    if categorical:
+        bars = _categorical(bars, ["C", "BRK.B", "B", "AA", "A"])  # categories not in name order
+    events = _events([(s, str((day0 + pd.Timedelta(days=d)).date())) for s, d in event_rows])
+    _, keys = validate_bars_keyed(bars, as_of=dt.date(2030, 1, 1))
+    assert keys.increasing  # sorted by (symbol, date), no duplicates
+    out = _rows_around(bars[["symbol", "date", "close"]], events, keys)
+    got = sorted(zip(out["symbol"].astype(str), out["date"].dt.strftime("%Y-%m-%d")))
+    assert got == _by_hand(bars.astype({"symbol": str}), events)
+
+
+def test_rows_around_when_keys_do_not_increase_then_the_rows_are_searched_without_them():
+    shuffled = _full_bars(BARS.sample(frac=1.0, random_state=3).itertuples(index=False))
+    _, keys = validate_bars_keyed(shuffled, as_of=dt.date(2030, 1, 1))
+    assert not keys.increasing
+    events = _events([("AAA", "2024-01-04"), ("BBB", "2024-01-03")])
+    out = _rows_around(shuffled[["symbol", "date", "close"]], events, keys)
+    assert sorted(zip(out["symbol"], out["date"].dt.strftime("%Y-%m-%d"))) == [
+        ("AAA", "2024-01-03"), ("AAA", "2024-01-05"), ("BBB", "2024-01-02"), ("BBB", "2024-01-03")]
+
+
+def test_first_freeze_when_bars_are_sorted_then_the_events_are_found_by_validation_keys(tmp_path, monkeypatch):
+    from kobe_pipelines.lake import Lake, freeze_steps
+
+    calls = []
+    real = freeze_steps._rows_by_keys
+    monkeypatch.setattr(freeze_steps, "_rows_by_keys", lambda keys, sessions: calls.append(len(sessions)) or real(keys, sessions))
+    bars = _full_bars([("AAA", "2024-01-02", 10.0), ("AAA", "2024-01-03", 11.0), ("BBB", "2024-01-02", 20.0),
+                       ("BBB", "2024-01-03", 21.0)])
+    splits = pd.DataFrame({"symbol": ["AAA"], "execution_date": [pd.Timestamp("2024-01-03")], "split_from": [1.0],
+                           "split_to": [2.0]})
+    Lake(tmp_path / "lake").freeze(bars, splits, pd.DataFrame(columns=["symbol", "ex_dividend_date", "cash_amount"]),
+                                   provider="test", as_of=dt.date(2030, 1, 1))
+    assert calls == [1]
