@@ -64,7 +64,7 @@ def make_source(folder: Path, symbols: int) -> tuple[str, str]:
     old_divs = dividends.loc[dividends["ex_dividend_date"] < last_ts]
     old_divs.iloc[:-10].to_parquet(full / "dividends.parquet", index=False)
     # the nightly source is what a provider returns for one new session (Polygon: one grouped-daily
-    # call), and its current view of every corporate action
+    # call), and its current view of every corporate action (the nightly asks for the last 30 days)
     bars.loc[bars["date"] == last_ts].to_parquet(nightly / "bars.parquet", index=False)
     bars.to_parquet(folder / "plain.parquet", index=False)  # every bar in one plain file: the read yardstick
     splits.to_parquet(nightly / "splits.parquet", index=False)
@@ -73,13 +73,21 @@ def make_source(folder: Path, symbols: int) -> tuple[str, str]:
     return start, last
 
 
+ACTIONS_LOOKBACK = pd.Timedelta(days=30)  # as the `corporate_actions` asset fetches them
+
+
 def _freeze(source: Path, lake_dir: Path, start: str, end: str, only_day: str | None = None) -> None:
+    """A full freeze, or (`only_day`) a nightly one as the Dagster assets run it: that session's
+    bars, and the actions from the current version's last date minus 30 days."""
     provider = FilesProvider(source)
-    first = only_day or start
-    Lake(lake_dir).freeze(
-        provider.daily_bars(first, end),
-        provider.splits(start, end),
-        provider.dividends(start, end),
+    lake = Lake(lake_dir)
+    actions_from = start
+    if only_day:
+        actions_from = str((pd.Timestamp(lake.current_version().end_date) - ACTIONS_LOOKBACK).date())
+    lake.freeze(
+        provider.daily_bars(only_day or start, end),
+        provider.splits(actions_from, end),
+        provider.dividends(actions_from, end),
         provider="files",
     )
 
