@@ -26,7 +26,7 @@ from typing import Any, Callable, TypeVar
 from zoneinfo import ZoneInfo
 
 import requests
-from alpaca.common.enums import BaseURL
+from alpaca.common.enums import BaseURL, Sort
 from alpaca.common.exceptions import APIError
 from alpaca.common.rest import RESTClient
 from alpaca.trading.client import TradingClient
@@ -235,9 +235,25 @@ class AlpacaBroker:
         return self._find(client_order_id, "read after cancel") or record
 
     def open_orders(self) -> list[OrderRecord]:
-        request = GetOrdersRequest(status=QueryOrderStatus.OPEN, nested=True, limit=_OPEN_ORDER_LIMIT)
-        raw = self._call(lambda: self._client.get_orders(request), None, "open orders")
-        return [self._read(wire.order_record, item) for item in raw or []]
+        """Every open order, newest first, paged by submission time: Alpaca answers at most 500
+        per request. `until` is exclusive, so each next page asks until just after the oldest
+        order seen (orders may share a submission time) and drops the ones it has already."""
+        found: dict[str, OrderRecord] = {}
+        until: dt.datetime | None = None
+        while True:
+            request = GetOrdersRequest(status=QueryOrderStatus.OPEN, nested=True, limit=_OPEN_ORDER_LIMIT,
+                                       direction=Sort.DESC, until=until)
+            page = [self._read(wire.order_record, item)
+                    for item in self._call(lambda: self._client.get_orders(request), None, "open orders") or []]
+            new = [record for record in page if record.broker_order_id not in found]
+            found.update((record.broker_order_id, record) for record in new)
+            if len(page) < _OPEN_ORDER_LIMIT:
+                return list(found.values())
+            if not new:  # a whole page at one submission time: paging by time cannot get past it
+                raise BrokerError(
+                    f"alpaca: {_OPEN_ORDER_LIMIT} or more open orders share the submission time "
+                    f"{page[-1].submitted_at.isoformat()}; cannot list them all")
+            until = min(record.submitted_at for record in page) + dt.timedelta(microseconds=1)
 
     # -- account ---------------------------------------------------------------------------
     def positions(self) -> dict[str, Position]:

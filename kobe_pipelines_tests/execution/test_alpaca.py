@@ -272,3 +272,40 @@ def test_submit_when_alpaca_answers_422_duplicate_id_then_returns_the_order_foun
     ack = alpaca.submit(decision)
     assert (ack.created, ack.broker_order_id) == (False, fake_alpaca.orders[BRACKET["coid"]]["id"])
     assert posts(fake_alpaca) == 1 and len(fake_alpaca.orders) == 1
+
+
+def _open_order_at(fake, coid: str, stamp: str) -> None:
+    body = {"symbol": "AAA", "qty": 1, "side": "buy", "type": "limit", "time_in_force": "day",
+            "client_order_id": coid, "limit_price": 187.45}
+    order = alpaca_order(body)
+    order.update(submitted_at=stamp, created_at=stamp, updated_at=stamp)
+    fake.orders[coid] = order
+
+
+def test_open_orders_when_more_than_a_page_then_pages_back_by_submission_time(fake_alpaca, alpaca, monkeypatch):
+    from kobe_pipelines.execution import alpaca as alpaca_module
+
+    monkeypatch.setattr(alpaca_module, "_OPEN_ORDER_LIMIT", 3)  # pages of three instead of 500
+    # six open orders; c and d share a submission time, and the first page ends between them
+    for coid, second in [("a", "01.000001"), ("b", "02"), ("c", "03"), ("d", "03"), ("e", "04"), ("f", "05"),
+                         ("g", "06")]:
+        _open_order_at(fake_alpaca, coid, f"2024-03-04T15:00:{second}Z")
+    fake_alpaca.orders["g"]["status"] = "filled"  # not open: never listed
+    listed = alpaca.open_orders()
+    assert sorted(r.client_order_id for r in listed) == ["a", "b", "c", "d", "e", "f"]
+    assert len({r.broker_order_id for r in listed}) == 6  # each once, though pages overlap
+    pages = [path for method, path in fake_alpaca.requests if method == "GET" and path == "/v2/orders"]
+    # [f, e, c|d]; then until just after 15:00:03: [c, d, b]; then until just after 15:00:02: [b, a]
+    assert len(pages) == 3
+
+
+def test_open_orders_when_a_whole_page_shares_one_time_then_raises_instead_of_missing_orders(
+        fake_alpaca, alpaca, monkeypatch):
+    from kobe_pipelines.execution import alpaca as alpaca_module
+    from kobe_pipelines.execution.errors import BrokerError
+
+    monkeypatch.setattr(alpaca_module, "_OPEN_ORDER_LIMIT", 2)
+    for coid in ("a", "b", "c"):
+        _open_order_at(fake_alpaca, coid, "2024-03-04T15:00:03Z")
+    with pytest.raises(BrokerError, match="2 or more open orders share the submission time"):
+        alpaca.open_orders()

@@ -7,6 +7,7 @@ the client is patched.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import threading
@@ -160,13 +161,27 @@ class FakeAlpaca:
                     item["status"] = "canceled"
             return Response(status=204)
         if path == "/v2/orders" and request.method == "GET":
-            return _json([o for o in self.orders.values()
-                          if any(x["status"] in OPEN_STATUSES for x in [o, *(o["legs"] or [])])])
+            return _json(self._list_open(request.args))
         if path == "/v2/positions":
             return _json(self.positions)
         if path == "/v2/account":
             return _json(self.account)
         return _json({"code": 40410000, "message": f"no route {path}"}, 404)
+
+    def _list_open(self, args: Any) -> list[dict[str, Any]]:
+        """Open orders as Alpaca pages them: by submission time (`direction`, default desc),
+        `until`/`after` exclusive, at most `limit` (default 50, at most 500)."""
+        rows = [o for o in self.orders.values() if any(x["status"] in OPEN_STATUSES for x in [o, *(o["legs"] or [])])]
+
+        def at(text: str) -> dt.datetime:
+            return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+        if args.get("until"):
+            rows = [o for o in rows if at(o["submitted_at"]) < at(args["until"])]
+        if args.get("after"):
+            rows = [o for o in rows if at(o["submitted_at"]) > at(args["after"])]
+        rows.sort(key=lambda o: at(o["submitted_at"]), reverse=args.get("direction", "desc") == "desc")
+        return rows[: min(int(args.get("limit", 50)), 500)]
 
     def _post(self, body: dict[str, Any]) -> Response:
         self.posted.append(body)
