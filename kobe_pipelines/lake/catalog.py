@@ -8,7 +8,11 @@ version in a schema named after it (``SELECT * FROM "v2026...".bars``); and the 
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Sequence
 
@@ -18,6 +22,8 @@ import pandas as pd
 from kobe_pipelines.fsutil import fsync_dir
 from kobe_pipelines.lake import duck
 from kobe_pipelines.lake.manifest import FileEntry, Manifest
+
+log = logging.getLogger(__name__)
 
 _RAW_COLUMNS = "b.symbol, b.date, b.open, b.high, b.low, b.close, b.volume"
 
@@ -101,17 +107,74 @@ def create_versions_table(
 
 
 def rebuild(root: Path, path: Path, versions: list[Manifest], current: str | None, pins: dict[str, str]) -> None:
-    """Write a fresh catalog beside the old one and rename it into place (atomic for readers)."""
+    """Write the catalog beside the old one and rename it into place (atomic for readers).
+
+    The retained versions' schemas never change (versions are immutable), so they are carried
+    over from the old catalog when it was written for this lake folder by these view
+    definitions; only new versions' views are bound. Binding a view reads every file's footer:
+    with ten versions kept, a from-scratch rebuild cost 80-100 ms of each nightly refreeze. An old
+    catalog that cannot be read is rebuilt from scratch."""
+    try:
+        _write(root, path, versions, current, pins, carry=path.exists())
+    except (duckdb.Error, OSError) as exc:
+        if not path.exists():
+            raise
+        log.warning("lake: rebuilding the catalog from scratch (the old one could not be carried over: %s)", exc)
+        _write(root, path, versions, current, pins, carry=False)
+
+
+def _write(root: Path, path: Path, versions: list[Manifest], current: str | None, pins: dict[str, str],
+           carry: bool) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
+    Path(str(tmp) + ".wal").unlink(missing_ok=True)
+    if carry:
+        shutil.copyfile(path, tmp)
     # Attached to the process's open DuckDB rather than opened on its own: a third of the time.
     with duck.attached(tmp) as (con, database):
+        carried = _carried_versions(con, database, root) if carry else set()
+        wanted = {m.version_id for m in versions}
+        for stale in sorted(carried - wanted):
+            con.execute(f'DROP SCHEMA "{database}"."{stale}" CASCADE')
         by_id = {m.version_id: m for m in versions}
         if current in by_id:
             create_views(con, root, by_id[current].files, "main", database)
+        else:  # no current version: no main views (a carried catalog may hold old ones)
+            for name in ("bars_raw", "bars_split_adjusted", "bars"):
+                con.execute(f'DROP VIEW IF EXISTS "{database}".main."{name}"')
         for manifest in versions:
-            create_views(con, root, manifest.files, manifest.version_id, database)
+            if manifest.version_id not in carried:
+                create_views(con, root, manifest.files, manifest.version_id, database)
         create_versions_table(con, versions, current, pins, database)
+        con.execute(f'CREATE OR REPLACE TABLE "{database}".main.{_META} AS SELECT ? AS root, ? AS views',
+                    [str(root), _views_fingerprint()])
     os.replace(tmp, path)
     Path(str(tmp) + ".wal").unlink(missing_ok=True)
     fsync_dir(path.parent)
+
+
+_META = "kobe_catalog_meta"  # the lake folder and view definitions the catalog was written for
+
+
+def _carried_versions(con: duckdb.DuckDBPyConnection, database: str, root: Path) -> set[str]:
+    """The version schemas of the copied catalog that can be kept as they are: all of them when
+    it was written for `root` with today's view definitions, none otherwise (all are dropped)."""
+    schemas = {row[0] for row in con.execute(
+        "SELECT schema_name FROM duckdb_schemas() WHERE database_name = ? AND NOT internal", [database]).fetchall()}
+    schemas.discard("main")
+    tables = {row[0] for row in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main'", [database]).fetchall()}
+    meta = con.execute(f'SELECT root, views FROM "{database}".main.{_META}').fetchone() if _META in tables else None
+    if meta == (str(root), _views_fingerprint()):
+        return schemas
+    for schema in sorted(schemas):
+        con.execute(f'DROP SCHEMA "{database}"."{schema}" CASCADE')
+    return set()
+
+
+def _views_fingerprint() -> str:
+    """Changes whenever `view_sql` would write other views for the same files."""
+    probe = [FileEntry("raw/a.parquet", "0", "raw_bars", 0, 0), FileEntry("factors/b.parquet", "0", "factors", 0, 0)]
+    text = json.dumps([view_sql(Path("/lake"), probe), view_sql(Path("/lake"), probe[:1]), view_sql(Path("/lake"), [])],
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
