@@ -73,17 +73,12 @@ def make_source(folder: Path, symbols: int) -> tuple[str, str]:
     return start, last
 
 
-ACTIONS_LOOKBACK = pd.Timedelta(days=30)  # as the `corporate_actions` asset fetches them
-
-
 def _freeze(source: Path, lake_dir: Path, start: str, end: str, only_day: str | None = None) -> None:
     """A full freeze, or (`only_day`) a nightly one as the Dagster assets run it: that session's
     bars, and the actions from the current version's last date minus 30 days."""
     provider = FilesProvider(source)
     lake = Lake(lake_dir)
-    actions_from = start
-    if only_day:
-        actions_from = str((pd.Timestamp(lake.current_version().end_date) - ACTIONS_LOOKBACK).date())
+    actions_from = lake.actions_fetch_start(start) if only_day else start
     lake.freeze(
         provider.daily_bars(only_day or start, end),
         provider.splits(actions_from, end),

@@ -145,12 +145,10 @@ def _symbol_codes(symbols: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def _duplicate_mask(keys: np.ndarray, alt_keys: Callable[[], np.ndarray]) -> np.ndarray:
-    """Rows whose key occurs more than once. O(n) when the rows are already in (symbol, date) or
-    (date, symbol) order (`alt_keys` builds the latter's keys, only when needed), as providers
-    and the lake deliver them; one sort otherwise."""
+    """Rows whose key occurs more than once, for keys that do not strictly increase (the caller
+    checked: rows in (symbol, date) order have no duplicate). O(n) when the rows are in (date,
+    symbol) order (`alt_keys` builds those keys), as providers deliver them; one sort otherwise."""
     n = len(keys)
-    if n < 2 or bool(np.all(keys[1:] > keys[:-1])):
-        return np.zeros(n, dtype=bool)
     alt = alt_keys()
     if bool(np.all(alt[1:] > alt[:-1])):
         return np.zeros(n, dtype=bool)

@@ -131,8 +131,9 @@ def _write(root: Path, path: Path, versions: list[Manifest], current: str | None
     if carry:
         shutil.copyfile(path, tmp)
     # Attached to the process's open DuckDB rather than opened on its own: a third of the time.
+    fingerprint = _views_fingerprint()
     with duck.attached(tmp) as (con, database):
-        carried = _carried_versions(con, database, root) if carry else set()
+        carried = _carried_versions(con, database, root, fingerprint) if carry else set()
         wanted = {m.version_id for m in versions}
         for stale in sorted(carried - wanted):
             con.execute(f'DROP SCHEMA "{database}"."{stale}" CASCADE')
@@ -147,7 +148,7 @@ def _write(root: Path, path: Path, versions: list[Manifest], current: str | None
                 create_views(con, root, manifest.files, manifest.version_id, database)
         create_versions_table(con, versions, current, pins, database)
         con.execute(f'CREATE OR REPLACE TABLE "{database}".main.{_META} AS SELECT ? AS root, ? AS views',
-                    [str(root), _views_fingerprint()])
+                    [str(root), fingerprint])
     os.replace(tmp, path)
     Path(str(tmp) + ".wal").unlink(missing_ok=True)
     fsync_dir(path.parent)
@@ -156,16 +157,17 @@ def _write(root: Path, path: Path, versions: list[Manifest], current: str | None
 _META = "kobe_catalog_meta"  # the lake folder and view definitions the catalog was written for
 
 
-def _carried_versions(con: duckdb.DuckDBPyConnection, database: str, root: Path) -> set[str]:
+def _carried_versions(con: duckdb.DuckDBPyConnection, database: str, root: Path, fingerprint: str) -> set[str]:
     """The version schemas of the copied catalog that can be kept as they are: all of them when
-    it was written for `root` with today's view definitions, none otherwise (all are dropped)."""
+    it was written for `root` with today's view definitions (`fingerprint`), none otherwise (all
+    are dropped)."""
     schemas = {row[0] for row in con.execute(
         "SELECT schema_name FROM duckdb_schemas() WHERE database_name = ? AND NOT internal", [database]).fetchall()}
     schemas.discard("main")
     tables = {row[0] for row in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main'", [database]).fetchall()}
     meta = con.execute(f'SELECT root, views FROM "{database}".main.{_META}').fetchone() if _META in tables else None
-    if meta == (str(root), _views_fingerprint()):
+    if meta == (str(root), fingerprint):
         return schemas
     for schema in sorted(schemas):
         con.execute(f'DROP SCHEMA "{database}"."{schema}" CASCADE')

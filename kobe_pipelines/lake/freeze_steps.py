@@ -10,7 +10,7 @@ import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,9 @@ from kobe_pipelines.data import adjustments, schema, validation
 from kobe_pipelines.lake import duck
 from kobe_pipelines.lake.errors import RawRestatementError
 from kobe_pipelines.lake.manifest import FileEntry, Manifest
+
+if TYPE_CHECKING:
+    import duckdb
 
 _VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
 
@@ -500,7 +503,7 @@ def _stored_bars(root: Path, entries: list[FileEntry], symbols: set[str]) -> pd.
     return frame.astype({"date": "datetime64[ns]"})
 
 
-def _query_frame(con, sql: str, params: dict) -> pd.DataFrame:
+def _query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> pd.DataFrame:
     """A query's rows as pandas, through Arrow: DuckDB's own `.df()` spends ~0.2 s warming up
     once per process, more than a nightly refreeze's whole lookup."""
     return con.sql(sql, params=params).to_arrow_table().to_pandas()

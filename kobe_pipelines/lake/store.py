@@ -128,6 +128,14 @@ class Lake:
             raise LakeCorruptionError(str(pointer), f"points at '{version_id}', which has no manifest")
         return version_id
 
+    def actions_fetch_start(self, history_start: str) -> str:
+        """Where a refreeze fetches corporate actions from: the current version's last date minus
+        `ACTIONS_LOOKBACK` (late-announced actions are caught again), or `history_start` when the
+        lake holds no version yet. Stored actions are kept and merged either way."""
+        version_id = self.current_version_id()
+        last = self.version(version_id).end_date if version_id else None
+        return str((pd.Timestamp(last) - ACTIONS_LOOKBACK).date()) if last else history_start
+
     def current_version(self) -> Manifest:
         version_id = self.current_version_id()
         if version_id is None:
@@ -632,6 +640,7 @@ RAW_ROW_GROUP_ROWS = 16 * 1024
 # adjusted views scans one row group of the factor table, not all of it.
 FACTOR_ROW_GROUP_ROWS = 2 * 1024
 HASH_CACHE_NAME = ".hash_cache.json"
+ACTIONS_LOOKBACK = pd.Timedelta(days=30)  # see `Lake.actions_fetch_start`
 
 
 def _stat_key(path: Path) -> tuple[int, int, int]:

@@ -408,3 +408,9 @@ def test_refreeze_when_a_late_dividend_falls_in_a_long_halt_then_its_closes_come
     fresh.freeze(bars, splits, pd.concat([early, dividend]), provider="test", as_of=dt.date(2024, 5, 31))
     for role in ("factors", "adjustment_events"):
         pd.testing.assert_frame_equal(_derived(stepwise, role), _derived(fresh, role))
+
+
+def test_actions_fetch_start_when_empty_then_history_start_else_thirty_days_before_the_last_bar(lake, sim):
+    assert lake.actions_fetch_start("2020-01-02") == "2020-01-02"
+    lake.freeze(*sim_inputs(sim), provider="simulated")  # bars through 2021-06-30
+    assert lake.actions_fetch_start("2020-01-02") == "2021-05-31"

@@ -75,11 +75,7 @@ def corporate_actions(market_data: MarketDataResource, lake: LakeResource) -> dg
     store = lake.open()
     end = market_calendar.last_completed_session().date()
     version_id = store.current_version_id()
-    start = market_data.history_start
-    if version_id:
-        last = store.version(version_id).end_date
-        if last:
-            start = str((pd.Timestamp(last) - pd.Timedelta(days=30)).date())
+    start = store.actions_fetch_start(market_data.history_start)
     provider = market_data.build()
     splits, dividends = provider.splits(start, end), provider.dividends(start, end)
     dropped = 0
