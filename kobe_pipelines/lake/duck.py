@@ -41,6 +41,13 @@ def cursor() -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
+def warm() -> None:
+    """Open the process's database and run one query (the first costs tens of ms). The lake calls
+    it from a background thread at the start of a freeze: DuckDB does this without the GIL."""
+    with cursor() as con:
+        con.execute("SELECT 1").fetchall()
+
+
 @contextmanager
 def attached(path: Path) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
     """A cursor with the database file `path` attached (created when missing), and the name it is

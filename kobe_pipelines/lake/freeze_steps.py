@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from kobe_pipelines.data import adjustments, schema, validation
 from kobe_pipelines.lake import duck
@@ -75,6 +76,10 @@ class Derived:
     events: pd.DataFrame
 
 
+# The derived tables of a version, in the order they are written.
+_ROLES = ("splits", "dividends", "action_provenance", "factors", "adjustment_events")
+
+
 def derive_actions_and_factors(
     root: Path,
     previous: Manifest | None,
@@ -83,86 +88,214 @@ def derive_actions_and_factors(
     splits: pd.DataFrame,
     dividends: pd.DataFrame,
     convention: str,
-    write: Callable[[pd.DataFrame, str], FileEntry],
+    write: Callable[[pa.Table, str], FileEntry],
     new_row_keys: validation.BarKeys | None = None,
 ) -> Derived:
     """Merge fetched actions with those stored, validate them against the symbols of the stored
     raw files (`stored_raw`) and of the new rows, and compute the factor table from the raw bars
     around each event. Reads no raw file of this freeze (they may still be being written).
-    `new_row_keys`: the (symbol, date) keys validation built for `new_rows`, when it has them."""
+    `new_row_keys`: the (symbol, date) keys validation built for `new_rows`, when it has them.
+
+    A refreeze keeps the stored tables in Arrow and turns into pandas only the rows it must look
+    at: the stored actions from the earliest fetched date on, and the actions and events of the
+    symbols whose factors can change. A table in which nothing changed is not written again: the
+    new version lists the previous version's file."""
     raw_files = [str(root / e.path) for e in stored_raw]
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-    # The stored tables are read, and the new ones written, two at a time: Parquet decoding and
-    # encoding release the GIL, and a nightly refreeze is mostly this I/O.
+    kept = {e.role: e for e in previous.files if e.role in _ROLES} if previous else {}
+    # Two threads read the stored tables, then write the new ones, while this one merges and
+    # computes: Parquet decoding and encoding release the GIL. The action tables are written while
+    # the factors are computed.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return _derive(root, previous, raw_files, new_rows, new_row_keys, splits, dividends, convention, write, now, pool)
+        reading = {role: pool.submit(_read_table, root, previous, role) for role in _ROLES}
+        stored = {role: reading[role].result() for role in _ROLES[:3]}
+        actions = _merge_actions(stored["splits"], stored["dividends"], stored["action_provenance"], splits, dividends,
+                                 raw_files, new_rows, now)
+        changed = {  # None: as the previous version stored it
+            "splits": _arrow(actions.splits) if len(actions.fresh_splits) or stored["splits"] is None else None,
+            "dividends": actions.dividends if len(actions.fresh_dividends) or stored["dividends"] is None else None,
+            "action_provenance": actions.provenance,
+        }
+        writing = {role: pool.submit(write, table, role) for role, table in changed.items() if table is not None}
+        stored_factors, stored_events = reading["factors"].result(), reading["adjustment_events"].result()
+        if _factors_reusable(previous, convention) and stored_factors is not None and stored_events is not None:
+            factors, events = _refreshed_factors(root, previous, new_rows, new_row_keys, actions, stored_factors,
+                                                 stored_events, convention)
+        else:
+            factors, events = _all_factors(root, previous, new_rows, new_row_keys, actions, stored_events, convention)
+        if factors is not None and events is not None:
+            writing |= {role: pool.submit(write, table, role)
+                        for role, table in (("factors", factors), ("adjustment_events", events))}
+        entries = [writing[role].result() if role in writing else kept[role] for role in _ROLES]
+    return Derived(entries=entries, events=(events if events is not None else stored_events).to_pandas())
 
 
-def _derive(
-    root: Path, previous: Manifest | None, raw_files: list[str], new_rows: pd.DataFrame,
-    new_row_keys: validation.BarKeys | None, splits: pd.DataFrame,
-    dividends: pd.DataFrame, convention: str, write: Callable[[pd.DataFrame, str], FileEntry], now: str,
-    pool: ThreadPoolExecutor,
-) -> Derived:
-    empty = {"splits": schema.empty_splits(), "dividends": schema.empty_dividends(),
-             "action_provenance": _empty_provenance()}
-    if _factors_reusable(previous, convention):
-        empty |= {"factors": adjustments.empty_factors(), "adjustment_events": adjustments.empty_events()}
-    reading = {role: pool.submit(_read_role, root, previous, role, frame) for role, frame in empty.items()}
-    stored_splits = reading["splits"].result()
-    stored_divs = reading["dividends"].result()
-
-    all_splits = _union(stored_splits, schema.normalize_splits(splits), list(schema.SPLIT_COLUMNS))
-    # Stored dividends passed validation when they were stored: only the fetched ones not stored
-    # yet are validated, then merged into the stored (sorted) table.
-    new_divs = _fresh_rows(stored_divs, schema.normalize_dividends(dividends), schema.DIVIDEND_COLUMNS)
-    symbols = _known_symbols(raw_files, new_rows, [stored_splits, stored_divs], _symbols(all_splits) | _symbols(new_divs))
-    all_splits = validation.validate_splits(all_splits, symbols)
-    fresh_splits = _fresh_rows(stored_splits, all_splits, schema.SPLIT_COLUMNS)
-    fresh_divs = validation.validate_dividends(new_divs, symbols)
-    all_divs = _merge_dividends(stored_divs, fresh_divs)
-    stored_factors = None
-    if "factors" in reading:
-        stored_factors = (reading["factors"].result()[list(adjustments.empty_factors().columns)],
-                          reading["adjustment_events"].result()[list(adjustments.EVENT_COLUMNS)])
-    if stored_factors is None:
-        bars_near, _ = _bars_near_events(root, previous, new_rows, all_splits, all_divs, new_row_keys=new_row_keys)
-        factors, events = adjustments.compute_factors(bars_near, all_splits, all_divs, convention=convention)
-    else:
-        # Only symbols with a new action, or an event whose closes had to be looked up, can have
-        # other factors than the previous version's: recompute those, keep the rest as stored.
-        new_actions = _symbols(fresh_splits) | _symbols(fresh_divs)
-        bars_near, redo = _bars_near_events(root, previous, new_rows, all_splits, all_divs, also=new_actions,
-                                            known=stored_factors[1], new_row_keys=new_row_keys)
-        part = adjustments.compute_factors(bars_near, _only(all_splits, redo), _only(all_divs, redo),
-                                           convention=convention)
-        factors = _replace_symbols(stored_factors[0], part.factors, redo, ["symbol", "valid_from"])
-        events = _replace_symbols(stored_factors[1], part.events, redo, ["symbol", "event_date", "kind"])
-        factors = factors.astype({"symbol": str, "valid_from": "datetime64[ns]", "valid_to": "datetime64[ns]"})
-        events = events.astype({"symbol": str, "kind": str, "event_date": "datetime64[ns]", "prev_date": "datetime64[ns]"})
-
-    provenance = _provenance(reading["action_provenance"].result(), stored_splits, stored_divs, all_splits, all_divs, fresh_splits, fresh_divs, now)
-    tables = [
-        (all_splits, "splits"),  # validated: sorted by (symbol, execution_date)
-        (all_divs, "dividends"),  # sorted by (symbol, ex_dividend_date, cash_amount)
-        (provenance, "action_provenance"),
-        (factors.reset_index(drop=True), "factors"),
-        (events.reset_index(drop=True), "adjustment_events"),
-    ]
-    entries = list(pool.map(lambda item: write(*item), tables))
-    return Derived(entries=entries, events=events)
+@dataclass(frozen=True)
+class _Actions:
+    splits: pd.DataFrame  # every split, validated, sorted by (symbol, execution_date)
+    dividends: pa.Table  # every dividend, sorted by _DIVIDEND_ORDER
+    fresh_splits: pd.DataFrame  # the splits and dividends the previous version did not hold
+    fresh_dividends: pd.DataFrame
+    provenance: pa.Table | None  # when each action was first fetched; None: as stored
 
 
-def _known_symbols(raw_files: list[str], new_rows: pd.DataFrame, stored_actions: list[pd.DataFrame],
-                   needed: set[str]) -> set[str]:
-    """Which of the `needed` symbols (those of the actions) the lake holds bars of. Symbols of
-    stored actions passed this check when they were stored (raw bars are never removed); the
-    others are looked for in the new rows, then in the raw files (that symbol list only)."""
-    known = set().union(*(_symbols(frame) for frame in stored_actions)) & needed
+def _merge_actions(
+    stored_splits: pa.Table | None, stored_divs: pa.Table | None, stored_provenance: pa.Table | None,
+    splits: pd.DataFrame, dividends: pd.DataFrame, raw_files: list[str], new_rows: pd.DataFrame, now: str,
+) -> _Actions:
+    """The stored actions merged with the fetched ones. Stored actions passed validation when they
+    were stored: only fetched actions the lake does not hold yet are validated (splits together
+    with the stored ones, so a duplicate or a conflicting ratio of a stored split is caught)."""
+    fetched_splits, fetched_divs = schema.normalize_splits(splits), schema.normalize_dividends(dividends)
+    split_candidates = _not_stored(stored_splits, fetched_splits, schema.SPLIT_COLUMNS, "execution_date")
+    div_candidates = _not_stored(stored_divs, fetched_divs, schema.DIVIDEND_COLUMNS, "ex_dividend_date")
+    kept_splits = stored_splits.to_pandas() if stored_splits is not None else schema.empty_splits()
+    # Symbols of stored actions were checked when they were stored (raw bars are never removed).
+    stored_symbols = _table_symbols(stored_splits) | _table_symbols(stored_divs)
+    needed = _symbols(split_candidates) | _symbols(div_candidates)
+    symbols = stored_symbols | _known_symbols(raw_files, new_rows, needed - stored_symbols)
+    all_splits, fresh_splits = _merge_splits(kept_splits, fetched_splits, _symbols(split_candidates), symbols)
+    fresh_divs = validation.validate_dividends(div_candidates, symbols)
+    kept_divs = stored_divs if stored_divs is not None else _arrow(schema.empty_dividends())
+    all_divs = _insert_sorted(kept_divs, _arrow(fresh_divs[list(schema.DIVIDEND_COLUMNS)], kept_divs.schema), _DIVIDEND_ORDER)
+    provenance = _provenance(stored_provenance, len(kept_splits), kept_divs.num_rows, all_splits, all_divs,
+                             fresh_splits, fresh_divs, now)
+    return _Actions(all_splits, all_divs, fresh_splits, fresh_divs, provenance)
+
+
+def _merge_splits(stored: pd.DataFrame, fetched: pd.DataFrame, touched: set[str], symbols: set[str]
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every split (validated, sorted by symbol and date) and the fresh ones. `touched`: the
+    symbols with a fetched split not stored as it is. Validation works per (symbol, date), and the
+    other symbols' fetched splits are all stored already, so only the touched symbols' stored and
+    fetched splits are validated together; the rest stay as stored."""
+    if not touched:
+        return stored, stored.iloc[:0]
+    columns = list(schema.SPLIT_COLUMNS)
+    in_stored, in_fetched = stored["symbol"].isin(touched), fetched["symbol"].isin(touched)
+    merged = validation.validate_splits(_union(stored.loc[in_stored], fetched.loc[in_fetched], columns), symbols)
+    fresh = _fresh_rows(stored.loc[in_stored], merged, schema.SPLIT_COLUMNS)
+    both = pd.concat([stored.loc[~in_stored, columns], merged[columns]], ignore_index=True)
+    return both.sort_values(["symbol", "execution_date"], kind="stable").reset_index(drop=True), fresh
+
+
+def _not_stored(stored: pa.Table | None, fetched: pd.DataFrame, columns: tuple[str, ...], date_column: str) -> pd.DataFrame:
+    """The rows of `fetched` that `stored` does not hold (all `columns` equal). Only the stored
+    rows dated on or after the earliest fetched date can match: only those become pandas."""
+    if stored is None or stored.num_rows == 0 or fetched.empty:
+        return fetched
+    first = fetched[date_column].min()
+    if pd.notna(first):
+        dates = stored.column(date_column)
+        stored = stored.filter(pc.greater_equal(dates, pa.scalar(first, type=dates.type)))
+    return _fresh_rows(stored.to_pandas(), fetched, columns)
+
+
+def _refreshed_factors(
+    root: Path, previous: Manifest, new_rows: pd.DataFrame, new_row_keys: validation.BarKeys | None,
+    actions: _Actions, stored_factors: pa.Table, stored_events: pa.Table, convention: str,
+) -> tuple[pa.Table | None, pa.Table | None]:
+    """The previous version's factors and events with those of the symbols that can differ
+    recomputed: a symbol with a new action, with an action not applied yet, or with an applied
+    event that a new bar lands at or before. (None, None) when no symbol can differ."""
+    redo = _symbols(actions.fresh_splits) | _symbols(actions.fresh_dividends) \
+        | _unsettled_symbols(actions.splits, actions.dividends, stored_events, new_rows)
+    if not redo:
+        return None, None
+    splits, divs = _only(actions.splits, redo), _only_table(actions.dividends, redo).to_pandas()
+    known = _only_table(stored_events, redo).to_pandas()
+    bars_near, _ = _bars_near_events(root, previous, new_rows, splits, divs, also=redo, known=known,
+                                     new_row_keys=new_row_keys)
+    part = adjustments.compute_factors(bars_near, splits, divs, convention=convention)
+    factors = _replace_symbols(stored_factors, _arrow(part.factors, stored_factors.schema), redo, ["symbol", "valid_from"])
+    events = _replace_symbols(stored_events, _arrow(part.events, stored_events.schema), redo,
+                              ["symbol", "event_date", "kind"])
+    return factors, events
+
+
+def _all_factors(
+    root: Path, previous: Manifest | None, new_rows: pd.DataFrame, new_row_keys: validation.BarKeys | None,
+    actions: _Actions, stored_events: pa.Table | None, convention: str,
+) -> tuple[pa.Table, pa.Table]:
+    """Every symbol's factors and events (a first freeze, or another dividend convention). Events
+    a previous version applied lend their closes (raw bars are immutable)."""
+    divs = actions.dividends.to_pandas()
+    known = stored_events.to_pandas() if stored_events is not None else None
+    bars_near, _ = _bars_near_events(root, previous, new_rows, actions.splits, divs, known=known, new_row_keys=new_row_keys)
+    computed = adjustments.compute_factors(bars_near, actions.splits, divs, convention=convention)
+    return _arrow(computed.factors), _arrow(computed.events)
+
+
+def _unsettled_symbols(splits: pd.DataFrame, divs: pa.Table, events: pa.Table, new_rows: pd.DataFrame) -> set[str]:
+    """Symbols with an action whose session no applied event covers (not applicable yet, or new),
+    or with an applied event that a new bar lands at or before (its closes may change). Compared as
+    (symbol code, day) integers, the codes in symbol order: the stored tables hold 100k+ rows, in
+    (symbol, date) order, so the keys arrive sorted and each look-up is a binary search."""
+    action_symbols = pa.chunked_array(_strings(pa.array(splits["symbol"])).chunks + _strings(divs.column("symbol")).chunks,
+                                      type=pa.large_string())
+    action_days = _day_numbers(adjustments.effective_sessions(np.concatenate([
+        splits["execution_date"].to_numpy(dtype="datetime64[ns]"),
+        divs.column("ex_dividend_date").to_numpy().astype("datetime64[ns]"),
+    ])))
+    event_symbols = _strings(events.column("symbol"))
+    event_days = _day_numbers(events.column("event_date").to_numpy().astype("datetime64[ns]"))
+    stale = _stale_events(events, new_rows)
+    vocabulary = pc.unique(pa.chunked_array(action_symbols.chunks + event_symbols.chunks, type=pa.large_string()))
+    vocabulary = vocabulary.take(pc.sort_indices(vocabulary))
+    action_keys = _symbol_day_keys(pc.index_in(action_symbols, value_set=vocabulary), action_days)
+    event_keys = _symbol_day_keys(pc.index_in(event_symbols, value_set=vocabulary), event_days)
+    unapplied = ~_isin(action_keys, event_keys)
+    found = pc.unique(action_symbols.filter(pa.array(unapplied))).to_pylist()
+    found += pc.unique(event_symbols.filter(pa.array(stale))).to_pylist()
+    return set(found)
+
+
+def _isin(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """`np.isin` for int64 keys, by binary search in `pool` (sorted here unless it is already)."""
+    if len(pool) == 0:
+        return np.zeros(len(values), dtype=bool)
+    if not bool(np.all(pool[1:] >= pool[:-1])):
+        pool = np.sort(pool)
+    at = np.minimum(np.searchsorted(pool, values), len(pool) - 1)
+    return pool[at] == values
+
+
+def _stale_events(events: pa.Table, new_rows: pd.DataFrame) -> np.ndarray:
+    """Which applied events a new bar of their symbol lands at or before (a late bar changes the
+    close before or on the event)."""
+    stale = np.zeros(events.num_rows, dtype=bool)
+    if new_rows.empty or events.num_rows == 0:
+        return stale
+    dates = events.column("event_date")
+    maybe = np.flatnonzero(pc.greater_equal(dates, pa.scalar(new_rows["date"].min(), type=dates.type)).to_numpy())
+    if len(maybe):
+        late = events.select(["symbol", "event_date"]).take(pa.array(maybe)).to_pandas()
+        first_new = late["symbol"].map(new_rows.groupby("symbol")["date"].min())
+        stale[maybe[(first_new.notna() & (late["event_date"] >= first_new)).to_numpy()]] = True
+    return stale
+
+
+def _symbol_day_keys(codes: pa.ChunkedArray | pa.Array, days: np.ndarray) -> np.ndarray:
+    return codes.to_numpy().astype(np.int64) * np.int64(1 << 32) + (days + np.int64(1 << 31))
+
+
+def _day_numbers(values: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of datetime64 values (int64)."""
+    return values.astype("datetime64[D]").view(np.int64)
+
+
+def _strings(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
+    """Symbols as one large_string chunked array (dictionary or plain strings alike)."""
+    values = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
+    return values.cast(pa.large_string()) if values.type != pa.large_string() else values
+
+
+def _known_symbols(raw_files: list[str], new_rows: pd.DataFrame, needed: set[str]) -> set[str]:
+    """Which of the `needed` symbols the lake holds bars of: looked for in the new rows, then in
+    the raw files (that symbol list only)."""
+    known = set() if not needed or new_rows.empty else \
+        {str(s) for s in new_rows.loc[new_rows["symbol"].isin(sorted(needed)), "symbol"].unique()}
     missing = needed - known
-    if missing and not new_rows.empty:
-        known |= missing & _symbols(new_rows)
-        missing = needed - known
     if missing and raw_files:
         with duck.cursor() as con:
             rows = con.execute("SELECT DISTINCT symbol FROM read_parquet(?) WHERE symbol IN (SELECT unnest(?))",
@@ -191,29 +324,22 @@ _DIVIDEND_ORDER = ["symbol", "ex_dividend_date", "cash_amount"]
 _INSERT_AT_MOST = 1000  # more fresh rows than this: one sort beats a binary search per row
 
 
-def _merge_dividends(stored: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
-    """The union of two validated, disjoint dividend tables, sorted by `_DIVIDEND_ORDER` (the
-    order `validation.validate_dividends` gives)."""
-    columns = list(schema.DIVIDEND_COLUMNS)
-    return _insert_sorted(stored[columns], fresh[columns], _DIVIDEND_ORDER)
-
-
-def _insert_sorted(stored: pd.DataFrame, fresh: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """`stored` and `fresh` (same columns) as one table in the order of a stable sort by `keys`.
+def _insert_sorted(stored: pa.Table, fresh: pa.Table, keys: list[str]) -> pa.Table:
+    """`stored` and `fresh` (same schema) as one table in the order of a stable sort by `keys`.
     When `stored` is in that order already (as the lake writes it) and `fresh` is small, each
     fresh row is put in place by a binary search instead of sorting the 100k+ stored rows."""
-    both = pd.concat([stored, fresh], ignore_index=True)
-    if fresh.empty:
+    both = pa.concat_tables([stored, fresh])
+    if fresh.num_rows == 0:
         return both
-    if stored.empty or len(fresh) > _INSERT_AT_MOST or not _in_order(stored, keys):
-        return both.sort_values(keys, kind="stable").reset_index(drop=True)
-    rows = _Rows([_comparable(stored[k]) for k in keys], len(stored))
-    fresh_keys = list(zip(*(_comparable(fresh[k]).to_pylist() for k in keys)))
+    if stored.num_rows == 0 or fresh.num_rows > _INSERT_AT_MOST or not _in_order(stored, keys):
+        return both.take(pc.sort_indices(both, sort_keys=[(k, "ascending") for k in keys]))
+    rows = _Rows([_comparable(stored.column(k)) for k in keys], stored.num_rows)
+    fresh_keys = list(zip(*(_comparable(fresh.column(k)).to_pylist() for k in keys)))
     at = np.array([bisect.bisect_right(rows, key) for key in fresh_keys], dtype=np.int64)
     # fresh rows at one position keep their sorted order (stable: a tie keeps fresh after stored)
-    order_fresh = sorted(range(len(fresh)), key=lambda i: (at[i], fresh_keys[i]))
-    order = np.insert(np.arange(len(stored)), at[order_fresh], len(stored) + np.array(order_fresh, dtype=np.int64))
-    return both.take(order).reset_index(drop=True)
+    order_fresh = sorted(range(fresh.num_rows), key=lambda i: (at[i], fresh_keys[i]))
+    order = np.insert(np.arange(stored.num_rows), at[order_fresh], stored.num_rows + np.array(order_fresh, dtype=np.int64))
+    return both.take(pa.array(order))
 
 
 class _Rows:
@@ -230,33 +356,28 @@ class _Rows:
         return tuple(column[i].as_py() for column in self._columns)
 
 
-def _comparable(column: pd.Series) -> pa.Array:
-    """The column as Arrow values that compare as pandas sorts them (dates as int64 ns)."""
-    if pd.api.types.is_datetime64_any_dtype(column.dtype):
-        return pa.array(column.to_numpy(dtype="datetime64[ns]").view(np.int64))
-    array = pa.array(column)
+def _comparable(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The column as one Arrow array whose values compare as a sort orders them (timestamps as
+    int64, dictionary and large strings as strings)."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_timestamp(array.type) or pa.types.is_date(array.type):
+        return array.cast(pa.int64())
     return array.cast(pa.string()) if pa.types.is_dictionary(array.type) or pa.types.is_large_string(array.type) else array
 
 
-def _in_order(frame: pd.DataFrame, keys: list[str]) -> bool:
-    """Whether `frame` is sorted by `keys` (lexicographically; a NaN anywhere: not sorted)."""
-    if len(frame) < 2:
+def _in_order(table: pa.Table, keys: list[str]) -> bool:
+    """Whether `table` is sorted by `keys` (lexicographically; a null or NaN anywhere: not sorted)."""
+    if table.num_rows < 2:
         return True
-    later = np.zeros(len(frame) - 1, dtype=bool)  # row i+1 > row i on the keys compared so far
-    tied = np.ones(len(frame) - 1, dtype=bool)
+    later = np.zeros(table.num_rows - 1, dtype=bool)  # row i+1 > row i on the keys compared so far
+    tied = np.ones(table.num_rows - 1, dtype=bool)
     for key in keys:
-        column = frame[key]
-        if column.isna().any():
+        values = _comparable(table.column(key))
+        if values.null_count or (pa.types.is_floating(values.type) and pc.any(pc.is_nan(values)).as_py()):
             return False
-        if pd.api.types.is_datetime64_any_dtype(column.dtype) or pd.api.types.is_numeric_dtype(column.dtype):
-            values = column.to_numpy(dtype="datetime64[ns]" if column.dtype.kind == "M" else None)
-            head, tail = values[:-1], values[1:]
-            greater, equal = tail > head, tail == head
-        else:
-            values = pa.array(column).cast(pa.string())
-            head, tail = values.slice(0, len(values) - 1), values.slice(1)
-            greater = pc.greater(tail, head).to_numpy(zero_copy_only=False)
-            equal = pc.equal(tail, head).to_numpy(zero_copy_only=False)
+        head, tail = values.slice(0, len(values) - 1), values.slice(1)
+        greater = pc.greater(tail, head).to_numpy(zero_copy_only=False)
+        equal = pc.equal(tail, head).to_numpy(zero_copy_only=False)
         later |= tied & greater
         tied &= equal
     return bool(np.all(later | tied))
@@ -273,42 +394,59 @@ def _symbols(frame: pd.DataFrame) -> set[str]:
     return {str(s) for s in column.unique()}
 
 
+def _table_symbols(table: pa.Table | None) -> set[str]:
+    return set(pc.unique(table.column("symbol")).to_pylist()) if table is not None else set()
+
+
 def _only(frame: pd.DataFrame, symbols: set[str]) -> pd.DataFrame:
     return frame.loc[frame["symbol"].isin(symbols)]
 
 
-def _replace_symbols(stored: pd.DataFrame, fresh: pd.DataFrame, symbols: set[str], keys: list[str]) -> pd.DataFrame:
-    """`stored` with the rows of `symbols` replaced by `fresh`, in the order a full computation
-    gives: sorted by `keys`, whose first is the symbol. Each symbol's rows come from one side, so
-    when `stored` is in that order (as the lake writes it) the fresh rows, sorted, go where their
-    symbol's block starts among the stored symbols: one concatenation and one take, no sort of
-    the kept 100k+ rows."""
-    drop = stored["symbol"].isin(symbols).to_numpy()
-    fresh = fresh.sort_values(keys, kind="stable")
-    both = pd.concat([stored, fresh], ignore_index=True)
-    names = pa.array(stored["symbol"]).cast(pa.string())
+def _only_table(table: pa.Table, symbols: set[str]) -> pa.Table:
+    column = table.column("symbol")
+    wanted = pa.array(sorted(symbols), pa.string()).cast(column.type.value_type if pa.types.is_dictionary(column.type) else column.type)
+    return table.filter(pc.is_in(column, value_set=wanted))
+
+
+def _replace_symbols(stored: pa.Table, fresh: pa.Table, symbols: set[str], keys: list[str]) -> pa.Table:
+    """`stored` with the rows of `symbols` replaced by `fresh` (same schema), in the order a full
+    computation gives: sorted by `keys`, whose first is the symbol. Each symbol's rows come from
+    one side, so when `stored` is in that order (as the lake writes it) the fresh rows, sorted, go
+    where their symbol's block starts among the stored symbols: one concatenation and one take, no
+    sort of the kept 100k+ rows."""
+    sort_keys = [(k, "ascending") for k in keys]
+    fresh = fresh.take(pc.sort_indices(fresh, sort_keys=sort_keys))
+    both = pa.concat_tables([stored, fresh])
+    names = _comparable(stored.column("symbol"))
+    drop = pc.is_in(names, value_set=pa.array(sorted(symbols), pa.string())).to_numpy(zero_copy_only=False)
     head, tail = names.slice(0, max(len(names) - 1, 0)), names.slice(1)
-    if len(stored) > 1 and not pc.all(pc.greater_equal(tail, head)).as_py():  # not in symbol order
-        kept = np.concatenate([np.flatnonzero(~drop), len(stored) + np.arange(len(fresh))])
-        return both.take(kept).sort_values(keys, kind="stable").reset_index(drop=True)
+    if len(names) > 1 and not pc.all(pc.greater_equal(tail, head)).as_py():  # not in symbol order
+        kept = both.take(pa.array(np.concatenate([np.flatnonzero(~drop), len(names) + np.arange(fresh.num_rows)])))
+        return kept.take(pc.sort_indices(kept, sort_keys=sort_keys))
     # the first stored row of each symbol, and the stored row each fresh row goes before
     starts = np.flatnonzero(np.concatenate(([True], pc.not_equal(tail, head).to_numpy(zero_copy_only=False)))) \
-        if len(stored) else np.zeros(0, dtype=np.int64)
+        if len(names) else np.zeros(0, dtype=np.int64)
     block = np.searchsorted(np.array(names.take(pa.array(starts)).to_pylist(), dtype=object),
-                            fresh["symbol"].to_numpy(dtype=object), side="left")
-    before = np.append(starts, len(stored))[block]
+                            np.array(_comparable(fresh.column("symbol")).to_pylist(), dtype=object), side="left")
+    before = np.append(starts, len(names))[block]
     kept = np.flatnonzero(~drop)
-    order = np.insert(kept, np.searchsorted(kept, before, side="left"), len(stored) + np.arange(len(fresh)))
-    return both.take(order).reset_index(drop=True)
+    order = np.insert(kept, np.searchsorted(kept, before, side="left"), len(names) + np.arange(fresh.num_rows))
+    return both.take(pa.array(order))
 
 
-def _read_role(root: Path, previous: Manifest | None, role: str, empty: pd.DataFrame) -> pd.DataFrame:
-    if previous is None:
-        return empty
-    files = [str(root / e.path) for e in previous.files_with_role(role)]
-    if not files:
-        return empty
-    return pd.read_parquet(files[0])
+def _read_table(root: Path, previous: Manifest | None, role: str) -> pa.Table | None:
+    """The previous version's table of `role`, or None when it has none."""
+    files = previous.files_with_role(role) if previous is not None else []
+    return pq.read_table(root / files[0].path, use_threads=False) if files else None
+
+
+def _arrow(frame: pd.DataFrame, schema_: pa.Schema | None = None) -> pa.Table:
+    """A frame as an Arrow table without pandas metadata (stable file bytes), in `schema_` when
+    given (the stored table's, so new rows and stored ones are one schema)."""
+    categorical = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    if categorical:
+        frame = frame.astype({c: str for c in categorical})
+    return pa.Table.from_pandas(frame, schema=schema_, preserve_index=False).replace_schema_metadata(None)
 
 
 def _union(stored: pd.DataFrame, fetched: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -338,27 +476,27 @@ def _provenance_rows(splits: pd.DataFrame, divs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _provenance(
-    stored: pd.DataFrame, stored_splits: pd.DataFrame, stored_divs: pd.DataFrame, splits: pd.DataFrame,
-    divs: pd.DataFrame, fresh_splits: pd.DataFrame, fresh_divs: pd.DataFrame, now: str,
-) -> pd.DataFrame:
-    """When each action was first fetched. Kept out of the content hash (see manifest).
+    stored: pa.Table | None, n_stored_splits: int, n_stored_divs: int, splits: pd.DataFrame,
+    divs: pa.Table, fresh_splits: pd.DataFrame, fresh_divs: pd.DataFrame, now: str,
+) -> pa.Table | None:
+    """When each action was first fetched (None: the stored table, unchanged). Kept out of the
+    content hash (see manifest).
 
     Stored actions are never dropped, so when the stored provenance has one row per stored
     action (and every stored action is still there), it is kept whole and only the fresh actions
     are stamped `now`; otherwise every action is matched with the stored provenance."""
     keys = _PROVENANCE_KEYS
-    if len(stored) == len(stored_splits) + len(stored_divs) \
-            and len(splits) - len(fresh_splits) == len(stored_splits) and len(divs) - len(fresh_divs) == len(stored_divs):
+    kept = stored if stored is not None else _arrow(_empty_provenance())
+    if kept.num_rows == n_stored_splits + n_stored_divs \
+            and len(splits) - len(fresh_splits) == n_stored_splits and divs.num_rows - len(fresh_divs) == n_stored_divs:
+        if fresh_splits.empty and fresh_divs.empty and stored is not None:
+            return None
         fresh = _provenance_rows(fresh_splits, fresh_divs).assign(first_seen_at=now)
-        if fresh.empty:
-            return stored[keys + ["first_seen_at"]].reset_index(drop=True)
-        stored = stored[keys + ["first_seen_at"]].astype({"symbol": str, "first_seen_at": str})
-        return _insert_sorted(stored, fresh.astype({"symbol": str, "first_seen_at": str}), keys)
-    else:
-        merged = _provenance_rows(splits, divs).merge(stored[keys + ["first_seen_at"]], on=keys, how="left")
-        merged["first_seen_at"] = merged["first_seen_at"].fillna(now)
+        return _insert_sorted(kept, _arrow(fresh[kept.column_names], kept.schema), keys)
+    merged = _provenance_rows(splits, divs.to_pandas()).merge(kept.to_pandas()[keys + ["first_seen_at"]], on=keys, how="left")
+    merged["first_seen_at"] = merged["first_seen_at"].fillna(now)
     merged = merged.astype({"symbol": str, "first_seen_at": str})
-    return merged.sort_values(keys).reset_index(drop=True)
+    return _arrow(merged.sort_values(keys).reset_index(drop=True)[kept.column_names], kept.schema)
 
 
 def _bars_near_events(
@@ -369,7 +507,7 @@ def _bars_near_events(
     session and the first bar on or after it; and the symbols whose bars had to be looked up.
     With `also` (a refreeze recomputing only some symbols), only the bars of those symbols and
     of the looked-up ones are returned, and the second value is that union. `known`: the
-    previous version's applied events, when the caller has read them already.
+    previous version's applied events (those of the symbols in question), None when it has none.
 
     Events the previous version already applied reuse the closes it recorded (raw bars are
     immutable) unless a new bar of that symbol arrived at or before the event. Only the other
@@ -389,7 +527,7 @@ def _bars_near_events(
     parts = []
     wanted: set[str] = set(also or ())
     if known is None:
-        known = _read_role(root, previous, "adjustment_events", pd.DataFrame(columns=["symbol", "event_date"]))
+        known = pd.DataFrame(columns=["symbol", "event_date"])
     if not known.empty:
         known = known[["symbol", "event_date", "prev_date", "close_prev", "close_ex"]]
         if not new_rows.empty:

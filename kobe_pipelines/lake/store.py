@@ -42,7 +42,7 @@ from kobe_pipelines import paths
 from kobe_pipelines.data import schema
 from kobe_pipelines.errors import ConfigError
 from kobe_pipelines.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, fsync_dir, sha256_file
-from kobe_pipelines.lake import catalog
+from kobe_pipelines.lake import catalog, duck
 from kobe_pipelines.lake.errors import LakeBusyError, LakeCorruptionError, LakeError, LakeVersionNotFound
 from kobe_pipelines.lake.freeze_steps import derive_actions_and_factors, find_new_rows
 from kobe_pipelines.lake.manifest import FileEntry, Manifest, content_hash
@@ -367,7 +367,8 @@ class Lake:
             # encoding and hashing release the GIL, the derivation is mostly pandas. A first
             # freeze stores every bar it is given, so its writing starts before the bars are
             # validated; if anything fails, every file this call created is removed again.
-            with ThreadPoolExecutor(max_workers=1) as background:
+            with ThreadPoolExecutor(max_workers=2) as background:
+                background.submit(duck.warm)  # the freeze's first look-up then finds DuckDB ready
                 writing = background.submit(self._write_raw, bars) if previous is None else None
                 try:
                     bars, keys = validation.validate_bars_keyed(bars, as_of=as_of)
@@ -483,8 +484,7 @@ class Lake:
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
             return list(pool.map(write_year, present))
 
-    def _write_derived(self, frame: pd.DataFrame, role: str) -> FileEntry:
-        table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    def _write_derived(self, table: pa.Table, role: str) -> FileEntry:
         folder = "factors" if role in ("factors", "adjustment_events") else "actions"
         return self._write_content_file(table, folder, "" if role == "factors" else f"{role}-", role)
 

@@ -1,8 +1,10 @@
-"""`_insert_sorted`: a few fresh rows put in place in a sorted table, as a stable sort would order them."""
+"""`_insert_sorted` and `_replace_symbols` (on the stored tables as Arrow), checked against pandas'
+stable sort of the same rows."""
 
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +26,14 @@ def _frame(rows) -> pd.DataFrame:
     return frame.astype({"kind": str, "symbol": str, "date": "datetime64[ns]", "amount": "float64", "first_seen_at": str})
 
 
+def _arrow(frame: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _insert(stored: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
+    return _insert_sorted(_arrow(stored), _arrow(fresh), KEYS).to_pandas()
+
+
 def _stable_sort(stored: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([stored, fresh], ignore_index=True).sort_values(KEYS, kind="stable").reset_index(drop=True)
 
@@ -33,13 +43,13 @@ def _stable_sort(stored: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
 def test_insert_sorted_when_stored_is_sorted_then_same_as_a_stable_sort_of_both(stored_rows, fresh_rows):
     stored = _stable_sort(_frame(stored_rows), _frame([]))
     fresh = _frame(fresh_rows)  # unsorted, may tie with stored rows and with each other
-    pd.testing.assert_frame_equal(_insert_sorted(stored, fresh, KEYS), _stable_sort(stored, fresh))
+    pd.testing.assert_frame_equal(_insert(stored, fresh), _stable_sort(stored, fresh))
 
 
 def test_insert_sorted_when_stored_is_not_sorted_then_everything_is_sorted():
     stored = _frame([("split", "B", "2024-01-02", 2.0, "t0"), ("dividend", "A", "2024-01-03", 0.5, "t0")])
     fresh = _frame([("dividend", "A", "2024-01-02", 0.5, "t1")])
-    out = _insert_sorted(stored, fresh, KEYS)
+    out = _insert(stored, fresh)
     assert list(zip(out["kind"], out["symbol"], out["date"].dt.day)) == [
         ("dividend", "A", 2), ("dividend", "A", 3), ("split", "B", 2),
     ]
@@ -48,7 +58,7 @@ def test_insert_sorted_when_stored_is_not_sorted_then_everything_is_sorted():
 def test_insert_sorted_when_a_tie_then_the_fresh_row_follows_the_stored_one():
     stored = _frame([("dividend", "A", "2024-01-02", 0.5, "t0"), ("dividend", "B", "2024-01-02", 0.5, "t0")])
     fresh = _frame([("dividend", "A", "2024-01-02", 0.5, "t1")])
-    assert _insert_sorted(stored, fresh, KEYS)["first_seen_at"].tolist() == ["t0", "t1", "t0"]
+    assert _insert(stored, fresh)["first_seen_at"].tolist() == ["t0", "t1", "t0"]
 
 
 # ---- `_replace_symbols`: some symbols' rows swapped for recomputed ones -------------------------
@@ -61,7 +71,7 @@ _factor_row = st.tuples(st.sampled_from(["A", "AA", "AB", "B", "BRK.B", "Z"]), s
 def _factors(rows) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["symbol", "day", "price_factor"])
     frame["valid_from"] = pd.Timestamp("2024-01-02") + pd.to_timedelta(frame["day"], unit="D")
-    return frame[["symbol", "valid_from", "price_factor"]].astype({"symbol": str, "valid_from": "datetime64[ns]"})
+    return frame[["symbol", "valid_from", "price_factor"]].astype({"symbol": str, "valid_from": "datetime64[ns]", "price_factor": "float64"})
 
 
 @settings(max_examples=200, deadline=None)
@@ -74,7 +84,7 @@ def test_replace_symbols_then_same_as_dropping_them_and_sorting_everything(store
     fresh = _factors([row for row in fresh_rows if row[0] in replaced])  # only replaced symbols are recomputed
     expected = pd.concat([stored.loc[~stored["symbol"].isin(replaced)], fresh], ignore_index=True)
     expected = expected.sort_values(_FACTOR_KEYS, kind="stable").reset_index(drop=True)
-    got = _replace_symbols(stored, fresh, set(replaced), _FACTOR_KEYS)
+    got = _replace_symbols(_arrow(stored), _arrow(fresh).cast(_arrow(stored).schema), set(replaced), _FACTOR_KEYS).to_pandas()
     if shuffle:  # ties among the kept rows may come in another order; the rows and keys must match
         got = got.sort_values(_FACTOR_KEYS + ["price_factor"], kind="stable").reset_index(drop=True)
         expected = expected.sort_values(_FACTOR_KEYS + ["price_factor"], kind="stable").reset_index(drop=True)
