@@ -5,7 +5,6 @@ Kept apart from `store` (which owns files, versions and publishing) so each read
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -73,11 +72,32 @@ def find_new_rows(root: Path, previous: Manifest | None, bars: pd.DataFrame) -> 
 @dataclass(frozen=True)
 class Derived:
     entries: list[FileEntry]
-    events: pd.DataFrame
+    events: pa.Table  # the version's applied events
 
 
 # The derived tables of a version, in the order they are written.
 _ROLES = ("splits", "dividends", "action_provenance", "factors", "adjustment_events")
+
+
+# Tables a refreeze mostly adds rows to -- the dividends, when each action was first fetched, the
+# applied events -- are kept as up to SEGMENTS_MAX files each: a refreeze writes its new rows as
+# one more file, and the refreeze that would pass the limit writes the table again as one file.
+# Storage and time per refreeze then follow what changed, not the 100k+ rows of history.
+SEGMENTS_MAX = 16
+_DIVIDEND_ORDER = ["symbol", "ex_dividend_date", "cash_amount"]
+_PROVENANCE_KEYS = ["kind", "symbol", "date", "amount"]
+_EVENT_KEYS = ["symbol", "event_date", "kind"]
+DERIVED_ORDER = {"splits": ["symbol", "execution_date"], "dividends": _DIVIDEND_ORDER, "action_provenance": _PROVENANCE_KEYS,
+          "factors": ["symbol", "valid_from"], "adjustment_events": _EVENT_KEYS}
+
+
+@dataclass(frozen=True)
+class _Change:
+    """What a freeze writes for one derived table: the whole table, in order (`append` False), or
+    rows to add to the stored ones (segmented tables only)."""
+
+    rows: pa.Table
+    append: bool = False
 
 
 def derive_actions_and_factors(
@@ -98,49 +118,92 @@ def derive_actions_and_factors(
 
     A refreeze keeps the stored tables in Arrow and turns into pandas only the rows it must look
     at: the stored actions from the earliest fetched date on, and the actions and events of the
-    symbols whose factors can change. A table in which nothing changed is not written again: the
-    new version lists the previous version's file."""
+    symbols whose factors can change. A table nothing changed in keeps its files; new dividends,
+    provenance and events are added as a file of their own (see SEGMENTS_MAX)."""
     raw_files = [str(root / e.path) for e in stored_raw]
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-    kept = {e.role: e for e in previous.files if e.role in _ROLES} if previous else {}
+    kept = {role: previous.files_with_role(role) if previous else [] for role in _ROLES}
     # Two threads read the stored tables, then write the new ones, while this one merges and
     # computes: Parquet decoding and encoding release the GIL. The action tables are written while
     # the factors are computed.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        reading = {role: pool.submit(_read_table, root, previous, role) for role in _ROLES}
-        stored = {role: reading[role].result() for role in _ROLES[:3]}
-        actions = _merge_actions(stored["splits"], stored["dividends"], stored["action_provenance"], splits, dividends,
-                                 raw_files, new_rows, now)
-        changed = {  # None: as the previous version stored it
-            "splits": _arrow(actions.splits) if len(actions.fresh_splits) or stored["splits"] is None else None,
-            "dividends": actions.dividends if len(actions.fresh_dividends) or stored["dividends"] is None else None,
-            "action_provenance": actions.provenance,
-        }
-        writing = {role: pool.submit(write, table, role) for role, table in changed.items() if table is not None}
-        stored_factors, stored_events = reading["factors"].result(), reading["adjustment_events"].result()
-        if _factors_reusable(previous, convention) and stored_factors is not None and stored_events is not None:
-            factors, events = _refreshed_factors(root, previous, new_rows, new_row_keys, actions, stored_factors,
-                                                 stored_events, convention)
+        # (the provenance is read only when it must be rewritten: see `_provenance`)
+        reading = {role: pool.submit(_read_table, root, kept[role]) for role in _ROLES if role != "action_provenance"}
+        stored = {role: reading[role].result() for role in ("splits", "dividends")}
+        provenance = _StoredProvenance(root, kept["action_provenance"])
+        actions = _merge_actions(stored["splits"], stored["dividends"], provenance, splits, dividends, raw_files,
+                                 new_rows, now)
+
+        def rows_of(role: str) -> Callable[[], pa.Table | None]:
+            if role == "action_provenance":
+                return lambda: actions.provenance if actions.provenance is not None else provenance.table()
+            return lambda: stored[role]
+
+        changes = {role: change for role, change in zip(_ROLES[:3], actions.changes) if change is not None}
+        writing = {role: pool.submit(_settle, change, kept[role], role, write, rows_of(role))
+                   for role, change in changes.items()}
+        stored |= {role: reading[role].result() for role in _ROLES[3:]}
+        if _factors_reusable(previous, convention) and stored["factors"] is not None \
+                and stored["adjustment_events"] is not None:
+            factors, events = _refreshed_factors(root, previous, new_rows, new_row_keys, actions, stored["factors"],
+                                                 stored["adjustment_events"], convention)
         else:
-            factors, events = _all_factors(root, previous, new_rows, new_row_keys, actions, stored_events, convention)
-        if factors is not None and events is not None:
-            writing |= {role: pool.submit(write, table, role)
-                        for role, table in (("factors", factors), ("adjustment_events", events))}
-        entries = [writing[role].result() if role in writing else kept[role] for role in _ROLES]
-    return Derived(entries=entries, events=(events if events is not None else stored_events).to_pandas())
+            factors, events = _all_factors(root, previous, new_rows, new_row_keys, actions, stored["adjustment_events"],
+                                           convention)
+        for role, change in (("factors", factors), ("adjustment_events", events)):
+            if change is not None:
+                writing[role] = pool.submit(_settle, change, kept[role], role, write, rows_of(role))
+        entries = [entry for role in _ROLES for entry in (writing[role].result() if role in writing else kept[role])]
+    all_events = stored["adjustment_events"] if events is None else \
+        pa.concat_tables([stored["adjustment_events"], events.rows]) if events.append else events.rows
+    return Derived(entries=entries, events=all_events)
+
+
+def _settle(change: _Change, kept: list[FileEntry], role: str, write: Callable[[pa.Table, str], FileEntry],
+            stored: Callable[[], pa.Table | None]) -> list[FileEntry]:
+    """Write `change` of `role` (`kept`: its stored files; `stored`: reads their rows, for a
+    compaction); the table's files in the new version."""
+    if not change.append or not kept:
+        return [write(change.rows, role)]
+    if len(kept) < SEGMENTS_MAX:
+        return kept + [write(_in_order(change.rows, role), role)]
+    return [write(_in_order(pa.concat_tables([stored(), change.rows]), role), role)]  # compacted
+
+
+def _in_order(table: pa.Table, role: str) -> pa.Table:
+    return table.take(pc.sort_indices(table, sort_keys=[(k, "ascending") for k in DERIVED_ORDER[role]]))
 
 
 @dataclass(frozen=True)
 class _Actions:
     splits: pd.DataFrame  # every split, validated, sorted by (symbol, execution_date)
-    dividends: pa.Table  # every dividend, sorted by _DIVIDEND_ORDER
+    dividends: pa.Table  # every dividend (the stored ones, then the fresh ones)
     fresh_splits: pd.DataFrame  # the splits and dividends the previous version did not hold
     fresh_dividends: pd.DataFrame
-    provenance: pa.Table | None  # when each action was first fetched; None: as stored
+    changes: tuple[_Change | None, _Change | None, _Change | None]  # splits, dividends, provenance; None: none
+    provenance: pa.Table | None  # the stored provenance, when it had to be read
+
+
+@dataclass(frozen=True)
+class _StoredProvenance:
+    """The stored provenance table's files, read only when needed."""
+
+    root: Path
+    files: list[FileEntry]
+
+    @property
+    def rows(self) -> int:
+        return sum(entry.rows for entry in self.files)
+
+    def schema(self) -> pa.Schema | None:
+        return pq.read_schema(self.root / self.files[0].path) if self.files else None
+
+    def table(self) -> pa.Table | None:
+        return _read_table(self.root, self.files)
 
 
 def _merge_actions(
-    stored_splits: pa.Table | None, stored_divs: pa.Table | None, stored_provenance: pa.Table | None,
+    stored_splits: pa.Table | None, stored_divs: pa.Table | None, stored_provenance: _StoredProvenance,
     splits: pd.DataFrame, dividends: pd.DataFrame, raw_files: list[str], new_rows: pd.DataFrame, now: str,
 ) -> _Actions:
     """The stored actions merged with the fetched ones. Stored actions passed validation when they
@@ -155,12 +218,18 @@ def _merge_actions(
     needed = _symbols(split_candidates) | _symbols(div_candidates)
     symbols = stored_symbols | _known_symbols(raw_files, new_rows, needed - stored_symbols)
     all_splits, fresh_splits = _merge_splits(kept_splits, fetched_splits, _symbols(split_candidates), symbols)
-    fresh_divs = validation.validate_dividends(div_candidates, symbols)
+    fresh_divs = validation.validate_dividends(div_candidates, symbols)  # sorted by _DIVIDEND_ORDER
     kept_divs = stored_divs if stored_divs is not None else _arrow(schema.empty_dividends())
-    all_divs = _insert_sorted(kept_divs, _arrow(fresh_divs[list(schema.DIVIDEND_COLUMNS)], kept_divs.schema), _DIVIDEND_ORDER)
-    provenance = _provenance(stored_provenance, len(kept_splits), kept_divs.num_rows, all_splits, all_divs,
-                             fresh_splits, fresh_divs, now)
-    return _Actions(all_splits, all_divs, fresh_splits, fresh_divs, provenance)
+    added_divs = _arrow(fresh_divs[list(schema.DIVIDEND_COLUMNS)], kept_divs.schema)
+    all_divs = pa.concat_tables([kept_divs, added_divs])
+    provenance, read = _provenance(stored_provenance, len(kept_splits), kept_divs.num_rows, all_splits, all_divs,
+                                   fresh_splits, fresh_divs, now)
+    changes = (
+        _Change(_arrow(all_splits)) if len(fresh_splits) or stored_splits is None else None,
+        None if stored_divs is not None and not added_divs.num_rows else _Change(added_divs, append=stored_divs is not None),
+        provenance,
+    )
+    return _Actions(all_splits, all_divs, fresh_splits, fresh_divs, changes, read)
 
 
 def _merge_splits(stored: pd.DataFrame, fetched: pd.DataFrame, touched: set[str], symbols: set[str]
@@ -194,36 +263,56 @@ def _not_stored(stored: pa.Table | None, fetched: pd.DataFrame, columns: tuple[s
 def _refreshed_factors(
     root: Path, previous: Manifest, new_rows: pd.DataFrame, new_row_keys: validation.BarKeys | None,
     actions: _Actions, stored_factors: pa.Table, stored_events: pa.Table, convention: str,
-) -> tuple[pa.Table | None, pa.Table | None]:
+) -> tuple[_Change | None, _Change | None]:
     """The previous version's factors and events with those of the symbols that can differ
     recomputed: a symbol with a new action, with an action not applied yet, or with an applied
-    event that a new bar lands at or before. (None, None) when no symbol can differ."""
+    event that a new bar lands at or before. (None, None) when no symbol can differ. The events
+    change by the new rows alone when every stored event of those symbols came out as it was."""
     redo = _symbols(actions.fresh_splits) | _symbols(actions.fresh_dividends) \
         | _unsettled_symbols(actions.splits, actions.dividends, stored_events, new_rows)
     if not redo:
         return None, None
-    splits, divs = _only(actions.splits, redo), _only_table(actions.dividends, redo).to_pandas()
-    known = _only_table(stored_events, redo).to_pandas()
-    bars_near, _ = _bars_near_events(root, previous, new_rows, splits, divs, also=redo, known=known,
+    splits = _only(actions.splits, redo)
+    # in the order a full freeze passes them: same-session cash amounts are summed in this order
+    divs = _only_table(actions.dividends, redo).to_pandas().sort_values(_DIVIDEND_ORDER, kind="stable")
+    known = _only_table(stored_events, redo)
+    bars_near, _ = _bars_near_events(root, previous, new_rows, splits, divs, also=redo, known=known.to_pandas(),
                                      new_row_keys=new_row_keys)
     part = adjustments.compute_factors(bars_near, splits, divs, convention=convention)
-    factors = _replace_symbols(stored_factors, _arrow(part.factors, stored_factors.schema), redo, ["symbol", "valid_from"])
-    events = _replace_symbols(stored_events, _arrow(part.events, stored_events.schema), redo,
-                              ["symbol", "event_date", "kind"])
-    return factors, events
+    factors = _replace_symbols(stored_factors, _arrow(part.factors, stored_factors.schema), redo, DERIVED_ORDER["factors"])
+    events = _arrow(part.events, stored_events.schema)
+    added = _added_events(known, events)
+    if added is None:
+        return _Change(factors), _Change(_replace_symbols(stored_events, events, redo, _EVENT_KEYS))
+    return _Change(factors), (_Change(added, append=True) if added.num_rows else None)
+
+
+def _added_events(stored: pa.Table, recomputed: pa.Table) -> pa.Table | None:
+    """The rows of `recomputed` (some symbols' events) that `stored` (the same symbols' stored
+    events) lacks, or None when a stored event changed or went (then the table is rewritten)."""
+    old, new = stored.to_pandas(), recomputed.to_pandas()
+    joined = old.merge(new, on=_EVENT_KEYS, how="left", suffixes=("", "_new"), indicator=True)
+    if not (joined["_merge"] == "both").all():
+        return None
+    for column in (c for c in old.columns if c not in _EVENT_KEYS):
+        a, b = joined[column], joined[f"{column}_new"]
+        if not bool(((a == b) | (a.isna() & b.isna())).all()):
+            return None
+    added = ~pd.MultiIndex.from_frame(new[_EVENT_KEYS]).isin(pd.MultiIndex.from_frame(old[_EVENT_KEYS]))
+    return recomputed.filter(pa.array(added))
 
 
 def _all_factors(
     root: Path, previous: Manifest | None, new_rows: pd.DataFrame, new_row_keys: validation.BarKeys | None,
     actions: _Actions, stored_events: pa.Table | None, convention: str,
-) -> tuple[pa.Table, pa.Table]:
+) -> tuple[_Change, _Change]:
     """Every symbol's factors and events (a first freeze, or another dividend convention). Events
     a previous version applied lend their closes (raw bars are immutable)."""
-    divs = actions.dividends.to_pandas()
+    divs = actions.dividends.to_pandas().sort_values(_DIVIDEND_ORDER, kind="stable")
     known = stored_events.to_pandas() if stored_events is not None else None
     bars_near, _ = _bars_near_events(root, previous, new_rows, actions.splits, divs, known=known, new_row_keys=new_row_keys)
     computed = adjustments.compute_factors(bars_near, actions.splits, divs, convention=convention)
-    return _arrow(computed.factors), _arrow(computed.events)
+    return _Change(_arrow(computed.factors)), _Change(_arrow(computed.events))
 
 
 def _unsettled_symbols(splits: pd.DataFrame, divs: pa.Table, events: pa.Table, new_rows: pd.DataFrame) -> set[str]:
@@ -320,42 +409,6 @@ def _fresh_rows(stored: pd.DataFrame, merged: pd.DataFrame, columns: tuple[str, 
     return merged.loc[~keys.isin(pd.MultiIndex.from_frame(stored[list(columns)]))]
 
 
-_DIVIDEND_ORDER = ["symbol", "ex_dividend_date", "cash_amount"]
-_INSERT_AT_MOST = 1000  # more fresh rows than this: one sort beats a binary search per row
-
-
-def _insert_sorted(stored: pa.Table, fresh: pa.Table, keys: list[str]) -> pa.Table:
-    """`stored` and `fresh` (same schema) as one table in the order of a stable sort by `keys`.
-    When `stored` is in that order already (as the lake writes it) and `fresh` is small, each
-    fresh row is put in place by a binary search instead of sorting the 100k+ stored rows."""
-    both = pa.concat_tables([stored, fresh])
-    if fresh.num_rows == 0:
-        return both
-    if stored.num_rows == 0 or fresh.num_rows > _INSERT_AT_MOST or not _in_order(stored, keys):
-        return both.take(pc.sort_indices(both, sort_keys=[(k, "ascending") for k in keys]))
-    rows = _Rows([_comparable(stored.column(k)) for k in keys], stored.num_rows)
-    fresh_keys = list(zip(*(_comparable(fresh.column(k)).to_pylist() for k in keys)))
-    at = np.array([bisect.bisect_right(rows, key) for key in fresh_keys], dtype=np.int64)
-    # fresh rows at one position keep their sorted order (stable: a tie keeps fresh after stored)
-    order_fresh = sorted(range(fresh.num_rows), key=lambda i: (at[i], fresh_keys[i]))
-    order = np.insert(np.arange(stored.num_rows), at[order_fresh], stored.num_rows + np.array(order_fresh, dtype=np.int64))
-    return both.take(pa.array(order))
-
-
-class _Rows:
-    """Row i of some Arrow columns as a tuple of Python values, read lazily (for `bisect` over a
-    sorted table: about 17 rows are read per search in 126k)."""
-
-    def __init__(self, columns: list[pa.Array], length: int) -> None:
-        self._columns, self._length = columns, length
-
-    def __len__(self) -> int:
-        return self._length
-
-    def __getitem__(self, i: int) -> tuple:
-        return tuple(column[i].as_py() for column in self._columns)
-
-
 def _comparable(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     """The column as one Arrow array whose values compare as a sort orders them (timestamps as
     int64, dictionary and large strings as strings)."""
@@ -363,24 +416,6 @@ def _comparable(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     if pa.types.is_timestamp(array.type) or pa.types.is_date(array.type):
         return array.cast(pa.int64())
     return array.cast(pa.string()) if pa.types.is_dictionary(array.type) or pa.types.is_large_string(array.type) else array
-
-
-def _in_order(table: pa.Table, keys: list[str]) -> bool:
-    """Whether `table` is sorted by `keys` (lexicographically; a null or NaN anywhere: not sorted)."""
-    if table.num_rows < 2:
-        return True
-    later = np.zeros(table.num_rows - 1, dtype=bool)  # row i+1 > row i on the keys compared so far
-    tied = np.ones(table.num_rows - 1, dtype=bool)
-    for key in keys:
-        values = _comparable(table.column(key))
-        if values.null_count or (pa.types.is_floating(values.type) and pc.any(pc.is_nan(values)).as_py()):
-            return False
-        head, tail = values.slice(0, len(values) - 1), values.slice(1)
-        greater = pc.greater(tail, head).to_numpy(zero_copy_only=False)
-        equal = pc.equal(tail, head).to_numpy(zero_copy_only=False)
-        later |= tied & greater
-        tied &= equal
-    return bool(np.all(later | tied))
 
 
 def _symbols(frame: pd.DataFrame) -> set[str]:
@@ -434,10 +469,11 @@ def _replace_symbols(stored: pa.Table, fresh: pa.Table, symbols: set[str], keys:
     return both.take(pa.array(order))
 
 
-def _read_table(root: Path, previous: Manifest | None, role: str) -> pa.Table | None:
-    """The previous version's table of `role`, or None when it has none."""
-    files = previous.files_with_role(role) if previous is not None else []
-    return pq.read_table(root / files[0].path, use_threads=False) if files else None
+def _read_table(root: Path, files: list[FileEntry]) -> pa.Table | None:
+    """A stored table: its files (one, or a segmented table's several) as one; None when none."""
+    if not files:
+        return None
+    return pa.concat_tables([pq.read_table(root / entry.path, use_threads=False) for entry in files])
 
 
 def _arrow(frame: pd.DataFrame, schema_: pa.Schema | None = None) -> pa.Table:
@@ -460,9 +496,6 @@ def _empty_provenance() -> pd.DataFrame:
     )
 
 
-_PROVENANCE_KEYS = ["kind", "symbol", "date", "amount"]
-
-
 def _provenance_rows(splits: pd.DataFrame, divs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(
         [
@@ -476,27 +509,31 @@ def _provenance_rows(splits: pd.DataFrame, divs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _provenance(
-    stored: pa.Table | None, n_stored_splits: int, n_stored_divs: int, splits: pd.DataFrame,
+    stored: _StoredProvenance, n_stored_splits: int, n_stored_divs: int, splits: pd.DataFrame,
     divs: pa.Table, fresh_splits: pd.DataFrame, fresh_divs: pd.DataFrame, now: str,
-) -> pa.Table | None:
-    """When each action was first fetched (None: the stored table, unchanged). Kept out of the
-    content hash (see manifest).
+) -> tuple[_Change | None, pa.Table | None]:
+    """When each action was first fetched (None: as stored), and the stored table when it had to
+    be read. Kept out of the content hash (see manifest).
 
     Stored actions are never dropped, so when the stored provenance has one row per stored
-    action (and every stored action is still there), it is kept whole and only the fresh actions
-    are stamped `now`; otherwise every action is matched with the stored provenance."""
+    action (and every stored action is still there), only the fresh actions are added, stamped
+    `now`, and the stored rows are not even read; otherwise every action is matched with the
+    stored provenance and the table rewritten."""
     keys = _PROVENANCE_KEYS
-    kept = stored if stored is not None else _arrow(_empty_provenance())
-    if kept.num_rows == n_stored_splits + n_stored_divs \
-            and len(splits) - len(fresh_splits) == n_stored_splits and divs.num_rows - len(fresh_divs) == n_stored_divs:
-        if fresh_splits.empty and fresh_divs.empty and stored is not None:
-            return None
+    schema_ = stored.schema() or _arrow(_empty_provenance()).schema
+    if stored.rows == n_stored_splits + n_stored_divs and len(splits) - len(fresh_splits) == n_stored_splits \
+            and divs.num_rows - len(fresh_divs) == n_stored_divs:
+        if fresh_splits.empty and fresh_divs.empty and stored.files:
+            return None, None
         fresh = _provenance_rows(fresh_splits, fresh_divs).assign(first_seen_at=now)
-        return _insert_sorted(kept, _arrow(fresh[kept.column_names], kept.schema), keys)
-    merged = _provenance_rows(splits, divs.to_pandas()).merge(kept.to_pandas()[keys + ["first_seen_at"]], on=keys, how="left")
+        rows = _arrow(fresh[schema_.names], schema_)
+        return (_Change(rows, append=True) if stored.files else _Change(_in_order(rows, "action_provenance"))), None
+    table = stored.table()
+    kept = table.to_pandas() if table is not None else _empty_provenance()
+    merged = _provenance_rows(splits, divs.to_pandas()).merge(kept[keys + ["first_seen_at"]], on=keys, how="left")
     merged["first_seen_at"] = merged["first_seen_at"].fillna(now)
     merged = merged.astype({"symbol": str, "first_seen_at": str})
-    return _arrow(merged.sort_values(keys).reset_index(drop=True)[kept.column_names], kept.schema)
+    return _Change(_in_order(_arrow(merged[schema_.names], schema_), "action_provenance")), table
 
 
 def _bars_near_events(

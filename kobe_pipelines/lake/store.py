@@ -28,6 +28,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -44,7 +45,7 @@ from kobe_pipelines.errors import ConfigError
 from kobe_pipelines.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, fsync_dir, sha256_file
 from kobe_pipelines.lake import catalog, duck
 from kobe_pipelines.lake.errors import LakeBusyError, LakeCorruptionError, LakeError, LakeVersionNotFound
-from kobe_pipelines.lake.freeze_steps import derive_actions_and_factors, find_new_rows
+from kobe_pipelines.lake.freeze_steps import DERIVED_ORDER, derive_actions_and_factors, find_new_rows
 from kobe_pipelines.lake.manifest import FileEntry, Manifest, content_hash
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,12 @@ class Candidate:
     dividend_convention: str
     notes: dict
     new_rows: int
-    events: pd.DataFrame
+    events_table: pa.Table  # the adjustment events of the version
+
+    @cached_property
+    def events(self) -> pd.DataFrame:
+        """The adjustment events of the version, as pandas (converted when first asked for)."""
+        return self.events_table.to_pandas()
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,11 @@ class FreezeResult:
     version: Manifest
     created: bool  # False when the inputs matched an existing version (no new version made)
     new_rows: int
-    events: pd.DataFrame  # adjustment events of the version (for metadata and checks)
+    events_table: pa.Table  # adjustment events of the version (for metadata and checks)
+
+    @cached_property
+    def events(self) -> pd.DataFrame:
+        return self.events_table.to_pandas()
 
 
 class Lake:
@@ -262,9 +272,22 @@ class Lake:
     def events(self, version_id: str | None = None) -> pd.DataFrame:
         """The adjustment events of a version (one row per split or dividend applied, with its
         effective session `event_date`, amounts and factor)."""
+        events = self.derived_table("adjustment_events", version_id)
+        return events if events is not None else pd.DataFrame(columns=["symbol", "event_date"])
+
+    def derived_table(self, role: str, version_id: str | None = None) -> pd.DataFrame | None:
+        """A version's derived table -- "splits", "dividends", "action_provenance", "factors" or
+        "adjustment_events" -- as one frame in its order (a table may span several files); None
+        when the version has none."""
+        if role not in DERIVED_ORDER:
+            raise ValueError(f"role must be one of {sorted(DERIVED_ORDER)} (got {role!r})")
         manifest = self.version(version_id) if version_id else self.current_version()
-        files = manifest.files_with_role("adjustment_events")
-        return pd.read_parquet(self.abspath(files[0])) if files else pd.DataFrame(columns=["symbol", "event_date"])
+        files = manifest.files_with_role(role)
+        if not files:
+            return None
+        table = pa.concat_tables([pq.read_table(self.abspath(entry)) for entry in files])
+        table = table.take(pc.sort_indices(table, sort_keys=[(k, "ascending") for k in DERIVED_ORDER[role]]))
+        return table.to_pandas()
 
     # ---- staging (ingested batches awaiting a freeze) ----------------------------------------
     def stage_bars(self, label: str, bars: pd.DataFrame) -> Path:
@@ -397,7 +420,7 @@ class Lake:
                 dividend_convention=dividend_convention,
                 notes=dict(notes or {}),
                 new_rows=len(new_rows),
-                events=derived.events,
+                events_table=derived.events,
             )
 
     def publish(self, candidate: Candidate) -> FreezeResult:
@@ -417,21 +440,21 @@ class Lake:
                     if existing.version_id != current:
                         self._set_current(existing.version_id)
                         self._rebuild_catalog()
-                    return FreezeResult(existing, created=False, new_rows=0, events=candidate.events)
+                    return FreezeResult(existing, created=False, new_rows=0, events_table=candidate.events_table)
             manifest = self._manifest(
                 list(candidate.entries), candidate.content_hash, candidate.provider, candidate.dividend_convention, candidate.notes
             )
             self._publish(manifest)
             self._apply_retention()
-            return FreezeResult(manifest, created=True, new_rows=candidate.new_rows, events=candidate.events)
+            return FreezeResult(manifest, created=True, new_rows=candidate.new_rows, events_table=candidate.events_table)
 
     def _manifest(self, entries: list[FileEntry], chash: str, provider: str, convention: str, notes: dict) -> Manifest:
         raw = [e for e in entries if e.role == "raw_bars"]
         now = dt.datetime.now(dt.timezone.utc)
         counts: dict[str, int] = {"bars": sum(e.rows for e in raw)}
         for entry in entries:
-            if entry.role != "raw_bars":
-                counts[entry.role] = entry.rows
+            if entry.role != "raw_bars":  # a segmented table's files add up (see freeze_steps.SEGMENTS_MAX)
+                counts[entry.role] = counts.get(entry.role, 0) + entry.rows
         return Manifest(
             version_id=f"v{now:%Y%m%dT%H%M%S%f}Z-{chash[:8]}",
             created_at=now.isoformat(),

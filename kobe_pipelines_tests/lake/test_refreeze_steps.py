@@ -14,7 +14,10 @@ from kobe_pipelines.data import schema
 from kobe_pipelines.data.validation import ActionValidationError, validate_splits
 
 from kobe_pipelines.lake import Lake, store
-from kobe_pipelines.lake.freeze_steps import _fresh_rows, _isin, _merge_splits, _union, _unsettled_symbols
+from kobe_pipelines.lake import freeze_steps
+from kobe_pipelines.lake.freeze_steps import (
+    _added_events, _fresh_rows, _isin, _merge_splits, _replace_symbols, _union, _unsettled_symbols,
+)
 
 from .conftest import sim_inputs
 
@@ -100,7 +103,40 @@ def test_merge_splits_then_same_as_validating_every_stored_and_fetched_split(sto
                                   _fresh_rows(stored, expected, schema.SPLIT_COLUMNS).reset_index(drop=True))
 
 
+# ---- `_added_events`: append the new events, or rewrite when a stored one changed ------------------
+
+def _events(rows) -> pa.Table:
+    frame = pd.DataFrame(rows, columns=["symbol", "event_date", "kind", "cash_amount", "split_to"])
+    return pa.Table.from_pandas(frame.astype({"event_date": "datetime64[ns]"}), preserve_index=False)
+
+
+STORED_EVENTS = [("A", "2024-01-03", "dividend", 0.5, np.nan), ("A", "2024-01-05", "split", np.nan, 2.0)]
+
+
+def test_added_events_when_stored_ones_come_back_unchanged_then_only_the_new_rows():
+    recomputed = _events(STORED_EVENTS + [("A", "2024-01-08", "dividend", 0.25, np.nan)])
+    added = _added_events(_events(STORED_EVENTS), recomputed).to_pandas()
+    assert list(zip(added["event_date"].dt.strftime("%m-%d"), added["cash_amount"])) == [("01-08", 0.25)]
+    assert _added_events(_events(STORED_EVENTS), _events(STORED_EVENTS)).num_rows == 0  # NaN equals NaN here
+
+
+@pytest.mark.parametrize("recomputed", [
+    [("A", "2024-01-03", "dividend", 0.75, np.nan), ("A", "2024-01-05", "split", np.nan, 2.0)],  # a value changed
+    [("A", "2024-01-05", "split", np.nan, 2.0), ("A", "2024-01-08", "dividend", 0.25, np.nan)],  # one went
+    [("A", "2024-01-03", "dividend", 0.5, np.nan)],  # one went whose values are all missing
+])
+def test_added_events_when_a_stored_event_changed_or_went_then_none(recomputed):
+    stored = STORED_EVENTS[:1] + [("A", "2024-01-05", "split", np.nan, np.nan)] if len(recomputed) == 1 else STORED_EVENTS
+    assert _added_events(_events(stored), _events(recomputed)) is None
+
+
 # ---- tables a refreeze leaves alone are not written again ---------------------------------------
+
+def _trading_on_the_last_two_days(bars: pd.DataFrame) -> list[str]:
+    """Symbols with bars on 2021-06-29 and 2021-06-30: a dividend going ex on the 30th applies."""
+    last_two = bars.loc[bars["date"] >= "2021-06-29"].groupby("symbol", observed=True)["date"].count()
+    return sorted(str(s) for s in last_two[last_two == 2].index)
+
 
 def _record_writes(monkeypatch) -> list[str]:
     written: list[str] = []
@@ -128,7 +164,7 @@ def test_refreeze_when_a_new_session_brings_no_action_then_no_derived_table_is_w
 
 def test_refreeze_when_one_dividend_is_new_then_only_the_tables_it_changes_are_written(tmp_path, sim, monkeypatch):
     bars, splits, divs = sim_inputs(sim)
-    special = pd.DataFrame({"symbol": [sorted(bars["symbol"].unique())[0]],
+    special = pd.DataFrame({"symbol": [_trading_on_the_last_two_days(bars)[0]],
                             "ex_dividend_date": [pd.Timestamp("2021-06-30")], "cash_amount": [0.01]})
     stepwise = Lake(tmp_path / "stepwise")
     first = stepwise.freeze(bars, splits, divs, provider="simulated").version
@@ -136,8 +172,83 @@ def test_refreeze_when_one_dividend_is_new_then_only_the_tables_it_changes_are_w
     second = stepwise.freeze(bars, splits, pd.concat([divs, special]), provider="simulated").version
     assert sorted(written) == ["action_provenance", "adjustment_events", "dividends", "factors"]
     assert second.files_with_role("splits") == first.files_with_role("splits")
+    # the new dividend and its event are added as a file each; the factors are written anew
+    assert [len(second.files_with_role(r)) for r in ("dividends", "action_provenance", "adjustment_events", "factors")] \
+        == [2, 2, 2, 1]
+    assert set(first.files_with_role("dividends")) < set(second.files_with_role("dividends"))
     fresh = Lake(tmp_path / "fresh")
     fresh.freeze(bars, splits, pd.concat([divs, special]), provider="simulated")
     for role in ("dividends", "factors", "adjustment_events"):
-        path = lambda lk: lk.root / lk.current_version().files_with_role(role)[0].path  # noqa: E731
-        pd.testing.assert_frame_equal(pd.read_parquet(path(stepwise)), pd.read_parquet(path(fresh)))
+        pd.testing.assert_frame_equal(stepwise.derived_table(role), fresh.derived_table(role))
+    assert second.row_counts["dividends"] == len(divs) + 1
+
+
+def test_refreeze_when_a_table_would_pass_the_segment_limit_then_it_is_written_as_one_file(tmp_path, sim, monkeypatch):
+    monkeypatch.setattr(freeze_steps, "SEGMENTS_MAX", 3)
+    bars, splits, divs = sim_inputs(sim)
+    symbols = _trading_on_the_last_two_days(bars)
+    stepwise = Lake(tmp_path / "stepwise")
+    stepwise.freeze(bars, splits, divs, provider="simulated")
+    counts, added = [], divs
+    for i in range(4):  # one more special dividend each time
+        special = pd.DataFrame({"symbol": [symbols[i]], "ex_dividend_date": [pd.Timestamp("2021-06-30")],
+                                "cash_amount": [0.01]})
+        added = pd.concat([added, special], ignore_index=True)
+        version = stepwise.freeze(bars, splits, added, provider="simulated").version
+        counts.append(len(version.files_with_role("dividends")))
+        fresh = Lake(tmp_path / f"fresh{i}")
+        fresh.freeze(bars, splits, added, provider="simulated")
+        for role in ("dividends", "action_provenance", "factors", "adjustment_events"):
+            got, want = stepwise.derived_table(role), fresh.derived_table(role)
+            if role == "action_provenance":  # stamped with the time each action was first fetched
+                got, want = got.drop(columns="first_seen_at"), want.drop(columns="first_seen_at")
+            pd.testing.assert_frame_equal(got, want)
+    assert counts == [2, 3, 1, 2]  # 1 + 1, + 1, then compacted into one, then one added again
+
+
+def test_refreeze_when_a_late_bar_changes_an_applied_event_then_the_events_are_written_as_one_file(tmp_path, sim):
+    bars, splits, divs = sim_inputs(sim)
+    ex = divs.iloc[len(divs) // 2]
+    late = (bars["symbol"] == ex["symbol"]) & (bars["date"] == bars.loc[bars["date"] < ex["ex_dividend_date"], "date"].max())
+    stepwise = Lake(tmp_path / "stepwise")
+    stepwise.freeze(bars.loc[~late], splits, divs, provider="simulated")
+    version = stepwise.freeze(bars, splits, divs, provider="simulated").version
+    assert len(version.files_with_role("adjustment_events")) == 1
+    fresh = Lake(tmp_path / "fresh")
+    fresh.freeze(bars, splits, divs, provider="simulated")
+    for role in ("factors", "adjustment_events"):
+        pd.testing.assert_frame_equal(stepwise.derived_table(role), fresh.derived_table(role))
+
+
+def _table(frame: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+# ---- `_replace_symbols`: some symbols' rows swapped for recomputed ones -------------------------
+
+_FACTOR_KEYS = ["symbol", "valid_from"]
+_factor_row = st.tuples(st.sampled_from(["A", "AA", "AB", "B", "BRK.B", "Z"]), st.integers(min_value=0, max_value=9),
+                        st.sampled_from([0.5, 0.9, 1.0]))
+
+
+def _factors(rows) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["symbol", "day", "price_factor"])
+    frame["valid_from"] = pd.Timestamp("2024-01-02") + pd.to_timedelta(frame["day"], unit="D")
+    return frame[["symbol", "valid_from", "price_factor"]].astype({"symbol": str, "valid_from": "datetime64[ns]", "price_factor": "float64"})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_factor_row, max_size=30), st.lists(_factor_row, max_size=10),
+       st.sets(st.sampled_from(["A", "AA", "AB", "B", "BRK.B", "Z", "NEW"]), max_size=4), st.booleans())
+def test_replace_symbols_then_same_as_dropping_them_and_sorting_everything(stored_rows, fresh_rows, replaced, shuffle):
+    stored = _factors(stored_rows).sort_values(_FACTOR_KEYS, kind="stable").reset_index(drop=True)
+    if shuffle:  # stored out of symbol order: the slow path
+        stored = stored.iloc[::-1].reset_index(drop=True)
+    fresh = _factors([row for row in fresh_rows if row[0] in replaced])  # only replaced symbols are recomputed
+    expected = pd.concat([stored.loc[~stored["symbol"].isin(replaced)], fresh], ignore_index=True)
+    expected = expected.sort_values(_FACTOR_KEYS, kind="stable").reset_index(drop=True)
+    got = _replace_symbols(_table(stored), _table(fresh).cast(_table(stored).schema), set(replaced), _FACTOR_KEYS).to_pandas()
+    if shuffle:  # ties among the kept rows may come in another order; the rows and keys must match
+        got = got.sort_values(_FACTOR_KEYS + ["price_factor"], kind="stable").reset_index(drop=True)
+        expected = expected.sort_values(_FACTOR_KEYS + ["price_factor"], kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, expected)

@@ -294,8 +294,7 @@ def test_refreeze_when_a_late_bar_lands_before_an_applied_event_then_that_event_
 
 
 def _derived(lake: Lake, role: str) -> pd.DataFrame:
-    files = lake.current_version().files_with_role(role)
-    return pd.read_parquet(lake.root / files[0].path)
+    return lake.derived_table(role)
 
 
 def test_refreeze_when_actions_arrive_late_then_factors_and_events_equal_a_full_recompute(tmp_path, sim):
