@@ -46,7 +46,7 @@ def find_new_rows(root: Path, previous: Manifest | None, bars: pd.DataFrame) -> 
         stored = _query_frame(
             con,
             "SELECT o.symbol, o.date::TIMESTAMP_NS AS date, o.open, o.high, o.low, o.close, o.volume "
-            "FROM read_parquet($files) o WHERE o.date BETWEEN $lo AND $hi "
+            "FROM read_parquet($files, hive_partitioning = false) o WHERE o.date BETWEEN $lo AND $hi "
             "AND o.symbol IN (SELECT DISTINCT symbol FROM incoming)",
             {"files": files, "lo": lo, "hi": hi},
         )
@@ -387,7 +387,7 @@ def _known_symbols(raw_files: list[str], new_rows: pd.DataFrame, needed: set[str
     missing = needed - known
     if missing and raw_files:
         with duck.cursor() as con:
-            rows = con.execute("SELECT DISTINCT symbol FROM read_parquet(?) WHERE symbol IN (SELECT unnest(?))",
+            rows = con.execute("SELECT DISTINCT symbol FROM read_parquet(?, hive_partitioning = false) WHERE symbol IN (SELECT unnest(?))",
                                [raw_files, sorted(missing)]).fetchall()
         known |= {row[0] for row in rows}
     return known
@@ -671,7 +671,7 @@ def _stored_bars(root: Path, entries: list[FileEntry], symbols: set[str]) -> pd.
     with duck.cursor() as con:
         frame = _query_frame(
             con,
-            "SELECT symbol, date::TIMESTAMP_NS AS date, close FROM read_parquet($files) "
+            "SELECT symbol, date::TIMESTAMP_NS AS date, close FROM read_parquet($files, hive_partitioning = false) "
             "WHERE symbol IN (SELECT unnest($symbols))",
             {"files": [str(root / e.path) for e in entries], "symbols": sorted(symbols)},
         )
