@@ -402,7 +402,8 @@ class Lake:
                         self.root, previous, stored_raw, new_rows, splits, dividends, dividend_convention,
                         self._write_derived, new_row_keys=keys if new_rows is bars else None,
                     )
-                    raw_entries = stored_raw + writing.result()
+                    added = writing.result()
+                    raw_entries = self._compact_raw(stored_raw, added) if previous is not None else added
                 except BaseException:
                     if writing is not None:
                         wait([writing])  # never leave a thread writing into the lake after the lock is released
@@ -506,6 +507,31 @@ class Lake:
         present = (np.flatnonzero(np.bincount(years - first)) + first).tolist()
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
             return list(pool.map(write_year, present))
+
+    def _compact_raw(self, stored: list[FileEntry], added: list[FileEntry]) -> list[FileEntry]:
+        """The raw files of the candidate: `stored` and `added`, except that a year which gained a
+        file and now has more than RAW_FILES_PER_YEAR has all its files but the largest merged
+        into one (sorted by symbol and date). Each refreeze adds a small file; without this a
+        year of them would make one symbol's history a read of 250 files (5x slower, measured).
+        The merged files stay as long as an older version lists them (see retention)."""
+        entries = stored + added
+        by_year: dict[str, list[FileEntry]] = {}
+        for entry in entries:
+            by_year.setdefault(entry.path.split("/")[2], []).append(entry)  # raw/bars/year=YYYY/<sha>.parquet
+        grown = {entry.path.split("/")[2] for entry in added}
+        for folder, files in sorted(by_year.items()):
+            if folder not in grown or len(files) <= RAW_FILES_PER_YEAR:
+                continue
+            largest = max(files, key=lambda e: (e.rows, e.path))
+            merged = [e for e in files if e is not largest]
+            table = pa.concat_tables([_plain_symbols(pq.read_table(self.abspath(e))) for e in merged])
+            table = table.take(pc.sort_indices(table, sort_keys=[("symbol", "ascending"), ("date", "ascending")]))
+            encoded = pc.dictionary_encode(table.column("symbol").combine_chunks())
+            table = table.set_column(0, pa.field("symbol", encoded.type), encoded)
+            compacted = self._write_content_file(table, f"raw/bars/{folder}", "", "raw_bars")
+            log.info("lake: merged %d raw files of %s into %s", len(merged), folder, compacted.path)
+            entries = [e for e in entries if all(e is not m for m in merged)] + [compacted]
+        return entries
 
     def _write_derived(self, table: pa.Table, role: str) -> FileEntry:
         folder = "factors" if role in ("factors", "adjustment_events") else "actions"
@@ -665,6 +691,8 @@ RAW_ROW_GROUP_ROWS = 16 * 1024
 # Factors (sorted by symbol) in small row groups, for the same reason: a one-symbol read of the
 # adjusted views scans one row group of the factor table, not all of it.
 FACTOR_ROW_GROUP_ROWS = 2 * 1024
+# A year partition holds at most this many raw files after a refreeze (see `Lake._compact_raw`).
+RAW_FILES_PER_YEAR = 12
 HASH_CACHE_NAME = ".hash_cache.json"
 ACTIONS_LOOKBACK = pd.Timedelta(days=30)  # see `Lake.actions_fetch_start`
 
@@ -716,6 +744,11 @@ def _bars_table(bars: pd.DataFrame) -> tuple[pa.Table, np.ndarray]:
     encoded = pc.dictionary_encode(table.column("symbol").combine_chunks())
     table = table.set_column(0, pa.field("symbol", encoded.type), encoded)
     return table, _years(days)
+
+
+def _plain_symbols(table: pa.Table) -> pa.Table:
+    """A raw bars table with its symbols as plain strings (each file has its own dictionary)."""
+    return table.set_column(0, pa.field("symbol", pa.string()), table.column("symbol").cast(pa.string()))
 
 
 def _years(days: np.ndarray) -> np.ndarray:

@@ -252,3 +252,27 @@ def test_replace_symbols_then_same_as_dropping_them_and_sorting_everything(store
         got = got.sort_values(_FACTOR_KEYS + ["price_factor"], kind="stable").reset_index(drop=True)
         expected = expected.sort_values(_FACTOR_KEYS + ["price_factor"], kind="stable").reset_index(drop=True)
     pd.testing.assert_frame_equal(got, expected)
+
+
+# ---- raw files of a year are merged once there are too many ---------------------------------------
+
+def test_refreeze_when_a_year_passes_the_raw_file_limit_then_its_small_files_are_merged(tmp_path, sim, monkeypatch):
+    monkeypatch.setattr(store, "RAW_FILES_PER_YEAR", 3)
+    bars, splits, divs = sim_inputs(sim)
+    days = sorted(bars["date"].unique())[-5:]
+    stepwise = Lake(tmp_path / "stepwise", retention=100)
+    stepwise.freeze(bars[bars["date"] < days[0]], splits, divs, provider="simulated")
+    counts = []
+    for day in days:  # one session per refreeze, as the nightly schedule adds them
+        version = stepwise.freeze(bars[bars["date"] <= day], splits, divs, provider="simulated").version
+        counts.append(sum(e.path.startswith("raw/bars/year=2021/") for e in version.files_with_role("raw_bars")))
+    # 1 + 1, + 1, then 4 > 3: the three small files merged beside the largest, and again
+    assert counts == [2, 3, 2, 3, 2]
+    assert stepwise.verify() == []
+    assert stepwise.current_version().row_counts["bars"] == len(bars)
+    fresh = Lake(tmp_path / "fresh")
+    fresh.freeze(bars, splits, divs, provider="simulated")
+    sql = "SELECT * FROM bars ORDER BY symbol, date"
+    pd.testing.assert_frame_equal(stepwise.query(sql), fresh.query(sql))
+    again = stepwise.freeze(bars, splits, divs, provider="simulated")  # nothing new: nothing merged, no version
+    assert not again.created
