@@ -131,8 +131,9 @@ def derive_actions_and_factors(
         reading = {role: pool.submit(_read_table, root, kept[role]) for role in _ROLES if role != "action_provenance"}
         stored = {role: reading[role].result() for role in ("splits", "dividends")}
         provenance = _StoredProvenance(root, kept["action_provenance"])
+        new_symbols = set(new_row_keys.symbols.tolist()) if new_row_keys is not None else None
         actions = _merge_actions(stored["splits"], stored["dividends"], provenance, splits, dividends, raw_files,
-                                 new_rows, now)
+                                 new_rows, now, new_symbols)
 
         def rows_of(role: str) -> Callable[[], pa.Table | None]:
             if role == "action_provenance":
@@ -205,6 +206,7 @@ class _StoredProvenance:
 def _merge_actions(
     stored_splits: pa.Table | None, stored_divs: pa.Table | None, stored_provenance: _StoredProvenance,
     splits: pd.DataFrame, dividends: pd.DataFrame, raw_files: list[str], new_rows: pd.DataFrame, now: str,
+    new_symbols: set[str] | None = None,
 ) -> _Actions:
     """The stored actions merged with the fetched ones. Stored actions passed validation when they
     were stored: only fetched actions the lake does not hold yet are validated (splits together
@@ -216,7 +218,7 @@ def _merge_actions(
     # Symbols of stored actions were checked when they were stored (raw bars are never removed).
     stored_symbols = _table_symbols(stored_splits) | _table_symbols(stored_divs)
     needed = _symbols(split_candidates) | _symbols(div_candidates)
-    symbols = stored_symbols | _known_symbols(raw_files, new_rows, needed - stored_symbols)
+    symbols = stored_symbols | _known_symbols(raw_files, new_rows, needed - stored_symbols, new_symbols)
     all_splits, fresh_splits = _merge_splits(kept_splits, fetched_splits, _symbols(split_candidates), symbols)
     fresh_divs = validation.validate_dividends(div_candidates, symbols)  # sorted by _DIVIDEND_ORDER
     kept_divs = stored_divs if stored_divs is not None else _arrow(schema.empty_dividends())
@@ -241,7 +243,10 @@ def _merge_splits(stored: pd.DataFrame, fetched: pd.DataFrame, touched: set[str]
     if not touched:
         return stored, stored.iloc[:0]
     columns = list(schema.SPLIT_COLUMNS)
-    in_stored, in_fetched = stored["symbol"].isin(touched), fetched["symbol"].isin(touched)
+    if stored.empty:  # a first freeze: every fetched split is validated
+        merged = validation.validate_splits(_union(stored, fetched, columns), symbols)
+        return merged, merged
+    in_stored, in_fetched = stored["symbol"].isin(sorted(touched)), fetched["symbol"].isin(sorted(touched))
     merged = validation.validate_splits(_union(stored.loc[in_stored], fetched.loc[in_fetched], columns), symbols)
     fresh = _fresh_rows(stored.loc[in_stored], merged, schema.SPLIT_COLUMNS)
     both = pd.concat([stored.loc[~in_stored, columns], merged[columns]], ignore_index=True)
@@ -308,7 +313,10 @@ def _all_factors(
 ) -> tuple[_Change, _Change]:
     """Every symbol's factors and events (a first freeze, or another dividend convention). Events
     a previous version applied lend their closes (raw bars are immutable)."""
-    divs = actions.dividends.to_pandas().sort_values(_DIVIDEND_ORDER, kind="stable")
+    if actions.dividends.num_rows == len(actions.fresh_dividends):  # none stored: as validated, in order
+        divs = actions.fresh_dividends
+    else:
+        divs = actions.dividends.to_pandas().sort_values(_DIVIDEND_ORDER, kind="stable")
     known = stored_events.to_pandas() if stored_events is not None else None
     bars_near, _ = _bars_near_events(root, previous, new_rows, actions.splits, divs, known=known, new_row_keys=new_row_keys)
     computed = adjustments.compute_factors(bars_near, actions.splits, divs, convention=convention)
@@ -379,11 +387,15 @@ def _strings(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     return values.cast(pa.large_string()) if values.type != pa.large_string() else values
 
 
-def _known_symbols(raw_files: list[str], new_rows: pd.DataFrame, needed: set[str]) -> set[str]:
-    """Which of the `needed` symbols the lake holds bars of: looked for in the new rows, then in
-    the raw files (that symbol list only)."""
-    known = set() if not needed or new_rows.empty else \
-        {str(s) for s in new_rows.loc[new_rows["symbol"].isin(sorted(needed)), "symbol"].unique()}
+def _known_symbols(raw_files: list[str], new_rows: pd.DataFrame, needed: set[str],
+                   new_symbols: set[str] | None = None) -> set[str]:
+    """Which of the `needed` symbols the lake holds bars of: looked for in the new rows (whose
+    symbols are `new_symbols` when validation listed them), then in the raw files (that symbol
+    list only)."""
+    if not needed or new_rows.empty:
+        known: set[str] = set()
+    else:
+        known = needed & new_symbols if new_symbols is not None else _present(new_rows, needed)
     missing = needed - known
     if missing and raw_files:
         with duck.cursor() as con:
@@ -427,6 +439,19 @@ def _symbols(frame: pd.DataFrame) -> set[str]:
         used = np.bincount(codes[codes >= 0], minlength=len(column.cat.categories)) > 0
         return {str(s) for s in column.cat.categories[used]}
     return {str(s) for s in column.unique()}
+
+
+def _present(frame: pd.DataFrame, symbols: set[str]) -> set[str]:
+    """Which of `symbols` occur in `frame` (a categorical's used categories come from counting
+    its codes: a first freeze's 12.6M rows are never hashed)."""
+    column = frame["symbol"]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy()
+        used = np.bincount(codes[codes >= 0], minlength=len(column.cat.categories)) > 0
+        wanted = sorted(symbols)
+        at = column.cat.categories.get_indexer(wanted)
+        return {name for name, i in zip(wanted, at) if i >= 0 and used[i]}
+    return {str(s) for s in column.loc[column.isin(sorted(symbols))].unique()}
 
 
 def _table_symbols(table: pa.Table | None) -> set[str]:

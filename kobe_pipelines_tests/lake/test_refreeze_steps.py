@@ -16,7 +16,7 @@ from kobe_pipelines.data.validation import ActionValidationError, validate_split
 from kobe_pipelines.lake import Lake, store
 from kobe_pipelines.lake import freeze_steps
 from kobe_pipelines.lake.freeze_steps import (
-    _added_events, _fresh_rows, _isin, _merge_splits, _replace_symbols, _union, _unsettled_symbols,
+    _added_events, _fresh_rows, _isin, _merge_splits, _present, _replace_symbols, _union, _unsettled_symbols,
 )
 
 from .conftest import sim_inputs
@@ -36,6 +36,14 @@ _day = st.integers(min_value=0, max_value=len(DAYS) - 1).map(lambda i: DAYS[i])
 def test_isin_then_same_as_numpy(values, pool):
     values, pool = np.array(values, dtype=np.int64), np.array(pool, dtype=np.int64)
     assert _isin(values, pool).tolist() == np.isin(values, pool).tolist()
+
+
+@pytest.mark.parametrize("categorical", [False, True])
+def test_present_then_the_asked_symbols_that_have_rows(categorical):
+    frame = pd.DataFrame({"symbol": ["B", "A", "B"]})
+    if categorical:  # "C" is a category without rows
+        frame["symbol"] = pd.Categorical(frame["symbol"], categories=["C", "B", "A"])
+    assert _present(frame, {"A", "C", "Z"}) == {"A"}
 
 
 # ---- `_unsettled_symbols`: which symbols a refreeze recomputes -----------------------------------
