@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 
@@ -413,3 +414,11 @@ def test_actions_fetch_start_when_empty_then_history_start_else_thirty_days_befo
     assert lake.actions_fetch_start("2020-01-02") == "2020-01-02"
     lake.freeze(*sim_inputs(sim), provider="simulated")  # bars through 2021-06-30
     assert lake.actions_fetch_start("2020-01-02") == "2021-05-31"
+
+
+@pytest.mark.parametrize("size", [0, 1, 4 << 20, (4 << 20) + 3, (9 << 20) + 1])
+def test_sha256_file_when_the_file_spans_buffers_then_equals_hashlib_over_the_whole_bytes(tmp_path, size):
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    assert sha256_file(path, chunk=4 << 20) == hashlib.sha256(data).hexdigest()
