@@ -87,8 +87,11 @@ SEGMENTS_MAX = 16
 _DIVIDEND_ORDER = ["symbol", "ex_dividend_date", "cash_amount"]
 _PROVENANCE_KEYS = ["kind", "symbol", "date", "amount"]
 _EVENT_KEYS = ["symbol", "event_date", "kind"]
-DERIVED_ORDER = {"splits": ["symbol", "execution_date"], "dividends": _DIVIDEND_ORDER, "action_provenance": _PROVENANCE_KEYS,
-          "factors": ["symbol", "valid_from"], "adjustment_events": _EVENT_KEYS}
+# The order of each derived table's rows (a segmented table's within each of its files).
+DERIVED_ORDER = {
+    "splits": ["symbol", "execution_date"], "dividends": _DIVIDEND_ORDER, "action_provenance": _PROVENANCE_KEYS,
+    "factors": ["symbol", "valid_from"], "adjustment_events": _EVENT_KEYS,
+}
 
 
 @dataclass(frozen=True)
