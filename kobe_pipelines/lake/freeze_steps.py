@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -72,7 +73,7 @@ def find_new_rows(root: Path, previous: Manifest | None, bars: pd.DataFrame) -> 
 @dataclass(frozen=True)
 class Derived:
     entries: list[FileEntry]
-    events: pa.Table  # the version's applied events
+    events: pa.Table | pd.DataFrame  # the version's applied events
 
 
 # The derived tables of a version, in the order they are written.
@@ -96,11 +97,17 @@ DERIVED_ORDER = {
 
 @dataclass(frozen=True)
 class _Change:
-    """What a freeze writes for one derived table: the whole table, in order (`append` False), or
-    rows to add to the stored ones (segmented tables only)."""
+    """What a freeze writes for one derived table: the whole table (`append` False), or rows to
+    add to the stored ones (segmented tables only). Rows given as a frame are turned into Arrow
+    (in `schema`, when given) by the thread that writes them, off the freeze's critical path."""
 
-    rows: pa.Table
+    rows: pa.Table | pd.DataFrame
     append: bool = False
+    schema: pa.Schema | None = None
+    ordered: bool = True  # whether a whole table's rows are in DERIVED_ORDER already
+
+    def table(self) -> pa.Table:
+        return self.rows if isinstance(self.rows, pa.Table) else _arrow(self.rows, self.schema)
 
 
 def derive_actions_and_factors(
@@ -135,15 +142,15 @@ def derive_actions_and_factors(
         stored = {role: reading[role].result() for role in ("splits", "dividends")}
         provenance = _StoredProvenance(root, kept["action_provenance"])
         new_symbols = set(new_row_keys.symbols.tolist()) if new_row_keys is not None else None
-        actions = _merge_actions(stored["splits"], stored["dividends"], provenance, splits, dividends, raw_files,
-                                 new_rows, now, new_symbols)
+        actions, action_changes, stored["action_provenance"] = _merge_actions(
+            stored["splits"], stored["dividends"], provenance, splits, dividends, raw_files, new_rows, now, new_symbols)
 
         def rows_of(role: str) -> Callable[[], pa.Table | None]:
             if role == "action_provenance":
-                return lambda: actions.provenance if actions.provenance is not None else provenance.table()
+                return lambda: stored[role] if stored[role] is not None else provenance.table()
             return lambda: stored[role]
 
-        changes = {role: change for role, change in zip(_ROLES[:3], actions.changes) if change is not None}
+        changes = {role: change for role, change in zip(_ROLES[:3], action_changes) if change is not None}
         writing = {role: pool.submit(_settle, change, kept[role], role, write, rows_of(role))
                    for role, change in changes.items()}
         stored |= {role: reading[role].result() for role in _ROLES[3:]}
@@ -158,8 +165,10 @@ def derive_actions_and_factors(
             if change is not None:
                 writing[role] = pool.submit(_settle, change, kept[role], role, write, rows_of(role))
         entries = [entry for role in _ROLES for entry in (writing[role].result() if role in writing else kept[role])]
-    all_events = stored["adjustment_events"] if events is None else \
-        pa.concat_tables([stored["adjustment_events"], events.rows]) if events.append else events.rows
+    if events is None:
+        all_events = stored["adjustment_events"]
+    else:
+        all_events = pa.concat_tables([stored["adjustment_events"], events.table()]) if events.append else events.rows
     return Derived(entries=entries, events=all_events)
 
 
@@ -167,11 +176,12 @@ def _settle(change: _Change, kept: list[FileEntry], role: str, write: Callable[[
             stored: Callable[[], pa.Table | None]) -> list[FileEntry]:
     """Write `change` of `role` (`kept`: its stored files; `stored`: reads their rows, for a
     compaction); the table's files in the new version."""
+    rows = change.table()
     if not change.append or not kept:
-        return [write(change.rows, role)]
+        return [write(rows if change.ordered else _in_order(rows, role), role)]
     if len(kept) < SEGMENTS_MAX:
-        return kept + [write(_in_order(change.rows, role), role)]
-    return [write(_in_order(pa.concat_tables([stored(), change.rows]), role), role)]  # compacted
+        return kept + [write(_in_order(rows, role), role)]
+    return [write(_in_order(pa.concat_tables([stored(), rows]), role), role)]  # compacted
 
 
 def _in_order(table: pa.Table, role: str) -> pa.Table:
@@ -181,11 +191,21 @@ def _in_order(table: pa.Table, role: str) -> pa.Table:
 @dataclass(frozen=True)
 class _Actions:
     splits: pd.DataFrame  # every split, validated, sorted by (symbol, execution_date)
-    dividends: pa.Table  # every dividend (the stored ones, then the fresh ones)
+    stored_dividends: pa.Table | None
     fresh_splits: pd.DataFrame  # the splits and dividends the previous version did not hold
-    fresh_dividends: pd.DataFrame
-    changes: tuple[_Change | None, _Change | None, _Change | None]  # splits, dividends, provenance; None: none
-    provenance: pa.Table | None  # the stored provenance, when it had to be read
+    fresh_dividends: pd.DataFrame  # validated, sorted by _DIVIDEND_ORDER
+
+    @cached_property
+    def dividends(self) -> pa.Table:
+        """Every dividend: the stored ones, then the fresh ones."""
+        stored = self.stored_dividends if self.stored_dividends is not None else _arrow(schema.empty_dividends())
+        return pa.concat_tables([stored, _arrow(self.fresh_dividends[list(schema.DIVIDEND_COLUMNS)], stored.schema)])
+
+    def dividends_frame(self) -> pd.DataFrame:
+        """Every dividend as pandas, sorted by _DIVIDEND_ORDER (the order a first freeze validates them in)."""
+        if self.stored_dividends is None:
+            return self.fresh_dividends
+        return self.dividends.to_pandas().sort_values(_DIVIDEND_ORDER, kind="stable")
 
 
 @dataclass(frozen=True)
@@ -210,10 +230,12 @@ def _merge_actions(
     stored_splits: pa.Table | None, stored_divs: pa.Table | None, stored_provenance: _StoredProvenance,
     splits: pd.DataFrame, dividends: pd.DataFrame, raw_files: list[str], new_rows: pd.DataFrame, now: str,
     new_symbols: set[str] | None = None,
-) -> _Actions:
-    """The stored actions merged with the fetched ones. Stored actions passed validation when they
-    were stored: only fetched actions the lake does not hold yet are validated (splits together
-    with the stored ones, so a duplicate or a conflicting ratio of a stored split is caught)."""
+) -> tuple[_Actions, tuple[_Change | None, _Change | None, _Change | None], pa.Table | None]:
+    """The stored actions merged with the fetched ones; what to write of the splits, dividends and
+    provenance (None: nothing changed); the stored provenance when it had to be read. Stored
+    actions passed validation when they were stored: only fetched actions the lake does not hold
+    yet are validated (splits together with the stored ones, so a duplicate or a conflicting
+    ratio of a stored split is caught)."""
     fetched_splits, fetched_divs = schema.normalize_splits(splits), schema.normalize_dividends(dividends)
     split_candidates = _not_stored(stored_splits, fetched_splits, schema.SPLIT_COLUMNS, "execution_date")
     div_candidates = _not_stored(stored_divs, fetched_divs, schema.DIVIDEND_COLUMNS, "ex_dividend_date")
@@ -224,17 +246,17 @@ def _merge_actions(
     symbols = stored_symbols | _known_symbols(raw_files, new_rows, needed - stored_symbols, new_symbols)
     all_splits, fresh_splits = _merge_splits(kept_splits, fetched_splits, _symbols(split_candidates), symbols)
     fresh_divs = validation.validate_dividends(div_candidates, symbols)  # sorted by _DIVIDEND_ORDER
-    kept_divs = stored_divs if stored_divs is not None else _arrow(schema.empty_dividends())
-    added_divs = _arrow(fresh_divs[list(schema.DIVIDEND_COLUMNS)], kept_divs.schema)
-    all_divs = pa.concat_tables([kept_divs, added_divs])
-    provenance, read = _provenance(stored_provenance, len(kept_splits), kept_divs.num_rows, all_splits, all_divs,
-                                   fresh_splits, fresh_divs, now)
+    actions = _Actions(all_splits, stored_divs, fresh_splits, fresh_divs)
+    n_stored_divs = stored_divs.num_rows if stored_divs is not None else 0
+    provenance, read = _provenance(stored_provenance, len(kept_splits), n_stored_divs, actions, now)
+    added = fresh_divs[list(schema.DIVIDEND_COLUMNS)]
     changes = (
-        _Change(_arrow(all_splits)) if len(fresh_splits) or stored_splits is None else None,
-        None if stored_divs is not None and not added_divs.num_rows else _Change(added_divs, append=stored_divs is not None),
+        _Change(all_splits) if len(fresh_splits) or stored_splits is None else None,
+        None if stored_divs is not None and added.empty else
+        _Change(added, append=stored_divs is not None, schema=stored_divs.schema if stored_divs is not None else None),
         provenance,
     )
-    return _Actions(all_splits, all_divs, fresh_splits, fresh_divs, changes, read)
+    return actions, changes, read
 
 
 def _merge_splits(stored: pd.DataFrame, fetched: pd.DataFrame, touched: set[str], symbols: set[str]
@@ -316,14 +338,11 @@ def _all_factors(
 ) -> tuple[_Change, _Change]:
     """Every symbol's factors and events (a first freeze, or another dividend convention). Events
     a previous version applied lend their closes (raw bars are immutable)."""
-    if actions.dividends.num_rows == len(actions.fresh_dividends):  # none stored: as validated, in order
-        divs = actions.fresh_dividends
-    else:
-        divs = actions.dividends.to_pandas().sort_values(_DIVIDEND_ORDER, kind="stable")
+    divs = actions.dividends_frame()
     known = stored_events.to_pandas() if stored_events is not None else None
     bars_near, _ = _bars_near_events(root, previous, new_rows, actions.splits, divs, known=known, new_row_keys=new_row_keys)
     computed = adjustments.compute_factors(bars_near, actions.splits, divs, convention=convention)
-    return _Change(_arrow(computed.factors)), _Change(_arrow(computed.events))
+    return _Change(computed.factors), _Change(computed.events)
 
 
 def _unsettled_symbols(splits: pd.DataFrame, divs: pa.Table, events: pa.Table, new_rows: pd.DataFrame) -> set[str]:
@@ -537,8 +556,7 @@ def _provenance_rows(splits: pd.DataFrame, divs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _provenance(
-    stored: _StoredProvenance, n_stored_splits: int, n_stored_divs: int, splits: pd.DataFrame,
-    divs: pa.Table, fresh_splits: pd.DataFrame, fresh_divs: pd.DataFrame, now: str,
+    stored: _StoredProvenance, n_stored_splits: int, n_stored_divs: int, actions: _Actions, now: str,
 ) -> tuple[_Change | None, pa.Table | None]:
     """When each action was first fetched (None: as stored), and the stored table when it had to
     be read. Kept out of the content hash (see manifest).
@@ -549,19 +567,18 @@ def _provenance(
     stored provenance and the table rewritten."""
     keys = _PROVENANCE_KEYS
     schema_ = stored.schema() or _arrow(_empty_provenance()).schema
-    if stored.rows == n_stored_splits + n_stored_divs and len(splits) - len(fresh_splits) == n_stored_splits \
-            and divs.num_rows - len(fresh_divs) == n_stored_divs:
+    splits, fresh_splits, fresh_divs = actions.splits, actions.fresh_splits, actions.fresh_dividends
+    if stored.rows == n_stored_splits + n_stored_divs and len(splits) - len(fresh_splits) == n_stored_splits:
         if fresh_splits.empty and fresh_divs.empty and stored.files:
             return None, None
-        fresh = _provenance_rows(fresh_splits, fresh_divs).assign(first_seen_at=now)
-        rows = _arrow(fresh[schema_.names], schema_)
-        return (_Change(rows, append=True) if stored.files else _Change(_in_order(rows, "action_provenance"))), None
+        fresh = _provenance_rows(fresh_splits, fresh_divs).assign(first_seen_at=now)[schema_.names]
+        return _Change(fresh, append=bool(stored.files), schema=schema_, ordered=False), None
     table = stored.table()
     kept = table.to_pandas() if table is not None else _empty_provenance()
-    merged = _provenance_rows(splits, divs.to_pandas()).merge(kept[keys + ["first_seen_at"]], on=keys, how="left")
+    merged = _provenance_rows(splits, actions.dividends_frame()).merge(kept[keys + ["first_seen_at"]], on=keys, how="left")
     merged["first_seen_at"] = merged["first_seen_at"].fillna(now)
     merged = merged.astype({"symbol": str, "first_seen_at": str})
-    return _Change(_in_order(_arrow(merged[schema_.names], schema_), "action_provenance")), table
+    return _Change(merged[schema_.names], schema=schema_, ordered=False), table
 
 
 def _bars_near_events(

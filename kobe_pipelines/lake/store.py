@@ -72,12 +72,12 @@ class Candidate:
     dividend_convention: str
     notes: dict
     new_rows: int
-    events_table: pa.Table  # the adjustment events of the version
+    events_table: pa.Table | pd.DataFrame  # the adjustment events of the version
 
     @cached_property
     def events(self) -> pd.DataFrame:
         """The adjustment events of the version, as pandas (converted when first asked for)."""
-        return self.events_table.to_pandas()
+        return _frame(self.events_table)
 
 
 @dataclass(frozen=True)
@@ -85,11 +85,15 @@ class FreezeResult:
     version: Manifest
     created: bool  # False when the inputs matched an existing version (no new version made)
     new_rows: int
-    events_table: pa.Table  # adjustment events of the version (for metadata and checks)
+    events_table: pa.Table | pd.DataFrame  # adjustment events of the version (for metadata and checks)
 
     @cached_property
     def events(self) -> pd.DataFrame:
-        return self.events_table.to_pandas()
+        return _frame(self.events_table)
+
+
+def _frame(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
+    return table if isinstance(table, pd.DataFrame) else table.to_pandas()
 
 
 class Lake:
