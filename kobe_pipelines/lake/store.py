@@ -2,7 +2,7 @@
 
 Layout under the lake root (`data_lake/` by default)::
 
-    raw/bars/year=YYYY/<sha>.parquet    raw bars as traded, stored once, never rewritten
+    raw/bars/year=YYYY/<sha>.parquet    raw bars as traded; a file is never changed
     actions/<role>-<sha>.parquet         splits, dividends, and when each was first fetched
     factors/<sha>.parquet                adjustment factor intervals (see data.adjustments)
     versions/<version_id>/manifest.json  one per published lake version
@@ -12,9 +12,12 @@ Layout under the lake root (`data_lake/` by default)::
     staging/bars/<label>.parquet         ingested batches waiting for the next freeze
 
 Data files are content-addressed, so a refreeze writes only what changed and two versions
-share every file they have in common. Publishing is ordered so that a crash at any point
-leaves the previous version current and readable: files first, then the manifest (written in
-a temporary folder and renamed), then the CURRENT pointer, then the catalog.
+share every file they have in common. A year of raw bars, and the dividends, provenance and
+applied-events tables, may each span several files: a refreeze adds one, and merges them into
+a new file when there are too many (`RAW_FILES_PER_YEAR`, `freeze_steps.SEGMENTS_MAX`); the
+merged files stay while a retained version lists them. Publishing is ordered so that a crash at
+any point leaves the previous version current and readable: files first, then the manifest
+(written in a temporary folder and renamed), then the CURRENT pointer, then the catalog.
 """
 
 from __future__ import annotations
