@@ -284,3 +284,18 @@ def test_refreeze_when_a_year_passes_the_raw_file_limit_then_its_small_files_are
     pd.testing.assert_frame_equal(stepwise.query(sql), fresh.query(sql))
     again = stepwise.freeze(bars, splits, divs, provider="simulated")  # nothing new: nothing merged, no version
     assert not again.created
+
+
+def test_refreeze_when_the_dividend_convention_changes_then_every_factor_is_that_of_a_fresh_freeze(tmp_path, sim):
+    bars, splits, divs = sim_inputs(sim)
+    days = sorted(bars["date"].unique())
+    switched = Lake(tmp_path / "switched")
+    switched.freeze(bars[bars["date"] < days[-1]], splits, divs.iloc[:-3], provider="simulated")  # crsp
+    version = switched.freeze(bars, splits, divs, provider="simulated", dividend_convention="quandl").version
+    assert version.dividend_convention == "quandl"
+    fresh = Lake(tmp_path / "fresh")
+    fresh.freeze(bars, splits, divs, provider="simulated", dividend_convention="quandl")
+    for role in ("dividends", "factors", "adjustment_events"):
+        pd.testing.assert_frame_equal(switched.derived_table(role), fresh.derived_table(role))
+    sql = "SELECT * FROM bars ORDER BY symbol, date"
+    pd.testing.assert_frame_equal(switched.query(sql), fresh.query(sql))
