@@ -47,7 +47,7 @@ SENTINEL_START = pd.Timestamp("1900-01-01")
 FACTOR_COLUMNS: tuple[str, ...] = ("symbol", "valid_from", "valid_to", "split_factor", "price_factor", "volume_factor")
 EVENT_COLUMNS: tuple[str, ...] = (
     "symbol", "event_date", "kind", "split_from", "split_to", "cash_amount",
-    "prev_date", "close_prev", "close_ex", "event_factor", "event_volume_factor",
+    "prev_date", "close_prev", "ex_date", "close_ex", "event_factor", "event_volume_factor",
 )
 _VIEW_PRICE_FACTOR = {"split": "split_factor", "total": "price_factor"}
 _FAR_FUTURE_DAY = np.iinfo(np.int32).max
@@ -63,7 +63,8 @@ class Adjustment(NamedTuple):
     `events`: one row per applied (symbol, event_date, kind), columns EVENT_COLUMNS: kind is
     "split" or "dividend"; split_from/split_to (NaN for dividends) and cash_amount (NaN for
     splits) are the session's composed amounts; prev_date/close_prev the last raw bar before the
-    session, close_ex the raw close of the first bar on or after it; event_factor the price
+    session, ex_date/close_ex the first raw bar on or after it (later than the session when the
+    symbol did not trade that day); event_factor the price
     multiplier this event contributes to earlier bars, event_volume_factor the volume one."""
 
     factors: pd.DataFrame
@@ -83,7 +84,8 @@ def empty_factors() -> pd.DataFrame:
 
 def empty_events() -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series([], dtype="float64") for c in EVENT_COLUMNS})
-    return frame.astype({"symbol": str, "kind": str, "event_date": "datetime64[ns]", "prev_date": "datetime64[ns]"})
+    return frame.astype({"symbol": str, "kind": str, "event_date": "datetime64[ns]", "prev_date": "datetime64[ns]",
+                         "ex_date": "datetime64[ns]"})
 
 
 def effective_sessions(dates: pd.Series | np.ndarray) -> np.ndarray:
@@ -173,7 +175,7 @@ def _dividend_sessions(dividends: pd.DataFrame) -> pd.DataFrame:
 
 
 def _locate(events: pd.DataFrame, bars: pd.DataFrame) -> None:
-    """Add prev_date, close_prev, close_ex and _applied to `events` (in place), by binary search
+    """Add prev_date, close_prev, ex_date, close_ex and _applied to `events` (in place), by binary search
     of (symbol, session) keys in the bars' sorted (symbol, date) keys."""
     codes, uniques = pd.factorize(bars["symbol"])
     keys = symbol_day_keys(codes, day_numbers(bars["date"]))
@@ -191,6 +193,7 @@ def _locate(events: pd.DataFrame, bars: pd.DataFrame) -> None:
     has_ex = (ev_codes >= 0) & (pos < n) & (codes[ex] == ev_codes)
     events["prev_date"] = np.where(has_prev, dates[prev], np.datetime64("NaT", "ns"))
     events["close_prev"] = np.where(has_prev, close[prev], np.nan)
+    events["ex_date"] = np.where(has_ex, dates[ex], np.datetime64("NaT", "ns"))
     events["close_ex"] = np.where(has_ex, close[ex], np.nan)
     events["_applied"] = has_prev & has_ex
 

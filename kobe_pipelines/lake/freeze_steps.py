@@ -155,7 +155,7 @@ def derive_actions_and_factors(
                    for role, change in changes.items()}
         stored |= {role: reading[role].result() for role in _ROLES[3:]}
         if _factors_reusable(previous, convention) and stored["factors"] is not None \
-                and stored["adjustment_events"] is not None:
+                and _events_with_ex_dates(stored["adjustment_events"]):
             factors, events = _refreshed_factors(root, previous, new_rows, new_row_keys, actions, stored["factors"],
                                                  stored["adjustment_events"], convention)
         else:
@@ -313,7 +313,8 @@ def _refreshed_factors(
     events = _arrow(part.events, stored_events.schema)
     added = _added_events(known, events)
     if added is None:
-        return _Change(factors), _Change(_replace_symbols(stored_events, events, redo, _EVENT_KEYS))
+        # (sorted by the writer: stored events spread over files need not be in order)
+        return _Change(factors), _Change(_replace_symbols(stored_events, events, redo, _EVENT_KEYS), ordered=False)
     return _Change(factors), (_Change(added, append=True) if added.num_rows else None)
 
 
@@ -339,7 +340,7 @@ def _all_factors(
     """Every symbol's factors and events (a first freeze, or another dividend convention). Events
     a previous version applied lend their closes (raw bars are immutable)."""
     divs = actions.dividends_frame()
-    known = stored_events.to_pandas() if stored_events is not None else None
+    known = stored_events.to_pandas() if _events_with_ex_dates(stored_events) else None
     bars_near, _ = _bars_near_events(root, previous, new_rows, actions.splits, divs, known=known, new_row_keys=new_row_keys)
     computed = adjustments.compute_factors(bars_near, actions.splits, divs, convention=convention)
     return _Change(computed.factors), _Change(computed.events)
@@ -380,17 +381,19 @@ def _isin(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
 
 
 def _stale_events(events: pa.Table, new_rows: pd.DataFrame) -> np.ndarray:
-    """Which applied events a new bar of their symbol lands at or before (a late bar changes the
-    close before or on the event)."""
+    """Which applied events a new bar of their symbol lands at or before the bar that gave the
+    event its ex close (`ex_date`): such a bar changes the close before the session or becomes the
+    first bar on or after it."""
     stale = np.zeros(events.num_rows, dtype=bool)
     if new_rows.empty or events.num_rows == 0:
         return stale
-    dates = events.column("event_date")
-    maybe = np.flatnonzero(pc.greater_equal(dates, pa.scalar(new_rows["date"].min(), type=dates.type)).to_numpy())
+    dates = events.column("ex_date")
+    later = pc.fill_null(pc.greater_equal(dates, pa.scalar(new_rows["date"].min(), type=dates.type)), False)
+    maybe = np.flatnonzero(later.to_numpy(zero_copy_only=False))
     if len(maybe):
-        late = events.select(["symbol", "event_date"]).take(pa.array(maybe)).to_pandas()
+        late = events.select(["symbol", "ex_date"]).take(pa.array(maybe)).to_pandas()
         first_new = late["symbol"].map(new_rows.groupby("symbol")["date"].min())
-        stale[maybe[(first_new.notna() & (late["event_date"] >= first_new)).to_numpy()]] = True
+        stale[maybe[(first_new.notna() & (late["ex_date"] >= first_new)).to_numpy()]] = True
     return stale
 
 
@@ -425,6 +428,12 @@ def _known_symbols(raw_files: list[str], new_rows: pd.DataFrame, needed: set[str
                                [raw_files, sorted(missing)]).fetchall()
         known |= {row[0] for row in rows}
     return known
+
+
+def _events_with_ex_dates(events: pa.Table | None) -> bool:
+    """Whether stored events record the date of the bar their ex close came from (a lake written
+    before they did is recomputed once, every close looked up in the raw files)."""
+    return events is not None and "ex_date" in events.column_names
 
 
 def _factors_reusable(previous: Manifest | None, convention: str) -> bool:
@@ -611,13 +620,14 @@ def _bars_near_events(
     if known is None:
         known = pd.DataFrame(columns=["symbol", "event_date"])
     if not known.empty:
-        known = known[["symbol", "event_date", "prev_date", "close_prev", "close_ex"]]
+        known = known[["symbol", "event_date", "prev_date", "close_prev", "ex_date", "close_ex"]]
         if not new_rows.empty:
-            # an applied event stays valid unless a new bar of its symbol lies at or before it
-            maybe = (known["event_date"] >= new_rows["date"].min()).to_numpy()
+            # an applied event stays valid unless a new bar of its symbol lies at or before the bar
+            # its ex close came from (see `_stale_events`)
+            maybe = (known["ex_date"] >= new_rows["date"].min()).to_numpy()
             if maybe.any():
                 first_new = known.loc[maybe, "symbol"].map(new_rows.groupby("symbol")["date"].min())
-                stale = (first_new.notna() & (known.loc[maybe, "event_date"] >= first_new)).to_numpy()
+                stale = (first_new.notna() & (known.loc[maybe, "ex_date"] >= first_new)).to_numpy()
                 keep = np.ones(len(known), dtype=bool)
                 keep[np.flatnonzero(maybe)[stale]] = False
                 known = known.loc[keep]
@@ -628,7 +638,7 @@ def _bars_near_events(
             known = known.loc[known["symbol"].isin(wanted)]
         parts += [
             known.rename(columns={"prev_date": "date", "close_prev": "close"})[["symbol", "date", "close"]],
-            known.rename(columns={"event_date": "date", "close_ex": "close"})[["symbol", "date", "close"]],
+            known.rename(columns={"ex_date": "date", "close_ex": "close"})[["symbol", "date", "close"]],
         ]
     if not sessions.empty:
         wanted |= _symbols(sessions)

@@ -96,7 +96,11 @@ class FreezeResult:
 
 
 def _frame(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
-    return table if isinstance(table, pd.DataFrame) else table.to_pandas()
+    """Events as pandas, in their order (a refreeze's table is the stored rows, then the new ones)."""
+    if isinstance(table, pd.DataFrame):
+        return table
+    order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in DERIVED_ORDER["adjustment_events"]])
+    return table.take(order).to_pandas()
 
 
 class Lake:

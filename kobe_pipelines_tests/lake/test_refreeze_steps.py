@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from kobe_pipelines.data import schema
+from kobe_pipelines.data import adjustments, schema
 from kobe_pipelines.data.validation import ActionValidationError, validate_splits
 
 from kobe_pipelines.lake import Lake, store
@@ -55,11 +55,16 @@ def _next_session(day: pd.Timestamp) -> pd.Timestamp:
             pd.Timestamp("2024-01-15"): pd.Timestamp("2024-01-16")}.get(day, day)
 
 
+def _ex_date(day: pd.Timestamp, gap: int) -> pd.Timestamp:
+    """The ex bar's date: the session, or `gap` days later (the symbol did not trade until then)."""
+    return _next_session(day) + pd.Timedelta(days=gap)
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     st.lists(st.tuples(_symbol, _day), max_size=6),  # splits
     st.lists(st.tuples(_symbol, _day), max_size=12),  # dividends
-    st.lists(st.tuples(_symbol, _day), max_size=12),  # applied events (symbol, session)
+    st.lists(st.tuples(_symbol, _day, st.integers(0, 3)), max_size=12),  # applied events (symbol, day, days to the ex bar)
     st.lists(st.tuples(_symbol, _day), max_size=6),  # new bars
 )
 def test_unsettled_symbols_then_same_as_a_plain_comparison(split_rows, div_rows, event_rows, bar_rows):
@@ -67,13 +72,15 @@ def test_unsettled_symbols_then_same_as_a_plain_comparison(split_rows, div_rows,
         {"symbol": str, "execution_date": "datetime64[ns]"})
     divs = pa.table({"symbol": pa.array([s for s, _ in div_rows], pa.large_string()),
                      "ex_dividend_date": pa.array([d for _, d in div_rows], pa.timestamp("ns"))})
-    events = pa.table({"symbol": pa.array([s for s, _ in event_rows], pa.large_string()),
-                       "event_date": pa.array([_next_session(d) for _, d in event_rows], pa.timestamp("ns"))})
+    events = pa.table({"symbol": pa.array([s for s, _, _ in event_rows], pa.large_string()),
+                       "event_date": pa.array([_next_session(d) for _, d, _ in event_rows], pa.timestamp("ns")),
+                       "ex_date": pa.array([_ex_date(d, gap) for _, d, gap in event_rows], pa.timestamp("ns"))})
     new_rows = pd.DataFrame(bar_rows, columns=["symbol", "date"]).astype({"symbol": str, "date": "datetime64[ns]"})
 
     first_new = {s: min(d for t, d in bar_rows if t == s) for s, _ in bar_rows}
-    stale = {(s, _next_session(d)) for s, d in event_rows if s in first_new and _next_session(d) >= first_new[s]}
-    applied = {(s, _next_session(d)) for s, d in event_rows} - stale
+    # stale: a new bar at or before the bar the event's ex close came from
+    stale = {(s, _next_session(d)) for s, d, gap in event_rows if s in first_new and _ex_date(d, gap) >= first_new[s]}
+    applied = {(s, _next_session(d)) for s, d, _ in event_rows}
     actions = split_rows + div_rows
     expected = {s for s, d in actions if (s, _next_session(d)) not in applied} | {s for s, _ in stale}
     assert _unsettled_symbols(splits, divs, events, new_rows) == expected
@@ -299,3 +306,70 @@ def test_refreeze_when_the_dividend_convention_changes_then_every_factor_is_that
         pd.testing.assert_frame_equal(switched.derived_table(role), fresh.derived_table(role))
     sql = "SELECT * FROM bars ORDER BY symbol, date"
     pd.testing.assert_frame_equal(switched.query(sql), fresh.query(sql))
+
+
+# ---- a late bar between an event's session and the bar its ex close came from ---------------------
+
+def _gap_market():
+    """AAA over 2024-01-02..12 with a $1 dividend going ex on 01-04; closes by hand."""
+    days = pd.bdate_range("2024-01-02", "2024-01-12")
+    bars = pd.DataFrame({"symbol": "AAA", "date": days, "open": 100.0, "high": 110.0, "low": 90.0,
+                         "close": [100.0, 101, 99, 95, 96, 97, 98, 99, 100], "volume": 1000.0})
+    divs = pd.DataFrame({"symbol": ["AAA"], "ex_dividend_date": [pd.Timestamp("2024-01-04")], "cash_amount": [1.0]})
+    return bars, schema.empty_splits(), divs
+
+
+@pytest.mark.parametrize("convention, factor", [("crsp", 1 - 1 / 101), ("quandl", 95 / 96)])
+def test_refreeze_when_a_late_bar_falls_between_the_session_and_the_ex_bar_then_the_event_uses_it(
+        tmp_path, convention, factor):
+    # AAA did not trade on 01-04 (the session) nor 01-05 at first: the event's ex close came from
+    # 01-08 (96). Then the 01-05 bar (95) arrives: it is now the first bar on or after the session.
+    bars, splits, divs = _gap_market()
+    missing = bars["date"].isin(pd.to_datetime(["2024-01-04", "2024-01-05"]))
+    late = bars["date"] == pd.Timestamp("2024-01-05")
+    lake = Lake(tmp_path / "lake")
+    lake.freeze(bars[~missing], splits, divs, provider="test", dividend_convention=convention)
+    assert lake.events()[["ex_date", "close_ex"]].values.tolist() == [[pd.Timestamp("2024-01-08"), 96.0]]
+    lake.freeze(bars[~missing | late], splits, divs, provider="test", dividend_convention=convention)
+    event = lake.events().iloc[0]
+    assert (event["ex_date"], event["close_prev"], event["close_ex"]) == (pd.Timestamp("2024-01-05"), 101.0, 95.0)
+    assert event["event_factor"] == pytest.approx(factor, rel=1e-12)
+
+
+def test_refreeze_when_stored_events_lack_ex_dates_then_every_close_is_looked_up_again(tmp_path, sim, monkeypatch):
+    # a lake written before events recorded ex_date: its first refreeze recomputes every event
+    bars, splits, divs = sim_inputs(sim)
+    days = sorted(bars["date"].unique())
+    old_columns = tuple(c for c in adjustments.EVENT_COLUMNS if c != "ex_date")
+    upgraded = Lake(tmp_path / "upgraded")
+    with monkeypatch.context() as patch:
+        patch.setattr(adjustments, "EVENT_COLUMNS", old_columns)
+        upgraded.freeze(bars[bars["date"] < days[-1]], splits, divs, provider="simulated")
+    assert "ex_date" not in upgraded.events().columns
+    upgraded.freeze(bars, splits, divs, provider="simulated")
+    fresh = Lake(tmp_path / "fresh")
+    fresh.freeze(bars, splits, divs, provider="simulated")
+    for role in ("factors", "adjustment_events"):
+        pd.testing.assert_frame_equal(upgraded.derived_table(role), fresh.derived_table(role))
+
+
+def test_refreeze_when_events_spanning_files_are_rewritten_then_the_file_and_the_result_are_in_order(tmp_path, sim):
+    # the last symbol's first dividend arrives late (its event is appended as a second file); then
+    # a late bar before the first symbol's last dividend rewrites the events as one file
+    bars, splits, divs = sim_inputs(sim)
+    divs = divs.sort_values(["symbol", "ex_dividend_date"]).reset_index(drop=True)
+    payers = sorted(str(s) for s in divs["symbol"].unique())
+    late_div = divs.index[divs["symbol"] == payers[-1]][0]
+    last_ex = divs.loc[divs["symbol"] == payers[0], "ex_dividend_date"].iloc[-1]
+    first = bars["symbol"] == payers[0]
+    late_bar = first & (bars["date"] == bars.loc[first & (bars["date"] < last_ex), "date"].max())
+    lake = Lake(tmp_path / "lake")
+    lake.freeze(bars[~late_bar], splits, divs.drop(late_div), provider="simulated")
+    appended = lake.freeze(bars[~late_bar], splits, divs, provider="simulated")
+    assert len(appended.version.files_with_role("adjustment_events")) == 2
+    pd.testing.assert_frame_equal(appended.events, lake.events())  # the result lists them in order too
+    rewritten = lake.freeze(bars, splits, divs, provider="simulated").version
+    files = rewritten.files_with_role("adjustment_events")
+    assert len(files) == 1
+    stored = pd.read_parquet(lake.abspath(files[0]))
+    pd.testing.assert_frame_equal(stored, stored.sort_values(["symbol", "event_date", "kind"], kind="stable"))
