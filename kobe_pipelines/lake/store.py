@@ -391,6 +391,7 @@ class Lake:
         with self._lock():
             _checkpoint("start")
             previous = self._current_or_none()
+            self._hash_cache()  # loaded here, before the writing threads record what they hash
             if previous is not None:
                 self._check_files(previous, reuse=True)
             bars = schema.normalize_bars(bars)
