@@ -138,7 +138,7 @@ def derive_actions_and_factors(
     # the factors are computed.
     with ThreadPoolExecutor(max_workers=2) as pool:
         # (the provenance is read only when it must be rewritten: see `_provenance`)
-        reading = {role: pool.submit(_read_table, root, kept[role]) for role in _ROLES if role != "action_provenance"}
+        reading = {role: pool.submit(read_table, root, kept[role]) for role in _ROLES if role != "action_provenance"}
         stored = {role: reading[role].result() for role in ("splits", "dividends")}
         provenance = _StoredProvenance(root, kept["action_provenance"])
         new_symbols = set(new_row_keys.symbols.tolist()) if new_row_keys is not None else None
@@ -178,13 +178,14 @@ def _settle(change: _Change, kept: list[FileEntry], role: str, write: Callable[[
     compaction); the table's files in the new version."""
     rows = change.table()
     if not change.append or not kept:
-        return [write(rows if change.ordered else _in_order(rows, role), role)]
+        return [write(rows if change.ordered else in_derived_order(rows, role), role)]
     if len(kept) < SEGMENTS_MAX:
-        return kept + [write(_in_order(rows, role), role)]
-    return [write(_in_order(pa.concat_tables([stored(), rows]), role), role)]  # compacted
+        return kept + [write(in_derived_order(rows, role), role)]
+    return [write(in_derived_order(pa.concat_tables([stored(), rows]), role), role)]  # compacted
 
 
-def _in_order(table: pa.Table, role: str) -> pa.Table:
+def in_derived_order(table: pa.Table, role: str) -> pa.Table:
+    """A derived table of `role` sorted by DERIVED_ORDER."""
     return table.take(pc.sort_indices(table, sort_keys=[(k, "ascending") for k in DERIVED_ORDER[role]]))
 
 
@@ -223,7 +224,7 @@ class _StoredProvenance:
         return pq.read_schema(self.root / self.files[0].path) if self.files else None
 
     def table(self) -> pa.Table | None:
-        return _read_table(self.root, self.files)
+        return read_table(self.root, self.files)
 
 
 def _merge_actions(
@@ -353,17 +354,17 @@ def _unsettled_symbols(splits: pd.DataFrame, divs: pa.Table, events: pa.Table, n
     (symbol, date) order, so the keys arrive sorted and each look-up is a binary search."""
     action_symbols = pa.chunked_array(_strings(pa.array(splits["symbol"])).chunks + _strings(divs.column("symbol")).chunks,
                                       type=pa.large_string())
-    action_days = _day_numbers(adjustments.effective_sessions(np.concatenate([
+    action_days = validation.day_numbers(adjustments.effective_sessions(np.concatenate([
         splits["execution_date"].to_numpy(dtype="datetime64[ns]"),
         divs.column("ex_dividend_date").to_numpy().astype("datetime64[ns]"),
     ])))
     event_symbols = _strings(events.column("symbol"))
-    event_days = _day_numbers(events.column("event_date").to_numpy().astype("datetime64[ns]"))
+    event_days = validation.day_numbers(events.column("event_date").to_numpy().astype("datetime64[ns]"))
     stale = _stale_events(events, new_rows)
     vocabulary = pc.unique(pa.chunked_array(action_symbols.chunks + event_symbols.chunks, type=pa.large_string()))
     vocabulary = vocabulary.take(pc.sort_indices(vocabulary))
-    action_keys = _symbol_day_keys(pc.index_in(action_symbols, value_set=vocabulary), action_days)
-    event_keys = _symbol_day_keys(pc.index_in(event_symbols, value_set=vocabulary), event_days)
+    action_keys = validation.symbol_day_keys(pc.index_in(action_symbols, value_set=vocabulary).to_numpy(), action_days)
+    event_keys = validation.symbol_day_keys(pc.index_in(event_symbols, value_set=vocabulary).to_numpy(), event_days)
     unapplied = ~_isin(action_keys, event_keys)
     found = pc.unique(action_symbols.filter(pa.array(unapplied))).to_pylist()
     found += pc.unique(event_symbols.filter(pa.array(stale))).to_pylist()
@@ -381,29 +382,27 @@ def _isin(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
 
 
 def _stale_events(events: pa.Table, new_rows: pd.DataFrame) -> np.ndarray:
-    """Which applied events a new bar of their symbol lands at or before the bar that gave the
-    event its ex close (`ex_date`): such a bar changes the close before the session or becomes the
-    first bar on or after it."""
+    """`_stale` over a stored events table."""
     stale = np.zeros(events.num_rows, dtype=bool)
     if new_rows.empty or events.num_rows == 0:
         return stale
     dates = events.column("ex_date")
     later = pc.fill_null(pc.greater_equal(dates, pa.scalar(new_rows["date"].min(), type=dates.type)), False)
     maybe = np.flatnonzero(later.to_numpy(zero_copy_only=False))
-    if len(maybe):
+    if len(maybe):  # only events from the first new bar on can be stale: only those become pandas
         late = events.select(["symbol", "ex_date"]).take(pa.array(maybe)).to_pandas()
-        first_new = late["symbol"].map(new_rows.groupby("symbol")["date"].min())
-        stale[maybe[(first_new.notna() & (late["ex_date"] >= first_new)).to_numpy()]] = True
+        stale[maybe[_stale(late["symbol"], late["ex_date"], new_rows)]] = True
     return stale
 
 
-def _symbol_day_keys(codes: pa.ChunkedArray | pa.Array, days: np.ndarray) -> np.ndarray:
-    return codes.to_numpy().astype(np.int64) * np.int64(1 << 32) + (days + np.int64(1 << 31))
-
-
-def _day_numbers(values: np.ndarray) -> np.ndarray:
-    """Days since 1970-01-01 of datetime64 values (int64)."""
-    return values.astype("datetime64[D]").view(np.int64)
+def _stale(symbols: pd.Series, ex_dates: pd.Series, new_rows: pd.DataFrame) -> np.ndarray:
+    """For applied events (their symbols, and the dates of the bars their ex closes came from):
+    whether a new bar of the symbol lands at or before that bar. Such a bar changes the close
+    before the session or becomes the first bar on or after it."""
+    if new_rows.empty or symbols.empty:
+        return np.zeros(len(symbols), dtype=bool)
+    first_new = symbols.map(new_rows.groupby("symbol")["date"].min())
+    return (first_new.notna() & (ex_dates >= first_new)).to_numpy()
 
 
 def _strings(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
@@ -420,7 +419,7 @@ def _known_symbols(raw_files: list[str], new_rows: pd.DataFrame, needed: set[str
     if not needed or new_rows.empty:
         known: set[str] = set()
     else:
-        known = needed & new_symbols if new_symbols is not None else _present(new_rows, needed)
+        known = needed & (new_symbols if new_symbols is not None else _symbols(new_rows))
     missing = needed - known
     if missing and raw_files:
         with duck.cursor() as con:
@@ -452,15 +451,6 @@ def _fresh_rows(stored: pd.DataFrame, merged: pd.DataFrame, columns: tuple[str, 
     return merged.loc[~keys.isin(pd.MultiIndex.from_frame(stored[list(columns)]))]
 
 
-def _comparable(column: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """The column as one Arrow array whose values compare as a sort orders them (timestamps as
-    int64, dictionary and large strings as strings)."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if pa.types.is_timestamp(array.type) or pa.types.is_date(array.type):
-        return array.cast(pa.int64())
-    return array.cast(pa.string()) if pa.types.is_dictionary(array.type) or pa.types.is_large_string(array.type) else array
-
-
 def _symbols(frame: pd.DataFrame) -> set[str]:
     """The distinct symbols of `frame` (vectorized first: iterating 126k Arrow strings costs 0.1 s;
     a categorical's used categories come from counting its codes, not hashing 12.6M rows)."""
@@ -472,19 +462,6 @@ def _symbols(frame: pd.DataFrame) -> set[str]:
     return {str(s) for s in column.unique()}
 
 
-def _present(frame: pd.DataFrame, symbols: set[str]) -> set[str]:
-    """Which of `symbols` occur in `frame` (a categorical's used categories come from counting
-    its codes: a first freeze's 12.6M rows are never hashed)."""
-    column = frame["symbol"]
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        codes = column.cat.codes.to_numpy()
-        used = np.bincount(codes[codes >= 0], minlength=len(column.cat.categories)) > 0
-        wanted = sorted(symbols)
-        at = column.cat.categories.get_indexer(wanted)
-        return {name for name, i in zip(wanted, at) if i >= 0 and used[i]}
-    return {str(s) for s in column.loc[column.isin(sorted(symbols))].unique()}
-
-
 def _table_symbols(table: pa.Table | None) -> set[str]:
     return set(pc.unique(table.column("symbol")).to_pylist()) if table is not None else set()
 
@@ -494,9 +471,7 @@ def _only(frame: pd.DataFrame, symbols: set[str]) -> pd.DataFrame:
 
 
 def _only_table(table: pa.Table, symbols: set[str]) -> pa.Table:
-    column = table.column("symbol")
-    wanted = pa.array(sorted(symbols), pa.string()).cast(column.type.value_type if pa.types.is_dictionary(column.type) else column.type)
-    return table.filter(pc.is_in(column, value_set=wanted))
+    return table.filter(pc.is_in(_strings(table.column("symbol")), value_set=pa.array(sorted(symbols), pa.large_string())))
 
 
 def _replace_symbols(stored: pa.Table, fresh: pa.Table, symbols: set[str], keys: list[str]) -> pa.Table:
@@ -508,8 +483,8 @@ def _replace_symbols(stored: pa.Table, fresh: pa.Table, symbols: set[str], keys:
     sort_keys = [(k, "ascending") for k in keys]
     fresh = fresh.take(pc.sort_indices(fresh, sort_keys=sort_keys))
     both = pa.concat_tables([stored, fresh])
-    names = _comparable(stored.column("symbol"))
-    drop = pc.is_in(names, value_set=pa.array(sorted(symbols), pa.string())).to_numpy(zero_copy_only=False)
+    names = _strings(stored.column("symbol")).combine_chunks()
+    drop = pc.is_in(names, value_set=pa.array(sorted(symbols), pa.large_string())).to_numpy(zero_copy_only=False)
     head, tail = names.slice(0, max(len(names) - 1, 0)), names.slice(1)
     if len(names) > 1 and not pc.all(pc.greater_equal(tail, head)).as_py():  # not in symbol order
         kept = both.take(pa.array(np.concatenate([np.flatnonzero(~drop), len(names) + np.arange(fresh.num_rows)])))
@@ -518,15 +493,16 @@ def _replace_symbols(stored: pa.Table, fresh: pa.Table, symbols: set[str], keys:
     starts = np.flatnonzero(np.concatenate(([True], pc.not_equal(tail, head).to_numpy(zero_copy_only=False)))) \
         if len(names) else np.zeros(0, dtype=np.int64)
     block = np.searchsorted(np.array(names.take(pa.array(starts)).to_pylist(), dtype=object),
-                            np.array(_comparable(fresh.column("symbol")).to_pylist(), dtype=object), side="left")
+                            np.array(_strings(fresh.column("symbol")).to_pylist(), dtype=object), side="left")
     before = np.append(starts, len(names))[block]
     kept = np.flatnonzero(~drop)
     order = np.insert(kept, np.searchsorted(kept, before, side="left"), len(names) + np.arange(fresh.num_rows))
     return both.take(pa.array(order))
 
 
-def _read_table(root: Path, files: list[FileEntry]) -> pa.Table | None:
-    """A stored table: its files (one, or a segmented table's several) as one; None when none."""
+def read_table(root: Path, files: list[FileEntry]) -> pa.Table | None:
+    """A stored derived table: its files (one, or a segmented table's several) as one table, in
+    no particular order across files; None when there are none."""
     if not files:
         return None
     return pa.concat_tables([pq.read_table(root / entry.path, use_threads=False) for entry in files])
@@ -621,16 +597,7 @@ def _bars_near_events(
         known = pd.DataFrame(columns=["symbol", "event_date"])
     if not known.empty:
         known = known[["symbol", "event_date", "prev_date", "close_prev", "ex_date", "close_ex"]]
-        if not new_rows.empty:
-            # an applied event stays valid unless a new bar of its symbol lies at or before the bar
-            # its ex close came from (see `_stale_events`)
-            maybe = (known["ex_date"] >= new_rows["date"].min()).to_numpy()
-            if maybe.any():
-                first_new = known.loc[maybe, "symbol"].map(new_rows.groupby("symbol")["date"].min())
-                stale = (first_new.notna() & (known.loc[maybe, "ex_date"] >= first_new)).to_numpy()
-                keep = np.ones(len(known), dtype=bool)
-                keep[np.flatnonzero(maybe)[stale]] = False
-                known = known.loc[keep]
+        known = known.loc[~_stale(known["symbol"], known["ex_date"], new_rows)]
         applied = pd.MultiIndex.from_frame(known[["symbol", "event_date"]])
         sessions = sessions.loc[~pd.MultiIndex.from_frame(sessions[["symbol", "event_date"]]).isin(applied)]
         if also is not None:

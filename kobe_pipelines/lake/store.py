@@ -48,7 +48,9 @@ from kobe_pipelines.errors import ConfigError
 from kobe_pipelines.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, fsync_dir, sha256_file
 from kobe_pipelines.lake import catalog, duck
 from kobe_pipelines.lake.errors import LakeBusyError, LakeCorruptionError, LakeError, LakeVersionNotFound
-from kobe_pipelines.lake.freeze_steps import DERIVED_ORDER, derive_actions_and_factors, find_new_rows
+from kobe_pipelines.lake.freeze_steps import (
+    DERIVED_ORDER, derive_actions_and_factors, find_new_rows, in_derived_order, read_table,
+)
 from kobe_pipelines.lake.manifest import FileEntry, Manifest, content_hash
 
 log = logging.getLogger(__name__)
@@ -97,10 +99,7 @@ class FreezeResult:
 
 def _frame(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
     """Events as pandas, in their order (a refreeze's table is the stored rows, then the new ones)."""
-    if isinstance(table, pd.DataFrame):
-        return table
-    order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in DERIVED_ORDER["adjustment_events"]])
-    return table.take(order).to_pandas()
+    return table if isinstance(table, pd.DataFrame) else in_derived_order(table, "adjustment_events").to_pandas()
 
 
 class Lake:
@@ -293,12 +292,8 @@ class Lake:
         if role not in DERIVED_ORDER:
             raise ValueError(f"role must be one of {sorted(DERIVED_ORDER)} (got {role!r})")
         manifest = self.version(version_id) if version_id else self.current_version()
-        files = manifest.files_with_role(role)
-        if not files:
-            return None
-        table = pa.concat_tables([pq.read_table(self.abspath(entry)) for entry in files])
-        table = table.take(pc.sort_indices(table, sort_keys=[(k, "ascending") for k in DERIVED_ORDER[role]]))
-        return table.to_pandas()
+        table = read_table(self.root, manifest.files_with_role(role))
+        return in_derived_order(table, role).to_pandas() if table is not None else None
 
     # ---- staging (ingested batches awaiting a freeze) ----------------------------------------
     def stage_bars(self, label: str, bars: pd.DataFrame) -> Path:
@@ -537,9 +532,8 @@ class Lake:
             largest = max(files, key=lambda e: (e.rows, e.path))
             merged = [e for e in files if e is not largest]
             table = pa.concat_tables([_plain_symbols(pq.read_table(self.abspath(e))) for e in merged])
-            table = table.take(pc.sort_indices(table, sort_keys=[("symbol", "ascending"), ("date", "ascending")]))
-            encoded = pc.dictionary_encode(table.column("symbol").combine_chunks())
-            table = table.set_column(0, pa.field("symbol", encoded.type), encoded)
+            table = _dictionary_symbols(
+                table.take(pc.sort_indices(table, sort_keys=[("symbol", "ascending"), ("date", "ascending")])))
             compacted = self._write_content_file(table, f"raw/bars/{folder}", "", "raw_bars")
             log.info("lake: merged %d raw files of %s into %s", len(merged), folder, compacted.path)
             entries = [e for e in entries if all(e is not m for m in merged)] + [compacted]
@@ -753,9 +747,14 @@ def _bars_table(bars: pd.DataFrame) -> tuple[pa.Table, np.ndarray]:
     if not ordered:
         table = table.take(pc.sort_indices(table, sort_keys=[("symbol", "ascending"), ("date", "ascending")]))
         days = table.column("date").combine_chunks().cast(pa.int32()).to_numpy()
+    return _dictionary_symbols(table), _years(days)
+
+
+def _dictionary_symbols(table: pa.Table) -> pa.Table:
+    """A raw bars table with its symbols dictionary-encoded (cheap to gather, stored as Parquet
+    dictionary pages)."""
     encoded = pc.dictionary_encode(table.column("symbol").combine_chunks())
-    table = table.set_column(0, pa.field("symbol", encoded.type), encoded)
-    return table, _years(days)
+    return table.set_column(0, pa.field("symbol", encoded.type), encoded)
 
 
 def _plain_symbols(table: pa.Table) -> pa.Table:

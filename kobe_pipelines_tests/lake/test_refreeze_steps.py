@@ -16,7 +16,7 @@ from kobe_pipelines.data.validation import ActionValidationError, validate_split
 from kobe_pipelines.lake import Lake, store
 from kobe_pipelines.lake import freeze_steps
 from kobe_pipelines.lake.freeze_steps import (
-    _added_events, _fresh_rows, _isin, _merge_splits, _present, _replace_symbols, _union, _unsettled_symbols,
+    _added_events, _fresh_rows, _isin, _known_symbols, _merge_splits, _replace_symbols, _union, _unsettled_symbols,
 )
 
 from .conftest import sim_inputs
@@ -39,11 +39,11 @@ def test_isin_then_same_as_numpy(values, pool):
 
 
 @pytest.mark.parametrize("categorical", [False, True])
-def test_present_then_the_asked_symbols_that_have_rows(categorical):
+def test_known_symbols_when_no_raw_file_then_the_asked_symbols_that_have_new_rows(categorical):
     frame = pd.DataFrame({"symbol": ["B", "A", "B"]})
     if categorical:  # "C" is a category without rows
         frame["symbol"] = pd.Categorical(frame["symbol"], categories=["C", "B", "A"])
-    assert _present(frame, {"A", "C", "Z"}) == {"A"}
+    assert _known_symbols([], frame, {"A", "C", "Z"}) == {"A"}
 
 
 # ---- `_unsettled_symbols`: which symbols a refreeze recomputes -----------------------------------
