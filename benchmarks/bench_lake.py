@@ -29,6 +29,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from kobe_pipelines import market_calendar  # noqa: E402
+from kobe_pipelines.data.providers.base import bars_for_freeze  # noqa: E402
 from kobe_pipelines.data.providers.files import FilesProvider  # noqa: E402
 from kobe_pipelines.data.providers.simulated import SimConfig, SimulatedProvider  # noqa: E402
 from kobe_pipelines.lake import Lake  # noqa: E402
@@ -80,7 +81,7 @@ def _freeze(source: Path, lake_dir: Path, start: str, end: str, only_day: str | 
     lake = Lake(lake_dir)
     actions_from = lake.actions_fetch_start(start) if only_day else start
     lake.freeze(
-        provider.daily_bars(only_day or start, end),
+        bars_for_freeze(provider, only_day or start, end),
         provider.splits(actions_from, end),
         provider.dividends(actions_from, end),
         provider="files",

@@ -44,7 +44,9 @@ def freeze(provider: str, source: str | None, start: str | None, end: str | None
         source_provider = _provider(provider, source)
         first = start or ("1900-01-01" if provider == "files" else "2019-01-02")
         last = end or str(market_calendar.last_completed_session().date())
-        bars = source_provider.daily_bars(first, last)
+        from kobe_pipelines.data.providers.base import bars_for_freeze
+
+        bars = bars_for_freeze(source_provider, first, last)
         result = _open(lake_path).freeze(
             bars,
             source_provider.splits(first, last),

@@ -1,13 +1,17 @@
 """Column contracts for bars and corporate actions, shared by every provider and the lake.
 
 In DataFrames, dates are naive `datetime64[ns]` midnights naming the exchange session
-(America/New_York); prices are raw USD per share as traded that day; volume is shares.
+(America/New_York); prices are raw USD per share as traded that day; volume is shares. In Arrow
+tables (`bars_table`), the same columns as `BARS_ARROW_SCHEMA`: dates as `date32`, and symbols
+as strings or dictionary-encoded strings.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 BAR_COLUMNS: tuple[str, ...] = ("symbol", "date", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
@@ -83,3 +87,90 @@ def normalize_splits(df: pd.DataFrame) -> pd.DataFrame:
 
 def normalize_dividends(df: pd.DataFrame) -> pd.DataFrame:
     return _with_types(df, DIVIDEND_COLUMNS, ("ex_dividend_date",), ("cash_amount",))
+
+
+BARS_ARROW_SCHEMA = pa.schema(
+    [
+        ("symbol", pa.string()),
+        ("date", pa.date32()),
+        ("open", pa.float64()),
+        ("high", pa.float64()),
+        ("low", pa.float64()),
+        ("close", pa.float64()),
+        ("volume", pa.float64()),
+    ]
+)
+_NS_PER_DAY = 86_400_000_000_000
+
+
+def bars_table(bars: pd.DataFrame | pa.Table) -> pa.Table:
+    """Bars as an Arrow table in `BARS_ARROW_SCHEMA` (symbols may stay dictionary-encoded), rows
+    in their given order, values not validated (see `validation.validate_bars_table`).
+
+    An Arrow table whose columns already have these types, or types that convert exactly
+    (large strings, integer prices or volumes, timestamps at midnight), is converted column by
+    column without pandas; anything else takes the pandas route of `normalize_bars` (which
+    raises ValueError for a column it cannot read as bars)."""
+    if isinstance(bars, pd.DataFrame):
+        return _frame_table(normalize_bars(bars))
+    missing = [c for c in BAR_COLUMNS if c not in bars.column_names]
+    if missing:
+        raise ValueError(f"missing columns {missing}; expected {list(BAR_COLUMNS)}")
+    columns = [_arrow_symbols(bars.column("symbol")), _arrow_dates(bars.column("date"))]
+    columns += [_arrow_floats(bars.column(c)) for c in ("open", "high", "low", "close", "volume")]
+    if any(column is None for column in columns):
+        return _frame_table(normalize_bars(bars.select(list(BAR_COLUMNS)).to_pandas()))
+    return pa.Table.from_arrays(columns, schema=BARS_ARROW_SCHEMA.set(0, pa.field("symbol", columns[0].type)))
+
+
+def _frame_table(frame: pd.DataFrame) -> pa.Table:
+    """A normalized bars frame as Arrow: a categorical symbol column becomes a dictionary column
+    (its codes, without a string per row), NaT a null date, NaN stays NaN."""
+    symbols = frame["symbol"]
+    if _string_categorical(symbols):
+        codes = symbols.cat.codes.to_numpy().astype(np.int32)
+        categories = pa.array(symbols.cat.categories.to_numpy(dtype=object).tolist(), pa.string())
+        symbol = pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), categories)
+    else:
+        symbol = pc.cast(pa.array(symbols, from_pandas=True), pa.string())
+    days = frame["date"].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
+    arrays = [symbol, pa.array(days, pa.date32(), mask=np.isnat(days))]
+    arrays += [pa.array(frame[c].to_numpy(dtype="float64")) for c in ("open", "high", "low", "close", "volume")]
+    return pa.Table.from_arrays(arrays, schema=BARS_ARROW_SCHEMA.set(0, pa.field("symbol", symbol.type)))
+
+
+def _arrow_symbols(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    kind = column.type
+    if pa.types.is_dictionary(kind) and (pa.types.is_string(kind.value_type) or pa.types.is_large_string(kind.value_type)):
+        wanted = pa.dictionary(pa.int32(), pa.string())
+        return column if kind == wanted else pc.cast(column, wanted)
+    if pa.types.is_string(kind):
+        return column
+    if pa.types.is_large_string(kind):
+        return pc.cast(column, pa.string())
+    return None
+
+
+def _arrow_dates(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    kind = column.type
+    if pa.types.is_date32(kind):
+        return column
+    if pa.types.is_date64(kind):
+        return pc.cast(column, pa.date32())
+    if pa.types.is_timestamp(kind) and kind.tz is None:
+        # Arrow's cast to a date drops the time of day silently; only exact midnights convert here
+        # (normalize_bars decides what a time of day means).
+        ns = pc.cast(column, pa.timestamp("ns")).cast(pa.int64())
+        if pc.any(pc.not_equal(pc.multiply(pc.divide(ns, _NS_PER_DAY), _NS_PER_DAY), ns)).as_py():
+            return None
+        return pc.cast(column, pa.date32())
+    return None
+
+
+def _arrow_floats(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    kind = column.type
+    if pa.types.is_float64(kind):
+        return column
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        return pc.cast(column, pa.float64())
+    return None

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from kobe_pipelines.data import schema
 from kobe_pipelines.errors import RecordError
@@ -80,6 +82,11 @@ def symbol_day_keys(codes: np.ndarray, days: np.ndarray) -> np.ndarray:
     keys <<= 32
     keys |= days + _DAY_OFFSET
     return keys
+
+
+def key_days(keys: np.ndarray) -> np.ndarray:
+    """The day numbers back out of `symbol_day_keys`."""
+    return (keys & 0xFFFFFFFF) - _DAY_OFFSET
 
 
 def record_name(symbol: Any, date: Any) -> str:
@@ -164,9 +171,10 @@ def _duplicate_mask(keys: np.ndarray, alt_keys: Callable[[], np.ndarray]) -> np.
 @dataclass(frozen=True)
 class BarKeys:
     """What validating bars computed about their (symbol, date) order, for reuse: `symbols`, the
-    distinct symbols sorted; `codes`, each row's index into them; `keys`, one int64 per row from
-    `symbol_day_keys`; `increasing`, whether the keys strictly increase (the rows are in
-    (symbol, date) order with no duplicate)."""
+    distinct symbols sorted (there may be some without rows: a categorical's unused categories,
+    a Parquet dictionary's values outside the rows read); `codes`, each row's index into them;
+    `keys`, one int64 per row from `symbol_day_keys`; `increasing`, whether the keys strictly
+    increase (the rows are in (symbol, date) order with no duplicate)."""
 
     symbols: np.ndarray
     codes: np.ndarray
@@ -190,7 +198,7 @@ def validate_bars_keyed(bars: pd.DataFrame, as_of: dt.date | None = None) -> tup
     n = len(bars)
     if n == 0:
         return bars, None
-    limit = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.now(tz=EXCHANGE_TZ).tz_localize(None).normalize()
+    limit = _latest_allowed(as_of)
     o, h, l, c, v = (_float_column(bars, col) for col in ("open", "high", "low", "close", "volume"))
     dates = pd.to_datetime(bars["date"]).to_numpy(dtype="datetime64[ns]")
     no_date = np.isnat(dates)
@@ -208,6 +216,25 @@ def validate_bars_keyed(bars: pd.DataFrame, as_of: dt.date | None = None) -> tup
         ("date", "must be a date", no_date),
         ("date", f"must not be after {limit.date()} (a future date)", dates > limit.to_datetime64()),
         ("date", "duplicates another bar of the same (symbol, date)", duplicate),
+        *_price_checks(o, h, l, c, v),
+    ]
+    found = _first_offender(bars, "date", checks)
+    if found is not None:
+        pos, field, problem, count = found
+        row = bars.iloc[pos]
+        raise BarValidationError(record_name(row["symbol"], row["date"]), field, problem, row[field], count=count, total=n)
+    return bars, BarKeys(symbols=np.asarray(symbols, dtype=object), codes=codes, keys=keys, increasing=increasing)
+
+
+def _latest_allowed(as_of: dt.date | None) -> pd.Timestamp:
+    """The latest allowed session date: `as_of`, or today in America/New_York."""
+    return pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.now(tz=EXCHANGE_TZ).tz_localize(None).normalize()
+
+
+def _price_checks(o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray
+                  ) -> list[tuple[str, str, np.ndarray]]:
+    """(field, problem, failing rows) of the value checks of bars, in the order they are reported."""
+    return [
         ("open", "must be a finite price > 0", ~_finite_positive(o)),
         ("high", "must be a finite price > 0", ~_finite_positive(h)),
         ("low", "must be a finite price > 0", ~_finite_positive(l)),
@@ -217,12 +244,60 @@ def validate_bars_keyed(bars: pd.DataFrame, as_of: dt.date | None = None) -> tup
         ("open", "must lie within [low, high]", (o < l) | (o > h)),
         ("close", "must lie within [low, high]", (c < l) | (c > h)),
     ]
-    found = _first_offender(bars, "date", checks)
-    if found is not None:
-        pos, field, problem, count = found
-        row = bars.iloc[pos]
-        raise BarValidationError(record_name(row["symbol"], row["date"]), field, problem, row[field], count=count, total=n)
-    return bars, BarKeys(symbols=np.asarray(symbols, dtype=object), codes=codes, keys=keys, increasing=increasing)
+
+
+def validate_bars_table(bars: pa.Table, as_of: dt.date | None = None) -> tuple[pa.Table, BarKeys | None]:
+    """`validate_bars` for an Arrow table in `schema.BARS_ARROW_SCHEMA` (`schema.bars_table`):
+    the same checks, in one pass over the Arrow batches with no pandas copy of the rows. Returns
+    the table sorted by (symbol, date), its symbols dictionary-encoded, and its keys
+    (`increasing`; None for no bars).
+
+    Sound bars -- the usual case -- cost two arrays of the whole length (the codes and the keys).
+    A table that fails any check is handed to `validate_bars_keyed`, so the error names the same
+    record, field and count whichever way the bars came; it finding the bars sound would be a
+    bug here, and is raised as one rather than let through."""
+    n = bars.num_rows
+    if n == 0:
+        return bars, None
+    column = bars.column("symbol")
+    encoded = column.unify_dictionaries() if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
+    bars = bars.set_column(0, pa.field("symbol", encoded.type), encoded)
+    names = encoded.chunk(0).dictionary.to_numpy(zero_copy_only=False) if encoded.num_chunks else np.zeros(0, object)
+    order = np.argsort(names, kind="stable")
+    rank = np.empty(len(names), dtype=np.int32)
+    rank[order] = np.arange(len(names), dtype=np.int32)
+    blank_names = np.array([not name.strip() for name in names], dtype=bool)
+    limit_day = day_numbers(np.array([_latest_allowed(as_of).to_datetime64()]))[0]
+    codes = np.empty(n, dtype=np.int32)
+    keys = np.empty(n, dtype=np.int64)
+    sound = encoded.null_count == 0 and bars.column("date").null_count == 0
+    start = 0
+    for batch in bars.to_batches() if sound else ():
+        stop = start + batch.num_rows
+        index = batch.column(0).indices.to_numpy()
+        days = batch.column(1).view(pa.int32()).to_numpy()
+        prices = [batch.column(i).to_numpy(zero_copy_only=False) for i in range(2, 7)]  # a null reads as NaN
+        if (blank_names.any() and blank_names[index].any()) or days.max() > limit_day \
+                or any(failing.any() for _field, _problem, failing in _price_checks(*prices)):
+            sound = False
+            break
+        codes[start:stop] = rank[index]
+        part = keys[start:stop]
+        part[:] = codes[start:stop]
+        part <<= 32
+        part |= days + _DAY_OFFSET
+        start = stop
+    permutation = None
+    if sound and n > 1 and not bool(np.all(keys[1:] > keys[:-1])):
+        permutation = np.argsort(keys, kind="stable")
+        keys = keys[permutation]
+        sound = not bool((keys[1:] == keys[:-1]).any())  # else a duplicate (symbol, date)
+    if not sound:
+        validate_bars_keyed(schema.normalize_bars(bars.to_pandas()), as_of)
+        raise AssertionError("validate_bars_table: bars failed the Arrow checks but passed validate_bars_keyed")
+    if permutation is not None:
+        bars, codes = bars.take(pa.array(permutation)), codes[permutation]
+    return bars, BarKeys(symbols=names[order], codes=codes, keys=keys, increasing=True)
 
 
 # ---- corporate actions -----------------------------------------------------------------------

@@ -29,12 +29,85 @@ if TYPE_CHECKING:
 _VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
 
 
-def find_new_rows(root: Path, previous: Manifest | None, bars: pd.DataFrame) -> pd.DataFrame:
+@dataclass(frozen=True)
+class NewBars:
+    """Validated bars of a freeze, sorted by (symbol, date), with the keys validation built for
+    them. Kept in Arrow: a first freeze's millions of rows never become pandas; the freeze asks
+    only for what it needs (their symbols, each symbol's first date, the rows around events)."""
+
+    table: pa.Table  # schema.BARS_ARROW_SCHEMA (symbols may be dictionary-encoded)
+    keys: validation.BarKeys | None  # None for no rows
+
+    @classmethod
+    def validated(cls, bars: pd.DataFrame | pa.Table, as_of: dt.date | None = None) -> "NewBars":
+        """Check `bars` (`validation.validate_bars_table`: raises for the first bad record)."""
+        return cls(*validation.validate_bars_table(schema.bars_table(bars), as_of))
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    @property
+    def empty(self) -> bool:
+        return self.table.num_rows == 0
+
+    @cached_property
+    def symbols(self) -> set[str]:
+        if self.keys is None:
+            return set()
+        present = np.bincount(self.keys.codes, minlength=len(self.keys.symbols)) > 0
+        return set(self.keys.symbols[present].tolist())
+
+    @cached_property
+    def first_dates(self) -> pd.Series:
+        """The date of each symbol's first bar here (index: symbol)."""
+        if self.keys is None:
+            return pd.Series([], dtype="datetime64[ns]")
+        codes = self.keys.codes
+        starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
+        days = validation.key_days(self.keys.keys[starts])
+        return pd.Series(days.astype("datetime64[D]").astype("datetime64[ns]"), index=self.keys.symbols[codes[starts]])
+
+    @cached_property
+    def date_range(self) -> tuple[dt.date, dt.date]:
+        dates = self.table.column("date")
+        return pc.min(dates).as_py(), pc.max(dates).as_py()
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """All the rows as pandas (`schema.BAR_COLUMNS`)."""
+        return schema.normalize_bars(self.table.to_pandas())
+
+    def rows_around(self, sessions: pd.DataFrame) -> pd.DataFrame:
+        """`_rows_around` of these bars (symbol, date, close), found by the keys."""
+        if self.keys is None:
+            return schema.empty_bars()[["symbol", "date", "close"]]
+        rows = self.table.select(["symbol", "date", "close"]).take(pa.array(_rows_by_keys(self.keys, sessions)))
+        return _close_frame(rows)
+
+    def subset(self, keep: np.ndarray) -> "NewBars":
+        """The rows where `keep` is True (still sorted)."""
+        if bool(keep.all()):
+            return self
+        keys = self.keys
+        return NewBars(self.table.filter(pa.array(keep)),
+                       validation.BarKeys(keys.symbols, keys.codes[keep], keys.keys[keep], True) if keep.any() else None)
+
+
+def _close_frame(rows: pa.Table) -> pd.DataFrame:
+    """symbol (str), date (datetime64[ns]), close of a bars table's rows."""
+    return pd.DataFrame({
+        "symbol": rows.column("symbol").cast(pa.string()).to_pandas(),
+        "date": rows.column("date").to_numpy().astype("datetime64[ns]"),
+        "close": rows.column("close").to_numpy(),
+    })
+
+
+def find_new_rows(root: Path, previous: Manifest | None, bars: NewBars) -> NewBars:
     """The bars not stored yet. A stored bar re-delivered with other values is an error: raw
     bars are immutable, and a silent restatement would change history under every model."""
     if previous is None or bars.empty:
         return bars
-    lo, hi = bars["date"].min().date(), bars["date"].max().date()
+    lo, hi = bars.date_range
     files = [
         str(root / e.path)
         for e in previous.files_with_role("raw_bars")
@@ -43,18 +116,17 @@ def find_new_rows(root: Path, previous: Manifest | None, bars: pd.DataFrame) -> 
     if not files:
         return bars
     with duck.cursor() as con:
-        con.register("incoming", bars)
         stored = _query_frame(
             con,
             "SELECT o.symbol, o.date::TIMESTAMP_NS AS date, o.open, o.high, o.low, o.close, o.volume "
             "FROM read_parquet($files, hive_partitioning = false) o WHERE o.date BETWEEN $lo AND $hi "
-            "AND o.symbol IN (SELECT DISTINCT symbol FROM incoming)",
-            {"files": files, "lo": lo, "hi": hi},
+            "AND o.symbol IN (SELECT unnest($symbols))",
+            {"files": files, "lo": lo, "hi": hi, "symbols": sorted(bars.symbols)},
         )
     if stored.empty:
         return bars
     stored["date"] = stored["date"].astype("datetime64[ns]")
-    merged = bars.merge(stored, on=["symbol", "date"], how="left", suffixes=("", "_stored"), indicator=True)
+    merged = bars.frame.merge(stored, on=["symbol", "date"], how="left", suffixes=("", "_stored"), indicator=True)
     known = (merged["_merge"] == "both").to_numpy()
     for column in _VALUE_COLUMNS:
         differs = known & (merged[column].to_numpy() != merged[f"{column}_stored"].to_numpy())
@@ -67,7 +139,7 @@ def find_new_rows(root: Path, previous: Manifest | None, bars: pd.DataFrame) -> 
                 f"differs from the stored raw bar ({row[f'{column}_stored']!r}); raw bars are immutable",
                 row[column],
             )
-    return bars.loc[~known].reset_index(drop=True)
+    return bars.subset(~known)
 
 
 @dataclass(frozen=True)
@@ -114,17 +186,15 @@ def derive_actions_and_factors(
     root: Path,
     previous: Manifest | None,
     stored_raw: list[FileEntry],
-    new_rows: pd.DataFrame,
+    new_rows: NewBars,
     splits: pd.DataFrame,
     dividends: pd.DataFrame,
     convention: str,
     write: Callable[[pa.Table, str], FileEntry],
-    new_row_keys: validation.BarKeys | None = None,
 ) -> Derived:
     """Merge fetched actions with those stored, validate them against the symbols of the stored
     raw files (`stored_raw`) and of the new rows, and compute the factor table from the raw bars
     around each event. Reads no raw file of this freeze (they may still be being written).
-    `new_row_keys`: the (symbol, date) keys validation built for `new_rows`, when it has them.
 
     A refreeze keeps the stored tables in Arrow and turns into pandas only the rows it must look
     at: the stored actions from the earliest fetched date on, and the actions and events of the
@@ -141,9 +211,8 @@ def derive_actions_and_factors(
         reading = {role: pool.submit(read_table, root, kept[role]) for role in _ROLES if role != "action_provenance"}
         stored = {role: reading[role].result() for role in ("splits", "dividends")}
         provenance = _StoredProvenance(root, kept["action_provenance"])
-        new_symbols = set(new_row_keys.symbols.tolist()) if new_row_keys is not None else None
         actions, action_changes, stored["action_provenance"] = _merge_actions(
-            stored["splits"], stored["dividends"], provenance, splits, dividends, raw_files, new_rows, now, new_symbols)
+            stored["splits"], stored["dividends"], provenance, splits, dividends, raw_files, new_rows.symbols, now)
 
         def rows_of(role: str) -> Callable[[], pa.Table | None]:
             if role == "action_provenance":
@@ -156,11 +225,10 @@ def derive_actions_and_factors(
         stored |= {role: reading[role].result() for role in _ROLES[3:]}
         if _factors_reusable(previous, convention) and stored["factors"] is not None \
                 and _events_with_ex_dates(stored["adjustment_events"]):
-            factors, events = _refreshed_factors(root, previous, new_rows, new_row_keys, actions, stored["factors"],
+            factors, events = _refreshed_factors(root, previous, new_rows, actions, stored["factors"],
                                                  stored["adjustment_events"], convention)
         else:
-            factors, events = _all_factors(root, previous, new_rows, new_row_keys, actions, stored["adjustment_events"],
-                                           convention)
+            factors, events = _all_factors(root, previous, new_rows, actions, stored["adjustment_events"], convention)
         for role, change in (("factors", factors), ("adjustment_events", events)):
             if change is not None:
                 writing[role] = pool.submit(_settle, change, kept[role], role, write, rows_of(role))
@@ -229,8 +297,7 @@ class _StoredProvenance:
 
 def _merge_actions(
     stored_splits: pa.Table | None, stored_divs: pa.Table | None, stored_provenance: _StoredProvenance,
-    splits: pd.DataFrame, dividends: pd.DataFrame, raw_files: list[str], new_rows: pd.DataFrame, now: str,
-    new_symbols: set[str] | None = None,
+    splits: pd.DataFrame, dividends: pd.DataFrame, raw_files: list[str], new_symbols: set[str], now: str,
 ) -> tuple[_Actions, tuple[_Change | None, _Change | None, _Change | None], pa.Table | None]:
     """The stored actions merged with the fetched ones; what to write of the splits, dividends and
     provenance (None: nothing changed); the stored provenance when it had to be read. Stored
@@ -244,7 +311,7 @@ def _merge_actions(
     # Symbols of stored actions were checked when they were stored (raw bars are never removed).
     stored_symbols = _table_symbols(stored_splits) | _table_symbols(stored_divs)
     needed = _symbols(split_candidates) | _symbols(div_candidates)
-    symbols = stored_symbols | _known_symbols(raw_files, new_rows, needed - stored_symbols, new_symbols)
+    symbols = stored_symbols | _known_symbols(raw_files, new_symbols, needed - stored_symbols)
     all_splits, fresh_splits = _merge_splits(kept_splits, fetched_splits, _symbols(split_candidates), symbols)
     fresh_divs = validation.validate_dividends(div_candidates, symbols)  # sorted by _DIVIDEND_ORDER
     actions = _Actions(all_splits, stored_divs, fresh_splits, fresh_divs)
@@ -292,7 +359,7 @@ def _not_stored(stored: pa.Table | None, fetched: pd.DataFrame, columns: tuple[s
 
 
 def _refreshed_factors(
-    root: Path, previous: Manifest, new_rows: pd.DataFrame, new_row_keys: validation.BarKeys | None,
+    root: Path, previous: Manifest, new_rows: NewBars,
     actions: _Actions, stored_factors: pa.Table, stored_events: pa.Table, convention: str,
 ) -> tuple[_Change | None, _Change | None]:
     """The previous version's factors and events with those of the symbols that can differ
@@ -300,15 +367,14 @@ def _refreshed_factors(
     event that a new bar lands at or before. (None, None) when no symbol can differ. The events
     change by the new rows alone when every stored event of those symbols came out as it was."""
     redo = _symbols(actions.fresh_splits) | _symbols(actions.fresh_dividends) \
-        | _unsettled_symbols(actions.splits, actions.dividends, stored_events, new_rows)
+        | _unsettled_symbols(actions.splits, actions.dividends, stored_events, new_rows.first_dates)
     if not redo:
         return None, None
     splits = _only(actions.splits, redo)
     # in the order a full freeze passes them: same-session cash amounts are summed in this order
     divs = _only_table(actions.dividends, redo).to_pandas().sort_values(_DIVIDEND_ORDER, kind="stable")
     known = _only_table(stored_events, redo)
-    bars_near, _ = _bars_near_events(root, previous, new_rows, splits, divs, also=redo, known=known.to_pandas(),
-                                     new_row_keys=new_row_keys)
+    bars_near, _ = _bars_near_events(root, previous, new_rows, splits, divs, also=redo, known=known.to_pandas())
     part = adjustments.compute_factors(bars_near, splits, divs, convention=convention)
     factors = _replace_symbols(stored_factors, _arrow(part.factors, stored_factors.schema), redo, DERIVED_ORDER["factors"])
     events = _arrow(part.events, stored_events.schema)
@@ -323,33 +389,35 @@ def _added_events(stored: pa.Table, recomputed: pa.Table) -> pa.Table | None:
     """The rows of `recomputed` (some symbols' events) that `stored` (the same symbols' stored
     events) lacks, or None when a stored event changed or went (then the table is rewritten)."""
     old, new = stored.to_pandas(), recomputed.to_pandas()
-    joined = old.merge(new, on=_EVENT_KEYS, how="left", suffixes=("", "_new"), indicator=True)
-    if not (joined["_merge"] == "both").all():
+    position = {key: i for i, key in enumerate(_row_tuples(new, _EVENT_KEYS))}
+    matched = [position.get(key) for key in _row_tuples(old, _EVENT_KEYS)]
+    if None in matched:
         return None
-    for column in (c for c in old.columns if c not in _EVENT_KEYS):
-        a, b = joined[column], joined[f"{column}_new"]
-        if not bool(((a == b) | (a.isna() & b.isna())).all()):
-            return None
-    added = ~pd.MultiIndex.from_frame(new[_EVENT_KEYS]).isin(pd.MultiIndex.from_frame(old[_EVENT_KEYS]))
+    values = [c for c in old.columns if c not in _EVENT_KEYS]
+    if list(_row_tuples(old, values)) != list(_row_tuples(new.iloc[matched], values)):
+        return None
+    added = np.ones(len(new), dtype=bool)
+    added[matched] = False
     return recomputed.filter(pa.array(added))
 
 
 def _all_factors(
-    root: Path, previous: Manifest | None, new_rows: pd.DataFrame, new_row_keys: validation.BarKeys | None,
-    actions: _Actions, stored_events: pa.Table | None, convention: str,
+    root: Path, previous: Manifest | None, new_rows: NewBars, actions: _Actions, stored_events: pa.Table | None,
+    convention: str,
 ) -> tuple[_Change, _Change]:
     """Every symbol's factors and events (a first freeze, or another dividend convention). Events
     a previous version applied lend their closes (raw bars are immutable)."""
     divs = actions.dividends_frame()
     known = stored_events.to_pandas() if _events_with_ex_dates(stored_events) else None
-    bars_near, _ = _bars_near_events(root, previous, new_rows, actions.splits, divs, known=known, new_row_keys=new_row_keys)
+    bars_near, _ = _bars_near_events(root, previous, new_rows, actions.splits, divs, known=known)
     computed = adjustments.compute_factors(bars_near, actions.splits, divs, convention=convention)
     return _Change(computed.factors), _Change(computed.events)
 
 
-def _unsettled_symbols(splits: pd.DataFrame, divs: pa.Table, events: pa.Table, new_rows: pd.DataFrame) -> set[str]:
+def _unsettled_symbols(splits: pd.DataFrame, divs: pa.Table, events: pa.Table, first_new: pd.Series) -> set[str]:
     """Symbols with an action whose session no applied event covers (not applicable yet, or new),
-    or with an applied event that a new bar lands at or before (its closes may change). Compared as
+    or with an applied event that a new bar lands at or before (its closes may change; `first_new`:
+    each symbol's first new bar, as `NewBars.first_dates`). Compared as
     (symbol code, day) integers, the codes in symbol order: the stored tables hold 100k+ rows, in
     (symbol, date) order, so the keys arrive sorted and each look-up is a binary search."""
     action_symbols = pa.chunked_array(_strings(pa.array(splits["symbol"])).chunks + _strings(divs.column("symbol")).chunks,
@@ -360,7 +428,7 @@ def _unsettled_symbols(splits: pd.DataFrame, divs: pa.Table, events: pa.Table, n
     ])))
     event_symbols = _strings(events.column("symbol"))
     event_days = validation.day_numbers(events.column("event_date").to_numpy().astype("datetime64[ns]"))
-    stale = _stale_events(events, new_rows)
+    stale = _stale_events(events, first_new)
     vocabulary = pc.unique(pa.chunked_array(action_symbols.chunks + event_symbols.chunks, type=pa.large_string()))
     vocabulary = vocabulary.take(pc.sort_indices(vocabulary))
     action_keys = validation.symbol_day_keys(pc.index_in(action_symbols, value_set=vocabulary).to_numpy(), action_days)
@@ -381,28 +449,28 @@ def _isin(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
     return pool[at] == values
 
 
-def _stale_events(events: pa.Table, new_rows: pd.DataFrame) -> np.ndarray:
+def _stale_events(events: pa.Table, first_new: pd.Series) -> np.ndarray:
     """`_stale` over a stored events table."""
     stale = np.zeros(events.num_rows, dtype=bool)
-    if new_rows.empty or events.num_rows == 0:
+    if first_new.empty or events.num_rows == 0:
         return stale
     dates = events.column("ex_date")
-    later = pc.fill_null(pc.greater_equal(dates, pa.scalar(new_rows["date"].min(), type=dates.type)), False)
+    later = pc.fill_null(pc.greater_equal(dates, pa.scalar(first_new.min(), type=dates.type)), False)
     maybe = np.flatnonzero(later.to_numpy(zero_copy_only=False))
     if len(maybe):  # only events from the first new bar on can be stale: only those become pandas
         late = events.select(["symbol", "ex_date"]).take(pa.array(maybe)).to_pandas()
-        stale[maybe[_stale(late["symbol"], late["ex_date"], new_rows)]] = True
+        stale[maybe[_stale(late["symbol"], late["ex_date"], first_new)]] = True
     return stale
 
 
-def _stale(symbols: pd.Series, ex_dates: pd.Series, new_rows: pd.DataFrame) -> np.ndarray:
+def _stale(symbols: pd.Series, ex_dates: pd.Series, first_new: pd.Series) -> np.ndarray:
     """For applied events (their symbols, and the dates of the bars their ex closes came from):
-    whether a new bar of the symbol lands at or before that bar. Such a bar changes the close
-    before the session or becomes the first bar on or after it."""
-    if new_rows.empty or symbols.empty:
+    whether a new bar of the symbol (`first_new`: each symbol's first) lands at or before that
+    bar. Such a bar changes the close before the session or becomes the first bar on or after it."""
+    if first_new.empty or symbols.empty:
         return np.zeros(len(symbols), dtype=bool)
-    first_new = symbols.map(new_rows.groupby("symbol")["date"].min())
-    return (first_new.notna() & (ex_dates >= first_new)).to_numpy()
+    first = symbols.astype(object).map(first_new)
+    return (first.notna() & (ex_dates >= first)).to_numpy()
 
 
 def _strings(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
@@ -411,15 +479,10 @@ def _strings(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     return values.cast(pa.large_string()) if values.type != pa.large_string() else values
 
 
-def _known_symbols(raw_files: list[str], new_rows: pd.DataFrame, needed: set[str],
-                   new_symbols: set[str] | None = None) -> set[str]:
-    """Which of the `needed` symbols the lake holds bars of: looked for in the new rows (whose
-    symbols are `new_symbols` when validation listed them), then in the raw files (that symbol
-    list only)."""
-    if not needed or new_rows.empty:
-        known: set[str] = set()
-    else:
-        known = needed & (new_symbols if new_symbols is not None else _symbols(new_rows))
+def _known_symbols(raw_files: list[str], new_symbols: set[str], needed: set[str]) -> set[str]:
+    """Which of the `needed` symbols the lake holds bars of: those among the new rows' symbols
+    (`new_symbols`), then those found in the raw files (that symbol list only)."""
+    known = needed & new_symbols
     missing = needed - known
     if missing and raw_files:
         with duck.cursor() as con:
@@ -447,8 +510,33 @@ def _fresh_rows(stored: pd.DataFrame, merged: pd.DataFrame, columns: tuple[str, 
     """The actions in `merged` that `stored` did not hold."""
     if merged.empty or stored.empty:
         return merged
-    keys = pd.MultiIndex.from_frame(merged[list(columns)])
-    return merged.loc[~keys.isin(pd.MultiIndex.from_frame(stored[list(columns)]))]
+    return merged.loc[~_rows_in(merged, stored, columns)]
+
+
+def _rows_in(frame: pd.DataFrame, other: pd.DataFrame, columns: tuple[str, ...] | list[str]) -> np.ndarray:
+    """Whether each row of `frame` equals some row of `other` in `columns` (a missing value
+    matches only a missing one). A set of tuples: the frames a refreeze compares hold a few
+    thousand rows, where pandas' MultiIndex.isin cost 10-40 ms each time to build."""
+    if frame.empty or other.empty:
+        return np.zeros(len(frame), dtype=bool)
+    held = set(_row_tuples(other, columns))
+    return np.fromiter((row in held for row in _row_tuples(frame, columns)), dtype=bool, count=len(frame))
+
+
+def _row_tuples(frame: pd.DataFrame, columns: tuple[str, ...] | list[str]):
+    """The rows of `frame` as tuples of plain values: strings, dates as int64 nanoseconds (NaT
+    as the smallest int64), floats with NaN as None (so that it equals itself)."""
+    values = []
+    for column in columns:
+        series = frame[column]
+        if pd.api.types.is_datetime64_any_dtype(series.dtype):
+            values.append(series.to_numpy(dtype="datetime64[ns]").view(np.int64).tolist())
+        elif pd.api.types.is_float_dtype(series.dtype):
+            array = series.to_numpy(dtype=np.float64)
+            values.append([None if v != v else v for v in array.tolist()])
+        else:
+            values.append([None if v is None or v != v else str(v) for v in series.tolist()])
+    return zip(*values)
 
 
 def _symbols(frame: pd.DataFrame) -> set[str]:
@@ -482,7 +570,7 @@ def _replace_symbols(stored: pa.Table, fresh: pa.Table, symbols: set[str], keys:
     sort of the kept 100k+ rows."""
     sort_keys = [(k, "ascending") for k in keys]
     fresh = fresh.take(pc.sort_indices(fresh, sort_keys=sort_keys))
-    both = pa.concat_tables([stored, fresh])
+    both = pa.concat_tables([stored, fresh]).combine_chunks()  # a take over many chunks is 4x slower
     names = _strings(stored.column("symbol")).combine_chunks()
     drop = pc.is_in(names, value_set=pa.array(sorted(symbols), pa.large_string())).to_numpy(zero_copy_only=False)
     head, tail = names.slice(0, max(len(names) - 1, 0)), names.slice(1)
@@ -505,7 +593,8 @@ def read_table(root: Path, files: list[FileEntry]) -> pa.Table | None:
     no particular order across files; None when there are none."""
     if not files:
         return None
-    return pa.concat_tables([pq.read_table(root / entry.path, use_threads=False) for entry in files])
+    # (ParquetFile, not pq.read_table: its dataset layer costs more than reading these tables)
+    return pa.concat_tables([pq.ParquetFile(root / entry.path).read(use_threads=False) for entry in files])
 
 
 def _arrow(frame: pd.DataFrame, schema_: pa.Schema | None = None) -> pa.Table:
@@ -567,8 +656,8 @@ def _provenance(
 
 
 def _bars_near_events(
-    root: Path, previous: Manifest | None, new_rows: pd.DataFrame, splits: pd.DataFrame, divs: pd.DataFrame,
-    also: set[str] | None = None, known: pd.DataFrame | None = None, new_row_keys: validation.BarKeys | None = None,
+    root: Path, previous: Manifest | None, new_rows: NewBars, splits: pd.DataFrame, divs: pd.DataFrame,
+    also: set[str] | None = None, known: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, set[str]]:
     """The raw closes the factor computation needs: for each event, the last bar before its
     session and the first bar on or after it; and the symbols whose bars had to be looked up.
@@ -597,9 +686,8 @@ def _bars_near_events(
         known = pd.DataFrame(columns=["symbol", "event_date"])
     if not known.empty:
         known = known[["symbol", "event_date", "prev_date", "close_prev", "ex_date", "close_ex"]]
-        known = known.loc[~_stale(known["symbol"], known["ex_date"], new_rows)]
-        applied = pd.MultiIndex.from_frame(known[["symbol", "event_date"]])
-        sessions = sessions.loc[~pd.MultiIndex.from_frame(sessions[["symbol", "event_date"]]).isin(applied)]
+        known = known.loc[~_stale(known["symbol"], known["ex_date"], new_rows.first_dates)]
+        sessions = sessions.loc[~_rows_in(sessions, known, ["symbol", "event_date"])]
         if also is not None:
             wanted = _symbols(sessions) | also
             known = known.loc[known["symbol"].isin(wanted)]
@@ -609,7 +697,7 @@ def _bars_near_events(
         ]
     if not sessions.empty:
         wanted |= _symbols(sessions)
-        fresh = _rows_around(new_rows[["symbol", "date", "close"]], sessions, new_row_keys)
+        fresh = new_rows.rows_around(sessions)
         parts.append(fresh)
         stored = previous.files_with_role("raw_bars") if previous else []
         if stored:
@@ -683,7 +771,13 @@ def _rows_by_keys(keys: validation.BarKeys, sessions: pd.DataFrame) -> np.ndarra
         inside = (pos >= 0) & (pos < len(keys.keys))
         pos, codes = pos[inside], event_codes[inside]
         picks.append(pos[keys.codes[pos] == codes])
-    return np.unique(np.concatenate(picks))
+    return _sorted_unique(np.concatenate(picks))
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """`np.unique` of int positions by a sort (numpy's hash-based unique took 0.1 s for 250k)."""
+    values = np.sort(values)
+    return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
 
 
 def _stored_bars(root: Path, entries: list[FileEntry], symbols: set[str]) -> pd.DataFrame:
@@ -755,5 +849,5 @@ def _rows_around(bars: pd.DataFrame, sessions: pd.DataFrame, keys: validation.Ba
         inside = (pos >= 0) & (pos < len(keys))
         pos, groups = pos[inside], event_group[inside]
         picks.append(pos[group_of_row[pos] == groups])
-    rows = np.unique(np.concatenate(picks))
+    rows = _sorted_unique(np.concatenate(picks))
     return bars.iloc[rows]

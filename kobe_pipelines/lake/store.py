@@ -49,7 +49,7 @@ from kobe_pipelines.fsutil import atomic_write_bytes, atomic_write_json, atomic_
 from kobe_pipelines.lake import catalog, duck
 from kobe_pipelines.lake.errors import LakeBusyError, LakeCorruptionError, LakeError, LakeVersionNotFound
 from kobe_pipelines.lake.freeze_steps import (
-    DERIVED_ORDER, derive_actions_and_factors, find_new_rows, in_derived_order, read_table,
+    DERIVED_ORDER, NewBars, derive_actions_and_factors, find_new_rows, in_derived_order, read_table,
 )
 from kobe_pipelines.lake.manifest import FileEntry, Manifest, content_hash
 
@@ -302,7 +302,7 @@ class Lake:
         target = self.staging_dir / f"{label}.parquet"
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
-        pq.write_table(_bars_table(frame)[0], tmp)
+        pq.write_table(schema.bars_table(frame), tmp)
         os.replace(tmp, target)
         fsync_dir(target.parent)
         return target
@@ -346,7 +346,7 @@ class Lake:
     # ---- freezing: prepare a candidate, then publish it ---------------------------------------
     def freeze(
         self,
-        bars: pd.DataFrame,
+        bars: pd.DataFrame | pa.Table,
         splits: pd.DataFrame,
         dividends: pd.DataFrame,
         *,
@@ -363,7 +363,7 @@ class Lake:
 
     def prepare(
         self,
-        bars: pd.DataFrame,
+        bars: pd.DataFrame | pa.Table,
         splits: pd.DataFrame,
         dividends: pd.DataFrame,
         *,
@@ -374,13 +374,12 @@ class Lake:
     ) -> Candidate:
         """Validate the inputs and write the new immutable files; publish nothing.
 
-        `bars` may repeat bars already stored (identical values are ignored; different values
-        raise `RawRestatementError`). `splits`/`dividends` are the provider's current view of
-        corporate actions, merged with those stored. Any bad record raises before a version
-        changes; the files written here stay invisible until `publish`.
+        `bars` (a frame or an Arrow table of `schema.BAR_COLUMNS`; Arrow skips pandas for the
+        rows, see `schema.bars_table`) may repeat bars already stored (identical values are
+        ignored; different values raise `RawRestatementError`). `splits`/`dividends` are the
+        provider's current view of corporate actions, merged with those stored. Any bad record
+        raises before a version changes; the files written here stay invisible until `publish`.
         """
-        from kobe_pipelines.data import validation
-
         if dividend_convention not in schema.DIVIDEND_CONVENTIONS:
             raise ConfigError("dividend_convention", f"must be one of {list(schema.DIVIDEND_CONVENTIONS)}", dividend_convention)
         with self._lock():
@@ -389,25 +388,20 @@ class Lake:
             self._hash_cache()  # loaded here, before the writing threads record what they hash
             if previous is not None:
                 self._check_files(previous, reuse=True)
-            bars = schema.normalize_bars(bars)
             stored_raw = previous.files_with_role("raw_bars") if previous else []
             self._created = []
             # The new raw files are written in the background while the actions and factors are
             # derived (which reads only the stored files and the new rows in memory): Parquet
-            # encoding and hashing release the GIL, the derivation is mostly pandas. A first
-            # freeze stores every bar it is given, so its writing starts before the bars are
-            # validated; if anything fails, every file this call created is removed again.
+            # encoding and hashing release the GIL, the derivation is mostly pandas. If anything
+            # fails, every file this call created is removed again.
             with ThreadPoolExecutor(max_workers=2) as background:
                 background.submit(duck.warm)  # the freeze's first look-up then finds DuckDB ready
-                writing = background.submit(self._write_raw, bars) if previous is None else None
+                writing = None
                 try:
-                    bars, keys = validation.validate_bars_keyed(bars, as_of=as_of)
-                    new_rows = find_new_rows(self.root, previous, bars)
-                    if writing is None:
-                        writing = background.submit(self._write_raw, new_rows)
+                    new_rows = find_new_rows(self.root, previous, NewBars.validated(bars, as_of))
+                    writing = background.submit(self._write_raw, new_rows)
                     derived = derive_actions_and_factors(
-                        self.root, previous, stored_raw, new_rows, splits, dividends, dividend_convention,
-                        self._write_derived, new_row_keys=keys if new_rows is bars else None,
+                        self.root, previous, stored_raw, new_rows, splits, dividends, dividend_convention, self._write_derived,
                     )
                     added = writing.result()
                     raw_entries = self._compact_raw(stored_raw, added) if previous is not None else added
@@ -499,19 +493,28 @@ class Lake:
         return self.version(version_id) if version_id else None
 
     # ---- writing immutable files -----------------------------------------------------------
-    def _write_raw(self, new_rows: pd.DataFrame) -> list[FileEntry]:
-        """One content-addressed file per year, rows sorted by (symbol, date). Each year is gathered
-        and written in its own thread (Arrow and Parquet release the GIL)."""
+    def _write_raw(self, new_rows: NewBars) -> list[FileEntry]:
+        """One content-addressed file per year, rows sorted by (symbol, date), symbols as plain
+        strings (Parquet dictionary-encodes each row group with the symbols it holds; the file is
+        then the same whatever encoding the bars came in). Each Arrow chunk is split by year, and
+        each year gathered and written in its own thread (Arrow and Parquet release the GIL)."""
         if new_rows.empty:
             return []
-        table, years = _bars_table(new_rows)
-
-        def write_year(year: int) -> FileEntry:
-            part = table.take(pa.array(np.flatnonzero(years == year)))
-            return self._write_content_file(part, f"raw/bars/year={year}", "", "raw_bars")
-
+        table = new_rows.table
+        years = _years(table.column("date").cast(pa.int32()).to_numpy())
         first = int(years.min())  # the years present, counted (not a set of 12.6M Python ints)
         present = (np.flatnonzero(np.bincount(years - first)) + first).tolist()
+
+        def write_year(year: int) -> FileEntry:
+            pieces, start = [], 0
+            for batch in table.to_batches():  # a take per chunk: on the chunked table it is 4x slower
+                rows = np.flatnonzero(years[start:start + batch.num_rows] == year)
+                start += batch.num_rows
+                if len(rows):
+                    pieces.append(batch.take(pa.array(rows)))
+            part = _plain_symbols(pa.Table.from_batches(pieces).combine_chunks())
+            return self._write_content_file(part, f"raw/bars/year={year}", "", "raw_bars")
+
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
             return list(pool.map(write_year, present))
 
@@ -531,9 +534,8 @@ class Lake:
                 continue
             largest = max(files, key=lambda e: (e.rows, e.path))
             merged = [e for e in files if e is not largest]
-            table = pa.concat_tables([_plain_symbols(pq.read_table(self.abspath(e))) for e in merged])
-            table = _dictionary_symbols(
-                table.take(pc.sort_indices(table, sort_keys=[("symbol", "ascending"), ("date", "ascending")])))
+            table = pa.concat_tables([_plain_symbols(pq.ParquetFile(self.abspath(e)).read()) for e in merged])
+            table = table.take(pc.sort_indices(table, sort_keys=[("symbol", "ascending"), ("date", "ascending")]))
             compacted = self._write_content_file(table, f"raw/bars/{folder}", "", "raw_bars")
             log.info("lake: merged %d raw files of %s into %s", len(merged), folder, compacted.path)
             entries = [e for e in entries if all(e is not m for m in merged)] + [compacted]
@@ -707,58 +709,10 @@ def _stat_key(path: Path) -> tuple[int, int, int]:
     st = path.stat()
     return st.st_ino, st.st_size, st.st_mtime_ns
 
-BARS_ARROW_SCHEMA = pa.schema(
-    [
-        ("symbol", pa.string()),
-        ("date", pa.date32()),
-        ("open", pa.float64()),
-        ("high", pa.float64()),
-        ("low", pa.float64()),
-        ("close", pa.float64()),
-        ("volume", pa.float64()),
-    ]
-)
-
-
-def _bars_table(bars: pd.DataFrame) -> tuple[pa.Table, np.ndarray]:
-    """Bars as an Arrow table sorted by (symbol, date), without pandas metadata (stable bytes),
-    and the year of each row. Input already sorted -- the usual case -- is not sorted again.
-    Symbols are dictionary-encoded: cheap to gather, and stored as Parquet dictionary pages."""
-    fast = _sorted_categorical_table(bars)
-    if fast is not None:
-        return fast
-    if isinstance(bars["symbol"].dtype, pd.CategoricalDtype):  # out of order: the string path sorts
-        bars = bars.assign(symbol=bars["symbol"].astype(str))
-    table = pa.Table.from_arrays(
-        [
-            pc.cast(pa.array(bars["symbol"]), pa.string()),
-            pc.cast(pa.array(bars["date"].to_numpy(dtype="datetime64[ns]")), pa.date32()),
-        ]
-        + [pa.array(bars[c].to_numpy(dtype="float64")) for c in ("open", "high", "low", "close", "volume")],
-        schema=BARS_ARROW_SCHEMA,
-    )
-    if table.num_rows == 0:
-        return table, np.zeros(0, dtype=np.int64)
-    days = table.column("date").combine_chunks().cast(pa.int32()).to_numpy()
-    symbols = table.column("symbol").combine_chunks()
-    head, tail = symbols.slice(0, len(symbols) - 1), symbols.slice(1)
-    same = pc.equal(tail, head).to_numpy(zero_copy_only=False)
-    ordered = pc.all(pc.greater_equal(tail, head)).as_py() is not False and bool(np.all((days[1:] > days[:-1]) | ~same))
-    if not ordered:
-        table = table.take(pc.sort_indices(table, sort_keys=[("symbol", "ascending"), ("date", "ascending")]))
-        days = table.column("date").combine_chunks().cast(pa.int32()).to_numpy()
-    return _dictionary_symbols(table), _years(days)
-
-
-def _dictionary_symbols(table: pa.Table) -> pa.Table:
-    """A raw bars table with its symbols dictionary-encoded (cheap to gather, stored as Parquet
-    dictionary pages)."""
-    encoded = pc.dictionary_encode(table.column("symbol").combine_chunks())
-    return table.set_column(0, pa.field("symbol", encoded.type), encoded)
-
 
 def _plain_symbols(table: pa.Table) -> pa.Table:
-    """A raw bars table with its symbols as plain strings (each file has its own dictionary)."""
+    """A raw bars table with its symbols as plain strings (older lake files stored them
+    dictionary-encoded, one dictionary per file)."""
     return table.set_column(0, pa.field("symbol", pa.string()), table.column("symbol").cast(pa.string()))
 
 
@@ -767,26 +721,3 @@ def _years(days: np.ndarray) -> np.ndarray:
     first = int(days.min())
     lut = np.arange(first, int(days.max()) + 1).astype("datetime64[D]").astype("datetime64[Y]").astype(np.int16) + 1970
     return lut[days - first]
-
-
-def _sorted_categorical_table(bars: pd.DataFrame) -> tuple[pa.Table, np.ndarray] | None:
-    """`_bars_table` for a categorical symbol column already in (symbol, date) order, from the
-    integer codes: the same table (a dictionary of the used symbols in sorted order, int32
-    indices) without comparing or encoding 12.6M strings. None when it does not apply."""
-    coded = schema.sorted_symbol_codes(bars["symbol"]) if len(bars) else None
-    if coded is None:
-        return None
-    codes, categories = coded
-    days = bars["date"].to_numpy(dtype="datetime64[D]").view(np.int64)
-    same = codes[1:] == codes[:-1]
-    if codes.min() < 0 or not (bool(np.all(codes[1:] >= codes[:-1])) and bool(np.all((days[1:] > days[:-1]) | ~same))):
-        return None
-    used = np.bincount(codes, minlength=len(categories)) > 0
-    indices = (np.cumsum(used) - 1).astype(np.int32)[codes]
-    encoded = pa.DictionaryArray.from_arrays(pa.array(indices), pa.array(categories[used].tolist(), pa.string()))
-    table = pa.Table.from_arrays(
-        [encoded, pa.array(days.astype(np.int32), pa.date32())]
-        + [pa.array(bars[c].to_numpy(dtype="float64")) for c in ("open", "high", "low", "close", "volume")],
-        schema=BARS_ARROW_SCHEMA.set(0, pa.field("symbol", encoded.type)),
-    )
-    return table, _years(days)

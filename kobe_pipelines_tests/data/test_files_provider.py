@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from kobe_pipelines.data import schema
 from kobe_pipelines.data.providers.base import MarketDataProvider
 from kobe_pipelines.data.providers.files import FilesProvider, SourceFileError
 
@@ -38,6 +40,19 @@ def _write(folder, name: str, frame: pd.DataFrame, fmt: str, date_column: str, d
     pq.write_table(pa.Table.from_pandas(out, preserve_index=False), folder / f"{name}.parquet")
 
 
+def _daily_bars(provider: FilesProvider, start: str, end: str, as_table: bool) -> pd.DataFrame:
+    """`daily_bars`, or `daily_bars_table` (checked to be Arrow in the bars schema) as a frame."""
+    if not as_table:
+        return provider.daily_bars(start, end)
+    table = provider.daily_bars_table(start, end)
+    assert isinstance(table, pa.Table) and table.schema.names == list(schema.BAR_COLUMNS)
+    assert table.schema.field("date").type == pa.date32() and table.schema.field("close").type == pa.float64()
+    return schema.normalize_bars(table.to_pandas())
+
+
+as_table = pytest.mark.parametrize("as_table", [False, True], ids=["frame", "arrow"])
+
+
 @pytest.fixture(params=["csv", "parquet"])
 def folder(request, tmp_path):
     _write(tmp_path, "bars", BARS, request.param, "date")
@@ -51,8 +66,9 @@ def test_files_provider_when_constructed_then_implements_the_provider_protocol(f
     assert isinstance(provider, MarketDataProvider) and provider.name == "files"
 
 
-def test_daily_bars_when_range_is_given_then_returns_normalized_rows_in_range(folder):
-    bars = FilesProvider(folder).daily_bars("2024-01-03", "2024-01-04")
+@as_table
+def test_daily_bars_when_range_is_given_then_returns_normalized_rows_in_range(folder, as_table):
+    bars = _daily_bars(FilesProvider(folder), "2024-01-03", "2024-01-04", as_table)
     assert list(bars.columns) == ["symbol", "date", "open", "high", "low", "close", "volume"]
     assert str(bars["date"].dtype) == "datetime64[ns]" and str(bars["volume"].dtype) == "float64"
     assert sorted(zip(bars["symbol"], bars["date"].dt.strftime("%Y-%m-%d"), bars["close"])) == [
@@ -69,10 +85,11 @@ def test_splits_and_dividends_when_range_is_given_then_filter_by_their_own_dates
     assert dividends["ex_dividend_date"].tolist() == [pd.Timestamp("2024-01-04")]
 
 
+@as_table
 @pytest.mark.parametrize("date_type", ["date", "timestamp", "string"])
-def test_daily_bars_when_parquet_dates_have_any_type_then_range_filter_is_the_same(tmp_path, date_type):
+def test_daily_bars_when_parquet_dates_have_any_type_then_range_filter_is_the_same(tmp_path, date_type, as_table):
     _write(tmp_path, "bars", BARS, "parquet", "date", date_type)
-    bars = FilesProvider(tmp_path).daily_bars("2024-01-04", "2024-01-04")
+    bars = _daily_bars(FilesProvider(tmp_path), "2024-01-04", "2024-01-04", as_table)
     assert sorted(bars["symbol"]) == ["AAA", "TRUE"] and set(bars["date"]) == {pd.Timestamp("2024-01-04")}
 
 
@@ -83,16 +100,18 @@ def test_splits_and_dividends_when_their_files_are_absent_then_empty_frames_with
     assert list(provider.dividends("2024-01-01", "2024-12-31").columns) == ["symbol", "ex_dividend_date", "cash_amount"]
 
 
-def test_daily_bars_when_bars_file_is_missing_then_error_names_the_file(tmp_path):
+@as_table
+def test_daily_bars_when_bars_file_is_missing_then_error_names_the_file(tmp_path, as_table):
     with pytest.raises(SourceFileError, match=r"bars\.csv.*bars\.csv or bars\.parquet"):
-        FilesProvider(tmp_path).daily_bars("2024-01-01", "2024-12-31")
+        _daily_bars(FilesProvider(tmp_path), "2024-01-01", "2024-12-31", as_table)
 
 
+@as_table
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_daily_bars_when_a_column_is_missing_then_error_names_file_and_column(tmp_path, fmt):
+def test_daily_bars_when_a_column_is_missing_then_error_names_file_and_column(tmp_path, fmt, as_table):
     _write(tmp_path, "bars", BARS.drop(columns=["volume"]), fmt, "date")
     with pytest.raises(SourceFileError) as info:
-        FilesProvider(tmp_path).daily_bars("2024-01-01", "2024-12-31")
+        _daily_bars(FilesProvider(tmp_path), "2024-01-01", "2024-12-31", as_table)
     assert info.value.path.name == f"bars.{fmt}"
     assert "missing column(s) ['volume']" in str(info.value)
 
@@ -111,10 +130,11 @@ def test_daily_bars_when_both_csv_and_parquet_exist_then_refuses_to_guess(tmp_pa
         FilesProvider(tmp_path).daily_bars("2024-01-01", "2024-12-31")
 
 
-def test_daily_bars_when_parquet_is_corrupt_then_error_names_the_file(tmp_path):
+@as_table
+def test_daily_bars_when_parquet_is_corrupt_then_error_names_the_file(tmp_path, as_table):
     (tmp_path / "bars.parquet").write_bytes(b"PAR1 this is not parquet")
     with pytest.raises(SourceFileError, match=r"bars\.parquet.*not a readable Parquet file"):
-        FilesProvider(tmp_path).daily_bars("2024-01-01", "2024-12-31")
+        _daily_bars(FilesProvider(tmp_path), "2024-01-01", "2024-12-31", as_table)
 
 
 def test_files_provider_when_folder_does_not_exist_then_error_names_it(tmp_path):
@@ -122,12 +142,31 @@ def test_files_provider_when_folder_does_not_exist_then_error_names_it(tmp_path)
         FilesProvider(tmp_path / "nowhere")
 
 
-def test_daily_bars_when_a_price_is_not_a_number_then_it_becomes_nan_for_validation_to_name(tmp_path):
+@as_table
+def test_daily_bars_when_a_price_is_not_a_number_then_it_becomes_nan_for_validation_to_name(tmp_path, as_table):
     bad = BARS.astype({"close": object})
     bad.loc[1, "close"] = "abc"
     _write(tmp_path, "bars", bad, "csv", "date")
-    bars = FilesProvider(tmp_path).daily_bars("2024-01-01", "2024-12-31")
+    bars = _daily_bars(FilesProvider(tmp_path), "2024-01-01", "2024-12-31", as_table)
     assert bars["close"].isna().tolist() == [False, True, False, False, False, False]
+
+
+@as_table
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_daily_bars_when_a_bar_has_no_date_then_it_is_kept_and_the_freeze_names_it(tmp_path, fmt, as_table):
+    # outside every date range, but dropping it would lose a row of the user's file without a word
+    from kobe_pipelines.data.validation import BarValidationError
+    from kobe_pipelines.lake import Lake
+
+    _write(tmp_path, "bars", BARS.assign(date=BARS["date"].where(BARS.index != 4, None)), fmt, "date")
+    provider = FilesProvider(tmp_path)
+    bars = _daily_bars(provider, "2024-01-03", "2024-01-04", as_table)
+    assert sorted(zip(bars["symbol"], bars["date"].dt.strftime("%m-%d").fillna("none"))) == [
+        ("AAA", "01-03"), ("AAA", "01-04"), ("TRUE", "01-04"), ("TRUE", "none")]
+    source = provider.daily_bars_table if as_table else provider.daily_bars
+    with pytest.raises(BarValidationError) as info:
+        Lake(tmp_path / "lake").freeze(source("2024-01-02", "2024-01-04"), SPLITS.iloc[:0], DIVIDENDS.iloc[:0], provider="files")
+    assert (info.value.record, info.value.field) == ("TRUE <no date>", "date")
 
 
 def test_freeze_when_the_same_data_comes_as_csv_or_parquet_then_same_content_hash(tmp_path):
@@ -145,9 +184,10 @@ def test_freeze_when_the_same_data_comes_as_csv_or_parquet_then_same_content_has
         provider = FilesProvider(source)
         bars = provider.daily_bars("2024-01-02", "2024-01-04")
         assert isinstance(bars["symbol"].dtype, pd.CategoricalDtype) == (fmt == "parquet")
-        result = Lake(tmp_path / f"lake-{fmt}").freeze(
-            bars, provider.splits("2024-01-02", "2024-01-04"), provider.dividends("2024-01-02", "2024-01-04"),
-            provider="files",
-        )
-        hashes[fmt] = result.version.content_hash
-    assert hashes["csv"] == hashes["parquet"]
+        for kind, given in (("frame", bars), ("arrow", provider.daily_bars_table("2024-01-02", "2024-01-04"))):
+            result = Lake(tmp_path / f"lake-{fmt}-{kind}").freeze(
+                given, provider.splits("2024-01-02", "2024-01-04"), provider.dividends("2024-01-02", "2024-01-04"),
+                provider="files",
+            )
+            hashes[fmt, kind] = result.version.content_hash
+    assert len(set(hashes.values())) == 1, hashes

@@ -3,6 +3,8 @@ recomputes, how it merges splits, and which derived tables it writes at all."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -16,7 +18,7 @@ from kobe_pipelines.data.validation import ActionValidationError, validate_split
 from kobe_pipelines.lake import Lake, store
 from kobe_pipelines.lake import freeze_steps
 from kobe_pipelines.lake.freeze_steps import (
-    _added_events, _fresh_rows, _isin, _known_symbols, _merge_splits, _replace_symbols, _union, _unsettled_symbols,
+    NewBars, _added_events, _fresh_rows, _isin, _known_symbols, _merge_splits, _replace_symbols, _union, _unsettled_symbols,
 )
 
 from .conftest import sim_inputs
@@ -40,10 +42,13 @@ def test_isin_then_same_as_numpy(values, pool):
 
 @pytest.mark.parametrize("categorical", [False, True])
 def test_known_symbols_when_no_raw_file_then_the_asked_symbols_that_have_new_rows(categorical):
-    frame = pd.DataFrame({"symbol": ["B", "A", "B"]})
-    if categorical:  # "C" is a category without rows
+    frame = pd.DataFrame({"symbol": ["B", "A", "B"], "date": pd.to_datetime(["2024-01-02", "2024-01-02", "2024-01-03"]),
+                          "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0})
+    if categorical:  # "C" is a category without rows: it has no bars
         frame["symbol"] = pd.Categorical(frame["symbol"], categories=["C", "B", "A"])
-    assert _known_symbols([], frame, {"A", "C", "Z"}) == {"A"}
+    new = NewBars.validated(frame, as_of=dt.date(2024, 1, 31))
+    assert new.symbols == {"A", "B"}
+    assert _known_symbols([], new.symbols, {"A", "C", "Z"}) == {"A"}
 
 
 # ---- `_unsettled_symbols`: which symbols a refreeze recomputes -----------------------------------
@@ -75,15 +80,13 @@ def test_unsettled_symbols_then_same_as_a_plain_comparison(split_rows, div_rows,
     events = pa.table({"symbol": pa.array([s for s, _, _ in event_rows], pa.large_string()),
                        "event_date": pa.array([_next_session(d) for _, d, _ in event_rows], pa.timestamp("ns")),
                        "ex_date": pa.array([_ex_date(d, gap) for _, d, gap in event_rows], pa.timestamp("ns"))})
-    new_rows = pd.DataFrame(bar_rows, columns=["symbol", "date"]).astype({"symbol": str, "date": "datetime64[ns]"})
-
     first_new = {s: min(d for t, d in bar_rows if t == s) for s, _ in bar_rows}
     # stale: a new bar at or before the bar the event's ex close came from
     stale = {(s, _next_session(d)) for s, d, gap in event_rows if s in first_new and _ex_date(d, gap) >= first_new[s]}
     applied = {(s, _next_session(d)) for s, d, _ in event_rows}
     actions = split_rows + div_rows
     expected = {s for s, d in actions if (s, _next_session(d)) not in applied} | {s for s, _ in stale}
-    assert _unsettled_symbols(splits, divs, events, new_rows) == expected
+    assert _unsettled_symbols(splits, divs, events, pd.Series(first_new, dtype="datetime64[ns]")) == expected
 
 
 # ---- `_merge_splits`: only the symbols with a new split are validated again ----------------------

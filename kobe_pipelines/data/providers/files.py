@@ -13,7 +13,9 @@ split_from=1, split_to=4; cash_amount is USD per share of the ex-date. Extra col
 Values are not judged here: the lake's freeze validates every row (`data.validation`).
 
 Parquet files are read with pyarrow, only the needed columns, and the date range is pushed down
-as a row filter when the date column is a date or timestamp type.
+as a row filter when the date column is a date or timestamp type. `daily_bars_table` gives the
+bars as an Arrow table, which `Lake.freeze` takes as it is: a history of millions of bars is
+then never copied into pandas.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -56,6 +59,24 @@ class FilesProvider:
     def daily_bars(self, start: dt.date | str, end: dt.date | str) -> pd.DataFrame:
         return self._table("bars", schema.BAR_COLUMNS, "date", start, end, schema.normalize_bars, schema.empty_bars)
 
+    def daily_bars_table(self, start: dt.date | str, end: dt.date | str) -> pa.Table:
+        """`daily_bars` as an Arrow table in `schema.BARS_ARROW_SCHEMA` (symbols dictionary-encoded
+        when they come from a Parquet file)."""
+        path = self._bars_file()
+        lo, hi = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
+        if path.suffix == ".parquet":
+            table = _read_parquet_table(path, schema.BAR_COLUMNS, "date", lo, hi, symbols_as_dictionary=True)
+        else:
+            table = _read_csv_table(path, schema.BAR_COLUMNS)
+        try:
+            table = schema.bars_table(table)
+        except (ValueError, TypeError, pa.ArrowException) as exc:
+            raise SourceFileError(path, f"cannot be read as bars: {exc}") from exc
+        dates = table.column("date")
+        # a bar without a date is kept: validation names it
+        within = pc.fill_null(pc.and_(pc.greater_equal(dates, pa.scalar(lo.date())), pc.less_equal(dates, pa.scalar(hi.date()))), True)
+        return table if pc.all(within).as_py() else table.filter(within)
+
     def splits(self, start: dt.date | str, end: dt.date | str) -> pd.DataFrame:
         return self._table(
             "splits", schema.SPLIT_COLUMNS, "execution_date", start, end, schema.normalize_splits, schema.empty_splits
@@ -76,24 +97,29 @@ class FilesProvider:
         normalize: Callable[[pd.DataFrame], pd.DataFrame],
         empty: Callable[[], pd.DataFrame],
     ) -> pd.DataFrame:
-        path = self._find(name)
+        path = self._bars_file() if name == "bars" else self._find(name)
         if path is None:
-            if name == "bars":
-                raise SourceFileError(
-                    self.folder / "bars.csv", f"missing: the folder needs bars.csv or bars.parquet with columns {list(columns)}"
-                )
             return empty()
         lo, hi = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
         if path.suffix == ".parquet":
-            frame = _read_parquet(path, columns, date_column, lo, hi, symbols_as_categories=name == "bars")
+            frame = _frame(_read_parquet_table(path, columns, date_column, lo, hi, symbols_as_dictionary=name == "bars"))
         else:
-            frame = _read_csv(path, columns)
+            frame = _frame(_read_csv_table(path, columns))
         try:
             frame = normalize(frame)
         except (ValueError, TypeError) as exc:  # e.g. a date column that is not dates
             raise SourceFileError(path, f"cannot be read as {name}: {exc}") from exc
-        within = (frame[date_column] >= lo) & (frame[date_column] <= hi)
+        dates = frame[date_column]
+        within = ((dates >= lo) & (dates <= hi)) | dates.isna()  # a row without a date is kept: validation names it
         return frame if within.all() else frame.loc[within].reset_index(drop=True)
+
+    def _bars_file(self) -> Path:
+        path = self._find("bars")
+        if path is None:
+            raise SourceFileError(
+                self.folder / "bars.csv", f"missing: the folder needs bars.csv or bars.parquet with columns {list(schema.BAR_COLUMNS)}"
+            )
+        return path
 
     def _find(self, name: str) -> Path | None:
         found = [self.folder / f"{name}{suffix}" for suffix in SUFFIXES if (self.folder / f"{name}{suffix}").exists()]
@@ -108,63 +134,84 @@ def _missing_columns(path: Path, have: list[str], columns: tuple[str, ...]) -> N
         raise SourceFileError(path, f"missing column(s) {missing}; it has {have}, needs {list(columns)}")
 
 
-def _read_parquet(
-    path: Path, columns: tuple[str, ...], date_column: str, lo: pd.Timestamp, hi: pd.Timestamp,
-    symbols_as_categories: bool = False,
-) -> pd.DataFrame:
-    try:
-        file_schema = pq.read_schema(path)
-        _missing_columns(path, list(file_schema.names), columns)
-        date_type = file_schema.field(date_column).type
-        filters = None
-        if _all_rows_within(path, date_column, lo, hi):
-            pass  # a row filter would cost a pass over every row and drop nothing
-        elif pa.types.is_date(date_type):
-            filters = [(date_column, ">=", lo.date()), (date_column, "<=", hi.date())]
-        elif pa.types.is_timestamp(date_type) and date_type.tz is None:
-            # Whole-day bounds: a timestamp column may carry times of day.
-            filters = [(date_column, ">=", lo.to_pydatetime()), (date_column, "<", (hi + pd.Timedelta(days=1)).to_pydatetime())]
-        # Bars' symbols straight from the file's dictionary pages into a categorical column: no
-        # string per row, and the freeze works on its integer codes (schema.sorted_symbol_codes).
-        symbol_type = file_schema.field("symbol").type
-        text = pa.types.is_string(symbol_type) or pa.types.is_large_string(symbol_type)
-        dictionary = ["symbol"] if symbols_as_categories and text else None
-        table = pq.read_table(path, columns=list(columns), filters=filters, read_dictionary=dictionary)
-    except (pa.ArrowException, OSError) as exc:
-        raise SourceFileError(path, f"is not a readable Parquet file ({exc})") from exc
+def _frame(table: pa.Table) -> pd.DataFrame:
     # One block per column and the Arrow buffers released as they convert: no 2-D float block
     # copy, and half the peak memory on a 12.6M-bar file.
     return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
-def _all_rows_within(path: Path, date_column: str, lo: pd.Timestamp, hi: pd.Timestamp) -> bool:
-    """Whether the row-group statistics prove every date of the file lies in [lo, hi]."""
-    metadata = pq.ParquetFile(path).metadata
-    index = metadata.schema.to_arrow_schema().get_field_index(date_column)
+def _read_parquet_table(
+    path: Path, columns: tuple[str, ...], date_column: str, lo: pd.Timestamp, hi: pd.Timestamp,
+    symbols_as_dictionary: bool = False,
+) -> pa.Table:
+    """The `columns` of a Parquet file, the rows of [lo, hi] only when its dates are dates or
+    timestamps (other types are filtered after normalizing). Row groups whose statistics put
+    every date outside the range are not read; the rest are filtered in Arrow. A row without a
+    date is kept: validation names it. (pyarrow's `read_table` does the same through its dataset
+    layer, which costs a tenth of a second to load in a fresh process.)"""
+    try:
+        file = pq.ParquetFile(path)
+        file_schema = file.schema_arrow
+        _missing_columns(path, list(file_schema.names), columns)
+        # Bars' symbols straight from the file's dictionary pages: no string per row (in pandas a
+        # categorical column), and the freeze works on their integer codes.
+        symbol_type = file_schema.field("symbol").type
+        if symbols_as_dictionary and (pa.types.is_string(symbol_type) or pa.types.is_large_string(symbol_type)):
+            file = pq.ParquetFile(path, read_dictionary=["symbol"])
+        date_type = file_schema.field(date_column).type
+        if pa.types.is_date(date_type):
+            first, after = pa.scalar(lo.date(), date_type), pa.scalar(hi.date(), date_type)
+            upper = pc.less_equal
+        elif pa.types.is_timestamp(date_type) and date_type.tz is None:
+            # Whole-day bounds: a timestamp column may carry times of day.
+            first = pa.scalar(lo.to_pydatetime(), date_type)
+            after, upper = pa.scalar((hi + pd.Timedelta(days=1)).to_pydatetime(), date_type), pc.less
+        else:
+            return file.read(columns=list(columns))
+        groups, inside = _row_groups_within(file.metadata, file_schema.get_field_index(date_column), lo, hi)
+        table = file.read_row_groups(groups, columns=list(columns))
+    except (pa.ArrowException, OSError) as exc:
+        raise SourceFileError(path, f"is not a readable Parquet file ({exc})") from exc
+    if inside:
+        return table  # a row filter would cost a pass over every row and drop nothing
+    dates = table.column(date_column)
+    within = pc.fill_null(pc.and_(pc.greater_equal(dates, first), upper(dates, after)), True)
+    return table if pc.all(within).as_py() else table.filter(within)
+
+
+def _row_groups_within(metadata: pq.FileMetaData, index: int, lo: pd.Timestamp, hi: pd.Timestamp
+                       ) -> tuple[list[int], bool]:
+    """The row groups that may hold a date in [lo, hi] (or a missing date), by their statistics,
+    and whether those prove every row of them lies in the range."""
+    end = hi + pd.Timedelta(days=1)
+    groups, inside = [], True
     for i in range(metadata.num_row_groups):
         stats = metadata.row_group(i).column(index).statistics
         if stats is None or not stats.has_min_max or stats.null_count:
-            return False
+            groups.append(i)
+            inside = False
+            continue
         try:
-            if pd.Timestamp(stats.min) < lo or pd.Timestamp(stats.max) >= hi + pd.Timedelta(days=1):
-                return False
-        except (TypeError, ValueError):  # dates stored as text, or of a type without a timestamp
-            return False
-    return True
+            first, last = pd.Timestamp(stats.min), pd.Timestamp(stats.max)
+        except (TypeError, ValueError):
+            groups.append(i)
+            inside = False
+            continue
+        if last >= lo and first < end:
+            groups.append(i)
+            inside = inside and first >= lo and last < end
+    return groups, inside
 
 
-def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+def _read_csv_table(path: Path, columns: tuple[str, ...]) -> pa.Table:
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             header = [h.strip() for h in next(csv.reader(handle), [])]
         _missing_columns(path, header, columns)
-        table = pacsv.read_csv(
+        return pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
             convert_options=pacsv.ConvertOptions(include_columns=list(columns), column_types={"symbol": pa.string()}),
         )
     except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
         raise SourceFileError(path, f"is not a readable CSV file ({exc})") from exc
-    # One block per column and the Arrow buffers released as they convert: no 2-D float block
-    # copy, and half the peak memory on a 12.6M-bar file.
-    return table.to_pandas(split_blocks=True, self_destruct=True)
