@@ -6,6 +6,7 @@ import datetime as dt
 from functools import lru_cache
 
 import exchange_calendars as xcals
+import numpy as np
 import pandas as pd
 
 EXCHANGE = "XNYS"
@@ -17,6 +18,16 @@ def xnys() -> xcals.ExchangeCalendar:
     # exchange-calendars' default window starts 20 years back; ask for more so long
     # simulated histories and old reference data fit.
     return xcals.get_calendar(EXCHANGE, start="1990-01-02")
+
+
+@lru_cache(maxsize=1)
+def next_session_days() -> tuple[int, np.ndarray]:
+    """For every calendar day from the calendar's first session to its last, the day number
+    (days since 1970-01-01) of the session on it or the next one after it: (the first day's
+    number, that table). A look-up table, so mapping 100k+ action dates is one gather."""
+    days = xnys().sessions.to_numpy(dtype="datetime64[D]").view(np.int64)
+    every_day = np.arange(days[0], days[-1] + 1)
+    return int(days[0]), days[np.searchsorted(days, every_day, side="left")]
 
 
 def sessions(start: dt.date | str, end: dt.date | str) -> pd.DatetimeIndex:

@@ -51,6 +51,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
 )
 _VIEW_PRICE_FACTOR = {"split": "split_factor", "total": "price_factor"}
 _FAR_FUTURE_DAY = np.iinfo(np.int32).max
+_NS_PER_DAY = 86_400_000_000_000
 
 
 class Adjustment(NamedTuple):
@@ -92,10 +93,21 @@ def effective_sessions(dates: pd.Series | np.ndarray) -> np.ndarray:
     """Each date's XNYS session, or the next one after a weekend or holiday (the vectorized
     `market_calendar.next_session_on_or_after`). Dates outside the calendar's range are kept."""
     values = np.asarray(dates, dtype="datetime64[ns]")
-    sessions = market_calendar.xnys().sessions.to_numpy(dtype="datetime64[ns]")
-    inside = (values >= sessions[0]) & (values <= sessions[-1])
+    first, table = market_calendar.next_session_days()
+    ns = values.view(np.int64)
+    days = ns // _NS_PER_DAY
+    offset = days - first
+    # midnights inside the calendar (NaT is far below it) through the table; anything else as given,
+    # or, for a time of day inside the range, by a search (never met: dates are normalized)
+    inside = (offset >= 0) & (offset < len(table))
     out = values.copy()
-    out[inside] = sessions[np.searchsorted(sessions, values[inside], side="left")]
+    at_midnight = inside & (days * _NS_PER_DAY == ns)
+    out[at_midnight] = (table[offset[at_midnight]] * _NS_PER_DAY).view("datetime64[ns]")
+    timed = inside & ~at_midnight
+    if timed.any():
+        sessions = market_calendar.xnys().sessions.to_numpy(dtype="datetime64[ns]")
+        found = np.searchsorted(sessions, values[timed], side="left")
+        out[timed] = np.where(found < len(sessions), sessions[np.minimum(found, len(sessions) - 1)], values[timed])
     return out
 
 
