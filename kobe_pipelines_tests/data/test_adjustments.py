@@ -83,6 +83,16 @@ def test_compute_factors_when_two_dividends_share_an_ex_date_then_amounts_add_up
     assert events[["kind", "cash_amount"]].values.tolist() == [["dividend", 2.5]]
 
 
+def test_compute_factors_when_three_dividends_share_an_ex_date_then_amounts_add_up(make_bars):
+    # 0.5 + 1.0 + 1.0 = 2.5 on 2024-01-04 (more than two amounts on a session take the grouped
+    # sum): crsp q = 1 - 2.5/50 = 0.95; closes 49, 50 -> 46.55, 47.5
+    bars = make_bars("AAA", JAN, [49.0, 50.0, 47.5, 48.0])
+    dividends = dividends_frame([("AAA", "2024-01-04", 1.0), ("AAA", "2024-01-04", 0.5), ("AAA", "2024-01-04", 1.0)])
+    factors, events = compute_factors(bars, NO_SPLITS, dividends)
+    assert _closes(apply_factors(bars, factors, "total")) == pytest.approx([46.55, 47.5, 47.5, 48.0], rel=1e-14)
+    assert events[["kind", "cash_amount"]].values.tolist() == [["dividend", 2.5]]
+
+
 def test_compute_factors_when_special_dividend_is_a_quarter_of_the_price_then_it_counts(make_bars):
     # $10 special on a $40 close: crsp q = 1 - 10/40 = 0.75; closes 40, 40 -> 30, 30
     bars = make_bars("AAA", JAN, [40.0, 40.0, 30.5, 31.0])
