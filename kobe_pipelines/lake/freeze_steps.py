@@ -219,19 +219,25 @@ def derive_actions_and_factors(
                 return lambda: stored[role] if stored[role] is not None else provenance.table()
             return lambda: stored[role]
 
-        changes = {role: change for role, change in zip(_ROLES[:3], action_changes) if change is not None}
-        writing = {role: pool.submit(_settle, change, kept[role], role, write, rows_of(role))
-                   for role, change in changes.items()}
+        writing = {}
+
+        def start(role: str, change: _Change) -> None:
+            writing[role] = pool.submit(_settle, change, kept[role], role, write, rows_of(role))
+
+        for role, change in zip(_ROLES[:3], action_changes):
+            if change is not None:
+                start(role, change)
         stored |= {role: reading[role].result() for role in _ROLES[3:]}
         if _factors_reusable(previous, convention) and stored["factors"] is not None \
                 and _events_with_ex_dates(stored["adjustment_events"]):
+            # the factor table is written while the events are compared
             factors, events = _refreshed_factors(root, previous, new_rows, actions, stored["factors"],
-                                                 stored["adjustment_events"], convention)
+                                                 stored["adjustment_events"], convention, lambda c: start("factors", c))
         else:
             factors, events = _all_factors(root, previous, new_rows, actions, stored["adjustment_events"], convention)
         for role, change in (("factors", factors), ("adjustment_events", events)):
-            if change is not None:
-                writing[role] = pool.submit(_settle, change, kept[role], role, write, rows_of(role))
+            if change is not None and role not in writing:
+                start(role, change)
         entries = [entry for role in _ROLES for entry in (writing[role].result() if role in writing else kept[role])]
     if events is None:
         all_events = stored["adjustment_events"]
@@ -361,11 +367,13 @@ def _not_stored(stored: pa.Table | None, fetched: pd.DataFrame, columns: tuple[s
 def _refreshed_factors(
     root: Path, previous: Manifest, new_rows: NewBars,
     actions: _Actions, stored_factors: pa.Table, stored_events: pa.Table, convention: str,
+    factors_ready: Callable[[_Change], None] = lambda change: None,
 ) -> tuple[_Change | None, _Change | None]:
     """The previous version's factors and events with those of the symbols that can differ
     recomputed: a symbol with a new action, with an action not applied yet, or with an applied
     event that a new bar lands at or before. (None, None) when no symbol can differ. The events
-    change by the new rows alone when every stored event of those symbols came out as it was."""
+    change by the new rows alone when every stored event of those symbols came out as it was.
+    `factors_ready` is given the factors' change as soon as it is known."""
     redo = _symbols(actions.fresh_splits) | _symbols(actions.fresh_dividends) \
         | _unsettled_symbols(actions.splits, actions.dividends, stored_events, new_rows.first_dates)
     if not redo:
@@ -376,29 +384,49 @@ def _refreshed_factors(
     known = _only_table(stored_events, redo)
     bars_near, _ = _bars_near_events(root, previous, new_rows, splits, divs, also=redo, known=known.to_pandas())
     part = adjustments.compute_factors(bars_near, splits, divs, convention=convention)
-    factors = _replace_symbols(stored_factors, _arrow(part.factors, stored_factors.schema), redo, DERIVED_ORDER["factors"])
+    factors = _Change(_replace_symbols(stored_factors, _arrow(part.factors, stored_factors.schema), redo,
+                                       DERIVED_ORDER["factors"]))
+    factors_ready(factors)
     events = _arrow(part.events, stored_events.schema)
     added = _added_events(known, events)
     if added is None:
         # (sorted by the writer: stored events spread over files need not be in order)
-        return _Change(factors), _Change(_replace_symbols(stored_events, events, redo, _EVENT_KEYS), ordered=False)
-    return _Change(factors), (_Change(added, append=True) if added.num_rows else None)
+        return factors, _Change(_replace_symbols(stored_events, events, redo, _EVENT_KEYS), ordered=False)
+    return factors, (_Change(added, append=True) if added.num_rows else None)
 
 
 def _added_events(stored: pa.Table, recomputed: pa.Table) -> pa.Table | None:
     """The rows of `recomputed` (some symbols' events) that `stored` (the same symbols' stored
     events) lacks, or None when a stored event changed or went (then the table is rewritten)."""
-    old, new = stored.to_pandas(), recomputed.to_pandas()
-    position = {key: i for i, key in enumerate(_row_tuples(new, _EVENT_KEYS))}
-    matched = [position.get(key) for key in _row_tuples(old, _EVENT_KEYS)]
+    position = {key: i for i, key in enumerate(_key_tuples(recomputed, _EVENT_KEYS))}
+    matched = [position.get(key) for key in _key_tuples(stored, _EVENT_KEYS)]
     if None in matched:
         return None
-    values = [c for c in old.columns if c not in _EVENT_KEYS]
-    if list(_row_tuples(old, values)) != list(_row_tuples(new.iloc[matched], values)):
+    again = recomputed.take(pa.array(matched, pa.int64()))
+    if not all(_same_values(stored.column(c), again.column(c)) for c in stored.column_names if c not in _EVENT_KEYS):
         return None
-    added = np.ones(len(new), dtype=bool)
+    added = np.ones(recomputed.num_rows, dtype=bool)
     added[matched] = False
     return recomputed.filter(pa.array(added))
+
+
+def _key_tuples(table: pa.Table, columns: list[str]):
+    """The rows of `table`'s `columns` as tuples (timestamps as int64)."""
+    values = []
+    for column in columns:
+        array = table.column(column)
+        values.append((array.cast(pa.int64()) if pa.types.is_timestamp(array.type) else array).to_pylist())
+    return zip(*values)
+
+
+def _same_values(a: pa.ChunkedArray, b: pa.ChunkedArray) -> bool:
+    """Whether two columns hold the same values row by row (a missing value only where the other
+    is missing, NaN only where the other is NaN)."""
+    same = pc.fill_null(pc.equal(a, b), False)
+    same = pc.or_(same, pc.and_(pc.is_null(a), pc.is_null(b)))
+    if pa.types.is_floating(a.type):
+        same = pc.or_(same, pc.fill_null(pc.and_(pc.is_nan(a), pc.is_nan(b)), False))
+    return bool(pc.all(same).as_py() is not False)
 
 
 def _all_factors(
@@ -741,20 +769,25 @@ def _stored_rows_around(root: Path, stored: list[FileEntry], sessions: pd.DataFr
 
 def _nearest_sides(bars: pd.DataFrame, sessions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """For each session: the date of the symbol's last bar in `bars` before it (NaT-like minimum
-    when none) and of its first bar on or after it (maximum when none)."""
+    when none) and of its first bar on or after it (maximum when none). One binary search of
+    (symbol, day) keys."""
     lowest, highest = np.datetime64("1677-09-22", "ns"), np.datetime64("2262-04-10", "ns")
     before = np.full(len(sessions), lowest)
     after = np.full(len(sessions), highest)
-    if bars.empty:
+    if bars.empty or sessions.empty:
         return before, after
-    ordered = bars.sort_values(["symbol", "date"], kind="stable")
-    events = sessions.reset_index(drop=True).assign(_i=np.arange(len(sessions))).sort_values("event_date", kind="stable")
-    left = pd.merge_asof(events, ordered.rename(columns={"date": "_d"})[["symbol", "_d"]].sort_values("_d"),
-                         left_on="event_date", right_on="_d", by="symbol", direction="backward", allow_exact_matches=False)
-    right = pd.merge_asof(events, ordered.rename(columns={"date": "_d"})[["symbol", "_d"]].sort_values("_d"),
-                          left_on="event_date", right_on="_d", by="symbol", direction="forward", allow_exact_matches=True)
-    before[left["_i"].to_numpy()] = left["_d"].fillna(pd.Timestamp(lowest)).to_numpy(dtype="datetime64[ns]")
-    after[right["_i"].to_numpy()] = right["_d"].fillna(pd.Timestamp(highest)).to_numpy(dtype="datetime64[ns]")
+    codes, _ = pd.factorize(pd.concat([bars["symbol"].astype(str), sessions["symbol"].astype(str)], ignore_index=True))
+    bar_dates = bars["date"].to_numpy(dtype="datetime64[ns]")
+    keys = validation.symbol_day_keys(codes[:len(bars)], validation.day_numbers(bar_dates))
+    order = np.argsort(keys, kind="stable")
+    keys, bar_codes, bar_dates = keys[order], codes[:len(bars)][order], bar_dates[order]
+    event_codes = codes[len(bars):]
+    at = np.searchsorted(keys, validation.symbol_day_keys(event_codes, validation.day_numbers(sessions["event_date"])))
+    prev, nxt = np.maximum(at - 1, 0), np.minimum(at, len(keys) - 1)
+    has_prev = (at > 0) & (bar_codes[prev] == event_codes)
+    has_next = (at < len(keys)) & (bar_codes[nxt] == event_codes)
+    before[has_prev] = bar_dates[prev[has_prev]]
+    after[has_next] = bar_dates[nxt[has_next]]
     return before, after
 
 
