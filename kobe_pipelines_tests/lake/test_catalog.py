@@ -80,7 +80,7 @@ def test_catalog_when_view_definitions_changed_then_carried_versions_are_rebound
     assert len(old_schema) == 3 and all("123456789" in sql for sql in old_schema)
 
 
-def test_catalog_when_a_version_is_added_then_only_its_views_and_main_are_bound(tmp_path, sim, monkeypatch):
+def test_catalog_when_a_version_is_added_then_only_its_views_are_bound_and_main_reads_them(tmp_path, sim, monkeypatch):
     lake = Lake(tmp_path / "lake")
     _freezes(lake, sim, ["2021-06-28", "2021-06-29"])
     bound = []
@@ -88,4 +88,10 @@ def test_catalog_when_a_version_is_added_then_only_its_views_and_main_are_bound(
     monkeypatch.setattr(catalog, "create_views", lambda con, root, files, schema_name, database=None:
                         bound.append(schema_name) or original(con, root, files, schema_name, database))
     _freezes(lake, sim, ["2021-06-30"])
-    assert bound == ["main", lake.current_version_id()]
+    current = lake.current_version_id()
+    assert bound == [current]
+    with duckdb.connect(str(lake.catalog_path), read_only=True) as con:
+        for view in ("bars", "bars_split_adjusted", "bars_raw"):
+            assert con.execute(f"SELECT * FROM {view} ORDER BY symbol, date").fetchall() == \
+                con.execute(f'SELECT * FROM "{current}".{view} ORDER BY symbol, date').fetchall()
+        assert con.execute("SELECT max(date)::VARCHAR FROM bars").fetchone()[0] == "2021-06-30"
