@@ -39,9 +39,9 @@ def _with_types(df: pd.DataFrame, columns: tuple[str, ...], dates: tuple[str, ..
         raise ValueError(f"missing columns {missing}; expected {list(columns)}")
     # pandas 3 copies on write: converting only the columns that need it never touches the caller's
     # frame, and a frame that is already normalized (12.6M bars, say) costs next to nothing.
-    out = df.loc[:, list(columns)]
+    out = df if list(df.columns) == list(columns) else df.loc[:, list(columns)]
     if not isinstance(out["symbol"].dtype, pd.StringDtype) and not _string_categorical(out["symbol"]):
-        out["symbol"] = out["symbol"].astype(str)
+        out = out.assign(symbol=out["symbol"].astype(str))
     for col in dates:
         values = out[col]
         if values.dtype != "datetime64[ns]":
@@ -49,10 +49,14 @@ def _with_types(df: pd.DataFrame, columns: tuple[str, ...], dates: tuple[str, ..
         ns = values.to_numpy().view("int64")
         if len(ns) and (ns % 86_400_000_000_000 != 0).any():
             values = values.dt.normalize()
-        out[col] = values
+        if values is not out[col]:
+            out = out.assign(**{col: values})
     for col in floats:
         if out[col].dtype != "float64":
-            out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
+            out = out.assign(**{col: pd.to_numeric(out[col], errors="coerce").astype("float64")})
+    index = out.index
+    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+        return out if out is not df else df.copy(deep=False)
     return out.reset_index(drop=True)
 
 
