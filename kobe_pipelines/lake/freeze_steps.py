@@ -497,8 +497,9 @@ def _stale(symbols: pd.Series, ex_dates: pd.Series, first_new: pd.Series) -> np.
     bar. Such a bar changes the close before the session or becomes the first bar on or after it."""
     if first_new.empty or symbols.empty:
         return np.zeros(len(symbols), dtype=bool)
-    first = symbols.astype(object).map(first_new)
-    return (first.notna() & (ex_dates >= first)).to_numpy()
+    at = first_new.index.get_indexer(symbols)
+    first = np.where(at >= 0, first_new.to_numpy(dtype="datetime64[ns]")[np.maximum(at, 0)], np.datetime64("NaT", "ns"))
+    return (at >= 0) & (ex_dates.to_numpy(dtype="datetime64[ns]") >= first)
 
 
 def _strings(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
@@ -543,28 +544,20 @@ def _fresh_rows(stored: pd.DataFrame, merged: pd.DataFrame, columns: tuple[str, 
 
 def _rows_in(frame: pd.DataFrame, other: pd.DataFrame, columns: tuple[str, ...] | list[str]) -> np.ndarray:
     """Whether each row of `frame` equals some row of `other` in `columns` (a missing value
-    matches only a missing one). A set of tuples: the frames a refreeze compares hold a few
-    thousand rows, where pandas' MultiIndex.isin cost 10-40 ms each time to build."""
+    matches only a missing one). Each column of both is factorized together and the codes folded
+    into one integer key per row: no tuple per row, no MultiIndex (pandas' MultiIndex.isin cost
+    10-40 ms each time on a refreeze's few thousand rows)."""
     if frame.empty or other.empty:
         return np.zeros(len(frame), dtype=bool)
-    held = set(_row_tuples(other, columns))
-    return np.fromiter((row in held for row in _row_tuples(frame, columns)), dtype=bool, count=len(frame))
-
-
-def _row_tuples(frame: pd.DataFrame, columns: tuple[str, ...] | list[str]):
-    """The rows of `frame` as tuples of plain values: strings, dates as int64 nanoseconds (NaT
-    as the smallest int64), floats with NaN as None (so that it equals itself)."""
-    values = []
+    n = len(frame)
+    key = np.zeros(n + len(other), dtype=np.int64)
     for column in columns:
-        series = frame[column]
-        if pd.api.types.is_datetime64_any_dtype(series.dtype):
-            values.append(series.to_numpy(dtype="datetime64[ns]").view(np.int64).tolist())
-        elif pd.api.types.is_float_dtype(series.dtype):
-            array = series.to_numpy(dtype=np.float64)
-            values.append([None if v != v else v for v in array.tolist()])
-        else:
-            values.append([None if v is None or v != v else str(v) for v in series.tolist()])
-    return zip(*values)
+        both = pd.concat([frame[column], other[column]], ignore_index=True)
+        if isinstance(both.dtype, pd.CategoricalDtype):
+            both = both.astype(str)
+        codes, uniques = pd.factorize(both, use_na_sentinel=False)
+        key = pd.factorize(key * len(uniques) + codes)[0]  # folded, then renumbered: stays small
+    return np.isin(key[:n], key[n:])
 
 
 def _symbols(frame: pd.DataFrame) -> set[str]:
@@ -721,10 +714,8 @@ def _bars_near_events(
         if also is not None:
             wanted = _symbols(sessions) | also
             known = known.loc[known["symbol"].isin(wanted)]
-        parts += [
-            known.rename(columns={"prev_date": "date", "close_prev": "close"})[["symbol", "date", "close"]],
-            known.rename(columns={"ex_date": "date", "close_ex": "close"})[["symbol", "date", "close"]],
-        ]
+        parts += [pd.DataFrame({"symbol": known["symbol"].to_numpy(), "date": known[date].to_numpy(), "close": known[close].to_numpy()})
+                  for date, close in (("prev_date", "close_prev"), ("ex_date", "close_ex"))]
     if not sessions.empty:
         wanted |= _symbols(sessions)
         fresh = new_rows.rows_around(sessions)
@@ -733,8 +724,14 @@ def _bars_near_events(
         if stored:
             parts.append(_stored_rows_around(root, stored, sessions, fresh))
     frame = pd.concat(parts, ignore_index=True) if parts else schema.empty_bars()[["symbol", "date", "close"]]
-    frame["date"] = frame["date"].astype("datetime64[ns]")
-    frame = frame.drop_duplicates(["symbol", "date"]).sort_values(["symbol", "date"], kind="stable").reset_index(drop=True)
+    # each (symbol, date) once (its first row), sorted by them
+    symbols = frame["symbol"].to_numpy(dtype=object)
+    keys = validation.symbol_day_keys(pd.factorize(symbols, sort=True)[0], validation.day_numbers(frame["date"]))
+    order = np.argsort(keys, kind="stable")
+    first = order[np.concatenate(([True], keys[order][1:] != keys[order][:-1]))] if len(order) else order
+    frame = pd.DataFrame({"symbol": pd.array(symbols[first], dtype=str),
+                          "date": frame["date"].to_numpy(dtype="datetime64[ns]")[first],
+                          "close": frame["close"].to_numpy(dtype=np.float64)[first]})
     return frame, wanted
 
 
@@ -823,10 +820,10 @@ def _stored_bars(root: Path, entries: list[FileEntry], symbols: set[str]) -> pd.
         frame = _query_frame(
             con,
             "SELECT symbol, date::TIMESTAMP_NS AS date, close FROM read_parquet($files, hive_partitioning = false) "
-            "WHERE symbol IN (SELECT unnest($symbols))",
+            "WHERE symbol IN (SELECT unnest($symbols)) ORDER BY symbol, date",  # sorted: _rows_around needs no sort
             {"files": [str(root / e.path) for e in entries], "symbols": sorted(symbols)},
         )
-    return frame.astype({"date": "datetime64[ns]"})
+    return frame if frame["date"].dtype == "datetime64[ns]" else frame.astype({"date": "datetime64[ns]"})
 
 
 def _query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> pd.DataFrame:

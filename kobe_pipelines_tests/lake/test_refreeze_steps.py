@@ -18,7 +18,7 @@ from kobe_pipelines.data.validation import ActionValidationError, validate_split
 from kobe_pipelines.lake import Lake, store
 from kobe_pipelines.lake import freeze_steps
 from kobe_pipelines.lake.freeze_steps import (
-    NewBars, _added_events, _fresh_rows, _isin, _known_symbols, _merge_splits, _replace_symbols, _union, _unsettled_symbols,
+    NewBars, _added_events, _fresh_rows, _isin, _rows_in, _known_symbols, _merge_splits, _replace_symbols, _union, _unsettled_symbols,
 )
 
 from .conftest import sim_inputs
@@ -31,7 +31,30 @@ _symbol = st.sampled_from(SYMBOLS)
 _day = st.integers(min_value=0, max_value=len(DAYS) - 1).map(lambda i: DAYS[i])
 
 
-# ---- `_isin` ----------------------------------------------------------------------------------
+# ---- `_isin`, `_rows_in` -------------------------------------------------------------------------
+
+_cell = st.tuples(st.sampled_from(["A", "BRK.B", None]), st.sampled_from(["2024-01-02", "2024-01-03", None]),
+                  st.sampled_from([1.0, 2.5, float("nan")]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_cell, max_size=10), st.lists(_cell, max_size=10), st.booleans(),
+       st.sampled_from([["symbol"], ["symbol", "date"], ["symbol", "date", "amount"]]))
+def test_rows_in_then_same_as_a_set_of_row_tuples(rows, other_rows, categorical, columns):
+    def frame(cells):
+        out = pd.DataFrame(cells, columns=["symbol", "date", "amount"]).astype({"amount": float})
+        return out.assign(date=pd.to_datetime(out["date"]))
+
+    def plain(value):  # a missing value (None, NaN, NaT) equals only a missing one
+        return None if value is None or value != value else value
+
+    a, b = frame(rows), frame(other_rows)
+    if categorical:
+        a["symbol"] = pd.Categorical(a["symbol"], categories=["BRK.B", "A", "Z"])
+    held = {tuple(plain(v) for v in row) for row in zip(*(b[c].tolist() for c in columns))}
+    expected = [tuple(plain(v) for v in row) in held for row in zip(*(a[c].astype(object).tolist() for c in columns))]
+    assert _rows_in(a, b, columns).tolist() == expected
+
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(-5, 5)), st.lists(st.integers(-5, 5)))
