@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import resource
 import shutil
 import statistics
@@ -94,7 +95,10 @@ def _child(target, args, queue) -> None:
 
 
 def in_child(target, *args) -> tuple[float, int]:
-    """Run in a fresh process: (seconds, peak resident bytes of that process)."""
+    """Run in a fresh process: (seconds, peak resident bytes of that process). The page cache is
+    written out first, so that no step pays for the disk writes of the one before it (a nightly
+    refreeze's fsyncs would otherwise wait behind the 300 MB the full one just wrote)."""
+    os.sync()
     queue: mp.Queue = mp.get_context("fork").Queue()
     proc = mp.get_context("fork").Process(target=_child, args=(target, args, queue))
     proc.start()

@@ -6,7 +6,7 @@ Kept apart from `store` (which owns files, versions and publishing) so each read
 from __future__ import annotations
 
 import datetime as dt
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -191,10 +191,13 @@ def derive_actions_and_factors(
     dividends: pd.DataFrame,
     convention: str,
     write: Callable[[pa.Table, str], FileEntry],
+    pool: ThreadPoolExecutor,
+    reading: dict[str, Future],
 ) -> Derived:
     """Merge fetched actions with those stored, validate them against the symbols of the stored
     raw files (`stored_raw`) and of the new rows, and compute the factor table from the raw bars
     around each event. Reads no raw file of this freeze (they may still be being written).
+    `reading`: the stored tables being read (`read_stored`); `pool` writes the new ones.
 
     A refreeze keeps the stored tables in Arrow and turns into pandas only the rows it must look
     at: the stored actions from the earliest fetched date on, and the actions and events of the
@@ -202,13 +205,12 @@ def derive_actions_and_factors(
     provenance and events are added as a file of their own (see SEGMENTS_MAX)."""
     raw_files = [str(root / e.path) for e in stored_raw]
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-    kept = {role: previous.files_with_role(role) if previous else [] for role in _ROLES}
-    # Two threads read the stored tables, then write the new ones, while this one merges and
+    kept = _kept(previous)
+    # The pool's threads read the stored tables, then write the new ones, while this one merges and
     # computes: Parquet decoding and encoding release the GIL. The action tables are written while
     # the factors are computed.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        # (the provenance is read only when it must be rewritten: see `_provenance`)
-        reading = {role: pool.submit(read_table, root, kept[role]) for role in _ROLES if role != "action_provenance"}
+    writing: dict[str, Future] = {}
+    try:
         stored = {role: reading[role].result() for role in ("splits", "dividends")}
         provenance = _StoredProvenance(root, kept["action_provenance"])
         actions, action_changes, stored["action_provenance"] = _merge_actions(
@@ -218,8 +220,6 @@ def derive_actions_and_factors(
             if role == "action_provenance":
                 return lambda: stored[role] if stored[role] is not None else provenance.table()
             return lambda: stored[role]
-
-        writing = {}
 
         def start(role: str, change: _Change) -> None:
             writing[role] = pool.submit(_settle, change, kept[role], role, write, rows_of(role))
@@ -239,11 +239,26 @@ def derive_actions_and_factors(
             if change is not None and role not in writing:
                 start(role, change)
         entries = [entry for role in _ROLES for entry in (writing[role].result() if role in writing else kept[role])]
+    except BaseException:
+        wait(list(writing.values()))  # every file this call writes is on disk before the caller removes them
+        raise
     if events is None:
         all_events = stored["adjustment_events"]
     else:
         all_events = pa.concat_tables([stored["adjustment_events"], events.table()]) if events.append else events.rows
     return Derived(entries=entries, events=all_events)
+
+
+def read_stored(pool: ThreadPoolExecutor, root: Path, previous: Manifest | None) -> dict[str, Future]:
+    """Start reading the previous version's derived tables (but the provenance, which is read
+    only when it must be rewritten: see `_provenance`), for `derive_actions_and_factors`. A
+    freeze starts this before it validates the bars, so that the tables are there when needed."""
+    kept = _kept(previous)
+    return {role: pool.submit(read_table, root, kept[role]) for role in _ROLES if role != "action_provenance"}
+
+
+def _kept(previous: Manifest | None) -> dict[str, list[FileEntry]]:
+    return {role: previous.files_with_role(role) if previous else [] for role in _ROLES}
 
 
 def _settle(change: _Change, kept: list[FileEntry], role: str, write: Callable[[pa.Table, str], FileEntry],

@@ -49,7 +49,7 @@ from kobe_pipelines.fsutil import atomic_write_bytes, atomic_write_json, atomic_
 from kobe_pipelines.lake import catalog, duck
 from kobe_pipelines.lake.errors import LakeBusyError, LakeCorruptionError, LakeError, LakeVersionNotFound
 from kobe_pipelines.lake.freeze_steps import (
-    DERIVED_ORDER, NewBars, derive_actions_and_factors, find_new_rows, in_derived_order, read_table,
+    DERIVED_ORDER, NewBars, derive_actions_and_factors, find_new_rows, in_derived_order, read_stored, read_table,
 )
 from kobe_pipelines.lake.manifest import FileEntry, Manifest, content_hash
 
@@ -390,18 +390,21 @@ class Lake:
                 self._check_files(previous, reuse=True)
             stored_raw = previous.files_with_role("raw_bars") if previous else []
             self._created = []
-            # The new raw files are written in the background while the actions and factors are
-            # derived (which reads only the stored files and the new rows in memory): Parquet
-            # encoding and hashing release the GIL, the derivation is mostly pandas. If anything
-            # fails, every file this call created is removed again.
-            with ThreadPoolExecutor(max_workers=2) as background:
+            # The previous version's derived tables are read, and the new raw files written, in the
+            # background while the bars are validated and the actions and factors derived (which
+            # reads only the stored files and the new rows in memory): Parquet decoding, encoding
+            # and hashing release the GIL, the derivation is mostly pandas. If anything fails,
+            # every file this call created is removed again.
+            with ThreadPoolExecutor(max_workers=2) as background, ThreadPoolExecutor(max_workers=2) as tables:
                 background.submit(duck.warm)  # the freeze's first look-up then finds DuckDB ready
+                reading = read_stored(tables, self.root, previous)
                 writing = None
                 try:
                     new_rows = find_new_rows(self.root, previous, NewBars.validated(bars, as_of))
                     writing = background.submit(self._write_raw, new_rows)
                     derived = derive_actions_and_factors(
                         self.root, previous, stored_raw, new_rows, splits, dividends, dividend_convention, self._write_derived,
+                        tables, reading,
                     )
                     added = writing.result()
                     raw_entries = self._compact_raw(stored_raw, added) if previous is not None else added
