@@ -393,9 +393,11 @@ class Lake:
             # The previous version's derived tables are read, and the new raw files written, in the
             # background while the bars are validated and the actions and factors derived (which
             # reads only the stored files and the new rows in memory): Parquet decoding, encoding
-            # and hashing release the GIL, the derivation is mostly pandas. If anything fails,
-            # every file this call created is removed again.
-            with ThreadPoolExecutor(max_workers=2) as background, ThreadPoolExecutor(max_workers=2) as tables:
+            # and hashing release the GIL, the derivation is mostly pandas. The derived tables are
+            # read (and then written) by one thread, in the order they are needed: on two cores a
+            # second one slowed the thread doing the derivation more than it gained. If anything
+            # fails, every file this call created is removed again.
+            with ThreadPoolExecutor(max_workers=2) as background, ThreadPoolExecutor(max_workers=1) as tables:
                 background.submit(duck.warm)  # the freeze's first look-up then finds DuckDB ready
                 reading = read_stored(tables, self.root, previous)
                 writing = None

@@ -93,6 +93,23 @@ def test_daily_bars_when_parquet_dates_have_any_type_then_range_filter_is_the_sa
     assert sorted(bars["symbol"]) == ["AAA", "TRUE"] and set(bars["date"]) == {pd.Timestamp("2024-01-04")}
 
 
+@as_table
+@pytest.mark.parametrize(("start", "end"), [("2024-01-04", "2024-01-04"), ("2024-01-03", "2024-01-31"), ("2023-12-01", "2024-01-02")])
+def test_daily_bars_when_parquet_has_row_groups_then_only_those_in_range_are_read_and_rows_filtered(tmp_path, as_table, start, end):
+    # six bars by date in row groups of two: one session per row group
+    by_date = BARS.sort_values(["date", "symbol"]).assign(date=lambda f: pd.to_datetime(f["date"]).dt.date)
+    pq.write_table(pa.Table.from_pandas(by_date, preserve_index=False), tmp_path / "bars.parquet", row_group_size=2)
+    from kobe_pipelines.data.providers.files import _row_groups_within
+
+    metadata = pq.ParquetFile(tmp_path / "bars.parquet").metadata
+    groups, inside = _row_groups_within(metadata, 1, pd.Timestamp(start), pd.Timestamp(end))
+    sessions = ["2024-01-02", "2024-01-03", "2024-01-04"]
+    assert groups == [i for i, day in enumerate(sessions) if start <= day <= end] and inside
+    bars = _daily_bars(FilesProvider(tmp_path), start, end, as_table)
+    expected = BARS[(BARS["date"] >= start) & (BARS["date"] <= end)]
+    assert sorted(zip(bars["symbol"], bars["date"].dt.strftime("%Y-%m-%d"))) == sorted(zip(expected["symbol"], expected["date"]))
+
+
 def test_splits_and_dividends_when_their_files_are_absent_then_empty_frames_with_schema_columns(tmp_path):
     _write(tmp_path, "bars", BARS, "csv", "date")
     provider = FilesProvider(tmp_path)

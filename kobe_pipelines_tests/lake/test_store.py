@@ -11,6 +11,8 @@ import duckdb
 import pandas as pd
 import pytest
 
+from kobe_pipelines.data import schema
+from kobe_pipelines.data.validation import UnknownSymbolError
 from kobe_pipelines.errors import RecordError
 from kobe_pipelines.fsutil import sha256_file
 from kobe_pipelines.lake import Lake, LakeCorruptionError, LakeVersionNotFound, RawRestatementError
@@ -85,6 +87,30 @@ def test_content_hash_when_symbols_are_categorical_then_equal_to_the_same_bars_a
     # every file but the provenance, which stamps each action with the second it was first seen
     stamped = "action_provenance"
     assert sorted(f.sha256 for f in a.files if f.role != stamped) == sorted(f.sha256 for f in b.files if f.role != stamped)
+
+
+@pytest.mark.parametrize("as_table", [False, True], ids=["frame", "arrow"])
+def test_freeze_when_an_action_names_a_symbol_only_the_symbol_dictionary_lists_then_unknown_symbol(lake, as_table):
+    # A Parquet source read with its dictionary lists every symbol of the file (in pandas, a
+    # categorical's categories), also one whose bars all lie outside the range read: it has no
+    # bars in the lake, so its dividend names an unknown symbol and must stop the freeze.
+    bars, splits, dividends = tiny_market()
+    listed = bars.assign(symbol=pd.Categorical(bars["symbol"], categories=["AAA", "BBB", "CCC"]))
+    ccc = pd.concat([dividends, dividends.assign(symbol="CCC")], ignore_index=True)
+    with pytest.raises(UnknownSymbolError) as info:
+        lake.freeze(schema.bars_table(listed) if as_table else listed, splits, ccc, provider="test")
+    assert (info.value.record, info.value.field) == ("CCC 2024-01-04", "symbol")
+    assert lake.versions() == []
+
+
+@pytest.mark.parametrize("order", ["sorted", "shuffled"])
+def test_content_hash_when_bars_come_as_an_arrow_table_then_equal_to_the_frame(tmp_path, sim, order):
+    bars, splits, dividends = sim_inputs(sim)
+    if order == "shuffled":
+        bars = bars.sample(frac=1.0, random_state=5).reset_index(drop=True)
+    a = Lake(tmp_path / "a").freeze(bars, splits, dividends, provider="files").version
+    b = Lake(tmp_path / "b").freeze(schema.bars_table(bars), splits, dividends, provider="files").version
+    assert a.content_hash == b.content_hash
 
 
 def test_refreeze_when_one_new_session_then_old_files_are_reused_and_one_raw_file_is_added(lake, sim):
