@@ -313,13 +313,18 @@ class Lake:
         return sorted(p.stem for p in self.staging_dir.glob("*.parquet") if not p.name.startswith("."))
 
     def staged_bars(self, labels: list[str] | None = None) -> pd.DataFrame:
+        return schema.normalize_bars(self.staged_bars_table(labels).to_pandas())
+
+    def staged_bars_table(self, labels: list[str] | None = None) -> pa.Table:
+        """The staged batches (all, or `labels`) as one Arrow table in `schema.BARS_ARROW_SCHEMA`,
+        the form `prepare` takes without pandas (a backfill of years stages millions of bars)."""
         labels = self.staged_labels() if labels is None else labels
         if not labels:
-            return schema.empty_bars()
+            return schema.bars_table(schema.empty_bars())
         files = [str(self.staging_dir / f"{label}.parquet") for label in labels]
-        with duckdb.connect() as con:
-            frame = con.execute("SELECT * FROM read_parquet(?)", [files]).df()
-        return schema.normalize_bars(frame)
+        with duck.cursor() as con:
+            table = con.execute(f"SELECT {', '.join(schema.BAR_COLUMNS)} FROM read_parquet(?)", [files]).to_arrow_table()
+        return schema.bars_table(table)
 
     def clear_staged(self, labels: list[str]) -> None:
         for label in labels:

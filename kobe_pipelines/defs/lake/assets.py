@@ -110,7 +110,7 @@ def adjustment_factors(market_data: MarketDataResource, lake: LakeResource) -> d
     labels = store.staged_labels()
     splits, dividends = store.staged_actions()
     candidate = store.prepare(
-        store.staged_bars(labels),
+        store.staged_bars_table(labels),
         splits,
         dividends,
         provider=market_data.provider,
