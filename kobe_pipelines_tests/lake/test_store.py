@@ -274,6 +274,21 @@ def test_freeze_when_a_stored_bar_comes_back_different_then_restatement_error_an
     assert lake.current_version_id() == first.version_id
 
 
+@pytest.mark.parametrize("as_table", [False, True], ids=["frame", "arrow"])
+def test_freeze_when_stored_bars_of_two_symbols_come_back_different_then_the_first_by_name_is_named(lake, as_table):
+    # the symbols arrive dictionary-encoded with BBB first in the dictionary: the error still names
+    # the first restated bar by (symbol, date), AAA's
+    first = freeze_tiny(lake).version
+    bars, splits, dividends = tiny_market()
+    bars.loc[1, "close"] = 102.5  # AAA 2024-01-03
+    bars.loc[6, "close"] = 10.25  # BBB 2024-01-04
+    listed = bars.assign(symbol=pd.Categorical(bars["symbol"], categories=["BBB", "AAA"]))
+    with pytest.raises(RawRestatementError) as info:
+        lake.freeze(schema.bars_table(listed) if as_table else listed, splits, dividends, provider="test")
+    assert (info.value.record, info.value.field) == ("AAA 2024-01-03", "close")
+    assert lake.current_version_id() == first.version_id
+
+
 def test_pins_file_when_corrupt_then_lake_corruption_error_names_it(lake):
     freeze_tiny(lake)
     (lake.root / "pins.json").write_text("{not json")
