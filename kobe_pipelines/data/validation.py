@@ -263,14 +263,14 @@ def validate_bars_table(bars: pa.Table, as_of: dt.date | None = None) -> tuple[p
     encoded = column.unify_dictionaries() if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
     bars = bars.set_column(0, pa.field("symbol", encoded.type), encoded)
     names = encoded.chunk(0).dictionary.to_numpy(zero_copy_only=False) if encoded.num_chunks else np.zeros(0, object)
-    order = np.argsort(names, kind="stable")
+    sound = encoded.null_count == 0 and bars.column("date").null_count == 0 and all(isinstance(n, str) for n in names)
+    order = np.argsort(names, kind="stable") if sound else np.arange(len(names))
     rank = np.empty(len(names), dtype=np.int32)
     rank[order] = np.arange(len(names), dtype=np.int32)
-    blank_names = np.array([not name.strip() for name in names], dtype=bool)
+    blank_names = np.array([not sound or not name.strip() for name in names], dtype=bool)
     limit_day = day_numbers(np.array([_latest_allowed(as_of).to_datetime64()]))[0]
     codes = np.empty(n, dtype=np.int32)
     keys = np.empty(n, dtype=np.int64)
-    sound = encoded.null_count == 0 and bars.column("date").null_count == 0
     start = 0
     for batch in bars.to_batches() if sound else ():
         stop = start + batch.num_rows
@@ -294,7 +294,7 @@ def validate_bars_table(bars: pa.Table, as_of: dt.date | None = None) -> tuple[p
         sound = not bool((keys[1:] == keys[:-1]).any())  # else a duplicate (symbol, date)
     if not sound:
         validate_bars_keyed(schema.normalize_bars(bars.to_pandas()), as_of)
-        raise AssertionError("validate_bars_table: bars failed the Arrow checks but passed validate_bars_keyed")
+        raise RuntimeError("validate_bars_table: bars failed the Arrow checks but passed validate_bars_keyed")
     if permutation is not None:
         bars, codes = bars.take(pa.array(permutation)), codes[permutation]
     return bars, BarKeys(symbols=names[order], codes=codes, keys=keys, increasing=True)

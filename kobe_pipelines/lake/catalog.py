@@ -141,22 +141,26 @@ def _write(root: Path, path: Path, versions: list[Manifest], current: str | None
         # One transaction (one commit), and the files' Parquet footers read once for all views.
         con.execute("SET parquet_metadata_cache = true")
         con.execute("BEGIN TRANSACTION")
-        carried = _carried_versions(con, database, root, fingerprint) if carry else set()
-        wanted = {m.version_id for m in versions}
-        for stale in sorted(carried - wanted):
-            con.execute(f'DROP SCHEMA "{database}"."{stale}" CASCADE')
-        for manifest in versions:
-            if manifest.version_id not in carried:
-                create_views(con, root, manifest.files, manifest.version_id, database)
-        for name in VIEW_NAMES:
-            if current in wanted:  # the current version's views, under their plain names
-                con.execute(f'CREATE OR REPLACE VIEW "{database}".main."{name}" AS SELECT * FROM "{database}"."{current}"."{name}"')
-            else:  # no current version: no main views (a carried catalog may hold old ones)
-                con.execute(f'DROP VIEW IF EXISTS "{database}".main."{name}"')
-        create_versions_table(con, versions, current, pins, database)
-        con.execute(f'CREATE OR REPLACE TABLE "{database}".main.{_META} AS SELECT ? AS root, ? AS views',
-                    [str(root), fingerprint])
-        con.execute("COMMIT")
+        try:
+            carried = _carried_versions(con, database, root, fingerprint) if carry else set()
+            wanted = {m.version_id for m in versions}
+            for stale in sorted(carried - wanted):
+                con.execute(f'DROP SCHEMA "{database}"."{stale}" CASCADE')
+            for manifest in versions:
+                if manifest.version_id not in carried:
+                    create_views(con, root, manifest.files, manifest.version_id, database)
+            for name in VIEW_NAMES:
+                if current in wanted:  # the current version's views, under their plain names
+                    con.execute(f'CREATE OR REPLACE VIEW "{database}".main."{name}" AS SELECT * FROM "{database}"."{current}"."{name}"')
+                else:  # no current version: no main views (a carried catalog may hold old ones)
+                    con.execute(f'DROP VIEW IF EXISTS "{database}".main."{name}"')
+            create_versions_table(con, versions, current, pins, database)
+            con.execute(f'CREATE OR REPLACE TABLE "{database}".main.{_META} AS SELECT ? AS root, ? AS views',
+                        [str(root), fingerprint])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")  # so that the file detaches cleanly before the error propagates
+            raise
     os.replace(tmp, path)
     Path(str(tmp) + ".wal").unlink(missing_ok=True)
     fsync_dir(path.parent)

@@ -12,8 +12,10 @@ shares, dates as exchange dates (America/New_York, e.g. 2024-01-05 in a CSV). A 
 split_from=1, split_to=4; cash_amount is USD per share of the ex-date. Extra columns are ignored.
 Values are not judged here: the lake's freeze validates every row (`data.validation`).
 
-Parquet files are read with pyarrow, only the needed columns, and the date range is pushed down
-as a row filter when the date column is a date or timestamp type. `daily_bars_table` gives the
+Parquet files are read with pyarrow, only the needed columns; when the date column is a date or
+timestamp type, row groups whose statistics lie outside the date range are skipped and the other
+rows filtered as they are read (a row without a date is always kept: validation names it, rather
+than a range dropping it unseen). `daily_bars_table` gives the
 bars as an Arrow table, which `Lake.freeze` takes as it is: a history of millions of bars is
 then never copied into pandas.
 """
@@ -66,12 +68,15 @@ class FilesProvider:
         lo, hi = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
         if path.suffix == ".parquet":
             table = _read_parquet_table(path, schema.BAR_COLUMNS, "date", lo, hi, symbols_as_dictionary=True)
+            filtered = _filters_dates(table.schema.field("date").type)
         else:
-            table = _read_csv_table(path, schema.BAR_COLUMNS)
+            table, filtered = _read_csv_table(path, schema.BAR_COLUMNS), False
         try:
             table = schema.bars_table(table)
         except (ValueError, TypeError, pa.ArrowException) as exc:
             raise SourceFileError(path, f"cannot be read as bars: {exc}") from exc
+        if filtered:
+            return table
         dates = table.column("date")
         # a bar without a date is kept: validation names it
         within = pc.fill_null(pc.and_(pc.greater_equal(dates, pa.scalar(lo.date())), pc.less_equal(dates, pa.scalar(hi.date()))), True)
@@ -159,15 +164,14 @@ def _read_parquet_table(
         if symbols_as_dictionary and (pa.types.is_string(symbol_type) or pa.types.is_large_string(symbol_type)):
             file = pq.ParquetFile(path, read_dictionary=["symbol"])
         date_type = file_schema.field(date_column).type
+        if not _filters_dates(date_type):
+            return file.read(columns=list(columns))
         if pa.types.is_date(date_type):
             first, after = pa.scalar(lo.date(), date_type), pa.scalar(hi.date(), date_type)
             upper = pc.less_equal
-        elif pa.types.is_timestamp(date_type) and date_type.tz is None:
-            # Whole-day bounds: a timestamp column may carry times of day.
+        else:  # whole-day bounds: a timestamp column may carry times of day
             first = pa.scalar(lo.to_pydatetime(), date_type)
             after, upper = pa.scalar((hi + pd.Timedelta(days=1)).to_pydatetime(), date_type), pc.less
-        else:
-            return file.read(columns=list(columns))
         groups, inside = _row_groups_within(file.metadata, file_schema.get_field_index(date_column), lo, hi)
         table = file.read_row_groups(groups, columns=list(columns))
     except (pa.ArrowException, OSError) as exc:
@@ -177,6 +181,11 @@ def _read_parquet_table(
     dates = table.column(date_column)
     within = pc.fill_null(pc.and_(pc.greater_equal(dates, first), upper(dates, after)), True)
     return table if pc.all(within).as_py() else table.filter(within)
+
+
+def _filters_dates(date_type: pa.DataType) -> bool:
+    """Whether `_read_parquet_table` filters a date column of this type by the range itself."""
+    return pa.types.is_date(date_type) or (pa.types.is_timestamp(date_type) and date_type.tz is None)
 
 
 def _row_groups_within(metadata: pq.FileMetaData, index: int, lo: pd.Timestamp, hi: pd.Timestamp
