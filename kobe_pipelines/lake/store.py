@@ -323,7 +323,7 @@ class Lake:
             return schema.bars_table(schema.empty_bars())
         files = [str(self.staging_dir / f"{label}.parquet") for label in labels]
         with duck.cursor() as con:
-            table = con.execute(f"SELECT {', '.join(schema.BAR_COLUMNS)} FROM read_parquet(?)", [files]).to_arrow_table()
+            table = con.sql(f"SELECT {', '.join(schema.BAR_COLUMNS)} FROM read_parquet(?)", params=[files]).to_arrow_table()
         return schema.bars_table(table)
 
     def clear_staged(self, labels: list[str]) -> None:
