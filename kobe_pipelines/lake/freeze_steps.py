@@ -847,17 +847,14 @@ def _query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> pd.D
     return con.sql(sql, params=params).to_arrow_table().to_pandas()
 
 
-def _rows_around(bars: pd.DataFrame, sessions: pd.DataFrame, keys: validation.BarKeys | None = None) -> pd.DataFrame:
+def _rows_around(bars: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:
     """The rows of `bars` (symbol, date, close) that some event of `sessions` (symbol,
     event_date) needs: the symbol's last bar before the event session and its first bar on or
-    after it. One binary search over (symbol, date) keys: a full freeze's 12.6M bars shrink to
-    two rows per event without a sort (bars usually arrive sorted; otherwise they are sorted).
-    `keys`: the bars' keys as validation built them; when they increase, they are searched as
-    they are (nothing is recomputed over the rows)."""
+    after it. One binary search over (symbol, date) keys (bars usually arrive sorted; otherwise
+    they are sorted). The new rows of a freeze are searched by the keys validation built for
+    them instead (`NewBars.rows_around`)."""
     if bars.empty:
         return bars
-    if keys is not None and keys.increasing and len(keys.keys) == len(bars):
-        return bars.iloc[_rows_by_keys(keys, sessions)]
     days = bars["date"].to_numpy(dtype="datetime64[D]").view(np.int64)
     coded = schema.sorted_symbol_codes(bars["symbol"])
     if coded is not None:  # a categorical column: compare int codes, not strings

@@ -8,8 +8,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kobe_pipelines.data.validation import validate_bars_keyed
-from kobe_pipelines.lake.freeze_steps import _rows_around
+from kobe_pipelines.lake.freeze_steps import NewBars, _rows_around
 
 
 def _bars(rows):
@@ -68,7 +67,7 @@ def test_rows_around_when_symbols_are_categorical_in_reverse_order_then_same_row
         assert _picked(_categorical(bars, ["ZZZ", "CCC", "BBB", "AAA"]), events) == expected
 
 
-# ---- with the keys validation built (a full freeze's path) --------------------------------------
+# ---- `NewBars.rows_around`: the new rows of a freeze, searched by validation's keys ----------------
 
 def _full_bars(rows):
     frame = _bars(rows)
@@ -95,29 +94,20 @@ _days = st.integers(min_value=0, max_value=20)
 @settings(max_examples=150, deadline=None)
 @given(st.sets(st.tuples(_symbols, _days), min_size=1, max_size=40),
        st.lists(st.tuples(st.sampled_from(["A", "AA", "B", "BRK.B", "C", "ZZ"]), _days), min_size=1, max_size=8),
-       st.booleans())
-def test_rows_around_when_given_validation_keys_then_the_rows_a_scan_finds(bar_keys, event_rows, categorical):
+       st.booleans(), st.booleans())
+def test_new_bars_rows_around_then_the_rows_a_scan_finds(bar_keys, event_rows, categorical, shuffled):
     day0 = pd.Timestamp("2024-01-01")
     rows = sorted((s, str((day0 + pd.Timedelta(days=d)).date()), 10.0) for s, d in bar_keys)
     bars = _full_bars(rows)
     if categorical:
-        bars = _categorical(bars, ["C", "BRK.B", "B", "AA", "A"])  # categories not in name order
+        bars = _categorical(bars, ["C", "BRK.B", "B", "AA", "A", "Q"])  # categories not in name order, one unused
+    if shuffled:
+        bars = bars.sample(frac=1.0, random_state=len(rows)).reset_index(drop=True)
     events = _events([(s, str((day0 + pd.Timedelta(days=d)).date())) for s, d in event_rows])
-    _, keys = validate_bars_keyed(bars, as_of=dt.date(2030, 1, 1))
-    assert keys.increasing  # sorted by (symbol, date), no duplicates
-    out = _rows_around(bars[["symbol", "date", "close"]], events, keys)
+    new = NewBars.validated(bars, as_of=dt.date(2030, 1, 1))
+    out = new.rows_around(events)
     got = sorted(zip(out["symbol"].astype(str), out["date"].dt.strftime("%Y-%m-%d")))
     assert got == _by_hand(bars.astype({"symbol": str}), events)
-
-
-def test_rows_around_when_keys_do_not_increase_then_the_rows_are_searched_without_them():
-    shuffled = _full_bars(BARS.sample(frac=1.0, random_state=3).itertuples(index=False))
-    _, keys = validate_bars_keyed(shuffled, as_of=dt.date(2030, 1, 1))
-    assert not keys.increasing
-    events = _events([("AAA", "2024-01-04"), ("BBB", "2024-01-03")])
-    out = _rows_around(shuffled[["symbol", "date", "close"]], events, keys)
-    assert sorted(zip(out["symbol"], out["date"].dt.strftime("%Y-%m-%d"))) == [
-        ("AAA", "2024-01-03"), ("AAA", "2024-01-05"), ("BBB", "2024-01-02"), ("BBB", "2024-01-03")]
 
 
 def test_first_freeze_when_bars_are_sorted_then_the_events_are_found_by_validation_keys(tmp_path, monkeypatch):
