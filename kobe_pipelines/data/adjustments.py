@@ -51,7 +51,6 @@ EVENT_COLUMNS: tuple[str, ...] = (
 )
 _VIEW_PRICE_FACTOR = {"split": "split_factor", "total": "price_factor"}
 _FAR_FUTURE_DAY = np.iinfo(np.int32).max
-_NS_PER_DAY = 86_400_000_000_000
 
 
 class Adjustment(NamedTuple):
@@ -95,14 +94,14 @@ def effective_sessions(dates: pd.Series | np.ndarray) -> np.ndarray:
     values = np.asarray(dates, dtype="datetime64[ns]")
     first, table = market_calendar.next_session_days()
     ns = values.view(np.int64)
-    days = ns // _NS_PER_DAY
+    days = ns // schema.NS_PER_DAY
     offset = days - first
     # midnights inside the calendar (NaT is far below it) through the table; anything else as given,
     # or, for a time of day inside the range, by a search (never met: dates are normalized)
     inside = (offset >= 0) & (offset < len(table))
     out = values.copy()
-    at_midnight = inside & (days * _NS_PER_DAY == ns)
-    out[at_midnight] = (table[offset[at_midnight]] * _NS_PER_DAY).view("datetime64[ns]")
+    at_midnight = inside & (days * schema.NS_PER_DAY == ns)
+    out[at_midnight] = (table[offset[at_midnight]] * schema.NS_PER_DAY).view("datetime64[ns]")
     timed = inside & ~at_midnight
     if timed.any():
         sessions = market_calendar.xnys().sessions.to_numpy(dtype="datetime64[ns]")

@@ -19,6 +19,7 @@ SPLIT_COLUMNS: tuple[str, ...] = ("symbol", "execution_date", "split_from", "spl
 DIVIDEND_COLUMNS: tuple[str, ...] = ("symbol", "ex_dividend_date", "cash_amount")
 
 DIVIDEND_CONVENTIONS: tuple[str, ...] = ("crsp", "quandl")
+NS_PER_DAY = 86_400_000_000_000  # nanoseconds in a day: a date is a midnight
 
 
 def empty_bars() -> pd.DataFrame:
@@ -47,7 +48,7 @@ def _with_types(df: pd.DataFrame, columns: tuple[str, ...], dates: tuple[str, ..
         if values.dtype != "datetime64[ns]":
             values = pd.to_datetime(values).astype("datetime64[ns]")
         ns = values.to_numpy().view("int64")
-        if len(ns) and (ns % 86_400_000_000_000 != 0).any():
+        if len(ns) and (ns % NS_PER_DAY != 0).any():
             values = values.dt.normalize()
         if values is not out[col]:
             out = out.assign(**{col: values})
@@ -104,7 +105,6 @@ BARS_ARROW_SCHEMA = pa.schema(
         ("volume", pa.float64()),
     ]
 )
-_NS_PER_DAY = 86_400_000_000_000
 
 
 def bars_table(bars: pd.DataFrame | pa.Table) -> pa.Table:
@@ -165,7 +165,7 @@ def _arrow_dates(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
         # Arrow's cast to a date drops the time of day silently; only exact midnights convert here
         # (normalize_bars decides what a time of day means).
         ns = pc.cast(column, pa.timestamp("ns")).cast(pa.int64())
-        if pc.any(pc.not_equal(pc.multiply(pc.divide(ns, _NS_PER_DAY), _NS_PER_DAY), ns)).as_py():
+        if pc.any(pc.not_equal(pc.multiply(pc.divide(ns, NS_PER_DAY), NS_PER_DAY), ns)).as_py():
             return None
         return pc.cast(column, pa.date32())
     return None

@@ -34,7 +34,6 @@ from kobe_pipelines.data import schema
 from kobe_pipelines.errors import RecordError
 from kobe_pipelines.market_calendar import EXCHANGE_TZ
 
-_NS_PER_DAY = 86_400_000_000_000
 # Shifts day numbers (days since 1970, >= -25,567 for 1900) to non-negative values for the keys.
 _DAY_OFFSET = 1 << 20
 
@@ -73,7 +72,7 @@ class DividendFactorError(ActionValidationError):
 def day_numbers(dates: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarray:
     """Days since 1970-01-01 of naive datetime64[ns] values (NaT gives a very negative number)."""
     values = np.asarray(dates, dtype="datetime64[ns]").view(np.int64)
-    return values // _NS_PER_DAY
+    return values // schema.NS_PER_DAY
 
 
 def symbol_day_keys(codes: np.ndarray, days: np.ndarray) -> np.ndarray:
