@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from kobe_pipelines.data import schema
 
-# ../shared/refdata beside the repository (see its README.md for provenance and checks).
-REFDATA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "refdata"
-REFDATA_CSV = REFDATA_DIR / "quandl_wiki_sample_2014.csv"
+from kobe_pipelines_tests.testdata import QUANDL_WIKI_2014_CSV
 
 MakeBars = Callable[..., pd.DataFrame]
 
@@ -54,9 +51,7 @@ def dividends_frame(rows: Sequence[tuple[str, str, float]]) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def refdata() -> pd.DataFrame:
     """The vendor's file as is (raw OHLCV, ex-dividend, split_ratio and adj_* columns)."""
-    if not REFDATA_DIR.is_dir():
-        pytest.skip(f"reference data folder {REFDATA_DIR} is absent (it sits beside the repository in ../shared/refdata)")
-    frame = pd.read_csv(REFDATA_CSV)
+    frame = pd.read_csv(QUANDL_WIKI_2014_CSV)
     frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
     return frame
 

@@ -1,7 +1,7 @@
 """Adjustment against real data: Quandl WIKI 2014 bars with the vendor's own adjusted columns.
 
 The vendor's adjusted *levels* depend on its snapshot date (later dividends scale them), so the
-checks compare ratios to each symbol's last row, as ../shared/refdata/README.md advises.
+checks compare ratios to each symbol's last row, as kobe_pipelines_tests/testdata/quandl_wiki_2014/README.md advises.
 """
 
 from __future__ import annotations
