@@ -119,10 +119,10 @@ def test_update_when_hwm_file_is_empty_or_corrupt_then_halts_with_reason_and_kee
     assert len(alerts) == 1
 
 
-def test_update_when_hwm_file_cannot_be_read_then_halts(monitor, state):
+def test_update_when_hwm_path_is_a_directory_then_halts(monitor, state):
     (state / "high_water_mark.json").mkdir()
     assert monitor.update(90_000.0, "2024-01-02").halted
-    assert "cannot be read" in KillSwitch(state).status().reason
+    assert "is a directory, not a regular file" in KillSwitch(state).status().reason
 
 
 def test_update_when_state_folder_missing_then_halts_instead_of_starting_a_fresh_peak(tmp_path):

@@ -57,7 +57,7 @@ def test_status_when_switch_file_replaced_then_new_content_is_seen(state):
     ("[1, 2]", "is not a JSON object"),
     ('{"reason": "drawdown 16%"}', "lacks field(s) engaged_at, engaged_by"),
     ('{"reason": "", "engaged_at": "t", "engaged_by": "b"}', "lacks field(s) reason"),
-    (b"\xff\xfe".decode("latin-1"), "cannot be read"),
+    (b"\xff\xfe".decode("latin-1"), "is not UTF-8 text"),
 ])
 def test_status_when_switch_file_is_empty_or_corrupt_then_halted_with_clear_reason(state, content, problem):
     path = state / "KILL_SWITCH"
@@ -70,11 +70,10 @@ def test_status_when_switch_file_is_empty_or_corrupt_then_halted_with_clear_reas
     assert status.reason.startswith("fail-closed: kill switch") and problem in status.reason
 
 
-def test_status_when_switch_file_cannot_be_read_then_halted(state):
-    # Tests run as root, where chmod 000 does not stop a read; a folder in the file's place does.
+def test_status_when_switch_path_is_a_directory_then_halted(state):
     (state / "KILL_SWITCH").mkdir()
     status = KillSwitch(state).status()
-    assert status.halted and status.fail_closed and "cannot be read" in status.reason
+    assert status.halted and status.fail_closed and "is a directory, not a regular file" in status.reason
 
 
 def test_status_when_state_folder_missing_then_halted(tmp_path):
