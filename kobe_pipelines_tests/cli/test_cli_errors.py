@@ -168,3 +168,11 @@ def test_kobe_when_a_group_is_called_bare_then_its_help_is_shown(state):
 def test_describe_error_when_os_error_then_names_path_and_fix(code, words):
     text = describe_error(OSError(code, "strerror text", "/srv/kobe/state/KILL_SWITCH"))
     assert text == f"strerror text: /srv/kobe/state/KILL_SWITCH ({words}" + text.split(words, 1)[1]
+
+
+def test_describe_error_when_sqlite_cannot_write_then_one_line_about_the_state_folder():
+    import sqlite3
+
+    assert describe_error(sqlite3.OperationalError("attempt to write a readonly database")) == (
+        "SQLite: attempt to write a readonly database (a database in the state folder could not be used: the folder "
+        "must be writable, with free space)")
