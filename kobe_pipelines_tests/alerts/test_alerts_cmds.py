@@ -11,14 +11,12 @@ from click.testing import CliRunner
 from kobe_pipelines.alerts import Delivery, alert_history, read_alert_log
 from kobe_pipelines.cli import main
 from kobe_pipelines_tests.alerts.conftest import SMTP_PASSWORD, SMTP_USER
+from kobe_pipelines_tests.support.cli_process import cli_state
 
 
 @pytest.fixture
 def state(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # no developer .env is read
-    folder = tmp_path / "state"  # the root conftest points KOBE_STATE_DIR here
-    folder.mkdir()
-    return folder
+    return cli_state(tmp_path, monkeypatch)
 
 
 def mail_to(monkeypatch, host: str, port: int, cafile) -> None:

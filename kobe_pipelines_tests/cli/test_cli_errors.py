@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from kobe_pipelines.cli import main
 from kobe_pipelines.cli.errors import describe_error
 from kobe_pipelines.execution.paper import STATE_NAME
-from kobe_pipelines_tests.support.cli_process import kobe, modes_are_enforced
+from kobe_pipelines_tests.support.cli_process import cli_state, kobe, modes_are_enforced
 
 ORDER = ["order", "bracket", "--symbol", "AAA", "--side", "buy", "--qty", "10", "--entry", "100", "--stop", "95",
          "--take-profit", "110", "--trading-date", "2024-03-04", "--last-price", "100"]
@@ -26,10 +26,7 @@ def with_option(name: str, value: str) -> list[str]:
 
 @pytest.fixture
 def state(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # no developer .env is read
-    folder = tmp_path / "state"  # the root conftest points KOBE_STATE_DIR here
-    folder.mkdir()
-    return folder
+    return cli_state(tmp_path, monkeypatch)
 
 
 def listing(folder):

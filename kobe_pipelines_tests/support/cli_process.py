@@ -28,6 +28,15 @@ os.execv(sys.argv[1], sys.argv[1:])
 """
 
 
+def cli_state(tmp_path: Path, monkeypatch) -> Path:
+    """The state folder a command line test runs against (KOBE_STATE_DIR of the root conftest),
+    created, with the working directory moved so that no developer's .env is read."""
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "state"
+    folder.mkdir()
+    return folder
+
+
 def kobe(*args: str, obey_modes: bool = False, no_room: bool = False, cwd: Path | None = None,
          timeout: float = 120) -> subprocess.CompletedProcess:
     command = [*KOBE, *args]
