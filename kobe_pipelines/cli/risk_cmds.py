@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import getpass
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,6 +13,10 @@ from kobe_pipelines import paths
 from kobe_pipelines.cli.alerts_cmds import notify_now
 from kobe_pipelines.cli.errors import describe_error
 from kobe_pipelines.errors import KobeError
+
+if TYPE_CHECKING:
+    from kobe_pipelines.alerts import Alert
+    from kobe_pipelines.risk.kill_switch import HaltStatus
 
 state_option = click.option("--state", "state_path", type=click.Path(file_okay=False), default=None,
                             help="State folder (default: $KOBE_STATE_DIR or ./state).")
@@ -36,7 +42,7 @@ def halt() -> None:
     """The kill switch (state/KILL_SWITCH): while engaged, only orders that reduce a position pass."""
 
 
-def halt_line(current) -> str:
+def halt_line(current: HaltStatus) -> str:
     """`kobe halt status`'s first line: TRADING ALLOWED, or HALTED since when, by whom and why."""
     if not current.halted:
         return f"TRADING ALLOWED: {current.reason}"
@@ -82,9 +88,11 @@ def engage(reason: str, by: str, state_path: str | None) -> None:
         result = switch.engage(reason, by)
     except (KobeError, OSError) as exc:
         now = switch.status()
-        fate = ("the kill switch is engaged, but the halt could not be logged" if now.halted and not now.fail_closed
-                else "the kill switch was NOT engaged by this command")
-        _fail(f"{fate}: {describe_error(exc)} ({halt_line(now)})")
+        if now.halted and not now.fail_closed and now.reason == reason.strip():  # halted; only the log failed
+            click.echo(halt_line(now))
+            notify_now(state, _halt_alert(now, state))
+            _fail(f"the kill switch is engaged, but the halt could not be logged: {describe_error(exc)}")
+        _fail(f"the kill switch was NOT engaged by this command: {describe_error(exc)} ({halt_line(now)})")
     click.echo(halt_line(result))
     notify_now(state, _halt_alert(result, state))
 
@@ -124,7 +132,7 @@ def clear(reason: str, rebase_hwm: bool, equity: float | None, by: str, state_pa
     notify_now(state, _cleared_alert(previous, result, reason, by, state))
 
 
-def _halt_alert(status, state):
+def _halt_alert(status: HaltStatus, state: Path) -> Alert:
     from kobe_pipelines.alerts import Alert, AlertKind, Severity
 
     return Alert(AlertKind.HALT, _one_line(f"Trading halted by {status.engaged_by}: {status.reason}"),
@@ -135,7 +143,7 @@ def _halt_alert(status, state):
                  severity=Severity.CRITICAL)
 
 
-def _cleared_alert(previous, result, reason: str, by: str, state):
+def _cleared_alert(previous: HaltStatus, result: HaltStatus, reason: str, by: str, state: Path) -> Alert:
     from kobe_pipelines.alerts import Alert, AlertKind, Severity
 
     outcome = "resumed" if not result.halted else "NOT resumed (still halted)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from click.testing import CliRunner
 
 from kobe_pipelines.cli.risk_cmds import halt, risk
@@ -118,3 +119,14 @@ def test_halt_clear_when_hwm_deleted_and_rebase_without_equity_then_one_line_nam
     result = CliRunner().invoke(halt, ["clear", "--reason", "r", "--rebase-hwm"])
     assert result.exit_code == 1 and result.output.count("\n") == 1
     assert "kobe halt clear --rebase-hwm --equity USD" in result.output
+
+
+@pytest.mark.timeout(20)  # appending to a FIFO without a reader would wait forever
+def test_halt_engage_when_the_halt_log_is_a_fifo_then_halted_alerted_and_exit_1_naming_the_log(state):
+    os.mkfifo(state / "halt_log.jsonl")
+    result = CliRunner().invoke(halt, ["engage", "--reason", "outage", "--by", "alice"])
+    assert result.exit_code == 1 and result.stdout.startswith("HALTED since ")
+    assert result.stderr.startswith("error: the kill switch is engaged, but the halt could not be logged: state file "
+                                    f"{state / 'halt_log.jsonl'}: is a FIFO")
+    assert KillSwitch(state).status().reason == "outage"
+    assert "Trading halted by alice: outage" in (state / "alerts.jsonl").read_text()
