@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from kobe_pipelines import paths
 from kobe_pipelines.errors import RecordError, StateFileError
 from kobe_pipelines.fsutil import atomic_write_json
-from kobe_pipelines.regular_files import read_regular, version_of
+from kobe_pipelines.regular_files import read_regular, regular_stat, version_of
 from kobe_pipelines.risk.jsonl import append_record, iter_records
 from kobe_pipelines.risk.kill_switch import KillSwitch, iso_utc, utc_now
 
@@ -98,8 +98,8 @@ class HighWaterMarkStore:
         atomic_write_json(self.path, mark.__dict__)
 
     def _refuse_missing_with_history(self) -> None:
-        log_version = version_of(self.equity_log_path)
-        if log_version is not None and log_version[2] > 0:
+        log = regular_stat(self.equity_log_path)
+        if log is not None and log.st_size > 0:
             raise StateFileError(self.path, f"is missing although {self.equity_log_path.name} holds equity readings: the "
                                             "drawdown protection is not restarted from a lower peak; set the mark with "
                                             "`kobe halt clear --rebase-hwm --equity USD`")
