@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 
 import click
 
 from kobe_pipelines import paths
+from kobe_pipelines.cli.errors import GuardedCommand
+from kobe_pipelines.cli.params import PRICE, SHARES
 from kobe_pipelines.errors import KobeError
 
 state_option = click.option("--state", "state_path", type=click.Path(file_okay=False), default=None,
@@ -60,17 +63,26 @@ def order() -> None:
     """Manual orders, through the same policy gate and order ledger as the trading loop."""
 
 
-@order.command()
+class OrderCommand(GuardedCommand):
+    """Bad arguments exit 1 (refused: nothing was sent); an error the command does not handle
+    exits 2, like a lost broker answer: the order may have been sent before it."""
+
+    usage_exit_code = 1
+    failure_exit_code = 2
+    failure_hint = "the order may have reached the broker: check with `kobe orders --reconcile`"
+
+
+@order.command(cls=OrderCommand)
 @click.option("--symbol", required=True, help="Ticker, e.g. AAPL.")
 @click.option("--side", type=click.Choice(["buy", "sell"]), required=True, help="buy: long entry; sell: short entry.")
-@click.option("--qty", type=int, required=True, help="Whole shares (> 0).")
-@click.option("--entry", type=float, required=True, help="Limit price of the entry, USD.")
-@click.option("--stop", type=float, required=True, help="Stop-loss trigger, USD (below the entry for a buy).")
-@click.option("--take-profit", type=float, required=True, help="Take-profit limit, USD (above the entry for a buy).")
+@click.option("--qty", type=SHARES, required=True, help="Whole shares (> 0).")
+@click.option("--entry", type=PRICE, required=True, help="Limit price of the entry, USD.")
+@click.option("--stop", type=PRICE, required=True, help="Stop-loss trigger, USD (below the entry for a buy).")
+@click.option("--take-profit", type=PRICE, required=True, help="Take-profit limit, USD (above the entry for a buy).")
 @broker_option
 @click.option("--client-order-id", default=None, help="Default: derived from the order (the same order, the same id).")
 @click.option("--trading-date", default=None, help="Session YYYY-MM-DD (default: today's or the next session).")
-@click.option("--last-price", type=float, default=None,
+@click.option("--last-price", type=PRICE, default=None,
               help="Last price for the gate's collar and heat checks (default: the broker's mark or the lake's close).")
 @state_option
 def bracket(symbol: str, side: str, qty: int, entry: float, stop: float, take_profit: float, broker_name: str,
@@ -78,8 +90,8 @@ def bracket(symbol: str, side: str, qty: int, entry: float, stop: float, take_pr
     """Send one bracket order: gate -> ledger -> broker. Prints every check and the broker's answer.
 
     Prices are put on the tick grid conservatively first (buy entry down, stop towards the
-    entry, take-profit towards the entry). Exit code 0: sent; 1: rejected or refused; 2: the
-    broker's answer was lost (see `kobe orders --reconcile`).
+    entry, take-profit towards the entry). Exit code 0: sent; 1: rejected or refused (bad arguments
+    too); 2: the broker's answer was lost, or an unexpected error (see `kobe orders --reconcile`).
     """
     from kobe_pipelines.execution.client_order_id import make_client_order_id
     from kobe_pipelines.execution.errors import OrderStatusUnknownError
@@ -93,6 +105,9 @@ def bracket(symbol: str, side: str, qty: int, entry: float, stop: float, take_pr
     state = paths.state_dir(state_path)
     if not state.is_dir():  # the gate counts a missing state folder as halted; do not create one here
         _fail(f"state folder {state} does not exist (create it, or check --state / KOBE_STATE_DIR)")
+    if not os.access(state, os.W_OK | os.X_OK):  # read-only: refused before anything is decided or sent
+        _fail(f"state folder {state} is not writable by this user (the ledger, the audit log and the paper book "
+              "are written there): check its owner and mode, or --state / KOBE_STATE_DIR")
     try:
         e, s, t = round_bracket(side, entry, stop, take_profit, record=symbol, check_sides=False)  # the gate judges sides
         for name, before, after in (("entry", entry, e), ("stop", stop, s), ("take-profit", take_profit, t)):

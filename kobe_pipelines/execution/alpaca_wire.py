@@ -14,14 +14,19 @@ from typing import Any, Mapping
 
 from kobe_pipelines.execution.broker import Account, LegRecord, LegRole, OrderClass, OrderRecord, OrderStatus
 from kobe_pipelines.execution.errors import (
+    AccountRestrictedError,
     AuthenticationError,
     BrokerError,
     BrokerUnavailableError,
     InsufficientBuyingPowerError,
+    InsufficientQuantityError,
     InvalidOrderError,
     MarketClosedError,
+    PatternDayTradingError,
     RateLimitedError,
+    ShortSaleNotAllowedError,
     UnknownSymbolError,
+    WashTradeError,
 )
 from kobe_pipelines.risk.types import Position, Side
 
@@ -147,18 +152,42 @@ def api_error_text(body: str) -> tuple[str, Any]:
     return str(body)[:300], None
 
 
+# Alpaca's refusals of an understood order, told apart by their text (the numeric codes are
+# shared: 40310000 covers buying power, quantity and wash trades alike). First match wins, so the
+# narrow texts come before "buying power" and "insufficient".
+_REFUSALS: tuple[tuple[tuple[str, ...], type[BrokerError], str], ...] = (
+    (("insufficient qty", "qty available"), InsufficientQuantityError,
+     " (shares held for open orders, such as this position's exit legs, are not available to sell)"),
+    (("wash trade",), WashTradeError, " (an opposite-side order on this symbol is open)"),
+    (("pattern day trad",), PatternDayTradingError, ""),
+    (("not allowed to short", "cannot be sold short", "not shortable", "short selling is not allowed"),
+     ShortSaleNotAllowedError, ""),
+    (("buying power", "insufficient"), InsufficientBuyingPowerError, ""),
+    (("authorized to trade", "allowed to trade", "restricted", "account is blocked", "trading is blocked",
+      "liquidation only", "closing transactions"), AccountRestrictedError, " (the keys work; the account may not trade)"),
+)
+_KEYS_HINT = " (check ALPACA_API_KEY / ALPACA_SECRET_KEY)"
+
+
 def error_for(status: int | None, message: str, client_order_id: str | None, action: str) -> BrokerError:
-    """The `BrokerError` subclass for an HTTP error answer. `message` must already be scrubbed."""
+    """The `BrokerError` subclass for an HTTP error answer. `message` must already be scrubbed.
+
+    A 403, 422 or 400 that names its reason keeps it: insufficient quantity, a wash trade, the
+    pattern day trader rule, a refused short sale, buying power, a restricted account each have
+    their own class; only 'forbidden' / 'unauthorized' mean the keys.
+    """
     text = message.lower()
     where = f"Alpaca {action}" + (f" {client_order_id}" if client_order_id else "")
     full = f"{where}: HTTP {status}: {message}"
     if status == 401:
-        return AuthenticationError(full + " (check ALPACA_API_KEY / ALPACA_SECRET_KEY)", client_order_id, status)
+        return AuthenticationError(full + _KEYS_HINT, client_order_id, status)
+    if status in (400, 403, 422):
+        for needles, kind, hint in _REFUSALS:
+            if any(needle in text for needle in needles):
+                return kind(full + hint, client_order_id, status)
     if status == 403:
-        if "buying power" in text or "insufficient" in text:
-            return InsufficientBuyingPowerError(full, client_order_id, status)
         if "forbidden" in text or "unauthorized" in text or "not authorized" in text:
-            return AuthenticationError(full + " (check ALPACA_API_KEY / ALPACA_SECRET_KEY)", client_order_id, status)
+            return AuthenticationError(full + _KEYS_HINT, client_order_id, status)
         return InvalidOrderError(full, client_order_id, status)
     if status == 422 or status == 400:
         if "market" in text and ("closed" in text or "not open" in text or "hours" in text):

@@ -61,6 +61,7 @@ from kobe_pipelines.execution.errors import (
 )
 from kobe_pipelines.execution.paper_model import Bar, entry_fill, exit_fill
 from kobe_pipelines.market_calendar import is_session, xnys
+from kobe_pipelines.regular_files import read_regular
 from kobe_pipelines.risk.heat import is_reducing
 from kobe_pipelines.risk.types import Decision, Position, Side
 
@@ -313,14 +314,11 @@ class PaperBroker:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _load(self) -> dict[str, Any]:
-        if not self.path.exists():
+        found = read_regular(self.path)  # a link, FIFO or folder there: StateFileError, never a fresh book
+        if found is None:
             return ps.fresh_state(self._starting_cash)
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise StateFileError(self.path, f"cannot be read ({exc})") from exc
-        try:
-            payload = json.loads(text)
+            payload = json.loads(found.data)
         except ValueError as exc:
             raise StateFileError(self.path, f"is not valid JSON ({exc}); refusing to reset the paper account") from exc
         return ps.check_state(self.path, payload)

@@ -33,6 +33,11 @@ from kobe_pipelines.risk.types import Position, Side
 
 FORMAT = 1
 PNL_TICK = Decimal("0.0001")
+# Bounds of the amounts a state file may hold: far above any account or share price, and small
+# enough that 28-digit Decimal arithmetic on them stays exact to the $0.0001 grid.
+MAX_AMOUNT = Decimal(10) ** 15
+MIN_EXPONENT = -28
+MAX_SHARES = 2**63 - 1  # the order ledger stores share counts as signed 64-bit integers
 _KEYS = {"format": int, "starting_cash": str, "cash": str, "seq": int, "orders": dict, "positions": dict,
          "marks": dict, "fills": list}
 
@@ -47,7 +52,9 @@ def save(path: Path, state: dict[str, Any]) -> None:
 
 
 def check_state(path: Path, payload: Any) -> dict[str, Any]:
-    """`payload` if it has the layout above (types and decimal fields), else `StateFileError`."""
+    """`payload` if it has the layout above (types and decimal fields), else `StateFileError`
+    naming the field. Every amount is a decimal text of a finite number below `MAX_AMOUNT` in
+    magnitude ("NaN", "Infinity" and huge exponents are refused); prices are > 0."""
     if not isinstance(payload, dict):
         raise StateFileError(path, "must hold a JSON object")
     for key, kind in _KEYS.items():
@@ -57,26 +64,79 @@ def check_state(path: Path, payload: Any) -> dict[str, Any]:
         raise StateFileError(path, f"field 'format' is {payload['format']}, this version reads {FORMAT}")
     if payload.get("last_session") is not None and not isinstance(payload["last_session"], str):
         raise StateFileError(path, "field 'last_session' must be a date text or null")
+    amount(path, "", "cash", payload["cash"])
+    amount(path, "", "starting_cash", payload["starting_cash"], positive=True)
     try:
-        Decimal(payload["cash"])
-        Decimal(payload["starting_cash"])
         for symbol, pos in payload["positions"].items():
-            if not isinstance(pos.get("qty"), int):
-                raise StateFileError(path, f"position {symbol}: field 'qty' must be a whole number")
-            Decimal(pos["avg_entry"])
+            where = f"position {symbol}: "
+            if not isinstance(pos, dict):
+                raise StateFileError(path, f"{where}must be a JSON object")
+            _shares(path, where, "qty", pos.get("qty"))
+            amount(path, where, "avg_entry", pos.get("avg_entry"), positive=True)
         for symbol, mark in payload["marks"].items():
-            Decimal(mark)
+            amount(path, f"marks {symbol}: ", "close", mark, positive=True)
         for coid, order in payload["orders"].items():
-            if order.get("client_order_id") != coid or not isinstance(order.get("legs"), dict) or "entry" not in order["legs"]:
+            if (not isinstance(order, dict) or order.get("client_order_id") != coid
+                    or not isinstance(order.get("legs"), dict) or "entry" not in order["legs"]):
                 raise StateFileError(path, f"order {coid}: missing its id or its legs")
+            where = f"order {coid}: "
+            _shares(path, where, "qty", order.get("qty"), positive=True)
+            amount(path, where, "expected_price", order.get("expected_price"), positive=True)
+            for name in ("limit_price", "stop", "take_profit"):
+                amount(path, where, name, order.get(name), positive=True, optional=True)
+            for role, leg in order["legs"].items():
+                if not isinstance(leg, dict):
+                    raise StateFileError(path, f"{where}leg {role} must be a JSON object")
+                _shares(path, f"{where}leg {role}: ", "filled_qty", leg.get("filled_qty"), positive=False, zero=True)
+                amount(path, f"{where}leg {role}: ", "filled_avg_price", leg.get("filled_avg_price"), positive=True,
+                       optional=True)
             order_record(order)
-        for fill in payload["fills"]:
+        for number, fill in enumerate(payload["fills"], start=1):
+            where = f"fill {number} ({fill.get('fill_id') if isinstance(fill, dict) else '?'}): "
+            if not isinstance(fill, dict):
+                raise StateFileError(path, f"{where}must be a JSON object")
+            _shares(path, where, "qty", fill.get("qty"), positive=True)
+            amount(path, where, "price", fill.get("price"), positive=True)
+            amount(path, where, "expected_price", fill.get("expected_price"), positive=True)
+            amount(path, where, "realized_pnl", fill.get("realized_pnl"), optional=True)
             fill_from_dict(fill)
     except StateFileError:
         raise
     except (InvalidOperation, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise StateFileError(path, f"has a malformed record ({type(exc).__name__}: {exc})") from exc
     return payload
+
+
+def amount(path: Path, where: str, field: str, raw: Any, *, positive: bool = False,
+           optional: bool = False) -> Decimal | None:
+    """A decimal text of the state file as a finite `Decimal` with |value| < `MAX_AMOUNT` (USD, or
+    USD per share), > 0 when `positive`; None only when `optional` and null. `StateFileError`
+    names the record (`where`) and the field otherwise."""
+    if raw is None and optional:
+        return None
+    if not isinstance(raw, str):
+        raise StateFileError(path, f"{where}field '{field}' must be a decimal text (got {str(raw)[:40]!r})")
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise StateFileError(path, f"{where}field '{field}' is not a decimal number (got {raw[:40]!r})") from None
+    if not value.is_finite():
+        raise StateFileError(path, f"{where}field '{field}' must be a finite amount (got {raw[:40]!r})")
+    if abs(value) >= MAX_AMOUNT or (value and value.adjusted() < MIN_EXPONENT):
+        raise StateFileError(path, f"{where}field '{field}' is out of range (got {raw[:40]!r}; amounts are below "
+                                   f"{MAX_AMOUNT:,} in magnitude)")
+    if positive and value <= 0:
+        raise StateFileError(path, f"{where}field '{field}' must be > 0 (got {raw[:40]!r})")
+    return value
+
+
+def _shares(path: Path, where: str, field: str, raw: Any, *, positive: bool = False, zero: bool = False) -> int:
+    """A whole number of shares: non-zero (a held position), > 0 (`positive`), or >= 0 (`zero`)."""
+    if isinstance(raw, bool) or not isinstance(raw, int) or abs(raw) > MAX_SHARES:
+        raise StateFileError(path, f"{where}field '{field}' must be a whole number of shares (got {str(raw)[:40]!r})")
+    if (positive and raw <= 0) or (zero and raw < 0) or (not positive and not zero and raw == 0):
+        raise StateFileError(path, f"{where}field '{field}' is {raw}, not a share count this record can hold")
+    return raw
 
 
 def new_order(spec: OrderSpec, seq: int, decision_id: str, now: dt.datetime) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from kobe_pipelines import paths
 from kobe_pipelines.fsutil import fsync_dir
+from kobe_pipelines.regular_files import open_regular
 from kobe_pipelines.risk.intent_fields import ParsedIntent
 from kobe_pipelines.risk.jsonl import iter_records, repair_torn_tail, write_all
 from kobe_pipelines.risk.types import Decision
@@ -103,7 +104,7 @@ class AuditLog:
                 raise FileNotFoundError(f"state folder {self.path.parent} does not exist")
             repair_torn_tail(self.path)
             created = not self.path.exists()
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._fd = open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # a FIFO or link: refused
             if created and self.fsync:
                 fsync_dir(self.path.parent)
         return self._fd

@@ -32,6 +32,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Collection, Iterable
 
+from kobe_pipelines.errors import StateFileError
 from kobe_pipelines.risk import checks as chk
 from kobe_pipelines.risk.audit import AuditLog, approved_history, audit_path, encode_record, finite_or_none
 from kobe_pipelines.risk.drawdown import HighWaterMarkStore
@@ -100,7 +101,7 @@ class PolicyGate:
         self._history_problem: str | None = None
         try:
             ids, times = approved_history(self.audit.path, limits.max_orders_per_minute)
-        except OSError as exc:  # fail closed: without the history, every id might be a duplicate
+        except (OSError, StateFileError) as exc:  # fail closed: without the history, every id might be a duplicate
             ids, times = set(), []
             self._history_problem = f"audit log {self.audit.path} cannot be read ({exc}); duplicates cannot be ruled out"
         self._approved_ids: set[str] = ids
@@ -146,7 +147,7 @@ class PolicyGate:
                 self.audit.append(lines[0])
             else:
                 self.audit.append_many(lines)
-        except OSError as exc:
+        except (OSError, StateFileError) as exc:
             # The approvals already counted (ids, rate, pending exposure) stay counted: that can
             # only make later decisions stricter, never looser.
             log.error("audit log %s cannot be written (%s): rejecting %d decision(s)", self.audit.path, exc, len(lines))

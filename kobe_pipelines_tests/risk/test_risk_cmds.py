@@ -2,43 +2,49 @@
 
 from __future__ import annotations
 
+import os
+
+import pytest
 from click.testing import CliRunner
 
 from kobe_pipelines.cli.risk_cmds import halt, risk
 from kobe_pipelines.risk import DrawdownMonitor, KillSwitch
 from kobe_pipelines_tests.risk.conftest import buy, make_book
+from kobe_pipelines_tests.support.cli_process import kobe
 
 
 def run(group, *args):
     return CliRunner().invoke(group, list(args), catch_exceptions=False)
 
 
-def test_halt_status_when_not_engaged_then_prints_active_and_exits_0(state):
+def test_halt_status_when_not_engaged_then_says_trading_allowed_never_active_and_exits_0(state):
     result = run(halt, "status", "--state", str(state))
-    assert result.exit_code == 0 and result.output.startswith("ACTIVE: kill switch not engaged")
+    assert result.exit_code == 0 and result.output.startswith("TRADING ALLOWED: kill switch not engaged")
+    assert "ACTIVE" not in result.output
 
 
-def test_halt_engage_then_status_prints_halted_with_reason(state):
+def test_halt_engage_then_status_prints_halted_since_when_by_whom_and_why(state):
     assert run(halt, "engage", "--reason", "broker outage", "--by", "alice", "--state", str(state)).exit_code == 0
+    at = KillSwitch(state).status().engaged_at
     result = run(halt, "status", "--state", str(state))
     assert result.exit_code == 0
-    assert result.output.startswith("HALTED: broker outage (engaged ") and "by alice" in result.output
+    assert result.output.startswith(f"HALTED since {at} by alice because: broker outage\n")
 
 
 def test_halt_status_when_state_folder_comes_from_env_then_uses_it(state):
     KillSwitch(state).engage("from env", "x")  # the root conftest points KOBE_STATE_DIR at tmp_path/state
-    assert run(halt, "status").output.startswith("HALTED: from env")
+    assert run(halt, "status").output.startswith("HALTED since ") and "because: from env" in run(halt, "status").output
 
 
 def test_halt_status_when_switch_corrupt_then_prints_halted_fail_closed(state):
     (state / "KILL_SWITCH").write_text("{")
-    assert run(halt, "status", "--state", str(state)).output.startswith("HALTED: fail-closed")
+    assert run(halt, "status", "--state", str(state)).output.startswith("HALTED because: fail-closed")
 
 
 def test_halt_clear_when_engaged_then_active_and_logged(state):
     KillSwitch(state).engage("x", "y")
     result = run(halt, "clear", "--reason", "fixed", "--by", "bob", "--state", str(state))
-    assert result.exit_code == 0 and result.output.startswith("ACTIVE")
+    assert result.exit_code == 0 and result.output.startswith("TRADING ALLOWED")
     assert KillSwitch(state).history()[-1]["by"] == "bob"
 
 
@@ -80,3 +86,47 @@ def test_risk_log_when_decisions_logged_then_prints_latest_with_verdicts(make_ga
 
 def test_risk_log_when_no_log_then_says_so(state):
     assert run(risk, "log", "--state", str(state)).output.strip() == "no decisions logged"
+
+
+def test_halt_status_when_kill_switch_is_a_fifo_then_returns_promptly_and_reports_halted(state):
+    os.mkfifo(state / "KILL_SWITCH")
+    result = kobe("halt", "status")  # hung forever before: opening a FIFO for reading waits for a writer
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout.startswith(f"HALTED because: fail-closed: kill switch {state / 'KILL_SWITCH'} is a FIFO")
+
+
+def test_halt_status_when_kill_switch_is_a_dangling_symlink_then_reports_halted(state):
+    (state / "KILL_SWITCH").symlink_to(state / "gone")
+    assert run(halt, "status").output.startswith("HALTED because: fail-closed: kill switch")
+
+
+def test_halt_status_when_hwm_is_unusable_then_says_new_risk_is_refused(state):
+    (state / "high_water_mark.json").symlink_to(state / "gone")
+    assert "high-water mark: UNUSABLE, new risk is refused" in run(halt, "status").output
+
+
+def test_halt_engage_when_state_folder_is_a_file_then_one_line_error_says_not_engaged(tmp_path):
+    (tmp_path / "notafolder").write_text("x")
+    result = CliRunner().invoke(halt, ["engage", "--reason", "r", "--state", str(tmp_path / "notafolder" / "state")])
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert result.output.startswith("error: the kill switch was NOT engaged by this command: ")
+
+
+def test_halt_clear_when_hwm_deleted_and_rebase_without_equity_then_one_line_naming_the_fix(state):
+    monitor = DrawdownMonitor(state)
+    monitor.update(100_000.0, "d1")
+    (state / "high_water_mark.json").unlink()
+    result = CliRunner().invoke(halt, ["clear", "--reason", "r", "--rebase-hwm"])
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert "kobe halt clear --rebase-hwm --equity USD" in result.output
+
+
+@pytest.mark.timeout(20)  # appending to a FIFO without a reader would wait forever
+def test_halt_engage_when_the_halt_log_is_a_fifo_then_halted_alerted_and_exit_1_naming_the_log(state):
+    os.mkfifo(state / "halt_log.jsonl")
+    result = CliRunner().invoke(halt, ["engage", "--reason", "outage", "--by", "alice"])
+    assert result.exit_code == 1 and result.stdout.startswith("HALTED since ")
+    assert result.stderr.startswith("error: the kill switch is engaged, but the halt could not be logged: state file "
+                                    f"{state / 'halt_log.jsonl'}: is a FIFO")
+    assert KillSwitch(state).status().reason == "outage"
+    assert "Trading halted by alice: outage" in (state / "alerts.jsonl").read_text()
