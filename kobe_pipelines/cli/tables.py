@@ -25,6 +25,7 @@ import datetime as dt
 import io
 import math
 import numbers
+import textwrap
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
@@ -94,30 +95,59 @@ def _time(value: Any) -> str:
     return str(value)
 
 
+_ROW_MARK = "\ue000"  # a private-use character: the rule between rows, replaced by the row's detail
+
+
 def render_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[Column], *, title: str | None = None,
-                 width: int | None = None) -> str:
+                 detail: str | None = None, width: int | None = None) -> str:
     """The table as text, each line at most `width` columns (default 100, whatever the terminal: a
-    narrower one wraps the lines rather than this cutting off numbers)."""
+    narrower one wraps the lines rather than this cutting off numbers).
+
+    `detail` names a row key whose text (a reason, a long message) is printed under its row, across
+    the whole width and indented, instead of squeezing into a column.
+    """
     from rich import box
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", show_edge=False, pad_edge=False,
-                  collapse_padding=True)
-    cells = [[format_cell(row.get(c.key), c.kind) for c in columns] for row in rows]
-    for i, column in enumerate(columns):
+    rows = list(rows)
+    width = width or MAX_WIDTH
+    between_rows = _ROW_MARK * 4 if detail is not None else "    "
+    frame = box.Box("    \n    \n ── \n    \n" + between_rows + "\n    \n    \n    \n")
+    table = Table(box=frame, title=title, title_justify="left", show_edge=False, pad_edge=False,
+                  collapse_padding=True, show_lines=detail is not None)
+    for column in columns:
         numeric = column.kind in NUMERIC_KINDS
         table.add_column(column.header, justify="right" if numeric else "left", no_wrap=numeric or column.whole,
                          overflow="fold")
-    for line in cells:
-        table.add_row(*[Text(cell) for cell in line])
+    for row in rows:
+        table.add_row(*[Text(" ".join(format_cell(row.get(c.key), c.kind).splitlines())) for c in columns])
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width or MAX_WIDTH, color_system=None, highlight=False, markup=False,
+    console = Console(file=buffer, width=width, color_system=None, highlight=False, markup=False,
                       emoji=False, soft_wrap=False, force_terminal=False)
     console.print(table)
-    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
+    lines = [line.rstrip() for line in buffer.getvalue().splitlines()]
+    if detail is None:
+        return "\n".join(lines)
+    details = iter([_detail_lines(row.get(detail), width) for row in rows])
+    out: list[str] = []
+    for line in lines:
+        if line.strip(_ROW_MARK + " "):
+            out.append(line)
+        else:  # the rule after a row: that row's detail, then a blank line
+            out.extend([*next(details), ""])
+    out.extend(next(details, []))  # the last row has no rule after it
+    return "\n".join(out)
 
 
-def echo_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[Column], *, title: str | None = None) -> None:
-    click.echo(render_table(rows, columns, title=title))
+def _detail_lines(text: Any, width: int) -> list[str]:
+    shown = format_cell(text)
+    if not shown:
+        return []
+    return textwrap.wrap(shown, width=width, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False)
+
+
+def echo_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[Column], *, title: str | None = None,
+               detail: str | None = None) -> None:
+    click.echo(render_table(rows, columns, title=title, detail=detail))

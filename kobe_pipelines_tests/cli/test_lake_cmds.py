@@ -34,8 +34,10 @@ def test_lake_freeze_when_files_given_then_a_version_is_published_and_queryable_
                  "WHERE symbol = 'AAA' ORDER BY date")
     # the 2-for-1 split on 2024-01-05 halves the earlier closes 100, 102, 100
     assert query.output == "date,close\n2024-01-02,50.0\n2024-01-03,51.0\n2024-01-04,50.0\n2024-01-05,50.0\n"
-    listed = kobe("lake", "versions", "--lake", lake)
-    assert listed.output.startswith("* v") and "crsp" in listed.output
+    listed = kobe("lake", "versions", "--lake", lake).output.splitlines()
+    assert listed[0].split() == ["lake", "version", "bars", "first", "session", "last", "session", "dividends",
+                                 "pinned", "because"]
+    assert listed[2].split() == ["*", Lake(lake).current_version_id(), "8", "2024-01-02", "2024-01-05", "crsp"]
 
 
 def test_lake_freeze_when_run_again_with_the_same_files_then_no_new_version(tmp_path, source):
@@ -76,4 +78,5 @@ def test_lake_pin_when_reason_given_then_listed_with_it(tmp_path, source):
     kobe("lake", "freeze", "--provider", "files", "--source", str(source), "--lake", lake)
     version = Lake(lake).current_version_id()
     assert kobe("lake", "pin", version, "--reason", "audit 2024", "--lake", lake).exit_code == 0
-    assert "pinned: audit 2024" in kobe("lake", "versions", "--lake", lake).output
+    listed = kobe("lake", "versions", "--lake", lake).output.splitlines()
+    assert listed[2].split() == ["*", version, "8", "2024-01-02", "2024-01-05", "crsp", "audit", "2024"]
