@@ -8,6 +8,8 @@ from kobe_pipelines.cli.models_cmds import models
 from kobe_pipelines.data.providers.simulated import SimConfig
 from kobe_pipelines.ml.registry import PRODUCTION, TAG_LAKE_VERSION
 
+from kobe_pipelines_tests.support.readable import assert_readable
+
 from .conftest import freeze_sim
 
 NAME = "kobe-ensemble"
@@ -141,3 +143,18 @@ def test_rollback_when_nothing_to_roll_back_then_exit_1(registry, tmp_path):
     _setup(registry, tmp_path)
     result = CliRunner().invoke(models, ["rollback", NAME, "--tracking-uri", registry.tracking_uri])
     assert result.exit_code == 1 and "no earlier production version" in result.output
+
+
+def test_list_when_a_score_is_nan_or_missing_then_empty_cells_within_100_columns(registry, tmp_path):
+    registry.client.create_registered_model(NAME)
+    source = tmp_path / "nan-1"
+    source.mkdir()
+    registry.client.create_model_version(NAME, source=source.as_uri(), tags={
+        "kobe.promotion.decision": "refused", "kobe.promotion.window": "2024-01-02..2024-03-28",
+        "kobe.promotion.candidate_rank_ic": "nan", "kobe.promotion.champion_version": "7",
+        "kobe.promotion.champion_rank_ic": "", "kobe.promotion.reason": "champion v7 could not score the window"})
+    result = CliRunner().invoke(models, ["list", "--tracking-uri", registry.tracking_uri])
+    assert_readable(result.output)
+    _, rows, details = _listing(result.output)
+    assert rows == [["1", "2024-01-02..2024-03-28", "v7", "refused"]]
+    assert details[0].startswith("learned from lake version (not recorded); registered ")

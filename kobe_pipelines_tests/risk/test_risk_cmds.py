@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from kobe_pipelines.cli.risk_cmds import halt, refused_value, risk
 from kobe_pipelines.risk import DrawdownMonitor, KillSwitch
+from kobe_pipelines_tests.support.readable import assert_readable
 from kobe_pipelines_tests.risk.conftest import buy, make_book
 from kobe_pipelines_tests.support.cli_process import kobe
 
@@ -87,6 +89,14 @@ def test_risk_log_when_decisions_logged_then_one_row_each_with_its_reason_under_
     one = run(risk, "log", "--limit", "1", "--state", str(state)).output
     assert "bad-1" in one and "ok-1" not in one
     assert "ok-1" not in run(risk, "log", "--rejected", "--state", str(state)).output
+
+
+def test_risk_log_when_intents_carry_numpy_values_and_a_long_id_then_readable_within_100_columns(make_gate, state):
+    gate = make_gate()
+    gate.decide(buy("AAPL", np.int64(10), np.float64(100.123), client_order_id="x" * 48), make_book())
+    output = run(risk, "log", "--state", str(state)).output
+    assert_readable(output)
+    assert "x" * 48 in output  # the client order id is never broken
 
 
 @pytest.mark.parametrize(("logged", "shown"), [
