@@ -16,7 +16,8 @@ mappings. Long text wraps inside its cell, so no line is wider than 100 columns;
 | `time`    | a timestamp to the second (say the time zone in the header)       | 2024-03-04 21:00:00 |
 
 A missing value (None, NaN, NaT, pandas' NA) is an empty cell, never `nan` or `None`.
-Numeric kinds are right-aligned and never wrap.
+Numeric kinds are right-aligned and never wrap. A long text that belongs to a row (a reason, a
+subject) can go under its row, across the whole width (`detail=`), instead of into a narrow column.
 """
 
 from __future__ import annotations
@@ -51,10 +52,8 @@ def is_missing(value: Any) -> bool:
         return True
     if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
         return math.isnan(float(value))
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        return False
+    import pandas as pd
+
     return value is pd.NaT or value is pd.NA
 
 
