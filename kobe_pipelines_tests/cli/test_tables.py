@@ -78,3 +78,12 @@ def test_render_table_when_numbers_then_right_aligned_under_their_header():
     lines = render_table(rows, [Column("amount (USD)", "n", "usd")]).splitlines()
     header, values = lines[0], lines[2:]
     assert values == [" " * (len(header) - 4) + "5.00", " " * (len(header) - 8) + "1,234.50"]
+
+
+def test_render_table_when_detail_given_then_it_goes_under_its_row_indented_and_wrapped():
+    rows = [{"id": "a", "why": "approved"}, {"id": "b", "why": "rejected " * 20}, {"id": "c", "why": None}]
+    lines = render_table(rows, [Column("id", "id")], detail="why").splitlines()
+    assert lines[:5] == ["id", "──", "a", "  approved", ""]
+    assert lines[5] == "b" and lines[6].startswith("  rejected rejected") and len(lines[6]) <= MAX_WIDTH
+    assert " ".join(lines[6:8]).split() == ["rejected"] * 20 and lines[8] == ""
+    assert lines[9:] == ["c"]  # no detail, and no blank line after the last row
