@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from kobe_pipelines import paths
+from kobe_pipelines.cli.tables import Column, echo_table
 
 state_option = click.option("--state", "state_path", type=click.Path(file_okay=False), default=None,
                             help="State folder (default: $KOBE_STATE_DIR or ./state).")
@@ -72,12 +73,11 @@ def alerts(ctx: click.Context, limit: int, queued: bool, state_path: str | None)
     waiting = sum(1 for e in entries if e.delivery is Delivery.QUEUED)
     if queued:
         entries = [e for e in entries if e.delivery is Delivery.QUEUED]
-    for entry in entries[-limit:]:
-        a = entry.alert
-        delivery = entry.delivery.value + (f" {entry.detail}" if entry.detail else "")
-        click.echo(f"{a.created_at:%Y-%m-%d %H:%M:%S}Z  {a.severity.value.upper():<8}  {a.kind:<14}  {a.subject}")
-        click.echo(f"{'':>22}{delivery}")
-    if not entries:
+    if entries:
+        echo_table([{"created_at": e.alert.created_at, "severity": e.alert.severity.value.upper(), "kind": e.alert.kind,
+                     "delivery": e.delivery.value + (f" {e.detail}" if e.detail else ""), "subject": e.alert.subject}
+                    for e in entries[-limit:]], ALERT_COLUMNS, detail="subject")
+    else:
         click.echo("no alerts queued" if queued else f"no alerts recorded in {state}")
     try:
         settings = AlertSettings.from_env()
@@ -85,6 +85,12 @@ def alerts(ctx: click.Context, limit: int, queued: bool, state_path: str | None)
     except ConfigError as exc:
         mail = f"mail is misconfigured: {exc}"
     click.echo(f"queue: {waiting} alert(s) waiting; {mail}")
+
+
+ALERT_COLUMNS = (
+    Column("created (UTC)", "created_at", "time"), Column("severity", "severity"), Column("kind", "kind"),
+    Column("delivery", "delivery"),
+)  # each alert's subject is printed under its row
 
 
 @alerts.command()

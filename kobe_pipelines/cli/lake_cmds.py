@@ -8,6 +8,7 @@ import click
 import pandas as pd
 
 from kobe_pipelines import market_calendar
+from kobe_pipelines.cli.tables import Column
 from kobe_pipelines.data.schema import DIVIDEND_CONVENTIONS
 from kobe_pipelines.errors import KobeError
 
@@ -86,7 +87,9 @@ def _provider(name: str, source: str | None):
 @lake.command()
 @lake_option
 def versions(lake_path: str | None) -> None:
-    """List lake versions, oldest first; * marks the current one."""
+    """List lake versions, oldest first; * marks the current one. A version id ends with the first
+    8 hex digits of its content hash."""
+    from kobe_pipelines.cli.tables import echo_table
     from kobe_pipelines.lake import catalog
 
     store = _open(lake_path)
@@ -97,11 +100,15 @@ def versions(lake_path: str | None) -> None:
     if frame.empty:
         click.echo("no lake versions yet: run `kobe demo` or `kobe lake freeze`")
         return
-    for row in frame.itertuples():
-        mark = "*" if row.is_current else " "
-        pin = f"  pinned: {row.pinned_reason}" if isinstance(row.pinned_reason, str) else ""
-        click.echo(f"{mark} {row.version_id}  {row.bars:>10} bars  {row.start_date}..{row.end_date}  "
-                   f"{row.dividend_convention:<6} {row.content_hash[:12]}{pin}")
+    rows = [{**row, "current": "*" if row["is_current"] else ""} for row in frame.to_dict("records")]
+    echo_table(rows, VERSION_COLUMNS)
+
+
+VERSION_COLUMNS = (
+    Column("", "current"), Column("lake version", "version_id", whole=True), Column("bars", "bars", "int"),
+    Column("first session", "start_date"), Column("last session", "end_date"),
+    Column("dividends", "dividend_convention"), Column("pinned because", "pinned_reason"),
+)
 
 
 @lake.command()

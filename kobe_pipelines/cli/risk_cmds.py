@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,7 +13,8 @@ import click
 from kobe_pipelines import paths
 from kobe_pipelines.cli.alerts_cmds import notify_now
 from kobe_pipelines.cli.errors import describe_error
-from kobe_pipelines.errors import KobeError
+from kobe_pipelines.cli.tables import Column, is_missing
+from kobe_pipelines.errors import KobeError, shown_value
 
 if TYPE_CHECKING:
     from kobe_pipelines.alerts import Alert
@@ -184,18 +186,46 @@ def log_cmd(limit: int, rejected: bool, state_path: str | None) -> None:
     if frame.empty:
         click.echo("no decisions logged")
         return
-    for row in frame.to_dict("records"):
-        verdict = "APPROVED" if row["approved"] else "REJECTED"
-        what = " ".join(_shown(row, name) for name in ("side", "qty", "symbol")) + " @ " + _shown(row, "entry")
-        click.echo(f"{row['decided_at'].isoformat()}  {verdict}  {_shown(row, 'client_order_id')}  {what}  {row['reason']}")
+    from kobe_pipelines.cli.tables import echo_table
+
+    rows = [{"decided_at": row["decided_at"], "decision": "APPROVED" if row["approved"] else "REJECTED",
+             "client_order_id": _logged(row, "client_order_id"),
+             "order": " ".join("-" if (v := _logged(row, name)) is None else str(v) for name in ("side", "qty", "symbol")),
+             "entry": _logged(row, "entry"), "reason": row["reason"]} for row in frame.to_dict("records")]
+    echo_table(rows, AUDIT_COLUMNS, detail="reason")
 
 
-def _shown(row: dict, name: str) -> str:
+AUDIT_COLUMNS = (
+    Column("decided (UTC)", "decided_at", "time"), Column("decision", "decision"),
+    Column("client order id", "client_order_id", whole=True), Column("order", "order"), Column("entry", "entry", "price"),
+)  # each decision's reason is printed under its row
+
+
+def refused_value(logged: str) -> str:
+    """A refused raw value as the audit log spells it (Python's repr) in plain words: `nan` and
+    `np.float64(nan)` read NaN, `np.int64(7)` reads 7, `None` reads (missing); anything else is
+    shown as logged."""
+    if logged == "None":
+        return "(missing)"
+    inner = _NUMPY_REPR.fullmatch(logged)
+    text = inner.group(1) if inner else logged
+    for number in (int, float):
+        try:
+            return shown_value(number(text))
+        except ValueError:
+            continue
+    return logged
+
+
+_NUMPY_REPR = re.compile(r"np\.\w+\((.*)\)")
+
+
+def _logged(row: dict, name: str) -> object:
     """The logged value, or the raw value the gate refused (from `invalid`)."""
     invalid = row.get("invalid") or {}
     if name in invalid:
-        return str(invalid[name])
+        return refused_value(str(invalid[name]))
     value = row.get(name)
-    if isinstance(value, float) and value.is_integer() and name == "qty":
-        return str(int(value))
-    return "-" if value is None or value != value else str(value)
+    if name == "qty" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None if is_missing(value) else value

@@ -12,6 +12,7 @@ from kobe_pipelines.alerts import Delivery, alert_history, read_alert_log
 from kobe_pipelines.cli import main
 from kobe_pipelines_tests.alerts.conftest import SMTP_PASSWORD, SMTP_USER
 from kobe_pipelines_tests.support.cli_process import cli_state
+from kobe_pipelines_tests.support.readable import assert_readable
 
 
 @pytest.fixture
@@ -86,8 +87,10 @@ def test_alerts_flush_when_smtp_was_down_at_the_halt_then_delivers_the_queued_al
     assert engaged.stderr.startswith("warning: alert not mailed yet (") and "kobe alerts flush" in engaged.stderr
 
     listed = kobe("alerts")
-    assert "CRITICAL  halt            Trading halted by alice: broker outage" in listed.stdout
-    assert "queued " in listed.stdout and "1 failed attempt(s)" in listed.stdout
+    lines = listed.stdout.splitlines()
+    assert lines[2].split()[2:5] == ["CRITICAL", "halt", "queued"]  # the delivery wraps in its column
+    assert "  Trading halted by alice: broker outage" in lines[3:]  # the subject under the row
+    assert "1 failed attempt(s)" in " ".join(listed.stdout.split())
     assert listed.stdout.splitlines()[-1] == "queue: 1 alert(s) waiting; mail to ops@kobe.test"
 
     mail_to(monkeypatch, smtp_server.host, smtp_server.port, smtp_server.cafile)  # the server is back
@@ -131,3 +134,11 @@ def test_halt_engage_when_smtp_misconfigured_then_halts_records_the_alert_and_wa
     assert result.exit_code == 0 and result.stdout.startswith("HALTED since ")
     assert result.stderr.startswith("warning: alert not mailed (setting 'KOBE_ALERT_FROM' is required")
     assert read_alert_log(state / "alerts.jsonl")[0].subject == "Trading halted by a: r"
+
+
+def test_alerts_when_subject_is_long_then_listed_within_100_columns_with_the_whole_subject(state):
+    reason = "the broker's gateway answers 503 on every order endpoint since the open; see the status page, then call"
+    kobe("halt", "engage", "--reason", reason, "--by", "alice")
+    listed = kobe("alerts").output
+    assert_readable(listed)
+    assert f"Trading halted by alice: {reason}" in " ".join(listed.split())  # 130 characters, wrapped, whole

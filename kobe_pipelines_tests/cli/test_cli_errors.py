@@ -50,6 +50,10 @@ def test_order_bracket_when_a_number_is_out_of_range_then_one_line_exit_1_and_no
     assert listing(state) == []
 
 
+READ_ONLY_NEEDS_ENFORCED_MODES = pytest.mark.skip_allowed(
+    reason="a read-only folder stops no write by root keeping CAP_DAC_OVERRIDE and no CAP_SETPCAP to drop it")
+
+
 @pytest.mark.parametrize("cash", ["NaN", "Infinity", "-Infinity", "1E+999999"])
 def test_order_bracket_when_paper_cash_is_not_a_finite_amount_then_one_line_naming_file_and_field(state, cash):
     book = {"format": 1, "starting_cash": "100000.0", "cash": cash, "seq": 0, "last_session": None, "orders": {},
@@ -61,6 +65,7 @@ def test_order_bracket_when_paper_cash_is_not_a_finite_amount_then_one_line_nami
     assert result.stderr.count("\n") == 1 and json.loads((state / STATE_NAME).read_text()) == book
 
 
+@READ_ONLY_NEEDS_ENFORCED_MODES
 def test_order_bracket_when_state_folder_is_read_only_then_one_line_exit_1_and_folder_unchanged(state, tmp_path):
     enforced, why = modes_are_enforced(tmp_path)
     if not enforced:
@@ -78,6 +83,7 @@ def test_order_bracket_when_state_folder_is_read_only_then_one_line_exit_1_and_f
     assert listing(state) == before
 
 
+@READ_ONLY_NEEDS_ENFORCED_MODES
 def test_halt_engage_when_state_folder_is_read_only_then_one_line_says_not_engaged(state, tmp_path):
     enforced, why = modes_are_enforced(tmp_path)
     if not enforced:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from kobe_pipelines.cli.risk_cmds import halt, risk
+from kobe_pipelines.cli.risk_cmds import halt, refused_value, risk
 from kobe_pipelines.risk import DrawdownMonitor, KillSwitch
+from kobe_pipelines_tests.support.readable import assert_readable
 from kobe_pipelines_tests.risk.conftest import buy, make_book
 from kobe_pipelines_tests.support.cli_process import kobe
 
@@ -71,17 +73,38 @@ def test_halt_status_when_hwm_recorded_then_prints_drawdown(state):
     assert "drawdown 5.00%" in run(halt, "status", "--state", str(state)).output
 
 
-def test_risk_log_when_decisions_logged_then_prints_latest_with_verdicts(make_gate, state):
+def test_risk_log_when_decisions_logged_then_one_row_each_with_its_reason_under_it(make_gate, state):
     gate = make_gate()
     gate.decide(buy("AAPL", 10, 100.0, client_order_id="ok-1"), make_book())
     gate.decide(buy("AAPL", 10, float("nan"), client_order_id="bad-1"), make_book())
     result = run(risk, "log", "--state", str(state))
     lines = result.output.splitlines()
-    assert result.exit_code == 0 and len(lines) == 2
-    assert "APPROVED  ok-1  buy 10 AAPL @ 100.0  approved" in lines[0]
-    assert "REJECTED  bad-1  buy 10 AAPL @ nan" in lines[1] and "field 'entry'" in lines[1]
-    assert run(risk, "log", "--limit", "1", "--state", str(state)).output.count("\n") == 1
+    assert result.exit_code == 0
+    assert lines[0].split() == ["decided", "(UTC)", "decision", "client", "order", "id", "order", "entry"]
+    assert lines[2].split()[2:] == ["APPROVED", "ok-1", "buy", "10", "AAPL", "100.00"]
+    assert lines[3] == "  approved" and lines[4] == ""
+    assert lines[5].split()[2:] == ["REJECTED", "bad-1", "buy", "10", "AAPL", "NaN"]  # the refused raw value
+    assert lines[6].startswith("  ") and "field 'entry'" in " ".join(lines[6:])
+    assert max(len(line) for line in lines) <= 100
+    one = run(risk, "log", "--limit", "1", "--state", str(state)).output
+    assert "bad-1" in one and "ok-1" not in one
     assert "ok-1" not in run(risk, "log", "--rejected", "--state", str(state)).output
+
+
+def test_risk_log_when_intents_carry_numpy_values_and_a_long_id_then_readable_within_100_columns(make_gate, state):
+    gate = make_gate()
+    gate.decide(buy("AAPL", np.int64(10), np.float64(100.123), client_order_id="x" * 48), make_book())
+    output = run(risk, "log", "--state", str(state)).output
+    assert_readable(output)
+    assert "x" * 48 in output  # the client order id is never broken
+
+
+@pytest.mark.parametrize(("logged", "shown"), [
+    ("nan", "NaN"), ("np.float64(nan)", "NaN"), ("np.int64(7)", "7"), ("-3", "-3"), ("inf", "inf"),
+    ("None", "(missing)"), ("'abc'", "'abc'"),
+])
+def test_refused_value_when_audit_log_holds_a_repr_then_plain_words(logged, shown):
+    assert refused_value(logged) == shown
 
 
 def test_risk_log_when_no_log_then_says_so(state):
