@@ -81,14 +81,13 @@ def bracket(symbol: str, side: str, qty: int, entry: float, stop: float, take_pr
     entry, take-profit towards the entry). Exit code 0: sent; 1: rejected or refused; 2: the
     broker's answer was lost (see `kobe orders --reconcile`).
     """
-    from kobe_pipelines.execution.client_order_id import make_client_order_id
     from kobe_pipelines.execution.errors import OrderStatusUnknownError
     from kobe_pipelines.execution.ledger import OrderLedger
     from kobe_pipelines.execution.service import book_from_broker, place_order
-    from kobe_pipelines.execution.ticks import round_bracket
+    from kobe_pipelines.orders import client_order_id as make_id, order_details, round_bracket
     from kobe_pipelines.risk.gate import PolicyGate
     from kobe_pipelines.risk.limits import RiskLimits
-    from kobe_pipelines.risk.types import OrderIntent
+    from kobe_pipelines.orders import OrderIntent
 
     state = paths.state_dir(state_path)
     if not state.is_dir():  # the gate counts a missing state folder as halted; do not create one here
@@ -99,7 +98,7 @@ def bracket(symbol: str, side: str, qty: int, entry: float, stop: float, take_pr
             if float(after) != before:
                 click.echo(f"{name} {before} rounded to the tick: {after}")
         session = trading_date or _next_session()
-        coid = client_order_id or make_client_order_id("manual", symbol, session, side, qty, e, s, t)
+        coid = client_order_id or make_id("manual", symbol, session, side, order_details(qty, e, s, t, record=symbol))
         broker = _broker(broker_name, state)
         ledger = OrderLedger(state)
         drift = ledger.reconcile(broker)

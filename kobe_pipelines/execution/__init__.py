@@ -19,7 +19,6 @@ from kobe_pipelines.execution.broker import (
     OrderStatus,
     protective_stop,
 )
-from kobe_pipelines.execution.client_order_id import client_order_id_for, make_client_order_id
 from kobe_pipelines.execution.errors import (
     AuthenticationError,
     BrokerError,
@@ -37,13 +36,11 @@ from kobe_pipelines.execution.ledger import DriftReport, OrderLedger
 from kobe_pipelines.execution.paper import AdvanceResult, PaperBroker
 from kobe_pipelines.execution.service import Execution, book_from_broker, place_order, settle
 from kobe_pipelines.execution.slippage import SlippageRecord, SlippageSummary, SlippageTracker, measure
-from kobe_pipelines.execution.ticks import round_bracket, to_tick
 
 __all__ = [
     "Account", "AdvanceResult", "AuthenticationError", "Broker", "BrokerError", "BrokerUnavailableError", "DriftReport",
     "DuplicateClientOrderIdError",     "Execution", "Fill", "InsufficientBuyingPowerError", "InvalidOrderError", "LegRecord", "LegRole", "MarketClosedError",
     "OrderAck", "OrderClass", "OrderLedger", "OrderNotFoundError", "OrderRecord", "OrderSpec", "OrderStatus",
     "OrderStatusUnknownError", "PaperBroker", "RateLimitedError", "SlippageRecord", "SlippageSummary", "SlippageTracker",
-    "UnknownSymbolError", "book_from_broker", "client_order_id_for", "make_client_order_id", "measure", "place_order",
-    "protective_stop", "round_bracket", "settle", "to_tick",
+    "UnknownSymbolError", "book_from_broker", "measure", "place_order", "protective_stop", "settle",
 ]

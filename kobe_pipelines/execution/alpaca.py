@@ -64,7 +64,8 @@ from kobe_pipelines.execution.errors import (
     OrderStatusUnknownError,
 )
 from kobe_pipelines.market_calendar import EXCHANGE_TZ
-from kobe_pipelines.risk.types import Decision, Position, Side
+from kobe_pipelines.risk.types import Decision, Position
+from kobe_pipelines.orders import Side
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -15,15 +15,15 @@ follows the legs: both a stop and a take-profit make a bracket, one of them an O
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
 from typing import Protocol, runtime_checkable
 
 from kobe_pipelines.errors import RecordError
-from kobe_pipelines.execution.ticks import on_tick_decimal
-from kobe_pipelines.risk.types import Decision, OrderIntent, OrderType, Position, Side, require_decision
+from kobe_pipelines.orders import OrderIntent, OrderType, Side, SignalLineage, on_tick_decimal, parse_intent
+from kobe_pipelines.orders.validation import bracket_problems
+from kobe_pipelines.risk.types import Decision, Position, require_decision
 
 
 class OrderStatus(str, Enum):
@@ -69,6 +69,7 @@ class OrderSpec:
     take_profit: Decimal | None
     trading_date: str
     strategy: str
+    lineage: SignalLineage | None = None
 
     @property
     def order_class(self) -> OrderClass:
@@ -92,44 +93,19 @@ class OrderSpec:
     def from_intent(cls, intent: OrderIntent) -> "OrderSpec":
         """Validate `intent` field by field (the gate has done so; this is the broker's own
         last line) and build the spec. Raises `RecordError` naming the field."""
-        record = f"{getattr(intent, 'client_order_id', '?')!s}"
-        coid = intent.client_order_id
-        if not isinstance(coid, str) or not coid or len(coid) > 128 or coid != coid.strip():
-            raise RecordError("order", record, "client_order_id", "must be 1-128 characters without surrounding spaces", coid)
-        symbol = intent.symbol
-        if not isinstance(symbol, str) or not symbol or not symbol.isprintable() or symbol.strip() != symbol or " " in symbol:
-            raise RecordError("order", record, "symbol", "must be a ticker without spaces", symbol)
-        try:
-            side = Side(intent.side)
-        except ValueError:
-            raise RecordError("order", record, "side", "must be 'buy' or 'sell'", intent.side) from None
-        try:
-            order_type = OrderType(intent.order_type)
-        except ValueError:
-            raise RecordError("order", record, "order_type", "must be 'limit' or 'market'", intent.order_type) from None
-        qty = _whole_shares(intent.qty, record)
-        entry = on_tick_decimal(intent.entry, "entry", record)
-        stop = None if intent.stop is None else on_tick_decimal(intent.stop, "stop", record)
-        target = None if intent.take_profit is None else on_tick_decimal(intent.take_profit, "take_profit", record)
-        buy = side is Side.BUY
-        if stop is not None and (stop >= entry if buy else stop <= entry):
-            raise RecordError("order", record, "stop", f"must be {'below' if buy else 'above'} the entry {entry} "
-                              f"for a {side.value}", intent.stop)
-        if target is not None and (target <= entry if buy else target >= entry):
-            raise RecordError("order", record, "take_profit", f"must be {'above' if buy else 'below'} the entry "
-                              f"{entry} for a {side.value}", intent.take_profit)
-        return cls(coid, symbol, side, qty, order_type, entry if order_type is OrderType.LIMIT else None, entry,
-                   stop, target, str(intent.trading_date or ""), str(intent.strategy or ""))
-
-
-def _whole_shares(qty: object, record: str) -> int:
-    if isinstance(qty, bool) or not isinstance(qty, (int, float)):
-        raise RecordError("order", record, "qty", "must be a whole number of shares", qty)
-    if isinstance(qty, float) and (not math.isfinite(qty) or not qty.is_integer()):
-        raise RecordError("order", record, "qty", "must be a whole number of shares", qty)
-    if qty <= 0:
-        raise RecordError("order", record, "qty", "must be a positive number of shares", qty)
-    return int(qty)
+        record = str(intent.client_order_id) if isinstance(intent, OrderIntent) else "?"
+        parsed = parse_intent(intent)
+        problems = {**parsed.problems, **bracket_problems(parsed)}
+        if problems:
+            name, text = next(iter(problems.items()))
+            raise RecordError("order", record, name, text.removeprefix(f"field '{name}' "))
+        entry = on_tick_decimal(parsed.entry, "entry", record)
+        stop = None if parsed.stop is None else on_tick_decimal(parsed.stop, "stop", record)
+        target = None if parsed.take_profit is None else on_tick_decimal(parsed.take_profit, "take_profit", record)
+        order_type = parsed.order_type
+        return cls(parsed.client_order_id, parsed.symbol, parsed.side, parsed.qty, order_type,
+                   entry if order_type is not OrderType.MARKET else None, entry, stop, target,
+                   str(intent.trading_date or ""), str(intent.strategy or ""), intent.lineage)
 
 
 @dataclass(frozen=True)

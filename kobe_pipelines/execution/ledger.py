@@ -27,7 +27,8 @@ from kobe_pipelines import paths
 from kobe_pipelines.execution.broker import Broker, Fill, LegRole, OrderAck, OrderRecord, OrderSpec, OrderStatus
 from kobe_pipelines.execution.sqlite_store import connect
 from kobe_pipelines.market_calendar import EXCHANGE_TZ
-from kobe_pipelines.risk.types import Decision, OrderIntent, Side
+from kobe_pipelines.risk.types import Decision
+from kobe_pipelines.orders import OrderIntent, Side
 
 LEDGER_NAME = "order_ledger.sqlite"
 COLUMNS = ("seq", "at", "event", "client_order_id", "broker", "decision_id", "broker_order_id", "symbol", "side",

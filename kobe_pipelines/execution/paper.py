@@ -62,7 +62,8 @@ from kobe_pipelines.execution.errors import (
 from kobe_pipelines.execution.paper_model import Bar, entry_fill, exit_fill
 from kobe_pipelines.market_calendar import is_session, xnys
 from kobe_pipelines.risk.heat import is_reducing
-from kobe_pipelines.risk.types import Decision, Position, Side
+from kobe_pipelines.risk.types import Decision, Position
+from kobe_pipelines.orders import Side
 
 STATE_NAME = "paper_broker.json"
 LOCK_NAME = ".paper_broker.lock"

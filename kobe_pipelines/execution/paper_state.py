@@ -29,7 +29,8 @@ from kobe_pipelines.execution.broker import (
     protective_stop,
 )
 from kobe_pipelines.fsutil import atomic_write_json
-from kobe_pipelines.risk.types import Position, Side
+from kobe_pipelines.risk.types import Position
+from kobe_pipelines.orders import Side
 
 FORMAT = 1
 PNL_TICK = Decimal("0.0001")

@@ -18,7 +18,8 @@ from kobe_pipelines.execution.errors import OrderStatusUnknownError
 from kobe_pipelines.execution.ledger import OrderLedger
 from kobe_pipelines.execution.slippage import SlippageTracker
 from kobe_pipelines.risk.gate import PolicyGate
-from kobe_pipelines.risk.types import Book, Decision, OrderIntent
+from kobe_pipelines.risk.types import Book, Decision
+from kobe_pipelines.orders import OrderIntent
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from kobe_pipelines import paths
 from kobe_pipelines.fsutil import fsync_dir
-from kobe_pipelines.risk.intent_fields import ParsedIntent
+from kobe_pipelines.orders.validation import ParsedIntent
 from kobe_pipelines.risk.jsonl import iter_records, repair_torn_tail, write_all
 from kobe_pipelines.risk.types import Decision
 

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Collection
 from kobe_pipelines.errors import StateFileError
 from kobe_pipelines.risk.drawdown import HighWaterMarkStore
 from kobe_pipelines.risk.heat import CAP_TOLERANCE, order_risk, within_cap
-from kobe_pipelines.risk.intent_fields import ParsedIntent, off_tick
+from kobe_pipelines.orders.validation import ParsedIntent, bracket_problems, tick_problems
 from kobe_pipelines.risk.kill_switch import HaltStatus
-from kobe_pipelines.risk.types import CheckResult, OrderType, Side
+from kobe_pipelines.risk.types import CheckResult
+from kobe_pipelines.orders import OrderType, Side
 
 if TYPE_CHECKING:
     from kobe_pipelines.risk.gate import _Snapshot
@@ -145,15 +146,9 @@ def bracket(p: ParsedIntent) -> CheckResult:
     entry, stop, target = p.entry, p.stop, p.take_profit
     if stop is None and target is None:
         return _NO_LEGS
-    buy = p.side is Side.BUY
-    word_stop, word_target = ("below", "above") if buy else ("above", "below")
-    problems = []
-    if stop is not None and (stop >= entry if buy else stop <= entry):
-        problems.append(f"field 'stop' {stop:.4f} must be {word_stop} the entry {entry:.4f} for a {p.side.value}")
-    if target is not None and (target <= entry if buy else target >= entry):
-        problems.append(f"field 'take_profit' {target:.4f} must be {word_target} the entry {entry:.4f} for a {p.side.value}")
+    problems = bracket_problems(p)
     if problems:
-        return _fail("bracket", "; ".join(problems))
+        return _fail("bracket", "; ".join(problems.values()))
     return _pass("bracket", f"stop {stop} / entry {entry} / take_profit {target} ordered for a {p.side.value}")
 
 
@@ -178,13 +173,9 @@ def tick_size(p: ParsedIntent) -> CheckResult:
     missing = _unevaluated("tick_size", p, ("entry", "stop", "take_profit", "order_type"))
     if missing:
         return missing
-    priced = [("stop", p.stop), ("take_profit", p.take_profit)]
-    if p.order_type is OrderType.LIMIT:  # a market order sends no entry price
-        priced.append(("entry", p.entry))
-    bad = [f"field '{name}' {price!r} is not on the {'$0.01' if price >= 1 else '$0.0001'} tick"
-           for name, price in priced if price is not None and off_tick(price)]
+    bad = tick_problems(p)
     if bad:
-        return _fail("tick_size", "; ".join(bad))
+        return _fail("tick_size", "; ".join(bad.values()))
     return _TICKS_OK
 
 

@@ -36,10 +36,11 @@ from kobe_pipelines.risk import checks as chk
 from kobe_pipelines.risk.audit import AuditLog, approved_history, audit_path, encode_record, finite_or_none
 from kobe_pipelines.risk.drawdown import HighWaterMarkStore
 from kobe_pipelines.risk.heat import book_open_risk, is_reducing
-from kobe_pipelines.risk.intent_fields import ParsedIntent, parse_intent
 from kobe_pipelines.risk.kill_switch import KillSwitch
 from kobe_pipelines.risk.limits import RiskLimits
-from kobe_pipelines.risk.types import _GATE_TOKEN, Book, CheckResult, Decision, OrderIntent
+from kobe_pipelines.orders.validation import ParsedIntent, parse_intent
+from kobe_pipelines.risk.types import _GATE_TOKEN, Book, CheckResult, Decision
+from kobe_pipelines.orders import OrderIntent
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,9 @@
-"""Order intents, the book they are judged against, and the gate's decisions.
+"""The book an intent is judged against, and the gate's decisions.
 
-Conventions: prices are USD per share; quantities are whole shares, always positive on an
-intent (the side carries the direction); a position's `qty` is signed (+ long, - short).
+Intents, sides and order types are the order vocabulary's (`kobe_pipelines.orders`), re-exported
+here for the risk package's readers. Conventions: prices are USD per share; quantities are whole
+shares, always positive on an intent (the side carries the direction); a position's `qty` is
+signed (+ long, - short).
 A `Decision` can only be made by the policy gate (`kobe_pipelines.risk.gate`): it carries a
 seal over the exact intent it approved, and brokers refuse anything else.
 """
@@ -18,56 +20,7 @@ from enum import Enum
 from typing import Any, Mapping
 
 from kobe_pipelines.errors import KobeError
-
-
-class Side(str, Enum):
-    BUY = "buy"
-    SELL = "sell"
-
-    @property
-    def sign(self) -> int:
-        """+1 for a buy, -1 for a sell."""
-        return 1 if self is Side.BUY else -1
-
-
-class OrderType(str, Enum):
-    LIMIT = "limit"
-    MARKET = "market"
-
-
-@dataclass(frozen=True)
-class OrderIntent:
-    """What a strategy (or a person) wants to trade. Not yet checked by anyone.
-
-    `entry` is the limit price of the entry leg (the expected price for a market order).
-    `stop` and `take_profit` are the bracket legs; either may be None for a simple order.
-    Fields are typed loosely on purpose: the gate validates them and rejects bad values with
-    a reason naming the field, instead of a constructor raising before anything is logged.
-    """
-
-    client_order_id: str
-    symbol: str
-    side: Any  # Side, or a raw value the gate will reject
-    qty: Any  # positive whole shares
-    entry: Any  # USD per share
-    stop: Any = None
-    take_profit: Any = None
-    order_type: Any = OrderType.LIMIT
-    strategy: str = "manual"
-    strategy_version: str = ""
-    trading_date: str = ""  # YYYY-MM-DD, the exchange session the order is for
-
-    def to_dict(self) -> dict[str, Any]:
-        # Not dataclasses.asdict: its deep copy dominated the gate's cost per decision, and every
-        # field here is a flat value.
-        out = {name: getattr(self, name) for name in _INTENT_FIELD_NAMES}
-        for key in ("side", "order_type"):
-            value = out[key]
-            out[key] = value.value if isinstance(value, Enum) else value
-        return out
-
-
-_INTENT_FIELD_NAMES = tuple(f.name for f in fields(OrderIntent))
+from kobe_pipelines.orders.intent import OrderIntent, OrderType, Side, SignalLineage
 
 
 class FrozenDict(dict):

@@ -29,7 +29,8 @@ from kobe_pipelines.execution.service import Execution, book_from_broker, place_
 from kobe_pipelines.execution.slippage import SlippageTracker
 from kobe_pipelines.risk.drawdown import DrawdownMonitor, DrawdownStatus
 from kobe_pipelines.risk.gate import PolicyGate
-from kobe_pipelines.risk.types import Book, OrderIntent, Position, Side
+from kobe_pipelines.risk.types import Book, Position
+from kobe_pipelines.orders import OrderIntent, Side
 from kobe_pipelines.strategies import RiskBudget, StrategyContext, StrategyRegistry
 
 log = logging.getLogger(__name__)
