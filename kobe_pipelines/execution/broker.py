@@ -7,9 +7,13 @@ is the exchange trading date, YYYY-MM-DD (America/New_York).
 
 A broker accepts only an approved policy-gate `Decision` (`risk.types.require_decision`),
 and sends exactly the order it approved: `OrderSpec.from_decision` re-validates every field
-and puts the prices on the tick grid without moving them (see `ticks`). The order class
-follows the legs: both a stop and a take-profit make a bracket, one of them an OTO
-(one-triggers-other), none a simple order.
+and puts the prices on the tick grid without moving them (`kobe_pipelines.orders.ticks`). The
+order class follows the legs: both a stop and a take-profit make a bracket, one of them an OTO
+(one-triggers-other), none a simple order. A simple `stop` order is a protective stop on its own.
+
+Lifetimes: an entry is a day order for its `trading_date` (unfilled after its session, it is
+cancelled: by the paper broker itself, by the trading run at Alpaca); exit legs and protective
+stops are good until cancelled: they live as long as the position.
 """
 
 from __future__ import annotations
@@ -121,6 +125,7 @@ class LegRecord:
     filled_avg_price: float | None = None
     filled_at: dt.datetime | None = None
     broker_order_id: str | None = None
+    qty: int | None = None  # the leg's own shares when they differ from the order's (after a split)
 
 
 @dataclass(frozen=True)
@@ -136,10 +141,20 @@ class OrderRecord:
     submitted_at: dt.datetime
     legs: tuple[LegRecord, ...]
     trading_date: str = ""
+    order_type: OrderType = OrderType.LIMIT
 
     @property
     def entry(self) -> LegRecord:
         return self.legs[0]
+
+    def leg_qty(self, leg: LegRecord) -> int:
+        """The shares `leg` is for (its own after a split, else the order's)."""
+        return leg.qty if leg.qty is not None else self.qty
+
+    @property
+    def is_protective_stop(self) -> bool:
+        """A simple stop order: it only ever closes a position."""
+        return self.order_type is OrderType.STOP and self.order_class is OrderClass.SIMPLE
 
     @property
     def status(self) -> OrderStatus:
@@ -171,27 +186,42 @@ def conflicts(spec: OrderSpec, record: "OrderRecord") -> list[str]:
     return out
 
 
+def working_stops(symbol: str, position_qty: int,
+                  orders: "list[OrderRecord] | tuple[OrderRecord, ...]") -> list[tuple["OrderRecord", float, int]]:
+    """The working stops that would close part of a position of `position_qty` signed shares:
+    (order, stop price, shares). A bracket's or OTO's stop leg (status new or partially filled,
+    not held) on an order entered on the position's side, and a simple stop order on the other side."""
+    if position_qty == 0:
+        return []
+    side = Side.BUY if position_qty > 0 else Side.SELL
+    out: list[tuple[OrderRecord, float, int]] = []
+    for order in orders:
+        if order.symbol != symbol:
+            continue
+        if order.is_protective_stop:
+            leg = order.entry
+            if order.side is side.opposite and leg.price is not None and leg.status.is_open and leg.status is not OrderStatus.HELD:
+                out.append((order, leg.price, order.leg_qty(leg) - leg.filled_qty))
+            continue
+        leg = order.leg(LegRole.STOP_LOSS)
+        if order.side is not side or leg is None or leg.price is None:
+            continue
+        if leg.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
+            out.append((order, leg.price, order.leg_qty(leg) - leg.filled_qty))
+    return out
+
+
 def protective_stop(symbol: str, qty: int, orders: "list[OrderRecord] | tuple[OrderRecord, ...]") -> float | None:
     """The stop protecting a position of `qty` signed shares, for the gate's heat check.
 
-    Working stop legs (status new or partially filled, not held) of orders on `symbol` whose
-    entry is on the position's side must cover the whole quantity; then the farthest stop
+    The working stops (`working_stops`) must cover the whole quantity; then the farthest stop
     (the most risk: the lowest for a long, the highest for a short) is returned. Otherwise
     None: the position counts as unprotected (its whole market value is at risk).
     """
-    if qty == 0:
+    stops = working_stops(symbol, qty, orders)
+    if not stops or sum(q for _, _, q in stops) < abs(qty):
         return None
-    side = Side.BUY if qty > 0 else Side.SELL
-    stops: list[tuple[float, int]] = []
-    for order in orders:
-        leg = order.leg(LegRole.STOP_LOSS)
-        if order.symbol != symbol or order.side is not side or leg is None or leg.price is None:
-            continue
-        if leg.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
-            stops.append((leg.price, order.qty - leg.filled_qty))
-    if not stops or sum(q for _, q in stops) < abs(qty):
-        return None
-    prices = [price for price, _ in stops]
+    prices = [price for _, price, _ in stops]
     return min(prices) if qty > 0 else max(prices)
 
 
@@ -245,7 +275,10 @@ class Account:
 
 @runtime_checkable
 class Broker(Protocol):
-    """What the trading loop needs from any broker."""
+    """What the trading loop needs from any broker.
+
+    `account().buying_power` is net of the notional the broker reserves for its working entry
+    orders (the gate adds only approvals the broker has not seen yet)."""
 
     name: str
 
@@ -265,3 +298,7 @@ class Broker(Protocol):
     def positions(self) -> dict[str, Position]: ...
 
     def account(self) -> Account: ...
+
+    def marks(self) -> dict[str, float]:
+        """The broker's latest price of every symbol it holds, USD."""
+        ...

@@ -5,18 +5,17 @@ fails closed. Money in USD, prices in USD per share, fractions of equity (0.10 =
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Collection
+from typing import Collection
 
 from kobe_pipelines.errors import StateFileError
+from kobe_pipelines.risk.approvals import Approval
 from kobe_pipelines.risk.drawdown import HighWaterMarkStore
+from kobe_pipelines.risk.exposure import BookExposure
 from kobe_pipelines.risk.heat import CAP_TOLERANCE, order_risk, within_cap
 from kobe_pipelines.orders.validation import ParsedIntent, bracket_problems, tick_problems
 from kobe_pipelines.risk.kill_switch import HaltStatus
 from kobe_pipelines.risk.types import CheckResult
 from kobe_pipelines.orders import OrderType, Side
-
-if TYPE_CHECKING:
-    from kobe_pipelines.risk.gate import _Snapshot
 
 _LIMIT = 1 + CAP_TOLERANCE
 
@@ -86,23 +85,28 @@ def drawdown(store: HighWaterMarkStore, equity: float | None, limit: float, redu
     return _pass("drawdown", f"drawdown {dd:.2%} (limit {limit:.0%})")
 
 
-def heat(p: ParsedIntent, snap: "_Snapshot", added: float | None, mark: float | None, cap: float, reducing: bool) -> CheckResult:
+def heat(p: ParsedIntent, exposure: BookExposure, added: float | None, mark: float | None, cap: float,
+         reducing: bool) -> CheckResult:
     if reducing:
         return _HEAT_EXEMPT
-    equity = snap.equity
+    equity = exposure.equity
     if equity is None or equity <= 0:
-        return _fail("heat", f"equity {snap.book.equity!r} USD is not positive: no new risk")
-    if snap.problems:
-        more = f" (+{len(snap.problems) - 3} more)" if len(snap.problems) > 3 else ""
-        return _fail("heat", "book heat cannot be measured: " + "; ".join(snap.problems[:3]) + more)
+        return _fail("heat", f"equity {exposure.book.equity!r} USD is not positive: no new risk")
+    if exposure.problems:
+        more = f" (+{len(exposure.problems) - 3} more)" if len(exposure.problems) > 3 else ""
+        return _fail("heat", "book heat cannot be measured: " + "; ".join(exposure.problems[:3]) + more)
     missing = _unevaluated("heat", p, ("side", "qty", "entry", "stop"))
     if missing:
         return missing
     if mark is None:
         return _fail("heat", f"no usable last price for {p.symbol} in book.last_prices")
-    before = snap.open_risk + snap.pending_risk
+    before = exposure.open_risk + exposure.pending_risk
     after = before + (added or 0.0)
     text = f"heat {before / equity:.2%} -> {after / equity:.2%} (cap {cap:.0%}; order adds {added:,.2f} USD)"
+    stale = exposure.book.stale_marks
+    if stale:
+        names = ", ".join(f"{symbol} (last bar {day})" for symbol, day in sorted(stale.items())[:5])
+        text += f"; valued at stale marks: {names}" + (f" +{len(stale) - 5} more" if len(stale) > 5 else "")
     return CheckResult("heat", within_cap(after, equity, cap), text)
 
 
@@ -189,14 +193,34 @@ def universe(symbol: str | None, tradable: Collection[str] | None) -> CheckResul
     return _fail("universe", f"field 'symbol' {symbol!r} is not in the tradable universe")
 
 
-def duplicate_id(client_order_id: str | None, approved: Collection[str], history_problem: str | None) -> CheckResult:
+def duplicate_id(p: ParsedIntent, earlier: Approval | None, retry_of: str | None,
+                 history_problem: str | None) -> CheckResult:
+    """A client order id is approved once; `retry_of` names the approval of this id that never
+    reached a broker, and is accepted only for exactly the intent that approval was for."""
     if history_problem:
         return _fail("duplicate_id", history_problem)
-    if client_order_id is None:
+    coid = p.client_order_id
+    if coid is None:
         return _fail("duplicate_id", "not evaluated: field 'client_order_id' invalid")
-    if client_order_id in approved:
-        return _fail("duplicate_id", f"field 'client_order_id' {client_order_id!r} was already approved")
-    return _NEW_ID
+    if earlier is None:
+        if retry_of is not None:
+            return _fail("duplicate_id", f"retry of {retry_of}: client order id {coid!r} has no earlier approval")
+        return _NEW_ID
+    if retry_of is None:
+        return _fail("duplicate_id", f"field 'client_order_id' {coid!r} was already approved ({earlier.decision_id})")
+    if retry_of != earlier.decision_id:
+        return _fail("duplicate_id", f"retry of {retry_of}: the latest approval of {coid!r} is {earlier.decision_id}")
+    differs = _intent_differences(p, earlier.intent)
+    if differs:
+        return _fail("duplicate_id", f"retry of {retry_of} is another order under the same id: {'; '.join(differs)}")
+    return _pass("duplicate_id", f"retry of {retry_of}, which never reached a broker")
+
+
+def _intent_differences(p: ParsedIntent, approved: dict) -> list[str]:
+    mine = {"symbol": p.symbol, "side": p.side.value if p.side is not None else None, "qty": p.qty, "entry": p.entry,
+            "stop": p.stop, "take_profit": p.take_profit,
+            "order_type": p.order_type.value if p.order_type is not None else None}
+    return [f"{name} {approved.get(name)!r} -> {value!r}" for name, value in mine.items() if approved.get(name) != value]
 
 
 def rate_limit(recent: int, cap: int) -> CheckResult:

@@ -37,7 +37,8 @@ class FrozenDict(dict):
 
 @dataclass(frozen=True)
 class Position:
-    """An open position. `qty` is signed: positive long, negative short."""
+    """An open position. `qty` is signed: positive long, negative short. `stop`: the stop that
+    protects it at the broker (None: unprotected, its whole market value is at risk)."""
 
     symbol: str
     qty: int
@@ -46,10 +47,32 @@ class Position:
 
 
 @dataclass(frozen=True)
+class OpenOrder:
+    """An entry order that has not filled yet: working at the broker, or approved and not yet
+    there. The gate counts it as if filled at `price` (its limit, or the expected price of a
+    market order), with its `stop`. `qty` is the unfilled shares (positive; `side` carries the
+    direction). `reserved`: the book's buying power already excludes its notional (the broker
+    reserved it); False for an approval the broker has not seen yet."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: int
+    price: float
+    stop: float | None = None
+    reserved: bool = True
+
+
+@dataclass(frozen=True)
 class Book:
     """The account as the gate sees it at decision time.
 
-    `last_prices` holds the latest mark (last close or trade) per symbol, USD.
+    `last_prices` holds the latest mark (last close or trade) per symbol, USD. `open_orders`: the
+    entries not filled yet (`OpenOrder`), counted in heat, position size and buying power as if
+    filled. `exit_legs`: per symbol, the signed shares the working exit orders would trade
+    (a long's sell stop of 100 sh is -100); an order reduces a position only after netting them.
+    `stale_marks`: symbol -> the session of its last bar, for marks older than the book's session
+    (valued at that mark, and named in the heat check's detail).
     """
 
     equity: float
@@ -57,12 +80,18 @@ class Book:
     buying_power: float
     positions: Mapping[str, Position] = field(default_factory=dict)
     last_prices: Mapping[str, float] = field(default_factory=dict)
+    open_orders: tuple[OpenOrder, ...] = ()
+    exit_legs: Mapping[str, int] = field(default_factory=dict)
+    stale_marks: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # A Book is a snapshot: keep read-only copies, so nobody can change it under the gate
         # (which measures each Book object once and caches the result).
         object.__setattr__(self, "positions", FrozenDict(self.positions))
         object.__setattr__(self, "last_prices", FrozenDict(self.last_prices))
+        object.__setattr__(self, "open_orders", tuple(self.open_orders))
+        object.__setattr__(self, "exit_legs", FrozenDict(self.exit_legs))
+        object.__setattr__(self, "stale_marks", FrozenDict(self.stale_marks))
 
     def position_qty(self, symbol: str) -> int:
         pos = self.positions.get(symbol)

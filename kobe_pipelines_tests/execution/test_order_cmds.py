@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from kobe_pipelines.cli.order_cmds import order, orders
@@ -10,7 +11,7 @@ from kobe_pipelines.execution.paper import PaperBroker
 from kobe_pipelines.risk import CHECK_NAMES
 
 ORDER = ["bracket", "--symbol", "AAA", "--side", "buy", "--qty", "10", "--entry", "100", "--stop", "95",
-         "--take-profit", "110", "--trading-date", "2024-03-04", "--last-price", "100"]
+         "--take-profit", "110", "--trading-date", "2024-03-04", "--replay", "--last-price", "100"]
 
 
 def run(command, *args):
@@ -51,12 +52,14 @@ def test_order_bracket_when_sub_penny_prices_then_rounded_conservatively_and_sai
     assert "stop 95.001 rounded to the tick: 95.01" in result.output and result.exit_code == 0
 
 
-def test_order_bracket_when_run_twice_then_second_is_a_duplicate_and_not_sent(tmp_path):
+def test_order_bracket_when_run_twice_then_the_second_finds_the_order_at_the_broker_and_sends_nothing(tmp_path):
     state = state_dir(tmp_path)
     run(order, *ORDER)
     again = run(order, *ORDER)  # same order -> same derived client order id
-    assert again.exit_code == 1 and "FAIL  duplicate_id" in again.output
-    assert "not sent again" in again.output and len(PaperBroker(state).open_orders()) == 1
+    assert again.exit_code == 0, again.output
+    assert "already at the broker: not sent again" in again.output and "decision " not in again.output
+    assert len(PaperBroker(state).open_orders()) == 1
+    assert OrderLedger(state).events()["event"].tolist().count("submitted") == 1
 
 
 def test_order_bracket_when_state_folder_missing_then_refuses_without_creating_it(tmp_path):
@@ -79,6 +82,25 @@ def test_orders_when_an_order_was_placed_then_lists_it_and_reconciles(tmp_path):
     assert "paper: ledger and broker agree" in result.output
     events = run(orders, "--order", "manual-1")
     assert all(kind in events.output for kind in ("intent", "decision", "submitted", "ack"))
+
+
+@pytest.mark.parametrize("broker, replay, message", [
+    ("alpaca", True, "a live broker cannot trade a past session"),
+    ("paper", False, "pass --replay"),
+])
+def test_order_bracket_when_trading_date_in_the_past_then_refused_unless_a_paper_replay(tmp_path, broker, replay, message):
+    state = state_dir(tmp_path)
+    args = [a for a in ORDER if a != "--replay" or replay] + ["--broker", broker]
+    result = CliRunner().invoke(order, args)
+    assert result.exit_code == 1 and message in result.output
+    assert OrderLedger(state).events().empty  # refused before anything was recorded
+
+
+def test_orders_when_an_intent_was_rejected_or_never_sent_then_still_listed_with_its_state(tmp_path):
+    state = state_dir(tmp_path)
+    run(order, *[a if a != "95" else "101" for a in ORDER], "--client-order-id", "bad-stop")  # rejected by the gate
+    listing = run(orders)
+    assert "bad-stop" in listing.output and "rejected by the gate: bracket" in listing.output
 
 
 def test_orders_when_ledger_empty_then_says_so(tmp_path):

@@ -1,0 +1,157 @@
+"""What every process has approved, and the lock that makes decisions one at a time.
+
+`DecisionLock`: an exclusive `fcntl` lock on `state/.decisions.lock`, re-entrant within a
+process. A decision (reading the book, deciding, logging it) is made under it, so two processes
+never decide against the same state: the second reads the first's approval (in the audit log,
+and as an order not filled yet in the ledger or at the broker) before it decides.
+
+`ApprovalHistory`: the approved decisions of the audit log (`risk_audit.jsonl`), read
+incrementally: each call of `catch_up` (under the lock) reads only the bytes appended since the
+last one, by any process. It answers the duplicate-id check (the latest approval of each client
+order id, with the intent it approved) and the rate limit (approval times in the last minute),
+so both count the approvals of every process, not only this one's. Records this process wrote
+itself (`own_prefix`) are counted when approved, not again when read back. A torn last line
+(a writer killed mid-append) is moved aside under the lock, before anything is appended after it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import fcntl
+import json
+import os
+import threading
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from kobe_pipelines.risk.jsonl import TornLineWarning, repair_torn_tail
+
+DECISION_LOCK_NAME = ".decisions.lock"
+
+
+class DecisionLock:
+    """See the module docstring. Without a state folder it locks nothing (the gate then rejects
+    every order: a missing folder counts as halted, and nothing can be logged)."""
+
+    def __init__(self, state_dir: Path):
+        self.path = Path(state_dir) / DECISION_LOCK_NAME
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        with self._thread_lock:
+            if self._depth == 0:
+                self._acquire()
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._release()
+
+    def _acquire(self) -> None:
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            self._fd = None
+            return
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def _release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+@dataclass(frozen=True)
+class Approval:
+    """The latest approval of one client order id: its decision and the intent it approved (as
+    the audit log typed it)."""
+
+    decision_id: str
+    decided_at: str
+    intent: dict[str, Any]
+
+
+class ApprovalHistory:
+    def __init__(self, path: Path, own_prefix: str, window_s: float):
+        self.path = Path(path)
+        self.own_prefix = own_prefix
+        self.window_s = window_s
+        self.approvals: dict[str, Approval] = {}
+        self._times: list[float] = []  # epoch seconds of approvals, sorted
+        self._offset = 0
+        self._identity: tuple[int, int] | None = None
+
+    # -- reading the log ------------------------------------------------------------------
+    def catch_up(self) -> None:
+        """Read what was appended since the last call (raises OSError if the log cannot be read)."""
+        try:
+            handle = open(self.path, "rb")
+        except FileNotFoundError:
+            return
+        with handle:
+            stat = os.fstat(handle.fileno())
+            identity = (stat.st_dev, stat.st_ino)
+            if identity != self._identity or stat.st_size < self._offset:  # a new or rewritten file
+                self._identity, self._offset = identity, 0
+            if stat.st_size == self._offset:
+                return
+            handle.seek(self._offset)
+            data = handle.read()
+        end = data.rfind(b"\n") + 1
+        for raw in data[:end].split(b"\n"):
+            if raw.strip():
+                self._read_line(raw)
+        self._offset += end
+        if end < len(data):  # bytes after the last newline: a writer died mid-append
+            side = repair_torn_tail(self.path)
+            warnings.warn(f"{self.path}: a torn last line ({len(data) - end} bytes) was moved to {side}",
+                          TornLineWarning, stacklevel=2)
+
+    def _read_line(self, raw: bytes) -> None:
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            return
+        if not isinstance(record, dict) or record.get("approved") is not True:
+            return
+        decision_id = str(record.get("decision_id") or "")
+        if decision_id.startswith(self.own_prefix):
+            return
+        intent = record.get("intent") or {}
+        coid, decided_at = intent.get("client_order_id"), record.get("decided_at")
+        if isinstance(coid, str) and isinstance(decided_at, str):
+            self.approvals[coid] = Approval(decision_id, decided_at, intent)
+            bisect.insort(self._times, _epoch(decided_at))
+
+    # -- this process's approvals ---------------------------------------------------------
+    def add(self, client_order_id: str, approval: Approval, at_s: float) -> None:
+        self.approvals[client_order_id] = approval
+        bisect.insort(self._times, at_s)
+
+    # -- answers --------------------------------------------------------------------------
+    def recent(self, now_s: float) -> int:
+        """Approvals in the trailing window ending at `now_s` (older ones are forgotten)."""
+        cut = bisect.bisect_right(self._times, now_s - self.window_s)
+        if cut:
+            del self._times[:cut]
+        return len(self._times)
+
+
+def _epoch(stamp: str) -> float:
+    try:
+        moment = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return 0.0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.timestamp()
