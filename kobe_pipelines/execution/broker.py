@@ -22,12 +22,16 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Iterable, Protocol, runtime_checkable
 
 from kobe_pipelines.errors import RecordError
+from kobe_pipelines.execution.corporate_actions import BookEvent, CorporateAction
 from kobe_pipelines.orders import OrderIntent, OrderType, Side, SignalLineage, on_tick_decimal, parse_intent
 from kobe_pipelines.orders.validation import bracket_problems
 from kobe_pipelines.risk.types import Decision, Position, require_decision
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class OrderStatus(str, Enum):
@@ -189,8 +193,10 @@ def conflicts(spec: OrderSpec, record: "OrderRecord") -> list[str]:
 def working_stops(symbol: str, position_qty: int,
                   orders: "list[OrderRecord] | tuple[OrderRecord, ...]") -> list[tuple["OrderRecord", float, int]]:
     """The working stops that would close part of a position of `position_qty` signed shares:
-    (order, stop price, shares). A bracket's or OTO's stop leg (status new or partially filled,
-    not held) on an order entered on the position's side, and a simple stop order on the other side."""
+    (order, stop price, shares). A bracket's or OTO's stop leg once its entry filled (new,
+    partially filled, or held: Alpaca holds a bracket's stop under its one-cancels-other while the
+    take-profit works) on an order entered on the position's side, and a simple stop order on the
+    other side."""
     if position_qty == 0:
         return []
     side = Side.BUY if position_qty > 0 else Side.SELL
@@ -206,9 +212,16 @@ def working_stops(symbol: str, position_qty: int,
         leg = order.leg(LegRole.STOP_LOSS)
         if order.side is not side or leg is None or leg.price is None:
             continue
-        if leg.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
+        if leg_is_working(order, leg):
             out.append((order, leg.price, order.leg_qty(leg) - leg.filled_qty))
     return out
+
+
+def leg_is_working(order: OrderRecord, leg: LegRecord) -> bool:
+    """An exit leg that can trade now: new or partially filled, or held once the entry filled."""
+    if leg.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
+        return True
+    return leg.status is OrderStatus.HELD and order.entry.status is OrderStatus.FILLED
 
 
 def protective_stop(symbol: str, qty: int, orders: "list[OrderRecord] | tuple[OrderRecord, ...]") -> float | None:
@@ -273,6 +286,17 @@ class Account:
     buying_power: float
 
 
+@dataclass(frozen=True)
+class AdvanceResult:
+    """What one replay of bars did at a `BarReplayBroker`."""
+
+    sessions: tuple[str, ...]  # processed now, in order
+    skipped_sessions: tuple[str, ...]  # already processed before: ignored
+    fills: tuple[Fill, ...]
+    expired: tuple[str, ...]  # client order ids whose entry expired unfilled
+    book_events: tuple[BookEvent, ...] = ()  # corporate actions and delistings applied
+
+
 @runtime_checkable
 class Broker(Protocol):
     """What the trading loop needs from any broker.
@@ -301,4 +325,28 @@ class Broker(Protocol):
 
     def marks(self) -> dict[str, float]:
         """The broker's latest price of every symbol it holds, USD."""
+        ...
+
+
+@runtime_checkable
+class BarReplayBroker(Broker, Protocol):
+    """A broker that fills orders against the bars it is handed (the paper broker): the trading
+    run replays each session's raw bars and corporate actions into it before deciding. A live
+    broker fills on its own and applies corporate actions itself."""
+
+    @property
+    def last_session(self) -> str | None:
+        """The last session replayed (YYYY-MM-DD), None before the first."""
+        ...
+
+    def advance(self, bars: "pd.DataFrame", actions: Iterable[CorporateAction] = ()) -> AdvanceResult:
+        """Bring the book through every session of `bars` not replayed yet (actions first, then fills)."""
+        ...
+
+    def book_events(self) -> list[BookEvent]:
+        """Every corporate action and delisting applied to the book, in order."""
+        ...
+
+    def stale_marks(self) -> dict[str, str]:
+        """Held symbols without a bar on the last session replayed: symbol -> session of its last bar."""
         ...

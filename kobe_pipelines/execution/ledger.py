@@ -284,6 +284,16 @@ class OrderLedger:
                                (broker,)).fetchall()
         return {symbol: int(qty) for symbol, qty in rows if qty}
 
+    def position_before(self, broker: str, symbol: str, session: str) -> int:
+        """Signed shares of `symbol` at `broker` before `session`: fills of earlier sessions and
+        book events effective before it."""
+        with self._db(write=False) as con:
+            row = con.execute(
+                "SELECT sum(CASE side WHEN 'buy' THEN qty WHEN 'sell' THEN -qty ELSE 0 END) FROM events "
+                "WHERE broker = ? AND symbol = ? AND ((event = 'fill' AND json_extract(detail, '$.session') < ?) "
+                "OR (event IN ('split', 'delisting') AND status < ?))", (broker, symbol, session, session)).fetchone()
+        return int(row[0] or 0)
+
     def order_state(self, client_order_id: str) -> str | None:
         """The latest order-state event of `client_order_id` (submitted, ack, refused, unknown,
         status, cancel), or None when it never reached the submission step."""

@@ -39,7 +39,6 @@ import json
 import math
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Collection, Iterable, Iterator
 
@@ -53,6 +52,7 @@ from kobe_pipelines.execution import paper_actions
 from kobe_pipelines.execution import paper_state as ps
 from kobe_pipelines.execution.broker import (
     Account,
+    AdvanceResult,
     Fill,
     LegRole,
     OrderAck,
@@ -78,15 +78,6 @@ from kobe_pipelines.risk.types import Decision, Position
 
 STATE_NAME = "paper_broker.json"
 LOCK_NAME = ".paper_broker.lock"
-
-
-@dataclass(frozen=True)
-class AdvanceResult:
-    sessions: tuple[str, ...]  # processed now, in order
-    skipped_sessions: tuple[str, ...]  # already processed before: ignored
-    fills: tuple[Fill, ...]
-    expired: tuple[str, ...]  # client order ids whose entry expired unfilled
-    book_events: tuple[BookEvent, ...] = ()  # corporate actions and delistings applied
 
 
 def _same_order(spec: OrderSpec, record: OrderRecord) -> None:

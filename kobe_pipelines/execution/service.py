@@ -34,7 +34,16 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
 from kobe_pipelines.errors import KobeError
-from kobe_pipelines.execution.broker import Broker, Fill, LegRole, OrderAck, OrderClass, OrderRecord, OrderStatus
+from kobe_pipelines.execution.broker import (
+    Broker,
+    Fill,
+    LegRole,
+    OrderAck,
+    OrderClass,
+    OrderRecord,
+    OrderStatus,
+    leg_is_working,
+)
 from kobe_pipelines.execution.errors import OrderStatusUnknownError
 from kobe_pipelines.execution.ledger import SENT_STATES, OrderLedger
 from kobe_pipelines.execution.slippage import SlippageTracker
@@ -133,7 +142,7 @@ def _order_exposure(order: OrderRecord, positions: Mapping) -> tuple[OpenOrder |
             open_entry = OpenOrder(order.client_order_id, order.symbol, order.side, left, price,
                                    stop.price if stop is not None else None)
     exit_qty = 0
-    live = [leg for leg in order.legs[1:] if leg.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)]
+    live = [leg for leg in order.legs[1:] if leg_is_working(order, leg)]
     if live:  # one-cancels-other: the legs together close the position once
         exit_qty = order.side.opposite.sign * max(order.leg_qty(leg) - leg.filled_qty for leg in live)
     return open_entry, exit_qty

@@ -133,11 +133,19 @@ def order_notional(p: ParsedIntent, cap: float) -> CheckResult:
 
 
 def price_collar(p: ParsedIntent, mark: float | None, band: float) -> CheckResult:
+    """A limit or market entry within `band` of the last price; a stop order on the protective
+    side of it (a sell stop below, a buy stop above: one on the other side would trigger at once)."""
     missing = _unevaluated("price_collar", p, ("entry",))
     if missing:
         return missing
     if mark is None:
         return _fail("price_collar", f"no usable last price for {p.symbol} in book.last_prices")
+    if p.order_type is OrderType.STOP and p.side is not None:
+        below = p.side is Side.SELL
+        ok = p.entry < mark if below else p.entry > mark
+        text = (f"stop {p.entry:.4f} is {'below' if p.entry < mark else 'above'} the last price {mark:.4f} "
+                f"(a {p.side.value} stop must be {'below' if below else 'above'} it)")
+        return CheckResult("price_collar", ok, text)
     deviation = abs(p.entry / mark - 1.0)
     text = f"entry {p.entry:.4f} is {deviation:.2%} from last {mark:.4f} (band {band:.0%})"
     return CheckResult("price_collar", deviation <= band + 1e-12, text)
