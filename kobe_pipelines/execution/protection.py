@@ -9,8 +9,10 @@ to protect it) sit at that price and cover its shares.
 `check_protection` runs on every trading run: for a part without such a stop, it cancels the
 part's working stops at another price (a broker that did not move them through a split) and
 places a stop order, good until cancelled, for the uncovered shares at the book's price, through
-the policy gate (a stop only reduces a position: a halt never blocks it). The trading run
-alerts on each re-placement (warning) and on a stop that cannot be placed (critical).
+the policy gate (a stop only reduces a position: a halt never blocks it). The bracket's remaining
+legs (a live take-profit) are cancelled first: the shares cannot be held by two exits, so the
+re-placed stop protects the part alone, without its take-profit. The trading run alerts on each
+re-placement (warning) and on a stop that cannot be placed (critical).
 """
 
 from __future__ import annotations
@@ -115,16 +117,23 @@ def _check_one(p: Protection, position_qty: int, orders: list[OrderRecord], subs
     covered = sum(q for _, q in at_price)
     if covered >= p.qty:
         return ProtectionOutcome(p, covered)
+    # What is left of the part's protection goes first: stops at another price, and the bracket's
+    # remaining legs (a live take-profit holds the shares: a new stop beside it could trade them
+    # twice, and Alpaca refuses it). The new stop then protects the part alone.
+    stale = {order.client_order_id: f"stop {price} is not the book's {p.stop}" for order, price, _ in mine
+             if abs(Decimal(repr(price)) - p.stop) >= half_tick}
+    bracket = next((o for o in orders if o.client_order_id == p.order_id), None)
+    if bracket is not None and bracket.is_open:
+        stale.setdefault(bracket.client_order_id, f"its stop is missing: replaced by a stop order at {p.stop}")
     cancelled = []
-    for order, price, _ in mine:
-        if abs(Decimal(repr(price)) - p.stop) >= half_tick:
-            try:
-                record = broker.cancel(order.client_order_id)
-            except KobeError as exc:
-                return ProtectionOutcome(p, covered, tuple(cancelled), error=f"cancelling the stop at {price} failed: {exc}")
-            ledger.record_cancel(record, broker.name, reason=f"stop {price} is not the book's {p.stop}")
-            cancelled.append(order.client_order_id)
-    need = p.qty - covered
+    for coid, reason in stale.items():
+        try:
+            record = broker.cancel(coid)
+        except KobeError as exc:
+            return ProtectionOutcome(p, covered, tuple(cancelled), error=f"cancelling {coid} failed: {exc}")
+        ledger.record_cancel(record, broker.name, reason=reason)
+        cancelled.append(coid)
+    need = p.qty - sum(q for order, q in at_price if order.client_order_id not in cancelled)
     exit_side = Side.SELL if p.position_sign > 0 else Side.BUY
     coid = client_order_id("protect", p.symbol, trading_date, exit_side,
                            details={"protects": p.order_id, "stop": str(p.stop), "qty": need})

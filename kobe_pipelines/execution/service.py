@@ -94,6 +94,9 @@ def book_for_decisions(broker: Broker, last_prices: Mapping[str, float], ledger:
     (`Book.exit_legs`); the ledger's approvals the broker has not answered yet (entries not
     reserved in buying power, or exits); the marks given (USD; every held symbol and the order's
     symbol need one, or the gate refuses), the broker's own marks filling gaps."""
+    # the ledger's unanswered approvals first, then the broker: an approval answered in between is
+    # then at the broker when it is read, never missed by both
+    unsent = ledger.unsent_approvals(broker.name) if ledger is not None else {}
     account = broker.account()
     positions = broker.positions()
     orders = broker.open_orders()
@@ -104,9 +107,9 @@ def book_for_decisions(broker: Broker, last_prices: Mapping[str, float], ledger:
             open_orders.append(entry)
         if exit_qty:
             exits[order.symbol] = exits.get(order.symbol, 0) + exit_qty
-    if ledger is not None:
+    if unsent:
         at_broker = {o.client_order_id for o in orders}
-        for coid, sub in ledger.unsent_approvals(broker.name).items():
+        for coid, sub in unsent.items():
             if coid in at_broker or broker.get_order(coid) is not None:
                 continue
             side, qty, symbol = Side(sub["side"]), int(sub["qty"]), sub["symbol"]
@@ -194,9 +197,9 @@ def place_orders(intents: Iterable[OrderIntent], gate: PolicyGate, broker: Broke
 
 
 def place_order(intent: OrderIntent, book: Book | BookSource, gate: PolicyGate, broker: Broker, ledger: OrderLedger,
-                *, retry: bool = False) -> Execution:
+                *, retry: bool = False, purposes: Mapping[str, dict] | None = None) -> Execution:
     """`place_orders` for one intent."""
-    return place_orders([intent], gate, broker, ledger, book, retry=retry)[0]
+    return place_orders([intent], gate, broker, ledger, book, retry=retry, purposes=purposes)[0]
 
 
 def _resume(intent: OrderIntent, gate: PolicyGate, broker: Broker, ledger: OrderLedger,

@@ -76,6 +76,7 @@ def scenario(tmp_path_factory):
         request, result = world.tick_and_trade()
         seen["runs"].append((request.run_key, result.success))
         seen["posted_first_run"] = [dict(body) for body in fake.posted]
+        seen["orders_first_run"] = set(fake.orders)
         seen["ledger_first_run"] = OrderLedger(world.state).events()
 
         fills = {}  # the exchange fills every entry 1 cent under its limit, at 09:35 New York time
@@ -114,7 +115,8 @@ def test_trading_run_when_signals_land_then_bracket_orders_reach_alpaca_with_the
     assert len(posted) >= 1
     for body in posted:
         entry, stop, target = body["limit_price"], body["stop_loss"]["stop_price"], body["take_profit"]["limit_price"]
-        assert (body["side"], body["type"], body["order_class"], body["time_in_force"]) == ("buy", "limit", "bracket", "day")
+        # one time in force for the entry and its legs: gtc, so the legs outlive the entry's session
+        assert (body["side"], body["type"], body["order_class"], body["time_in_force"]) == ("buy", "limit", "bracket", "gtc")
         assert stop < entry < target  # a buy's bracket: the stop under the entry, the target over it
         assert body["qty"] == int(body["qty"]) > 0
         for price in (entry, stop, target):  # Alpaca refuses sub-penny prices at or above $1.00
@@ -127,7 +129,7 @@ def test_trading_run_when_alpaca_answers_500_after_taking_the_order_then_it_is_r
     posted, ledger = scenario["posted_first_run"], scenario["ledger_first_run"]
     ids = [body["client_order_id"] for body in posted]
     assert len(ids) == len(set(ids))  # the order Alpaca took is never posted a second time
-    assert set(ids) == set(scenario["fake"].orders)
+    assert set(ids) == scenario["orders_first_run"]
     acks = ledger[ledger["event"] == "ack"]
     assert set(acks["client_order_id"]) == set(ids) and set(acks["broker"]) == {"alpaca"}
     reconciled = {coid: json.loads(detail)["reconciled"] for coid, detail in zip(acks["client_order_id"], acks["detail"])}
