@@ -106,3 +106,14 @@ def test_orders_when_an_intent_was_rejected_or_never_sent_then_still_listed_with
 def test_orders_when_ledger_empty_then_says_so(tmp_path):
     state_dir(tmp_path)
     assert "the order ledger is empty" in run(orders).output
+
+
+def test_order_bracket_when_five_orders_for_one_symbol_work_then_the_sixth_is_refused_by_the_position_cap(tmp_path):
+    # 40 sh @ 100 = 4 % of 100,000 USD each: five working entries make 20 % (the cap), a sixth 24 %
+    state = state_dir(tmp_path)
+    args = [a if a != "10" else "40" for a in ORDER]
+    codes = [run(order, *args, "--client-order-id", f"five-{i}").exit_code for i in range(6)]
+    assert codes == [0, 0, 0, 0, 0, 1]
+    sixth = run(order, *args, "--client-order-id", "five-6")
+    assert "FAIL  position_size   AAA +240 sh x 100.00 = 24.00% of equity (max 20%)" in sixth.output
+    assert len(PaperBroker(state).open_orders()) == 5 and PaperBroker(state).positions() == {}  # before any fill

@@ -59,6 +59,7 @@ def trade_orders(
             drawdown=risk.drawdown_monitor(alert=lambda s, b: alerter.send(Alert(kind=AlertKind.HALT, subject=s, body=b,
                                                                                  severity="critical"))),
             budget=strategy.budget(), send_alert=alerter.send, actions=actions,
+            delisted_after=broker.delisted_after_sessions,
         )
     if version and result.sent:  # an order's lineage stays recomputable (`kobe orders --lineage`)
         store.pin(version, f"orders of {result.trading_date}")
