@@ -284,6 +284,13 @@ class OrderLedger:
                                (broker,)).fetchall()
         return {symbol: int(qty) for symbol, qty in rows if qty}
 
+    def fills(self, broker: str) -> list[tuple[str, str, int, str]]:
+        """Every fill recorded for `broker`: (client order id, leg, shares, session), in order."""
+        with self._db(write=False) as con:
+            rows = con.execute("SELECT client_order_id, leg, qty, json_extract(detail, '$.session') FROM events "
+                               "WHERE event = 'fill' AND broker = ? ORDER BY seq", (broker,)).fetchall()
+        return [(coid, leg, int(qty), session or "") for coid, leg, qty, session in rows]
+
     def position_before(self, broker: str, symbol: str, session: str) -> int:
         """Signed shares of `symbol` at `broker` before `session`: fills of earlier sessions and
         book events effective before it."""

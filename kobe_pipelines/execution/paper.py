@@ -190,8 +190,8 @@ class PaperBroker:
 
     def open_orders(self) -> list[OrderRecord]:
         with self._state(write=False) as state:
-            orders = sorted(state["orders"].values(), key=lambda o: o["seq"])
-        return [r for r in map(ps.order_record, orders) if r.is_open]
+            orders = sorted((o for o in state["orders"].values() if ps.is_open(o)), key=lambda o: o["seq"])
+        return [ps.order_record(o) for o in orders]
 
     def fills(self) -> list[Fill]:
         with self._state(write=False) as state:

@@ -17,7 +17,6 @@ re-placement (warning) and on a stop that cannot be placed (critical).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -59,19 +58,22 @@ class ProtectionOutcome:
 
 def required_protections(ledger: OrderLedger, broker: str, positions: Mapping[str, Position]) -> list[Protection]:
     """The stops the book owes, per bracket part still open, capped by each position's size."""
-    events = ledger.events()
-    if events.empty:
+    left = {symbol: abs(p.qty) for symbol, p in positions.items() if p.qty}
+    if not left:
         return []
+    fills = ledger.fills(broker)
     subs = ledger.submissions(broker)
-    fills = events[(events["event"] == "fill") & (events["broker"] == broker)]
     splits = [e for e in ledger.book_events(broker) if e.kind == "split"]
     out: list[Protection] = []
-    left = {symbol: abs(p.qty) for symbol, p in positions.items() if p.qty}
-    filled = set(fills["client_order_id"])
-    closed = set(fills.loc[fills["leg"] != "entry", "client_order_id"])  # a bracket's exit leg filled
+    filled = {coid for coid, _, _, _ in fills}
+    closed = {coid for coid, leg, _, _ in fills if leg != "entry"}  # a bracket's exit leg filled
     closed |= {sub["protects"] for coid, sub in subs.items() if sub.get("protects") and coid in filled}
-    entries = fills[fills["leg"] == "entry"]
-    for coid, group in entries.groupby("client_order_id", sort=False):
+    entries: dict[str, tuple[int, str]] = {}
+    for coid, leg, qty, session in fills:
+        if leg == "entry":
+            shares, last = entries.get(coid, (0, ""))
+            entries[coid] = (shares + qty, max(last, session))
+    for coid, (qty, session) in entries.items():
         sub = subs.get(coid)
         if sub is None or sub.get("stop") is None or sub.get("order_type") == OrderType.STOP.value or coid in closed:
             continue
@@ -79,8 +81,7 @@ def required_protections(ledger: OrderLedger, broker: str, positions: Mapping[st
         position = positions.get(symbol)
         if position is None or position.qty == 0 or (position.qty > 0) != (sign > 0):
             continue
-        session = str(max(json.loads(d).get("session") or "" for d in group["detail"]))
-        qty, stop = int(group["qty"].sum()), Decimal(repr(float(sub["stop"])))
+        stop = Decimal(repr(float(sub["stop"])))
         for split in splits:
             if split.symbol == symbol and split.session > session:
                 ratio = Fraction(split.detail["split_to"]) / Fraction(split.detail["split_from"])
