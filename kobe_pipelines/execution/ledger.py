@@ -284,12 +284,24 @@ class OrderLedger:
                                (broker,)).fetchall()
         return {symbol: int(qty) for symbol, qty in rows if qty}
 
-    def fills(self, broker: str) -> list[tuple[str, str, int, str]]:
-        """Every fill recorded for `broker`: (client order id, leg, shares, session), in order."""
+    def fills(self, broker: str, symbols: "set[str] | None" = None) -> list[tuple[str, str, int, str]]:
+        """The fills recorded for `broker` (of `symbols` only, when given): (client order id, leg,
+        shares, session), in order."""
+        where, params = "", ()
+        if symbols is not None:
+            where, params = f" AND symbol IN ({', '.join('?' * len(symbols))})", tuple(sorted(symbols))
         with self._db(write=False) as con:
             rows = con.execute("SELECT client_order_id, leg, qty, json_extract(detail, '$.session') FROM events "
-                               "WHERE event = 'fill' AND broker = ? ORDER BY seq", (broker,)).fetchall()
+                               f"WHERE event = 'fill' AND broker = ?{where} ORDER BY seq", (broker, *params)).fetchall()
         return [(coid, leg, int(qty), session or "") for coid, leg, qty, session in rows]
+
+    def protective_orders(self, broker: str) -> dict[str, str]:
+        """Client order id -> the bracket it protects, for every stop order placed to protect one."""
+        with self._db(write=False) as con:
+            rows = con.execute("SELECT client_order_id, json_extract(detail, '$.protects') FROM events WHERE "
+                               "event = 'submitted' AND broker = ? AND json_extract(detail, '$.protects') IS NOT NULL",
+                               (broker,)).fetchall()
+        return dict(rows)
 
     def position_before(self, broker: str, symbol: str, session: str) -> int:
         """Signed shares of `symbol` at `broker` before `session`: fills of earlier sessions and
@@ -313,14 +325,17 @@ class OrderLedger:
     def submissions(self, broker: str, client_order_ids: "set[str] | None" = None) -> dict[str, dict[str, Any]]:
         """The write-ahead submission of each order sent to `broker` (the latest per id): side,
         qty, symbol and its detail (prices, trading date, lineage, purpose)."""
+        sql = "SELECT client_order_id, symbol, side, qty, detail FROM events WHERE event = 'submitted' AND broker = ?"
+        params: tuple = (broker,)
+        if client_order_ids is not None:
+            if not client_order_ids:
+                return {}
+            sql += f" AND client_order_id IN ({', '.join('?' * len(client_order_ids))})"
+            params += tuple(sorted(client_order_ids))
         with self._db(write=False) as con:
-            rows = con.execute("SELECT client_order_id, symbol, side, qty, detail FROM events WHERE event = 'submitted' "
-                               "AND broker = ? ORDER BY seq", (broker,)).fetchall()
-        out = {}
-        for coid, symbol, side, qty, detail in rows:
-            if client_order_ids is None or coid in client_order_ids:
-                out[coid] = {"symbol": symbol, "side": side, "qty": qty, **json.loads(detail)}
-        return out
+            rows = con.execute(sql + " ORDER BY seq", params).fetchall()
+        return {coid: {"symbol": symbol, "side": side, "qty": qty, **json.loads(detail)}
+                for coid, symbol, side, qty, detail in rows}
 
     def unsent_approvals(self, broker: str) -> dict[str, dict[str, Any]]:
         """Submissions to `broker` with no answer yet (a crash or another process between the

@@ -128,8 +128,11 @@ def _leg(status: OrderStatus, qty: int, price: Any) -> dict[str, Any]:
             "filled_avg_price": None, "filled_at": None, "session": None, "reason": None}
 
 
+_OPEN = frozenset(s.value for s in OrderStatus if s.is_open)
+
+
 def is_open(order: dict[str, Any]) -> bool:
-    return any(OrderStatus(leg["status"]).is_open for leg in order["legs"].values())
+    return any(leg["status"] in _OPEN for leg in order["legs"].values())
 
 
 def order_record(order: dict[str, Any]) -> OrderRecord:

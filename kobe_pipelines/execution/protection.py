@@ -61,18 +61,19 @@ def required_protections(ledger: OrderLedger, broker: str, positions: Mapping[st
     left = {symbol: abs(p.qty) for symbol, p in positions.items() if p.qty}
     if not left:
         return []
-    fills = ledger.fills(broker)
-    subs = ledger.submissions(broker)
-    splits = [e for e in ledger.book_events(broker) if e.kind == "split"]
+    fills = ledger.fills(broker, set(left))
+    protecting = ledger.protective_orders(broker)
+    splits = [e for e in ledger.book_events(broker) if e.kind == "split" and e.symbol in left]
     out: list[Protection] = []
     filled = {coid for coid, _, _, _ in fills}
     closed = {coid for coid, leg, _, _ in fills if leg != "entry"}  # a bracket's exit leg filled
-    closed |= {sub["protects"] for coid, sub in subs.items() if sub.get("protects") and coid in filled}
+    closed |= {bracket for coid, bracket in protecting.items() if coid in filled}
     entries: dict[str, tuple[int, str]] = {}
     for coid, leg, qty, session in fills:
-        if leg == "entry":
+        if leg == "entry" and coid not in closed:
             shares, last = entries.get(coid, (0, ""))
             entries[coid] = (shares + qty, max(last, session))
+    subs = ledger.submissions(broker, set(entries))
     for coid, (qty, session) in entries.items():
         sub = subs.get(coid)
         if sub is None or sub.get("stop") is None or sub.get("order_type") == OrderType.STOP.value or coid in closed:
@@ -101,18 +102,18 @@ def check_protection(broker: Broker, ledger: OrderLedger, gate: PolicyGate, book
     if not owed:
         return []
     orders = broker.open_orders()
-    subs = ledger.submissions(broker.name)
+    protecting = ledger.protective_orders(broker.name)
     outcomes = []
     for protection in owed:
-        outcomes.append(_check_one(protection, positions[protection.symbol].qty, orders, subs, broker, ledger, gate,
+        outcomes.append(_check_one(protection, positions[protection.symbol].qty, orders, protecting, broker, ledger, gate,
                                    book, trading_date))
     return outcomes
 
 
-def _check_one(p: Protection, position_qty: int, orders: list[OrderRecord], subs: dict, broker: Broker,
+def _check_one(p: Protection, position_qty: int, orders: list[OrderRecord], protecting: dict[str, str], broker: Broker,
                ledger: OrderLedger, gate: PolicyGate, book: Callable[[], Book], trading_date: str) -> ProtectionOutcome:
     mine = [(order, price, qty) for order, price, qty in working_stops(p.symbol, position_qty, orders)
-            if order.client_order_id == p.order_id or (subs.get(order.client_order_id) or {}).get("protects") == p.order_id]
+            if order.client_order_id == p.order_id or protecting.get(order.client_order_id) == p.order_id]
     half_tick = tick_for(p.stop) / 2
     at_price = [(o, q) for o, price, q in mine if abs(Decimal(repr(price)) - p.stop) < half_tick]
     covered = sum(q for _, q in at_price)

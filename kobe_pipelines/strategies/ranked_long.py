@@ -18,8 +18,8 @@ On each trading run (for `ctx.trading_date`, the session after the latest signal
 5. Exits (only when `exit_threshold` is set): every long position whose latest score is
    strictly below `exit_threshold` gets a MARKET sell of its whole quantity, no bracket, with
    the last close (rounded to the nearest tick) as the expected price. A held symbol without
-   a score today is kept. Note: a position still carrying open bracket legs at the broker
-   needs them cancelled before such a sell (the execution layer's job).
+   a score today is kept. The order path cancels the position's bracket legs before it sends
+   such a sell (`execution.service`), so the sell never meets a live stop.
 
 Output order: exits (symbol A-Z), then entries in rank order. Deterministic: the same context
 gives the same intents and the same client order ids.
