@@ -57,18 +57,22 @@ class DecisionLock:
                     self._release()
 
     def _acquire(self) -> None:
-        try:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except FileNotFoundError:
-            self._fd = None
-            return
+        if self._fd is None:  # opened once, kept for the process's life
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:
+                return
         fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def _release(self) -> None:
         if self._fd is not None:
-            fd, self._fd = self._fd, None
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        with self._thread_lock:
+            if self._fd is not None and self._depth == 0:
+                fd, self._fd = self._fd, None
+                os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -82,10 +86,11 @@ class Approval:
 
 
 class ApprovalHistory:
-    def __init__(self, path: Path, own_prefix: str, window_s: float):
+    def __init__(self, path: Path, own_prefix: str, window_s: float, keep_times: int):
         self.path = Path(path)
         self.own_prefix = own_prefix
         self.window_s = window_s
+        self.keep_times = max(1, keep_times)  # the rate limit needs only the latest this many
         self.approvals: dict[str, Approval] = {}
         self._times: list[float] = []  # epoch seconds of approvals, sorted
         self._offset = 0
@@ -94,6 +99,12 @@ class ApprovalHistory:
     # -- reading the log ------------------------------------------------------------------
     def catch_up(self) -> None:
         """Read what was appended since the last call (raises OSError if the log cannot be read)."""
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return
+        if (stat.st_dev, stat.st_ino) == self._identity and stat.st_size == self._offset:
+            return  # nothing new: the usual case, one stat
         try:
             handle = open(self.path, "rb")
         except FileNotFoundError:
@@ -131,12 +142,27 @@ class ApprovalHistory:
         coid, decided_at = intent.get("client_order_id"), record.get("decided_at")
         if isinstance(coid, str) and isinstance(decided_at, str):
             self.approvals[coid] = Approval(decision_id, decided_at, intent)
-            bisect.insort(self._times, _epoch(decided_at))
+            self._add_time(_epoch(decided_at))
 
     # -- this process's approvals ---------------------------------------------------------
     def add(self, client_order_id: str, approval: Approval, at_s: float) -> None:
         self.approvals[client_order_id] = approval
-        bisect.insort(self._times, at_s)
+        self._add_time(at_s)
+
+    def appended(self, size: int) -> None:
+        """This process appended `size` bytes of its own records right at the end it had read
+        (under the decision lock): nothing to read back."""
+        if self._identity is not None:
+            self._offset += size
+
+    def _add_time(self, at_s: float) -> None:
+        times = self._times
+        if not times or at_s >= times[-1]:
+            times.append(at_s)
+        else:
+            bisect.insort(times, at_s)
+        if len(times) > self.keep_times:
+            del times[: len(times) - self.keep_times]
 
     # -- answers --------------------------------------------------------------------------
     def recent(self, now_s: float) -> int:

@@ -8,14 +8,14 @@ from __future__ import annotations
 from typing import Collection
 
 from kobe_pipelines.errors import StateFileError
+from kobe_pipelines.orders import OrderType, Side
+from kobe_pipelines.orders.validation import ParsedIntent, bracket_problems, tick_problems
 from kobe_pipelines.risk.approvals import Approval
 from kobe_pipelines.risk.drawdown import HighWaterMarkStore
 from kobe_pipelines.risk.exposure import BookExposure
 from kobe_pipelines.risk.heat import CAP_TOLERANCE, order_risk, within_cap
-from kobe_pipelines.orders.validation import ParsedIntent, bracket_problems, tick_problems
 from kobe_pipelines.risk.kill_switch import HaltStatus
 from kobe_pipelines.risk.types import CheckResult
-from kobe_pipelines.orders import OrderType, Side
 
 _LIMIT = 1 + CAP_TOLERANCE
 

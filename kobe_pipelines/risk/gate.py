@@ -97,7 +97,7 @@ class PolicyGate:
         self._decisions = DecisionLock(self.state_dir)
         self._prefix = secrets.token_hex(4)
         self._counter = itertools.count(1)
-        self._history = ApprovalHistory(self.audit.path, self._prefix, RATE_WINDOW_S)
+        self._history = ApprovalHistory(self.audit.path, self._prefix, RATE_WINDOW_S, limits.max_orders_per_minute)
         self._history_problem: str | None = None
         self._exposure: BookExposure | None = None
 
@@ -140,6 +140,7 @@ class PolicyGate:
     def close(self) -> None:
         with self._lock:
             self.audit.close()
+            self._decisions.close()
 
     def __enter__(self) -> "PolicyGate":
         return self
@@ -161,6 +162,7 @@ class PolicyGate:
             failed = CheckResult("audit_log", False, f"decision could not be written to {self.audit.path} ({exc})")
             return [Decision._from_gate(_GATE_TOKEN, d.decision_id, d.intent, d.checks + (failed,), d.decided_at)
                     for d in decisions]
+        self._history.appended(sum(len(line) for line in lines))  # our own records: nothing to read back
         return decisions
 
     def _catch_up(self) -> None:

@@ -15,12 +15,14 @@ import hashlib
 import hmac
 import json
 import secrets
-from dataclasses import asdict, dataclass, field, fields
-from enum import Enum
+from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 from kobe_pipelines.errors import KobeError
 from kobe_pipelines.orders.intent import OrderIntent, OrderType, Side, SignalLineage
+
+__all__ = ["Book", "CheckResult", "Decision", "FrozenDict", "OpenOrder", "OrderIntent", "OrderType", "Position", "Side",
+           "SignalLineage", "UnapprovedOrderError", "require_decision"]
 
 
 class FrozenDict(dict):

@@ -80,7 +80,7 @@ def test_gate_when_restarted_after_a_torn_append_then_moves_fragment_aside_and_k
 
 
 def test_approval_history_when_log_has_mixed_decisions_then_only_approved_ids_and_times(logged):
-    history = ApprovalHistory(logged, own_prefix="not-a-prefix-", window_s=60.0)
+    history = ApprovalHistory(logged, own_prefix="not-a-prefix-", window_s=60.0, keep_times=100)
     history.catch_up()
     assert set(history.approvals) == {"a-1", "a-3"}
     assert [a.decided_at for a in history.approvals.values()] == ["2024-03-01T14:30:00+00:00", "2024-03-01T14:30:02+00:00"]
@@ -93,7 +93,7 @@ def test_approval_history_when_log_has_mixed_decisions_then_only_approved_ids_an
 
 
 def test_approval_history_when_caught_up_twice_then_reads_only_what_was_appended(logged, make_gate):
-    history = ApprovalHistory(logged, own_prefix="not-a-prefix-", window_s=60.0)
+    history = ApprovalHistory(logged, own_prefix="not-a-prefix-", window_s=60.0, keep_times=100)
     history.catch_up()
     make_gate().decide(buy("AAPL", 1, 100.0, client_order_id="a-4"), make_book())
     history.catch_up()
