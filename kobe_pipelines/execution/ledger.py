@@ -261,14 +261,18 @@ class OrderLedger:
         return intent_rows(self.events(), approvals)
 
     def open_order_ids(self, broker: str) -> set[str]:
+        return {coid for coid, (_, is_open) in self._latest_states(broker).items() if is_open}
+
+    def _latest_states(self, broker: str) -> dict[str, tuple[str, bool]]:
+        """Client order id -> (its latest order-state event, whether the order is open) at `broker`."""
         with self._db(write=False) as con:
             rows = con.execute(
-                "SELECT client_order_id, is_open FROM events e WHERE broker = ? AND event IN "
+                "SELECT client_order_id, event, is_open FROM events e WHERE broker = ? AND event IN "
                 f"({', '.join('?' * len(_ORDER_STATE_EVENTS))}) AND seq = (SELECT max(seq) FROM events WHERE "
                 "client_order_id = e.client_order_id AND event IN "
                 f"({', '.join('?' * len(_ORDER_STATE_EVENTS))}))",
                 (broker, *_ORDER_STATE_EVENTS, *_ORDER_STATE_EVENTS)).fetchall()
-        return {coid for coid, is_open in rows if is_open}
+        return {coid: (event, bool(is_open)) for coid, event, is_open in rows}
 
     def known_order_ids(self, broker: str) -> set[str]:
         with self._db(write=False) as con:
@@ -340,17 +344,8 @@ class OrderLedger:
     def unsent_approvals(self, broker: str) -> dict[str, dict[str, Any]]:
         """Submissions to `broker` with no answer yet (a crash or another process between the
         write-ahead record and the broker): they count as orders not filled yet."""
-        return {coid: sub for coid, sub in self.submissions(broker, self._ids_in_state(broker, "submitted")).items()}
-
-    def _ids_in_state(self, broker: str, state: str) -> set[str]:
-        with self._db(write=False) as con:
-            rows = con.execute(
-                "SELECT client_order_id, event FROM events e WHERE broker = ? AND event IN "
-                f"({', '.join('?' * len(_ORDER_STATE_EVENTS))}) AND seq = (SELECT max(seq) FROM events WHERE "
-                "client_order_id = e.client_order_id AND event IN "
-                f"({', '.join('?' * len(_ORDER_STATE_EVENTS))}))",
-                (broker, *_ORDER_STATE_EVENTS, *_ORDER_STATE_EVENTS)).fetchall()
-        return {coid for coid, event in rows if event == state}
+        waiting = {coid for coid, (event, _) in self._latest_states(broker).items() if event == "submitted"}
+        return self.submissions(broker, waiting)
 
     # -- reconciliation --------------------------------------------------------------------
     def reconcile(self, broker: Broker) -> DriftReport:
