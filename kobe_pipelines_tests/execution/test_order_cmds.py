@@ -117,3 +117,13 @@ def test_order_bracket_when_five_orders_for_one_symbol_work_then_the_sixth_is_re
     sixth = run(order, *args, "--client-order-id", "five-6")
     assert "FAIL  position_size   AAA +240 sh x 100.00 = 24.00% of equity (max 20%)" in sixth.output
     assert len(PaperBroker(state).open_orders()) == 5 and PaperBroker(state).positions() == {}  # before any fill
+
+
+def test_orders_lineage_when_a_manual_order_then_prints_its_chain_and_that_no_model_made_it(tmp_path):
+    state_dir(tmp_path)
+    run(order, *ORDER, "--client-order-id", "manual-1")
+    result = run(orders, "--lineage", "manual-1")
+    assert result.exit_code == 0, result.output
+    assert "strategy   manual version -" in result.output and "lineage    none: no signal made this order" in result.output
+    assert "recompute: no model made this order's signal; nothing to recompute" in result.output
+    assert run(orders, "--lineage", "nope").exit_code == 1
