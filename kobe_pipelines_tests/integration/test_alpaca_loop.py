@@ -26,6 +26,7 @@ from kobe_pipelines.execution.alpaca import AlpacaBroker
 from kobe_pipelines.execution.alpaca_settings import AlpacaSettings
 from kobe_pipelines.execution.ledger import OrderLedger
 from kobe_pipelines.execution.slippage import SlippageTracker
+from kobe_pipelines.lake import Lake
 from kobe_pipelines_tests.integration.conftest import HISTORY, TradingWorld
 from kobe_pipelines_tests.support.alpaca_server import FakeAlpaca, serve
 
@@ -103,6 +104,10 @@ def scenario(tmp_path_factory):
         seen["same_key_again"] = world.tick()
         seen["rerun"] = world.trade(request)  # a retried run of the same signals
         seen["posts_after_rerun"] = len(fake.posted)
+        world.freeze(SESSIONS[2], SESSIONS[2], with_signals=False)  # a newer lake version, no new signals
+        seen["rerun_after_freeze"] = world.trade(request)
+        seen["current_version"] = Lake(world.root / "lake").current_version_id()
+        seen["posts_after_freeze"] = len(fake.posted)
         yield seen
     finally:
         fake.release.set()
@@ -167,3 +172,14 @@ def test_trading_sensor_when_ticked_again_or_rerun_then_nothing_is_posted_twice(
     orders = OrderLedger(scenario["world"].state).orders()
     assert not orders.empty and set(orders["broker"]) == {"alpaca"}
     assert pd.Series(orders["client_order_id"]).isin(scenario["fake"].orders).all()
+
+
+def test_trading_run_when_the_lake_moved_on_after_the_signals_then_it_reads_the_signals_own_lake_version(scenario):
+    result = scenario["rerun_after_freeze"]
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("trade_orders")
+    used = materialization.metadata["lake_version"].value
+    events = OrderLedger(scenario["world"].state).events()
+    signals_version = json.loads(events.loc[events["event"] == "intent", "detail"].iloc[-1])["lineage"]["lake_version"]
+    assert used == signals_version != scenario["current_version"]
+    assert scenario["posts_after_freeze"] == scenario["posts_after_rerun"]  # the same orders: nothing sent again
