@@ -56,13 +56,12 @@ from kobe_pipelines.execution.broker import (
     OrderRecord,
     OrderSpec,
     OrderStatus,
-    conflicts,
+    require_same_order,
     protective_stop,
 )
 from kobe_pipelines.execution.errors import (
     BrokerError,
     BrokerUnavailableError,
-    DuplicateClientOrderIdError,
     MarketClosedError,
     OrderNotFoundError,
     OrderStatusUnknownError,
@@ -152,10 +151,7 @@ class AlpacaBroker:
 
     def _existing(self, spec: OrderSpec, existing: OrderRecord) -> OrderAck:
         """The order already at Alpaca under this id, if it is this order; never a second one."""
-        differs = conflicts(spec, existing)
-        if differs:
-            raise DuplicateClientOrderIdError(f"Alpaca submit {spec.client_order_id}: the id is already used by another "
-                                              f"order ({'; '.join(differs)})", spec.client_order_id)
+        require_same_order(spec, existing, "Alpaca submit")
         log.info("alpaca: order %s already exists (%s); not sending it again", spec.client_order_id, existing.status.value)
         return self._ack(existing, created=False, reconciled=False)
 

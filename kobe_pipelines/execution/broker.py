@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Iterable, Protocol, runtime_checkable
 
 from kobe_pipelines.errors import RecordError
 from kobe_pipelines.execution.corporate_actions import BookEvent, CorporateAction
+from kobe_pipelines.execution.errors import DuplicateClientOrderIdError
 from kobe_pipelines.orders import OrderIntent, OrderType, Side, SignalLineage, on_tick_decimal, parse_intent
 from kobe_pipelines.orders.validation import bracket_problems
 from kobe_pipelines.risk.types import Decision, Position, require_decision
@@ -188,6 +189,15 @@ def conflicts(spec: OrderSpec, record: "OrderRecord") -> list[str]:
     if spec.limit_price is not None and price is not None and abs(price - float(spec.limit_price)) > 1e-9:
         out.append(f"entry {price} != {spec.limit_price}")
     return out
+
+
+def require_same_order(spec: OrderSpec, record: "OrderRecord", where: str) -> None:
+    """`DuplicateClientOrderIdError` when `record`, found under `spec`'s client order id, is
+    another order (`conflicts`): an id reused for a different order never passes as "already sent"."""
+    differs = conflicts(spec, record)
+    if differs:
+        raise DuplicateClientOrderIdError(f"{where} {spec.client_order_id}: the id is already used by another order "
+                                          f"({'; '.join(differs)})", spec.client_order_id)
 
 
 def working_stops(symbol: str, position_qty: int,

@@ -59,11 +59,10 @@ from kobe_pipelines.execution.broker import (
     OrderRecord,
     OrderSpec,
     OrderStatus,
-    conflicts,
+    require_same_order,
 )
 from kobe_pipelines.execution.corporate_actions import DEFAULT_DELISTED_AFTER, BookEvent, CorporateAction
 from kobe_pipelines.execution.errors import (
-    DuplicateClientOrderIdError,
     InsufficientBuyingPowerError,
     InvalidOrderError,
     MarketClosedError,
@@ -78,13 +77,6 @@ from kobe_pipelines.risk.types import Decision, Position
 
 STATE_NAME = "paper_broker.json"
 LOCK_NAME = ".paper_broker.lock"
-
-
-def _same_order(spec: OrderSpec, record: OrderRecord) -> None:
-    differs = conflicts(spec, record)
-    if differs:
-        raise DuplicateClientOrderIdError(f"client order id {spec.client_order_id} is already used by another order "
-                                          f"({'; '.join(differs)})", spec.client_order_id)
 
 
 def _utc_now() -> dt.datetime:
@@ -138,7 +130,7 @@ class PaperBroker:
             existing = state["orders"].get(coid)
             if existing is not None:
                 record = ps.order_record(existing)
-                _same_order(spec, record)
+                require_same_order(spec, record, "paper submit")
                 return OrderAck(self.name, coid, record.broker_order_id, record.status, record.order_class, False, False, record)
             self._refuse_unfit(state, spec)
             state["seq"] += 1
