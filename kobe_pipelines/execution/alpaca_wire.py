@@ -28,6 +28,7 @@ from kobe_pipelines.execution.errors import (
     UnknownSymbolError,
     WashTradeError,
 )
+from kobe_pipelines.orders import OrderType
 from kobe_pipelines.risk.types import Position, Side
 
 _STATUS = {
@@ -82,7 +83,8 @@ def _float(value: Decimal | None) -> float | None:
 
 
 def _leg(raw: Mapping[str, Any], role: LegRole, what: str) -> LegRecord:
-    price_key = "stop_price" if role is LegRole.STOP_LOSS else "limit_price"
+    stop_order = role is LegRole.STOP_LOSS or str(raw.get("type") or raw.get("order_type") or "").lower() == "stop"
+    price_key = "stop_price" if stop_order else "limit_price"
     filled = _shares(raw, "filled_qty", what)
     return LegRecord(role, Side(str(raw.get("side", "")).lower()), _float(_decimal(raw, price_key, what)),
                      status_of(raw.get("status")), filled, _float(_decimal(raw, "filled_avg_price", what)) if filled else None,
@@ -107,8 +109,10 @@ def order_record(raw: Any) -> OrderRecord:
     except ValueError:
         raise WireError(f"Alpaca {what}: unsupported order_class {raw.get('order_class')!r}") from None
     submitted = _time(raw, "submitted_at") or _time(raw, "created_at") or dt.datetime.now(dt.timezone.utc)
+    kind = str(raw.get("type") or raw.get("order_type") or "limit").lower()
+    order_type = OrderType(kind) if kind in ("limit", "market", "stop") else OrderType.LIMIT
     return OrderRecord(str(raw["client_order_id"]), str(raw["id"]), str(raw.get("symbol") or ""), side,
-                       _shares(raw, "qty", what), order_class, submitted, tuple(legs))
+                       _shares(raw, "qty", what), order_class, submitted, tuple(legs), order_type=order_type)
 
 
 def position(raw: Mapping[str, Any]) -> Position:

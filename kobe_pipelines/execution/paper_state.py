@@ -1,18 +1,22 @@
 """The paper broker's state file: layout, validation on load, and the book arithmetic.
 
-Layout of `state/paper_broker.json` (format 1); money and prices are decimal strings (USD):
+Layout of `state/paper_broker.json` (format 2); money and prices are decimal strings (USD):
 
-    {"format": 1, "starting_cash": "100000.0", "cash": "...", "seq": 3, "last_session": "2024-03-04",
+    {"format": 2, "starting_cash": "100000.0", "cash": "...", "seq": 3, "last_session": "2024-03-04",
      "orders": {client_order_id: order}, "positions": {symbol: {"qty": signed int, "avg_entry": "..."}},
-     "marks": {symbol: last close}, "fills": [fill, ...]}
+     "marks": {symbol: last close}, "last_bar": {symbol: session of its last bar},
+     "fills": [fill, ...], "book_events": [corporate action or delisting, ...]}
 
-An order holds its spec, `seq` (submission order), and `legs`: {"entry" | "stop_loss" |
-"take_profit": {"status", "filled_qty", "filled_avg_price", "filled_at", "session"}}.
+An order holds its spec as submitted (`qty`, prices, `lineage`), `seq` (submission order), and
+`legs`: {"entry" | "stop_loss" | "take_profit": {"status", "qty", "price", "filled_qty",
+"filled_avg_price", "filled_at", "session", "reason"}}: a leg's own shares and price, which a
+split moves (the spec keeps what was approved). A format-1 file is upgraded when read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -28,10 +32,12 @@ from kobe_pipelines.execution.broker import (
     OrderStatus,
     protective_stop,
 )
-from kobe_pipelines.fsutil import atomic_write_json
-from kobe_pipelines.risk.types import Position, Side
+from kobe_pipelines.orders import OrderType
+from kobe_pipelines.fsutil import atomic_write_bytes
+from kobe_pipelines.risk.types import Position
+from kobe_pipelines.orders import Side
 
-FORMAT = 1
+FORMAT = 2
 PNL_TICK = Decimal("0.0001")
 # Bounds of the amounts a state file may hold: far above any account or share price, and small
 # enough that 28-digit Decimal arithmetic on them stays exact to the $0.0001 grid.
@@ -39,16 +45,35 @@ MAX_AMOUNT = Decimal(10) ** 15
 MIN_EXPONENT = -28
 MAX_SHARES = 2**63 - 1  # the order ledger stores share counts as signed 64-bit integers
 _KEYS = {"format": int, "starting_cash": str, "cash": str, "seq": int, "orders": dict, "positions": dict,
-         "marks": dict, "fills": list}
+         "marks": dict, "fills": list, "last_bar": dict, "book_events": list}
+_PRICE_OF_LEG = {LegRole.ENTRY.value: "limit_price", LegRole.STOP_LOSS.value: "stop", LegRole.TAKE_PROFIT.value: "take_profit"}
 
 
 def fresh_state(starting_cash: Decimal) -> dict[str, Any]:
     return {"format": FORMAT, "starting_cash": str(starting_cash), "cash": str(starting_cash), "seq": 0,
-            "last_session": None, "orders": {}, "positions": {}, "marks": {}, "fills": []}
+            "last_session": None, "orders": {}, "positions": {}, "marks": {}, "last_bar": {}, "fills": [],
+            "book_events": []}
+
+
+def upgrade(payload: Any) -> Any:
+    """A format-1 state as format 2 (legs get their own shares and price; no book events yet)."""
+    if not isinstance(payload, dict) or payload.get("format") != 1:
+        return payload
+    for order in (payload.get("orders") or {}).values():
+        if isinstance(order, dict) and isinstance(order.get("legs"), dict):
+            for role, leg in order["legs"].items():
+                if isinstance(leg, dict):
+                    leg.setdefault("qty", order.get("qty"))
+                    leg.setdefault("price", order.get(_PRICE_OF_LEG.get(role, ""), None))
+                    leg.setdefault("reason", None)
+    payload.setdefault("last_bar", {})
+    payload.setdefault("book_events", [])
+    payload["format"] = FORMAT
+    return payload
 
 
 def save(path: Path, state: dict[str, Any]) -> None:
-    atomic_write_json(path, state)
+    atomic_write_bytes(path, json.dumps(state, separators=(",", ":"), sort_keys=True).encode("utf-8"))
 
 
 def check_state(path: Path, payload: Any) -> dict[str, Any]:
@@ -140,11 +165,11 @@ def _shares(path: Path, where: str, field: str, raw: Any, *, positive: bool = Fa
 
 
 def new_order(spec: OrderSpec, seq: int, decision_id: str, now: dt.datetime) -> dict[str, Any]:
-    legs: dict[str, Any] = {LegRole.ENTRY.value: _leg(OrderStatus.NEW)}
+    legs: dict[str, Any] = {LegRole.ENTRY.value: _leg(OrderStatus.NEW, spec.qty, spec.limit_price)}
     if spec.stop is not None:
-        legs[LegRole.STOP_LOSS.value] = _leg(OrderStatus.HELD)
+        legs[LegRole.STOP_LOSS.value] = _leg(OrderStatus.HELD, spec.qty, spec.stop)
     if spec.take_profit is not None:
-        legs[LegRole.TAKE_PROFIT.value] = _leg(OrderStatus.HELD)
+        legs[LegRole.TAKE_PROFIT.value] = _leg(OrderStatus.HELD, spec.qty, spec.take_profit)
     return {
         "client_order_id": spec.client_order_id, "broker_order_id": f"paper-{seq:08d}", "seq": seq,
         "decision_id": decision_id, "symbol": spec.symbol, "side": spec.side.value, "qty": spec.qty,
@@ -154,37 +179,42 @@ def new_order(spec: OrderSpec, seq: int, decision_id: str, now: dt.datetime) -> 
         "stop": None if spec.stop is None else str(spec.stop),
         "take_profit": None if spec.take_profit is None else str(spec.take_profit),
         "trading_date": spec.trading_date, "strategy": spec.strategy, "submitted_at": now.isoformat(), "legs": legs,
+        "lineage": spec.lineage.to_dict() if spec.lineage is not None else None,
     }
 
 
-def _leg(status: OrderStatus) -> dict[str, Any]:
-    return {"status": status.value, "filled_qty": 0, "filled_avg_price": None, "filled_at": None, "session": None}
+def _leg(status: OrderStatus, qty: int, price: Any) -> dict[str, Any]:
+    return {"status": status.value, "qty": qty, "price": None if price is None else str(price), "filled_qty": 0,
+            "filled_avg_price": None, "filled_at": None, "session": None, "reason": None}
+
+
+_OPEN = frozenset(s.value for s in OrderStatus if s.is_open)
 
 
 def is_open(order: dict[str, Any]) -> bool:
-    return any(OrderStatus(leg["status"]).is_open for leg in order["legs"].values())
+    return any(leg["status"] in _OPEN for leg in order["legs"].values())
 
 
 def order_record(order: dict[str, Any]) -> OrderRecord:
     side = Side(order["side"])
     exit_side = Side.SELL if side is Side.BUY else Side.BUY
-    prices = {LegRole.ENTRY: order["limit_price"], LegRole.STOP_LOSS: order["stop"], LegRole.TAKE_PROFIT: order["take_profit"]}
+    qty = int(order["qty"])
     legs = []
     for role in LegRole:
         leg = order["legs"].get(role.value)
         if leg is None:
             continue
-        price = prices[role]
+        price = leg["price"]
         legs.append(LegRecord(
             role, side if role is LegRole.ENTRY else exit_side, None if price is None else float(Decimal(price)),
             OrderStatus(leg["status"]), int(leg["filled_qty"]),
             None if leg["filled_avg_price"] is None else float(Decimal(leg["filled_avg_price"])),
             None if leg["filled_at"] is None else dt.datetime.fromisoformat(leg["filled_at"]),
-            f"{order['broker_order_id']}-{role.value}",
+            f"{order['broker_order_id']}-{role.value}", None if int(leg["qty"]) == qty else int(leg["qty"]),
         ))
-    return OrderRecord(order["client_order_id"], order["broker_order_id"], order["symbol"], side, int(order["qty"]),
+    return OrderRecord(order["client_order_id"], order["broker_order_id"], order["symbol"], side, qty,
                        OrderClass(order["order_class"]), dt.datetime.fromisoformat(order["submitted_at"]), tuple(legs),
-                       order["trading_date"])
+                       order["trading_date"], OrderType(order.get("order_type", "limit")))
 
 
 def fill_from_dict(fill: dict[str, Any]) -> Fill:
@@ -229,10 +259,12 @@ def equity(state: dict[str, Any]) -> Decimal:
 
 
 def buying_power(state: dict[str, Any]) -> Decimal:
-    """1x account: equity - |market value| of every position - notional of working entries."""
+    """1x account: equity - |market value| of every position - notional of working entries
+    (a protective stop order reserves nothing: it only closes)."""
     tied = sum((abs(pos["qty"]) * mark_of(state, s) for s, pos in state["positions"].items()), Decimal(0))
     reserved = sum((order["qty"] * Decimal(order["expected_price"]) for order in state["orders"].values()
-                    if order["legs"]["entry"]["status"] == OrderStatus.NEW.value), Decimal(0))
+                    if order["legs"]["entry"]["status"] == OrderStatus.NEW.value and order.get("order_type") != "stop"),
+                   Decimal(0))
     return max(Decimal(0), equity(state) - tied - reserved)
 
 

@@ -205,8 +205,11 @@ class DrawdownMonitor:
         self.store = HighWaterMarkStore(self.state_dir)
         self.kill_switch = KillSwitch(self.state_dir, clock=self._clock)
 
-    def update(self, equity: float, as_of: dt.datetime | dt.date | str) -> DrawdownStatus:
-        """Record one account-equity reading (USD) taken at `as_of`; halt at the drawdown limit."""
+    def update(self, equity: float, as_of: dt.datetime | dt.date | str,
+               stale_marks: dict[str, str] | None = None) -> DrawdownStatus:
+        """Record one account-equity reading (USD) taken at `as_of`; halt at the drawdown limit.
+        `stale_marks`: held symbols valued at a mark older than `as_of` (symbol -> session of
+        their last bar), flagged in the reading."""
         stamp = _stamp(as_of)
         value = _equity(equity, stamp)
         if not self.state_dir.is_dir():
@@ -238,7 +241,8 @@ class DrawdownMonitor:
             result = DrawdownStatus(value, peak, drawdown, True, self._halt(reason, value, peak, drawdown), reason)
         append_record(self.state_dir / EQUITY_LOG_NAME, {"as_of": stamp, "recorded_at": now, "equity": value,
                                                          "high_water_mark": peak, "drawdown": drawdown,
-                                                         "halted": result.halted})
+                                                         "halted": result.halted,
+                                                         **({"stale_marks": stale_marks} if stale_marks else {})})
         return result
 
     def status(self) -> HighWaterMark | None:

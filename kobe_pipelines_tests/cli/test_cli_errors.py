@@ -15,7 +15,7 @@ from kobe_pipelines.execution.paper import STATE_NAME
 from kobe_pipelines_tests.support.cli_process import cli_state, kobe, modes_are_enforced
 
 ORDER = ["order", "bracket", "--symbol", "AAA", "--side", "buy", "--qty", "10", "--entry", "100", "--stop", "95",
-         "--take-profit", "110", "--trading-date", "2024-03-04", "--last-price", "100"]
+         "--take-profit", "110", "--trading-date", "2024-03-04", "--replay", "--last-price", "100"]
 
 
 def with_option(name: str, value: str) -> list[str]:

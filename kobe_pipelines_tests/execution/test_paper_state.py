@@ -17,9 +17,10 @@ from kobe_pipelines_tests.support.hostile_files import NOT_REGULAR, WORDS, place
 
 
 def book_file(**fields) -> dict:
-    """A valid paper book (format 1) holding one filled long position, with `fields` replaced."""
-    book = {"format": 1, "starting_cash": "100000.0", "cash": "99000.0", "seq": 1, "last_session": "2024-03-04",
+    """A valid paper book (format 2) holding one filled long position, with `fields` replaced."""
+    book = {"format": 2, "starting_cash": "100000.0", "cash": "99000.0", "seq": 1, "last_session": "2024-03-04",
             "orders": {}, "positions": {"AAA": {"qty": 10, "avg_entry": "100.0"}}, "marks": {"AAA": "101.5"},
+            "last_bar": {}, "book_events": [],
             "fills": [{"fill_id": "o-1:entry", "client_order_id": "o-1", "leg": "entry", "symbol": "AAA", "side": "buy",
                        "qty": 10, "price": "100.0", "expected_price": "100.0", "filled_at": "2024-03-04T14:30:00+00:00",
                        "session": "2024-03-04", "broker": "paper", "realized_pnl": None}]}
