@@ -17,8 +17,9 @@ lake_option = click.option("--lake", "lake_path", type=click.Path(file_okay=Fals
 
 def _open(lake_path: str | None):
     from kobe_pipelines.lake import Lake
+    from kobe_pipelines.settings import LakeSettings
 
-    return Lake(lake_path)
+    return Lake(lake_path, retention=LakeSettings.from_env().retention)
 
 
 def _fail(exc: Exception) -> None:
@@ -76,8 +77,10 @@ def _provider(name: str, source: str | None):
         return FilesProvider(source)
     if name == "polygon":
         from kobe_pipelines.data.providers.polygon import PolygonProvider
+        from kobe_pipelines.settings import MarketDataSettings
 
-        return PolygonProvider.from_env()
+        settings = MarketDataSettings.from_env()
+        return PolygonProvider(settings.polygon_api_key, settings.polygon_base_url)
     from kobe_pipelines.data.providers.simulated import SimulatedProvider
 
     return SimulatedProvider()
@@ -89,8 +92,8 @@ def versions(lake_path: str | None) -> None:
     """List lake versions, oldest first; * marks the current one."""
     from kobe_pipelines.lake import catalog
 
-    store = _open(lake_path)
     try:
+        store = _open(lake_path)
         frame = catalog.versions_frame(store.versions(), store.current_version_id(), store.pins())
     except KobeError as exc:
         _fail(exc)

@@ -163,7 +163,7 @@ def _read_parquet_table(
     timestamps (other types are filtered after normalizing). Row groups whose statistics put
     every date outside the range are not read; the rest are filtered in Arrow. A row without a
     date is kept: validation names it. (pyarrow's `read_table` does the same through its dataset
-    layer, which costs a tenth of a second to load in a fresh process.)"""
+    layer is slow to load in a fresh process.)"""
     try:
         file = pq.ParquetFile(path)
         file_schema = file.schema_arrow
@@ -182,7 +182,7 @@ def _read_parquet_table(
         else:  # whole-day bounds: a timestamp column may carry times of day
             first = pa.scalar(lo.to_pydatetime(), date_type)
             after, upper = pa.scalar((hi + pd.Timedelta(days=1)).to_pydatetime(), date_type), pc.less
-        groups, inside = _row_groups_within(file.metadata, file_schema.get_field_index(date_column), lo, hi)
+        groups, inside = row_groups_in_range(file.metadata, file_schema.get_field_index(date_column), lo, hi)
         table = file.read_row_groups(groups, columns=list(columns))
     except (pa.ArrowException, OSError) as exc:
         raise SourceFileError(path, f"is not a readable Parquet file ({exc})") from exc
@@ -198,7 +198,7 @@ def _filters_dates(date_type: pa.DataType) -> bool:
     return pa.types.is_date(date_type) or (pa.types.is_timestamp(date_type) and date_type.tz is None)
 
 
-def _row_groups_within(metadata: pq.FileMetaData, index: int, lo: pd.Timestamp, hi: pd.Timestamp
+def row_groups_in_range(metadata: pq.FileMetaData, index: int, lo: pd.Timestamp, hi: pd.Timestamp
                        ) -> tuple[list[int], bool]:
     """The row groups that may hold a date in [lo, hi] (or a missing date), by their statistics,
     and whether those prove every row of them lies in the range."""

@@ -1,0 +1,221 @@
+"""The lake's content-addressed files: writing a table, its sha256, the hash cache, checks against
+a manifest, reads that check page checksums, and removing files no version references.
+
+A file's name is its sha256 (the first 24 hex digits), so a table written twice is stored once
+and two versions share every file they have in common; a stored file is never changed. Where
+each role's files live (under the lake root):
+
+    raw/bars/year=YYYY/<sha>.parquet    raw bars (`raw_bars`), one folder per calendar year
+    factors/<sha>.parquet                the factor table (`factors`)
+    factors/adjustment_events-<sha>.parquet
+    actions/<role>-<sha>.parquet         splits, dividends, action_provenance, actions_set_aside
+
+Files are Parquet with LZ4 and a CRC32 on every page (Parquet page checksums).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from kobe_pipelines.fsutil import atomic_write_json, fsync_dir, sha256_file
+from kobe_pipelines.lake.errors import LakeCorruptionError
+from kobe_pipelines.lake.manifest import FileEntry
+
+log = logging.getLogger(__name__)
+
+ROW_GROUP_ROWS = 128 * 1024
+# Raw bars are sorted by (symbol, date): a row group of 16k rows holds a few symbols' year, so a
+# one-symbol read touches ~16k rows per year file instead of 128k (row groups are skipped by their
+# symbol statistics).
+RAW_ROW_GROUP_ROWS = 16 * 1024
+# Factors (sorted by symbol) in row groups of a few hundred symbols, for the same reason: a
+# one-symbol read of the adjusted views scans one row group of the factor table, not all of it;
+# smaller groups make the table larger and its write slower.
+FACTOR_ROW_GROUP_ROWS = 8 * 1024
+HASH_CACHE_NAME = ".hash_cache.json"
+# A file whose ctime is this close to the moment it was hashed is not trusted by its stat later
+# (see `ContentStore.remember`): far more than the file-time clock's tick (at most 10 ms).
+RACY_NS = 50_000_000
+DATA_FOLDERS = ("raw", "actions", "factors")
+
+
+def folder_of(role: str, year: int | None = None) -> tuple[str, str]:
+    """(folder under the root, file name prefix) of a file of `role` (`year`: a raw file's)."""
+    if role == "raw_bars":
+        return f"raw/bars/year={year}", ""
+    if role == "factors":
+        return "factors", ""
+    return ("factors" if role == "adjustment_events" else "actions"), f"{role}-"
+
+
+class ContentStore:
+    """The content-addressed files under `root`, and the cache of their hashes.
+
+    `write` may be called from several threads at once."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        # Files hashed before (verified or written) and their inode, size, mtime and ctime then,
+        # kept in HASH_CACHE_NAME: `check(reuse=True)` re-hashes only files whose stat changed
+        # since (git's index does the same). The ctime is in the key because no user can set
+        # it: a file rewritten with its mtime restored still changes it.
+        self._hashed: dict[str, tuple[str, int, int, int, int]] | None = None
+        self._created: list[Path] = []  # files written since `forget_created`
+        self._lock = threading.Lock()
+
+    def path(self, entry: FileEntry) -> Path:
+        return self.root / entry.path
+
+    # ---- writing -----------------------------------------------------------------------------
+    def write(self, table: pa.Table, role: str, year: int | None = None) -> FileEntry:
+        """Store `table` as a file of `role` and return its entry (an identical file already
+        stored is kept, and the table not written twice)."""
+        folder, prefix = folder_of(role, year)
+        directory = self.root / folder
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / f".{prefix}{os.getpid()}-{threading.get_ident()}-{id(table)}.parquet.tmp"
+        # Dictionary pages for the string columns only: floats rarely repeat, and trying a
+        # dictionary on them first slows the write.
+        strings = [f.name for f in table.schema
+                   if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_dictionary(f.type)]
+        rows = {"raw_bars": RAW_ROW_GROUP_ROWS, "factors": FACTOR_ROW_GROUP_ROWS}.get(role, ROW_GROUP_ROWS)
+        # LZ4 rather than Snappy: files of the same size, and DuckDB reads them faster. Every page
+        # carries a CRC32: a flipped byte fails the read of that page wherever the pipeline reads
+        # with pyarrow, instead of changing a value.
+        try:
+            pq.write_table(table, tmp, row_group_size=rows, compression="lz4", use_dictionary=strings, write_page_checksum=True)
+            digest = sha256_file(tmp)
+            final = directory / f"{prefix}{digest[:24]}.parquet"
+            if final.exists():
+                tmp.unlink()  # the same content is stored already: publishing checks that file
+            else:
+                os.replace(tmp, final)
+                fsync_dir(directory)
+                self.remember(final.relative_to(self.root).as_posix(), digest, final)
+                with self._lock:
+                    self._created.append(final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        min_date = max_date = None
+        if "date" in table.column_names and table.num_rows:
+            dates = table.column("date")
+            min_date, max_date = str(pc.min(dates).as_py()), str(pc.max(dates).as_py())
+        return FileEntry(path=final.relative_to(self.root).as_posix(), sha256=digest, role=role, rows=table.num_rows,
+                         bytes=final.stat().st_size, min_date=min_date, max_date=max_date)
+
+    def forget_created(self) -> None:
+        """Start counting the files written anew (see `remove_created`)."""
+        with self._lock:
+            self._created = []
+
+    def remove_created(self) -> None:
+        """Delete the files written since `forget_created` (never one that existed before:
+        content addressing makes an identical earlier file the same path, and it is kept)."""
+        with self._lock:
+            created, self._created = self._created, []
+        for path in created:
+            path.unlink(missing_ok=True)
+            self.hash_cache().pop(path.relative_to(self.root).as_posix(), None)
+
+    # ---- checking ----------------------------------------------------------------------------
+    def check(self, entry: FileEntry, reuse: bool = False) -> None:
+        """Re-hash `entry`'s file against its sha256; raises `LakeCorruptionError` naming it.
+        `reuse`: skip the hashing when the file was hashed before and its inode, size, mtime and
+        ctime (ns) have not changed since."""
+        path = self.path(entry)
+        if not path.exists():
+            raise LakeCorruptionError(entry.path, "is missing")
+        if reuse and self.hash_cache().get(entry.path) == (entry.sha256, *_stat_key(path)):
+            return
+        actual = sha256_file(path)
+        if actual != entry.sha256:
+            raise LakeCorruptionError(entry.path, f"sha256 {actual[:12]}... does not match the manifest's {entry.sha256[:12]}...")
+        self.remember(entry.path, actual, path)
+
+    def problems(self, entries: tuple[FileEntry, ...] | list[FileEntry]) -> list[str]:
+        """Every file of `entries` re-hashed; the problems found (empty when all match)."""
+        problems = []
+        for entry in entries:
+            try:
+                self.check(entry)
+            except LakeCorruptionError as exc:
+                problems.append(str(exc))
+        return problems
+
+    def remember(self, rel_path: str, digest: str, path: Path) -> None:
+        """Record that `path` hashed to `digest`, unless it changed too recently to tell a later
+        change by its stat: file times come from a clock that ticks every few milliseconds, so a
+        file changed again within the same tick would keep its ctime ("racily clean", as git
+        calls it). Such a file is hashed again next time instead."""
+        key = _stat_key(path)
+        if time.time_ns() - key[3] >= RACY_NS:
+            self.hash_cache()[rel_path] = (digest, *key)
+        else:
+            self.hash_cache().pop(rel_path, None)
+
+    def hash_cache(self) -> dict[str, tuple[str, int, int, int, int]]:
+        """The stat cache of hashed files; unreadable or malformed, it is empty (all re-hashed)."""
+        if self._hashed is None:
+            self._hashed = {}
+            try:
+                data = json.loads((self.root / HASH_CACHE_NAME).read_text())
+                for rel, row in data.items():
+                    digest, ino, size, mtime, ctime = row
+                    self._hashed[str(rel)] = (str(digest), int(ino), int(size), int(mtime), int(ctime))
+            except (OSError, ValueError, TypeError, AttributeError):
+                self._hashed = {}
+        return self._hashed
+
+    def save_hash_cache(self) -> None:
+        """Written atomically; a failure costs only re-hashing next time."""
+        cache = self.hash_cache()
+        try:
+            atomic_write_json(self.root / HASH_CACHE_NAME, {k: list(v) for k, v in sorted(cache.items())
+                                                            if (self.root / k).exists()})
+        except OSError as exc:
+            log.warning("lake: could not save the hash cache (%s); the next freeze re-hashes every file", exc)
+
+    # ---- reading -----------------------------------------------------------------------------
+    def read(self, entries: list[FileEntry], columns: dict[str, list[str]] | None = None) -> list[pa.Table]:
+        """Each file of `entries` read whole, every page checked against its CRC32 (a file
+        written without page checksums is read unchecked). `columns`: the columns each role's
+        table must have (the footer, which page checksums do not cover, names them). Raises
+        `LakeCorruptionError` naming a file that cannot be read or lacks a column."""
+        tables = []
+        for entry in entries:
+            try:
+                # (ParquetFile, not pq.read_table: its dataset layer costs more than reading these tables)
+                table = pq.ParquetFile(self.path(entry), page_checksum_verification=True).read(use_threads=False)
+            except (OSError, pa.ArrowException) as exc:
+                raise LakeCorruptionError(entry.path, f"cannot be read ({' '.join(str(exc).split())}); run `kobe lake verify`") from exc
+            missing = [name for name in (columns or {}).get(entry.role, []) if name not in table.column_names]
+            if missing:
+                raise LakeCorruptionError(entry.path, f"lacks the column(s) {missing} of a {entry.role} table; run `kobe lake verify`")
+            tables.append(table)
+        return tables
+
+    # ---- removing ----------------------------------------------------------------------------
+    def collect_garbage(self, referenced: set[str]) -> None:
+        """Delete every data file (and leftover temporary file) that `referenced` does not name."""
+        for folder in DATA_FOLDERS:
+            base = self.root / folder
+            if not base.exists():
+                continue
+            for path in base.rglob("*"):
+                if path.is_file() and path.relative_to(self.root).as_posix() not in referenced:
+                    path.unlink()
+
+
+def _stat_key(path: Path) -> tuple[int, int, int, int]:
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
