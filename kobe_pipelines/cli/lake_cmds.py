@@ -47,9 +47,9 @@ def freeze(provider: str, source: str | None, start: str | None, end: str | None
         # your own files are read to their end: a bar dated after the last completed session is
         # then refused by name rather than left out unseen
         last = end or (None if provider == "files" else str(market_calendar.last_completed_session().date()))
-        from kobe_pipelines.data.providers.base import bars_for_freeze
+        from kobe_pipelines.data.providers.base import bar_batches_for_freeze
 
-        bars = bars_for_freeze(source_provider, first, last)
+        bars = bar_batches_for_freeze(source_provider, first, last)
         result = _open(lake_path).freeze(
             bars,
             source_provider.splits(first, last),

@@ -18,7 +18,7 @@ import pyarrow as pa
 from kobe_pipelines.lake.actions import ActionsSetAside, merge_actions
 from kobe_pipelines.lake.factors import all_factors, factors_reusable, refreshed_factors
 from kobe_pipelines.lake.manifest import FileEntry, Manifest
-from kobe_pipelines.lake.raw_bars import NewBars
+from kobe_pipelines.lake.raw_bars import NewRows
 from kobe_pipelines.lake.segments import StoredTables, TableChange
 
 
@@ -37,7 +37,7 @@ class Derivation:
     at: the stored actions from the earliest fetched date on, and the actions and events of the
     symbols whose factors can change."""
 
-    def __init__(self, root: Path, previous: Manifest | None, stored_raw: list[FileEntry], new_rows: NewBars,
+    def __init__(self, root: Path, previous: Manifest | None, stored_raw: list[FileEntry], new_rows: NewRows,
                  splits: pd.DataFrame, dividends: pd.DataFrame, convention: str, stored: StoredTables,
                  stored_files: dict[str, list[FileEntry]]):
         self.root = root

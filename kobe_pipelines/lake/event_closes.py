@@ -21,9 +21,9 @@ import pyarrow.compute as pc
 
 from kobe_pipelines.data import adjustments, schema, validation
 from kobe_pipelines.lake import duck
-from kobe_pipelines.lake.arrow_keys import frame_of_query, frame_rows_of, rows_found_in, sorted_unique, symbol_set
+from kobe_pipelines.lake.arrow_keys import frame_of_query, frame_rows_of, rows_around, rows_found_in, symbol_set
 from kobe_pipelines.lake.manifest import FileEntry, Manifest
-from kobe_pipelines.lake.raw_bars import NewBars
+from kobe_pipelines.lake.raw_bars import NewRows
 
 NEAR_DAYS = 40  # calendar days around an event that the first, windowed look-up of stored files covers
 CLOSE_COLUMNS = ["symbol", "date", "close"]
@@ -57,7 +57,7 @@ def restated_events(events: pa.Table, first_new: pd.Series) -> np.ndarray:
 
 
 def bars_near_events(
-    root: Path, previous: Manifest | None, new_rows: NewBars, splits: pd.DataFrame, divs: pd.DataFrame,
+    root: Path, previous: Manifest | None, new_rows: NewRows, splits: pd.DataFrame, divs: pd.DataFrame,
     also: set[str] | None = None, known: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, set[str]]:
     """The raw closes the factor computation needs (symbol, date, close, each (symbol, date) once,
@@ -172,53 +172,3 @@ def stored_closes(root: Path, entries: list[FileEntry], symbols: set[str]) -> pd
             {"files": [str(root / e.path) for e in entries], "symbols": sorted(symbols)},
         )
     return frame if frame["date"].dtype == "datetime64[ns]" else frame.astype({"date": "datetime64[ns]"})
-
-
-def rows_around(bars: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:
-    """The rows of `bars` (symbol, date, close) that some event of `sessions` (symbol,
-    event_date) needs: the symbol's last bar before the event session and its first bar on or
-    after it. One binary search over (symbol, date) keys (bars usually arrive sorted; otherwise
-    they are sorted first). The new rows of a freeze are searched by the keys validation built
-    for them instead (`NewBars.rows_around`)."""
-    if bars.empty:
-        return bars
-    days = bars["date"].to_numpy(dtype="datetime64[D]").view(np.int64)
-    coded = schema.sorted_symbol_codes(bars["symbol"])
-    if coded is not None:  # a categorical column: compare int codes, not strings
-        codes, categories = coded
-        changed = codes[1:] != codes[:-1]
-        symbols_ordered = bool(np.all(codes[1:] >= codes[:-1]))
-    else:
-        symbols = pa.array(bars["symbol"])
-        symbols = (symbols.combine_chunks() if isinstance(symbols, pa.ChunkedArray) else symbols).cast(pa.string())
-        head, tail = symbols.slice(0, len(symbols) - 1), symbols.slice(1)
-        changed = pc.not_equal(tail, head).to_numpy(zero_copy_only=False)
-        symbols_ordered = pc.all(pc.greater_equal(tail, head)).as_py() is not False
-    ordered = symbols_ordered and bool(np.all((days[1:] >= days[:-1]) | changed))
-    if not ordered:
-        # By symbol name (a categorical's own order is its categories', not the names'), then date.
-        bars = bars.iloc[np.lexsort((days, codes))] if coded is not None else bars.sort_values(["symbol", "date"], kind="stable")
-        return rows_around(bars.reset_index(drop=True), sessions)
-    starts = np.concatenate(([0], np.flatnonzero(changed) + 1))
-    group_of_row = np.cumsum(np.concatenate(([False], changed)), dtype=np.int64)
-    if coded is not None:
-        names = pd.Index(categories[codes[starts]].tolist())
-    else:
-        names = pd.Index(symbols.take(pa.array(starts)).to_pylist())
-    event_group = names.get_indexer(sessions["symbol"])
-    known = event_group >= 0
-    event_group = event_group[known]
-    event_days = sessions["event_date"].to_numpy(dtype="datetime64[D]").astype(np.int64)[known]
-    span = np.int64(1 << 32)  # days since 1970 fit in 32 bits for any real date
-    keys = group_of_row * span  # then in place: each temporary of the whole length costs fresh pages
-    keys += days
-    keys -= days.min()
-    targets = event_group * span + (event_days - days.min())
-    at_or_after = np.searchsorted(keys, targets, side="left")
-    picks = []
-    for pos in (at_or_after, at_or_after - 1):
-        inside = (pos >= 0) & (pos < len(keys))
-        pos, groups = pos[inside], event_group[inside]
-        picks.append(pos[group_of_row[pos] == groups])
-    rows = sorted_unique(np.concatenate(picks))
-    return bars.iloc[rows]

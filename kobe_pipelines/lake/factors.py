@@ -29,7 +29,7 @@ from kobe_pipelines.lake.arrow_keys import (
 )
 from kobe_pipelines.lake.event_closes import bars_near_events, restated_events
 from kobe_pipelines.lake.manifest import Manifest
-from kobe_pipelines.lake.raw_bars import NewBars
+from kobe_pipelines.lake.raw_bars import NewRows
 from kobe_pipelines.lake.segments import DERIVED_ORDER, DIVIDEND_ORDER, EVENT_KEYS, TableChange
 
 
@@ -48,7 +48,7 @@ def events_have_ex_dates(events: pa.Table | None) -> bool:
 
 
 def refreshed_factors(
-    root: Path, previous: Manifest, new_rows: NewBars, actions: MergedActions, stored_factors: pa.Table,
+    root: Path, previous: Manifest, new_rows: NewRows, actions: MergedActions, stored_factors: pa.Table,
     stored_events: pa.Table, convention: str,
 ) -> Iterator[TableChange]:
     """The changes of the factor table and then of the events, each yielded as soon as it is
@@ -75,7 +75,7 @@ def refreshed_factors(
         yield TableChange("adjustment_events", added, append=True)
 
 
-def all_factors(root: Path, previous: Manifest | None, new_rows: NewBars, actions: MergedActions,
+def all_factors(root: Path, previous: Manifest | None, new_rows: NewRows, actions: MergedActions,
                 stored_events: pa.Table | None, convention: str) -> Iterator[TableChange]:
     """Every symbol's factors and events (a first freeze, or another dividend convention). Events
     a previous version applied lend their closes (raw bars are immutable)."""

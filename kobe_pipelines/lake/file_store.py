@@ -79,39 +79,32 @@ class ContentStore:
     def write(self, table: pa.Table, role: str, year: int | None = None) -> FileEntry:
         """Store `table` as a file of `role` and return its entry (an identical file already
         stored is kept, and the table not written twice)."""
-        folder, prefix = folder_of(role, year)
-        directory = self.root / folder
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / f".{prefix}{os.getpid()}-{threading.get_ident()}-{id(table)}.parquet.tmp"
-        # Dictionary pages for the string columns only: floats rarely repeat, and trying a
-        # dictionary on them first slows the write.
-        strings = [f.name for f in table.schema
-                   if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_dictionary(f.type)]
-        rows = {"raw_bars": RAW_ROW_GROUP_ROWS, "factors": FACTOR_ROW_GROUP_ROWS}.get(role, ROW_GROUP_ROWS)
-        # LZ4 rather than Snappy: files of the same size, and DuckDB reads them faster. Every page
-        # carries a CRC32: a flipped byte fails the read of that page wherever the pipeline reads
-        # with pyarrow, instead of changing a value.
+        writer = self.writer(table.schema, role, year)
         try:
-            pq.write_table(table, tmp, row_group_size=rows, compression="lz4", use_dictionary=strings, write_page_checksum=True)
-            digest = sha256_file(tmp)
-            final = directory / f"{prefix}{digest[:24]}.parquet"
-            if final.exists():
-                tmp.unlink()  # the same content is stored already: publishing checks that file
-            else:
-                os.replace(tmp, final)
-                fsync_dir(directory)
-                self.remember(final.relative_to(self.root).as_posix(), digest, final)
-                with self._lock:
-                    self._created.append(final)
+            writer.write(table)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            writer.abort()
             raise
-        min_date = max_date = None
-        if "date" in table.column_names and table.num_rows:
-            dates = table.column("date")
-            min_date, max_date = str(pc.min(dates).as_py()), str(pc.max(dates).as_py())
-        return FileEntry(path=final.relative_to(self.root).as_posix(), sha256=digest, role=role, rows=table.num_rows,
-                         bytes=final.stat().st_size, min_date=min_date, max_date=max_date)
+        return writer.close()
+
+    def writer(self, schema: pa.Schema, role: str, year: int | None = None) -> "ContentWriter":
+        """A file of `role` written a table at a time (`ContentWriter`): the same bytes as `write`
+        of all its rows at once."""
+        return ContentWriter(self, schema, role, year)
+
+    def name_by_content(self, tmp: Path, directory: Path, prefix: str) -> tuple[Path, str]:
+        """Give a written temporary file its content address; the final path and its sha256."""
+        digest = sha256_file(tmp)
+        final = directory / f"{prefix}{digest[:24]}.parquet"
+        if final.exists():
+            tmp.unlink()  # the same content is stored already: publishing checks that file
+        else:
+            os.replace(tmp, final)
+            fsync_dir(directory)
+            self.remember(final.relative_to(self.root).as_posix(), digest, final)
+            with self._lock:
+                self._created.append(final)
+        return final, digest
 
     def forget_created(self) -> None:
         """Start counting the files written anew (see `remove_created`)."""
@@ -214,6 +207,82 @@ class ContentStore:
             for path in base.rglob("*"):
                 if path.is_file() and path.relative_to(self.root).as_posix() not in referenced:
                     path.unlink()
+
+
+class ContentWriter:
+    """One content-addressed file written a table at a time. Rows are kept until they fill whole
+    row groups, so the file holds the same row groups -- and the same bytes -- as one write of
+    all its rows: at most one row group of rows is held here between calls. `close` names the
+    file by its sha256 and returns its entry; `abort` removes what was written."""
+
+    def __init__(self, store: ContentStore, schema: pa.Schema, role: str, year: int | None):
+        self.store = store
+        self.role = role
+        folder, self.prefix = folder_of(role, year)
+        self.directory = store.root / folder
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.directory / f".{self.prefix}{os.getpid()}-{threading.get_ident()}-{id(self)}.parquet.tmp"
+        # Dictionary pages for the string columns only: floats rarely repeat, and trying a
+        # dictionary on them first slows the write.
+        strings = [f.name for f in schema
+                   if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_dictionary(f.type)]
+        self.group_rows = {"raw_bars": RAW_ROW_GROUP_ROWS, "factors": FACTOR_ROW_GROUP_ROWS}.get(role, ROW_GROUP_ROWS)
+        # LZ4 rather than Snappy: files of the same size, and DuckDB reads them faster. Every page
+        # carries a CRC32: a flipped byte fails the read of that page wherever the pipeline reads
+        # with pyarrow, instead of changing a value.
+        self.schema = schema
+        self._writer = pq.ParquetWriter(self.tmp, schema, compression="lz4", use_dictionary=strings, write_page_checksum=True)
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self.rows = 0
+        self.min_date = self.max_date = None
+
+    @property
+    def rows_held(self) -> int:
+        """Rows kept for the next row group (fewer than one row group's)."""
+        return self._pending_rows
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        self.rows += table.num_rows
+        if "date" in table.column_names:
+            dates = table.column("date")
+            low, high = pc.min(dates).as_py(), pc.max(dates).as_py()
+            self.min_date = low if self.min_date is None else min(self.min_date, low)
+            self.max_date = high if self.max_date is None else max(self.max_date, high)
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        whole = self._pending_rows - self._pending_rows % self.group_rows
+        if whole:
+            rows = pa.concat_tables(self._pending).combine_chunks()
+            self._writer.write_table(rows.slice(0, whole), row_group_size=self.group_rows)
+            rest = rows.slice(whole)
+            self._pending, self._pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def close(self) -> FileEntry:
+        try:
+            if self._pending_rows:
+                self._writer.write_table(pa.concat_tables(self._pending).combine_chunks(), row_group_size=self.group_rows)
+            elif self.rows == 0:  # one empty row group, as a write of an empty table gives
+                self._writer.write_table(self.schema.empty_table(), row_group_size=self.group_rows)
+            self._pending, self._pending_rows = [], 0
+            self._writer.close()
+            final, digest = self.store.name_by_content(self.tmp, self.directory, self.prefix)
+        except BaseException:
+            self.abort()
+            raise
+        return FileEntry(path=final.relative_to(self.store.root).as_posix(), sha256=digest, role=self.role, rows=self.rows,
+                         bytes=final.stat().st_size,
+                         min_date=str(self.min_date) if self.min_date is not None else None,
+                         max_date=str(self.max_date) if self.max_date is not None else None)
+
+    def abort(self) -> None:
+        try:
+            self._writer.close()
+        except (OSError, pa.ArrowException):
+            pass
+        self.tmp.unlink(missing_ok=True)
 
 
 def _stat_key(path: Path) -> tuple[int, int, int, int]:

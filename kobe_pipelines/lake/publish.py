@@ -33,18 +33,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import pandas as pd
 import pyarrow as pa
 
+from kobe_pipelines.data import schema
 from kobe_pipelines.lake import catalog, duck
 from kobe_pipelines.lake.actions import ActionsSetAside
 from kobe_pipelines.lake.derivation import Derivation
 from kobe_pipelines.lake.errors import LakeBusyError, LakeError, LakeWriteError, is_write_failure
-from kobe_pipelines.lake.file_store import ContentStore
+from kobe_pipelines.lake.file_store import ContentStore, ContentWriter
 from kobe_pipelines.lake.manifest import FileEntry, Manifest, content_hash
-from kobe_pipelines.lake.raw_bars import NewBars, YearSplit, find_new_rows, merged_year, years_to_merge
+from kobe_pipelines.lake.raw_bars import (
+    DEFAULT_BATCH_ROWS, BarsOutOfOrder, NewBars, StreamedBars, YearFiles, YearSplit, batches_of, event_sessions, find_new_rows,
+    merged_year, sorted_batches, years_to_merge,
+)
 from kobe_pipelines.lake.segments import DERIVED_ORDER, ROLES, TableChange, files_by_role, in_derived_order, plan_write
 from kobe_pipelines.lake.versions import VersionStore, new_manifest, retained
 
@@ -127,11 +131,16 @@ class _StoredReads:
         return list(self._reading.values())
 
 
-def prepare(root: Path, files: ContentStore, versions: VersionStore, bars: pd.DataFrame | pa.Table, splits: pd.DataFrame,
-            dividends: pd.DataFrame, provider: str, convention: str, as_of: dt.date | None, notes: dict | None) -> Candidate:
+def prepare(root: Path, files: ContentStore, versions: VersionStore, bars: pd.DataFrame | pa.Table | Iterable[pa.Table],
+            splits: pd.DataFrame, dividends: pd.DataFrame, provider: str, convention: str, as_of: dt.date | None,
+            notes: dict | None, batch_rows: int | None = DEFAULT_BATCH_ROWS) -> Candidate:
     """Validate the inputs and write the new immutable files of a candidate version (see the
     module docstring); run under the writer lock. Any bad record raises before anything is
-    published, and every file written here is removed again."""
+    published, and every file written here is removed again.
+
+    The first freeze of a lake streams its bars `batch_rows` at a time (`stream_raw_files`):
+    its memory is set by the batch, not by the history. A refreeze, or `batch_rows` None, holds
+    the bars at once (a refreeze's new bars are compared with the stored ones)."""
     checkpoint("start")
     previous = versions.current_or_none()
     files.hash_cache()  # loaded here, before the writing threads record what they hash
@@ -150,10 +159,14 @@ def prepare(root: Path, files: ContentStore, versions: VersionStore, bars: pd.Da
         background.submit(duck.warm)  # the freeze's first look-up then finds DuckDB ready
         stored = _StoredReads(files, stored_files, tables)
         writing: list[Future] = []
+        raw: Future | None = None
         try:
-            new_rows = find_new_rows(root, previous, NewBars.validated(bars, as_of))
-            raw = background.submit(write_new_rows, files, new_rows)
-            writing.append(raw)
+            if previous is None and batch_rows is not None:
+                streamed, new_rows = stream_raw_files(root, files, bars, splits, dividends, as_of, batch_rows, background)
+            else:
+                new_rows = find_new_rows(root, previous, NewBars.validated(whole_table(bars), as_of))
+                raw = background.submit(write_new_rows, files, new_rows)
+                writing.append(raw)
             derivation = Derivation(root, previous, stored_raw, new_rows, splits, dividends, convention, stored, stored_files)
             derived: dict[str, Future] = {}
             for change in derivation.changes():
@@ -161,7 +174,10 @@ def prepare(root: Path, files: ContentStore, versions: VersionStore, bars: pd.Da
                 writing.append(derived[change.role])
             derived_entries = [entry for role in ROLES
                                for entry in (derived[role].result() if role in derived else stored_files[role])]
-            raw_entries = merge_small_raw_files(files, stored_raw, raw.result()) if previous is not None else raw.result()
+            if raw is None:
+                raw_entries = streamed
+            else:
+                raw_entries = merge_small_raw_files(files, stored_raw, raw.result()) if previous is not None else raw.result()
         except BaseException as exc:
             wait(writing + stored.pending())  # no thread writes into the lake after this returns
             files.remove_created()
@@ -184,6 +200,52 @@ def prepare(root: Path, files: ContentStore, versions: VersionStore, bars: pd.Da
         events_table=derivation.events,
         actions_set_aside=derivation.set_aside,
     )
+
+
+def whole_table(bars: pd.DataFrame | pa.Table | Iterable[pa.Table]) -> pd.DataFrame | pa.Table:
+    """Bars given as batches, as one table (a frame or a table as it is)."""
+    if isinstance(bars, (pd.DataFrame, pa.Table)):
+        return bars
+    tables = [schema.bars_table(batch) for batch in bars]
+    return pa.concat_tables(tables, promote_options="permissive") if tables else schema.bars_table(schema.empty_bars())
+
+
+def stream_raw_files(root: Path, files: ContentStore, bars: pd.DataFrame | pa.Table | Iterable[pa.Table],
+                     splits: pd.DataFrame, dividends: pd.DataFrame, as_of: dt.date | None, batch_rows: int,
+                     pool: ThreadPoolExecutor) -> tuple[list[FileEntry], StreamedBars]:
+    """The raw files of a first freeze, its bars streamed `batch_rows` at a time (`YearFiles`),
+    each batch written by `pool` while the next is validated. Bars out of (symbol, date) order
+    are sorted first (`raw_bars.sorted_batches`); `bars` given as batches must then be iterable
+    again. The closes around every action's session are kept for the factors."""
+    sessions = event_sessions(splits, dividends)
+    batches = batches_of(bars, batch_rows)
+    try:
+        return _stream(files, batches, sessions, as_of, pool)
+    except BarsOutOfOrder as disorder:
+        log.info("lake: the bars are not in (symbol, date) order (%s): sorting them first", disorder)
+        return _stream(files, sorted_batches(batches, root / "staging" / ".sort", batch_rows), sessions, as_of, pool)
+
+
+def _stream(files: ContentStore, batches: Iterable[pa.Table], sessions: pd.DataFrame, as_of: dt.date | None,
+            pool: ThreadPoolExecutor) -> tuple[list[FileEntry], StreamedBars]:
+    years = YearFiles(files, sessions, as_of)
+    writing: Future | None = None
+    try:
+        for batch in batches:
+            pieces = years.take(batch)
+            if writing is not None:
+                writing.result()  # one batch written while the next is validated: two at most held
+            writing = pool.submit(years.write, pieces)
+        if writing is not None:
+            writing.result()
+        years.check()
+        entries = list(pool.map(ContentWriter.close, years.files_by_year()))  # each closed and hashed in parallel
+        return entries, years.summary()
+    except BaseException:
+        if writing is not None:
+            wait([writing])
+        years.abort()
+        raise
 
 
 def write_new_rows(files: ContentStore, new_rows: NewBars) -> list[FileEntry]:

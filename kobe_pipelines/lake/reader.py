@@ -40,11 +40,14 @@ class LakeReader:
     def manifest(self, version_id: str | None = None) -> Manifest:
         return self.versions.version(version_id) if version_id else self.versions.current_version()
 
-    def connect(self, version_id: str | None = None) -> duckdb.DuckDBPyConnection:
+    def connect(self, version_id: str | None = None, start: dt.date | str | None = None,
+                end: dt.date | str | None = None) -> duckdb.DuckDBPyConnection:
         """A read-only session (see `sessions`) with views `bars`, `bars_split_adjusted`, `bars_raw`
         over `version_id` (default: the current version) and `lake_versions`. It may read that
-        version's files and nothing else."""
-        return sessions.open_session(self.root, self.manifest(version_id), self.versions.versions(),
+        version's files and nothing else; with `start`/`end`, only its raw files of those dates
+        (`files_between`): the views then hold those dates' bars and perhaps others."""
+        manifest = self.manifest(version_id)
+        return sessions.open_session(self.root, files_between(manifest.files, start, end), self.versions.versions(),
                                      self.versions.current_version_id(), self.versions.pins())
 
     def query(self, sql: str, version_id: str | None = None) -> pd.DataFrame:
@@ -52,7 +55,7 @@ class LakeReader:
         the views of `version_id` (default: the current version), `lake_versions`, and every
         retained version as `catalog."<version id>".bars` (catalog.duckdb, attached read-only)."""
         statements = sessions.read_only_statements(sql)
-        with sessions.open_session(self.root, self.manifest(version_id), self.versions.versions(),
+        with sessions.open_session(self.root, self.manifest(version_id).files, self.versions.versions(),
                                    self.versions.current_version_id(), self.versions.pins(),
                                    catalog_path=self.root / "catalog.duckdb") as con:
             return sessions.run(con, statements)
@@ -74,30 +77,37 @@ class LakeReader:
             where.append("date <= ?")
             params.append(pd.Timestamp(end).date())
         sql = f"SELECT * FROM {VIEW_TABLES[view]}" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY symbol, date"
-        with self.connect(version_id) as con:
+        with self.connect(version_id, start, end) as con:
             frame = con.execute(sql, params).df()
         return schema.normalize_bars(frame)
 
     def event_returns(self, files: Sequence[FileEntry], events: pd.DataFrame) -> dict[str, pd.DataFrame]:
         """Close-to-close log return on each event date, per adjusted view ("split", "total"),
-        over the given files (a version's or a candidate's). `events` needs symbol, event_date."""
+        over the given files (a version's or a candidate's). `events` needs symbol, event_date;
+        with `prev_date` (each event's last bar before its session, as the events table records
+        it) only the bars of the events' symbols from the earliest prev_date to the latest
+        event_date are read, not their whole history."""
         keyed = events[["symbol", "event_date"]].drop_duplicates().copy()
         keyed["event_date"] = pd.to_datetime(keyed["event_date"]).dt.date
+        since = pd.to_datetime(events["prev_date"]).min() if "prev_date" in events.columns and len(events) else pd.NaT
+        low = since.date() if pd.notna(since) else None
+        high = keyed["event_date"].max() if len(keyed) else None
+        bounds = [low or dt.date.min, high or dt.date.max]
         out = {}
         with duckdb.connect() as con:
-            catalog.create_views(con, self.root, files, schema_name="main")
+            catalog.create_views(con, self.root, files_between(files, low, high), schema_name="main")
             con.register("events", keyed)
             for view in ("split", "total"):
                 out[view] = con.execute(
                     f"""
                     WITH r AS (
                         SELECT symbol, date, ln(close) - ln(lag(close) OVER (PARTITION BY symbol ORDER BY date)) AS log_return
-                        FROM {VIEW_TABLES[view]} WHERE symbol IN (SELECT DISTINCT symbol FROM events)
+                        FROM {VIEW_TABLES[view]} WHERE symbol IN (SELECT DISTINCT symbol FROM events) AND date BETWEEN ? AND ?
                     )
                     SELECT e.symbol, e.event_date, r.log_return FROM events e
                     JOIN r ON r.symbol = e.symbol AND r.date = e.event_date
                     WHERE r.log_return IS NOT NULL ORDER BY e.symbol, e.event_date
-                    """
+                    """, bounds
                 ).df()
         return out
 
@@ -117,3 +127,17 @@ class LakeReader:
         effective session `event_date`, amounts and factor)."""
         events = self.derived_table("adjustment_events", version_id)
         return events if events is not None else pd.DataFrame(columns=["symbol", "event_date"])
+
+
+def files_between(files: Sequence[FileEntry], start: dt.date | str | None, end: dt.date | str | None) -> list[FileEntry]:
+    """`files` without the raw files whose dates all lie before `start` or after `end` (by the
+    manifest's min and max dates): a read of some dates opens only the years holding them."""
+    low = str(pd.Timestamp(start).date()) if start is not None else None
+    high = str(pd.Timestamp(end).date()) if end is not None else None
+
+    def needed(entry: FileEntry) -> bool:
+        if entry.role != "raw_bars" or entry.min_date is None or entry.max_date is None:
+            return True
+        return (low is None or entry.max_date >= low) and (high is None or entry.min_date <= high)
+
+    return [entry for entry in files if needed(entry)]

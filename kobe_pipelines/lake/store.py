@@ -22,7 +22,7 @@ import datetime as dt
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import duckdb
 import pandas as pd
@@ -36,6 +36,7 @@ from kobe_pipelines.lake.errors import LakeError, LakeWriteError, is_write_failu
 from kobe_pipelines.lake.file_store import ContentStore
 from kobe_pipelines.lake.manifest import FileEntry, Manifest
 from kobe_pipelines.lake.publish import Candidate, FreezeResult
+from kobe_pipelines.lake.raw_bars import DEFAULT_BATCH_ROWS
 from kobe_pipelines.lake.reader import LakeReader
 from kobe_pipelines.lake.staging import Staging
 from kobe_pipelines.lake.versions import VersionStore
@@ -164,19 +165,24 @@ class Lake:
         return self.staging.actions()
 
     # ---- freezing --------------------------------------------------------------------------
-    def freeze(self, bars: pd.DataFrame | pa.Table, splits: pd.DataFrame, dividends: pd.DataFrame, *, provider: str,
-               dividend_convention: str = "crsp", as_of: dt.date | None = None, notes: dict | None = None) -> FreezeResult:
+    def freeze(self, bars: pd.DataFrame | pa.Table | Iterable[pa.Table], splits: pd.DataFrame, dividends: pd.DataFrame, *,
+               provider: str, dividend_convention: str = "crsp", as_of: dt.date | None = None, notes: dict | None = None,
+               batch_rows: int | None = DEFAULT_BATCH_ROWS) -> FreezeResult:
         """Validate the inputs, store what is new, and publish a lake version (prepare + publish)."""
         candidate = self.prepare(bars, splits, dividends, provider=provider, dividend_convention=dividend_convention,
-                                 as_of=as_of, notes=notes)
+                                 as_of=as_of, notes=notes, batch_rows=batch_rows)
         return self.publish(candidate)
 
-    def prepare(self, bars: pd.DataFrame | pa.Table, splits: pd.DataFrame, dividends: pd.DataFrame, *, provider: str,
-                dividend_convention: str = "crsp", as_of: dt.date | None = None, notes: dict | None = None) -> Candidate:
+    def prepare(self, bars: pd.DataFrame | pa.Table | Iterable[pa.Table], splits: pd.DataFrame, dividends: pd.DataFrame, *,
+                provider: str, dividend_convention: str = "crsp", as_of: dt.date | None = None, notes: dict | None = None,
+                batch_rows: int | None = DEFAULT_BATCH_ROWS) -> Candidate:
         """Validate the inputs and write the new immutable files; publish nothing.
 
-        `bars` (a frame or an Arrow table of `schema.BAR_COLUMNS`) may repeat bars already stored
-        (identical values are ignored; different values raise `RawRestatementError`).
+        `bars`: a frame or an Arrow table of `schema.BAR_COLUMNS`, or such tables as batches (an
+        iterable that can be iterated again, e.g. `FilesProvider.daily_bar_batches`). They may
+        repeat bars already stored (identical values are ignored; different values raise
+        `RawRestatementError`). The first freeze of a lake streams them `batch_rows` at a time,
+        in bounded memory, with the same files as holding them at once (`batch_rows` None).
         `splits`/`dividends` are the provider's current view of corporate actions, merged with
         those stored. Any bad record raises before a version changes; the files written here stay
         invisible until `publish`."""
@@ -184,7 +190,7 @@ class Lake:
             raise ConfigError("dividend_convention", f"must be one of {list(schema.DIVIDEND_CONVENTIONS)}", dividend_convention)
         with self._lock():
             return publish.prepare(self.root, self.files, self.version_store, bars, splits, dividends, provider,
-                                   dividend_convention, as_of, notes)
+                                   dividend_convention, as_of, notes, batch_rows)
 
     def publish(self, candidate: Candidate) -> FreezeResult:
         """Make `candidate` the current version, unless an identical version exists (then that one

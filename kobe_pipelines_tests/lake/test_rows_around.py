@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from kobe_pipelines import market_calendar
 from kobe_pipelines.lake import raw_bars
-from kobe_pipelines.lake.event_closes import rows_around
+from kobe_pipelines.lake.arrow_keys import rows_around
 from kobe_pipelines.lake.raw_bars import NewBars
 
 

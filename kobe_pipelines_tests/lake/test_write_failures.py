@@ -83,14 +83,17 @@ def test_freeze_when_the_disk_fills_while_a_data_file_is_written_then_no_new_fil
     first = Lake(lake_dir).current_version_id()
     before = files_of(lake_dir)
     add_last_session(source)
-    real = pq.write_table
+    class DiskFull(pq.ParquetWriter):  # the disk fills while the factor table is written
+        def __init__(self, where, *args, **kwargs):
+            self.target = str(where)
+            super().__init__(where, *args, **kwargs)
 
-    def disk_full(table, where, *args, **kwargs):
-        if "factors" in str(where):
-            raise OSError(errno.ENOSPC, "No space left on device", str(where))
-        return real(table, where, *args, **kwargs)
+        def write_table(self, table, *args, **kwargs):
+            if "factors" in self.target:
+                raise OSError(errno.ENOSPC, "No space left on device", self.target)
+            return super().write_table(table, *args, **kwargs)
 
-    monkeypatch.setattr(file_store.pq, "write_table", disk_full)
+    monkeypatch.setattr(file_store.pq, "ParquetWriter", DiskFull)
     result = freeze(source, lake_dir)
     one_line_error(result, "no space left on device", f"{first} stays current")
     monkeypatch.undo()

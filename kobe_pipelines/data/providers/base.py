@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Protocol, runtime_checkable
+from typing import Iterable, Protocol, runtime_checkable
 
 import pandas as pd
 import pyarrow as pa
@@ -30,6 +30,11 @@ class MarketDataProvider(Protocol):
         takes fastest (a provider that reads Arrow, like the files provider, never makes pandas)."""
         ...
 
+    def daily_bar_batches(self, start: dt.date, end: dt.date, rows: int) -> Iterable[pa.Table]:
+        """`daily_bars_table` as Arrow tables of about `rows` rows, an iterable that can be
+        iterated again: what a first freeze streams in bounded memory."""
+        ...
+
     def splits(self, start: dt.date, end: dt.date) -> pd.DataFrame:
         """Splits with execution_date in [start, end]. A 4-for-1 split is split_from=1, split_to=4."""
         ...
@@ -42,3 +47,9 @@ class MarketDataProvider(Protocol):
 def bars_for_freeze(provider: MarketDataProvider, start: dt.date | str, end: dt.date | str | None) -> pa.Table:
     """The provider's bars in the form `Lake.freeze` takes fastest (`daily_bars_table`)."""
     return provider.daily_bars_table(start, end)
+
+
+def bar_batches_for_freeze(provider: MarketDataProvider, start: dt.date | str, end: dt.date | str | None,
+                           rows: int = 1 << 20) -> Iterable[pa.Table]:
+    """The provider's bars as batches `Lake.freeze` streams (`daily_bar_batches`)."""
+    return provider.daily_bar_batches(start, end, rows)

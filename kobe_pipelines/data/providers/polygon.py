@@ -197,6 +197,10 @@ class PolygonProvider:
         """`daily_bars` as an Arrow table in `schema.BARS_ARROW_SCHEMA`."""
         return schema.bars_table(self.daily_bars(start, end))
 
+    def daily_bar_batches(self, start: dt.date | str, end: dt.date | str, rows: int = 1 << 20) -> list[pa.Table]:
+        """`daily_bars_table` as one batch (the bars are in memory once fetched)."""
+        return [self.daily_bars_table(start, end)]
+
     def daily_bars(self, start: dt.date | str, end: dt.date | str) -> pd.DataFrame:
         """Raw bars of every XNYS session in [start, end]; a session Polygon has no results for has no rows.
 
