@@ -19,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -386,27 +387,28 @@ def batches_of(bars: pd.DataFrame | pa.Table | Iterable[pa.Table], rows: int) ->
 
 def sorted_batches(batches: Iterable[pa.Table], folder: Path, rows: int) -> Iterator[pa.Table]:
     """`batches` in (symbol, date) order, `rows` at a time: written to a temporary Parquet file
-    in `folder`, then read back sorted by DuckDB (which sorts beyond memory, spilling to
-    `folder`). Symbols are trimmed first, as validation trims them. The file goes at the end."""
+    in `folder` (symbols trimmed as validation trims them), then read back sorted by a DuckDB of
+    its own that sorts beyond `SORT_MEMORY`, spilling to `folder`. The file goes at the end."""
     folder.mkdir(parents=True, exist_ok=True)
     spill = folder / f"unsorted-{os.getpid()}.parquet"
     try:
         writer = None
         for batch in batches:
             table = schema.bars_table(batch)
-            table = table.set_column(0, pa.field("symbol", pa.string()), table.column("symbol").cast(pa.string()))
+            table = table.set_column(0, pa.field("symbol", pa.string()), validation.trimmed_symbols(table.column("symbol")).cast(pa.string()))
             if writer is None:
                 writer = pq.ParquetWriter(spill, table.schema, compression="lz4")
             writer.write_table(table)
         if writer is None:
             return
         writer.close()
-        with duck.cursor() as con:
-            con.execute(f"SET temp_directory = '{str(folder).replace(chr(39), chr(39) * 2)}'")
-            reader = con.sql(
-                f"SELECT trim(symbol) AS symbol, date, open, high, low, close, volume FROM read_parquet($spill) "
-                "ORDER BY trim(symbol), date", params={"spill": str(spill)}).fetch_record_batch(rows)
+        with duckdb.connect(config={"memory_limit": SORT_MEMORY, "temp_directory": str(folder)}) as con:
+            reader = con.sql("SELECT symbol, date, open, high, low, close, volume FROM read_parquet($spill) ORDER BY symbol, date",
+                             params={"spill": str(spill)}).fetch_record_batch(rows)
             for batch in reader:
                 yield pa.Table.from_batches([batch])
     finally:
         spill.unlink(missing_ok=True)
+
+
+SORT_MEMORY = "1GB"  # what DuckDB may hold while it sorts bars that came out of order

@@ -11,7 +11,7 @@ import pytest
 from kobe_pipelines.data import schema
 from kobe_pipelines.data.providers.files import FilesProvider
 from kobe_pipelines.data.validation import BarValidationError
-from kobe_pipelines.lake import Lake, file_store, raw_bars
+from kobe_pipelines.lake import Lake, file_store
 from kobe_pipelines.lake.file_store import ContentWriter
 from kobe_pipelines.lake.raw_bars import NewBars
 
