@@ -22,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -257,8 +258,10 @@ class ContentWriter:
         if whole:
             rows = pa.concat_tables(self._pending).combine_chunks()
             self._writer.write_table(rows.slice(0, whole), row_group_size=self.group_rows)
-            rest = rows.slice(whole)
-            self._pending, self._pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
+            rest = self._pending_rows - whole
+            # a copy of the rest, so that the written rows' buffers are not kept alive by a slice
+            self._pending = [rows.take(pa.array(np.arange(whole, self._pending_rows)))] if rest else []
+            self._pending_rows = rest
 
     def close(self) -> FileEntry:
         try:

@@ -55,6 +55,7 @@ from kobe_pipelines.lake.versions import VersionStore, new_manifest, retained
 log = logging.getLogger(__name__)
 
 RAW_WRITERS = 4  # threads writing the year files of a freeze's new raw bars
+RAW_STREAM_WRITERS = 2  # threads writing a streamed freeze's year files (encoding is its costliest step)
 
 
 def checkpoint(step: str) -> None:
@@ -162,7 +163,8 @@ def prepare(root: Path, files: ContentStore, versions: VersionStore, bars: pd.Da
         raw: Future | None = None
         try:
             if previous is None and batch_rows is not None:
-                streamed, new_rows = stream_raw_files(root, files, bars, splits, dividends, as_of, batch_rows, background)
+                closing, new_rows = stream_raw_files(root, files, bars, splits, dividends, as_of, batch_rows, background)
+                writing += closing  # the year files are closed (and hashed) while the derived tables are computed
             else:
                 new_rows = find_new_rows(root, previous, NewBars.validated(whole_table(bars), as_of))
                 raw = background.submit(write_new_rows, files, new_rows)
@@ -175,7 +177,7 @@ def prepare(root: Path, files: ContentStore, versions: VersionStore, bars: pd.Da
             derived_entries = [entry for role in ROLES
                                for entry in (derived[role].result() if role in derived else stored_files[role])]
             if raw is None:
-                raw_entries = streamed
+                raw_entries = [file.result() for file in closing]
             else:
                 raw_entries = merge_small_raw_files(files, stored_raw, raw.result()) if previous is not None else raw.result()
         except BaseException as exc:
@@ -212,11 +214,13 @@ def whole_table(bars: pd.DataFrame | pa.Table | Iterable[pa.Table]) -> pd.DataFr
 
 def stream_raw_files(root: Path, files: ContentStore, bars: pd.DataFrame | pa.Table | Iterable[pa.Table],
                      splits: pd.DataFrame, dividends: pd.DataFrame, as_of: dt.date | None, batch_rows: int,
-                     pool: ThreadPoolExecutor) -> tuple[list[FileEntry], StreamedBars]:
+                     pool: ThreadPoolExecutor) -> tuple[list[Future], StreamedBars]:
     """The raw files of a first freeze, its bars streamed `batch_rows` at a time (`YearFiles`),
-    each batch written by `pool` while the next is validated. Bars out of (symbol, date) order
-    are sorted first (`raw_bars.sorted_batches`); `bars` given as batches must then be iterable
-    again. The closes around every action's session are kept for the factors."""
+    each batch written by `pool` while the next is validated; the files being closed by `pool`
+    (each future gives one file's entry, in year order), and what the freeze needs of the bars.
+    Bars out of (symbol, date) order are sorted first (`raw_bars.sorted_batches`); `bars` given
+    as batches must then be iterable again. The closes around every action's session are kept
+    for the factors."""
     sessions = event_sessions(splits, dividends)
     batches = batches_of(bars, batch_rows)
     try:
@@ -227,25 +231,31 @@ def stream_raw_files(root: Path, files: ContentStore, bars: pd.DataFrame | pa.Ta
 
 
 def _stream(files: ContentStore, batches: Iterable[pa.Table], sessions: pd.DataFrame, as_of: dt.date | None,
-            pool: ThreadPoolExecutor) -> tuple[list[FileEntry], StreamedBars]:
+            pool: ThreadPoolExecutor) -> tuple[list[Future], StreamedBars]:
+    """Stream `batches` into year files: the years are written by RAW_STREAM_WRITERS threads (a
+    year always by the same one, so its rows stay in order), one batch while the next is read
+    and validated."""
     years = YearFiles(files, sessions, as_of)
-    writing: Future | None = None
+    writers = [ThreadPoolExecutor(max_workers=1) for _ in range(RAW_STREAM_WRITERS)]
+    writing: list[Future] = []
     try:
         for batch in batches:
             pieces = years.take(batch)
-            if writing is not None:
-                writing.result()  # one batch written while the next is validated: two at most held
-            writing = pool.submit(years.write, pieces)
-        if writing is not None:
-            writing.result()
+            for future in writing:
+                future.result()  # one batch written while the next is validated: two at most held
+            writing = [writer.submit(years.write, [piece for piece in pieces if piece[0] % len(writers) == index])
+                       for index, writer in enumerate(writers)]
+        for future in writing:
+            future.result()
         years.check()
-        entries = list(pool.map(ContentWriter.close, years.files_by_year()))  # each closed and hashed in parallel
-        return entries, years.summary()
     except BaseException:
-        if writing is not None:
-            wait([writing])
+        wait(writing)
         years.abort()
         raise
+    finally:
+        for writer in writers:
+            writer.shutdown(wait=True)
+    return [pool.submit(file.close) for file in years.files_by_year()], years.summary()
 
 
 def write_new_rows(files: ContentStore, new_rows: NewBars) -> list[FileEntry]:

@@ -53,13 +53,15 @@ class Staging:
 
     def bars_table(self, labels: list[str] | None = None) -> pa.Table:
         """The staged batches (all, or `labels`) as one Arrow table in `schema.BARS_ARROW_SCHEMA`,
-        the form a freeze takes without pandas (a backfill of years stages millions of bars)."""
+        the form a freeze takes without pandas (a backfill of years stages millions of bars),
+        sorted by symbol and date: the order a first freeze streams without sorting again."""
         labels = self.labels() if labels is None else labels
         if not labels:
             return schema.bars_table(schema.empty_bars())
         files = [str(self.bars_dir / f"{label}.parquet") for label in labels]
         with duck.cursor() as con:
-            table = con.sql(f"SELECT {', '.join(schema.BAR_COLUMNS)} FROM read_parquet(?)", params=[files]).to_arrow_table()
+            table = con.sql(f"SELECT {', '.join(schema.BAR_COLUMNS)} FROM read_parquet(?) ORDER BY symbol, date",
+                            params=[files]).to_arrow_table()
         return schema.bars_table(table)
 
     def clear(self, labels: list[str]) -> None:

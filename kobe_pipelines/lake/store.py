@@ -115,9 +115,11 @@ class Lake:
             publish.save_pins(self.root, self.version_store, pins)
 
     # ---- reading ---------------------------------------------------------------------------
-    def connect(self, version_id: str | None = None) -> duckdb.DuckDBPyConnection:
-        """A read-only DuckDB session with the views of `version_id` (default: current)."""
-        return self.reader.connect(version_id)
+    def connect(self, version_id: str | None = None, start: dt.date | str | None = None,
+                end: dt.date | str | None = None) -> duckdb.DuckDBPyConnection:
+        """A read-only DuckDB session with the views of `version_id` (default: current); with
+        `start`/`end`, over only the raw files holding those dates."""
+        return self.reader.connect(version_id, start, end)
 
     def query(self, sql: str, version_id: str | None = None) -> pd.DataFrame:
         """The rows of a read-only SELECT (anything else raises `QueryRefused`)."""

@@ -171,3 +171,29 @@ def test_read_bars_when_a_date_range_is_asked_then_only_its_years_are_read(tmp_p
     got = Lake(tmp_path / "lake").read_bars(start="2021-03-01", end="2021-03-31")
     assert len(got) > 0
     pd.testing.assert_frame_equal(got, expected)
+
+
+def test_lake_connect_when_dates_are_asked_then_only_their_years_are_opened(tmp_path, sim):
+    lake = Lake(tmp_path / "lake")
+    lake.freeze(*sim_inputs(sim), provider="simulated")
+    sql = "SELECT symbol, date, close FROM bars WHERE date BETWEEN DATE '2021-03-01' AND DATE '2021-03-31' ORDER BY symbol, date"
+    with lake.connect() as con:
+        expected = con.execute(sql).df()
+    for entry in lake.current_version().files_with_role("raw_bars"):
+        if entry.max_date < "2021-01-01":
+            lake.abspath(entry).unlink()
+    with lake.connect(start="2021-03-01", end="2021-03-31") as con:
+        got = con.execute(sql).df()
+    assert len(got) > 0
+    pd.testing.assert_frame_equal(got, expected)
+
+
+def test_staged_bars_table_when_batches_are_staged_out_of_order_then_read_in_symbol_and_date_order(tmp_path, sim):
+    bars = sim_inputs(sim)[0]
+    lake = Lake(tmp_path / "lake")
+    late, early = bars.loc[bars["date"] >= "2021-01-01"], bars.loc[bars["date"] < "2021-01-01"]
+    lake.stage_bars("a-late", late.sample(frac=1.0, random_state=3))
+    lake.stage_bars("b-early", early)
+    staged = lake.staged_bars_table().to_pandas()
+    keys = list(zip(staged["symbol"].astype(str), staged["date"]))
+    assert len(keys) == len(bars) and keys == sorted(keys)
