@@ -68,7 +68,9 @@ class LakeReader:
             raise ValueError(f"view must be one of {VIEWS} (got {view!r})")
         where, params = [], []
         if symbols is not None:
-            where.append("symbol IN (SELECT unnest(?))")
+            # a list_contains filter is applied in the scan (row groups of other symbols are
+            # skipped); a join against the list would read every bar first
+            where.append("list_contains(?, symbol)")
             params.append(list(symbols))
         if start is not None:
             where.append("date >= ?")
