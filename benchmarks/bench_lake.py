@@ -3,6 +3,7 @@
     python benchmarks/bench_lake.py                      # 5,000 symbols x 2,520 sessions (12.6M bars)
     python benchmarks/bench_lake.py --symbols 50000 --rounds 1   # 126M bars (about 15 GB of temporary files)
     python benchmarks/bench_lake.py --symbols 500        # a quick run
+    python benchmarks/bench_lake.py --symbols 50000 --source /tmp/src50k   # keep (or reuse) the generated source
 
 Targets (issue 20), at 5,000 and at 50,000 symbols:
 - full refreeze (streamed from the source file) <= 1.5x DuckDB copying the same raw bars
@@ -105,6 +106,21 @@ def make_source(folder: Path, symbols: int) -> tuple[str, str]:
     return start, last
 
 
+def kept_source(folder: Path, symbols: int) -> tuple[str, str, Path]:
+    """The source in `folder` (made by `make_source` for `symbols` on this last session), made
+    first when it is not there: (start, end, the folder holding full/, nightly/, plain.parquet)."""
+    stamp = folder / "range"
+    end = str(market_calendar.last_completed_session().date())
+    if stamp.exists():
+        made_symbols, start, made_end = stamp.read_text().split()
+        if int(made_symbols) == symbols and made_end == end:
+            return start, end, folder / "src"
+    shutil.rmtree(folder, ignore_errors=True)
+    start, end = make_source(folder / "src", symbols)
+    stamp.write_text(f"{symbols} {start} {end}")
+    return start, end, folder / "src"
+
+
 def _freeze(source: Path, lake_dir: Path, start: str, end: str, only_day: str | None = None) -> None:
     """A full freeze, streamed from the source file (`daily_bar_batches`), or (`only_day`) a
     nightly one as the Dagster assets run it: that session's bars, and the actions from the
@@ -191,11 +207,13 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=5000)
     parser.add_argument("--plan-sample", type=int, default=50, help="symbols timed with the plan's loop (extrapolated)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of copy, full and nightly refreeze")
+    parser.add_argument("--source", type=Path, help="folder of the generated source, kept after the run and reused by "
+                        "a later run with the same --symbols (default: a temporary folder)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kobe-bench-lake-"))
     try:
-        start, end = make_source(work / "src", args.symbols)
-        full, nightly = work / "src" / "full", work / "src" / "nightly"
+        start, end, source = kept_source(args.source, args.symbols) if args.source else (*make_source(work / "src", args.symbols), work / "src")
+        full, nightly = source / "full", source / "nightly"
 
         # Rounds of (copy, full refreeze into a fresh lake, nightly refreeze on it), each in a fresh
         # process, side by side; the machine is shared, so each figure is the best of the rounds
@@ -228,7 +246,7 @@ def main() -> None:
         print(f"nightly refreeze:{nightly_s:8.2f} s ({med(nightlies):.2f})   = {nightly_s / freeze_s:.1%} "
               f"({med(nightlies) / med(freezes):.1%}) [{paired_nightly:.1%}] of a full one (target <= 10%)")
 
-        for name, (lake_t, plain_t) in read_ratios(lake_dir, work / "src" / "plain.parquet", "K00042", end).items():
+        for name, (lake_t, plain_t) in read_ratios(lake_dir, source / "plain.parquet", "K00042", end).items():
             print(f"read {name:<26} lake {lake_t * 1000:7.1f} ms  plain parquet {plain_t * 1000:7.1f} ms  "
                   f"ratio {lake_t / plain_t:.2f} (target <= 1.5)")
     finally:
