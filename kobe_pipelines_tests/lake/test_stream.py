@@ -197,3 +197,16 @@ def test_staged_bars_table_when_batches_are_staged_out_of_order_then_read_in_sym
     staged = lake.staged_bars_table().to_pandas()
     keys = list(zip(staged["symbol"].astype(str), staged["date"]))
     assert len(keys) == len(bars) and keys == sorted(keys)
+
+
+def test_read_bars_when_symbols_are_asked_then_exactly_their_bars(tmp_path, sim):
+    lake = Lake(tmp_path / "lake")
+    lake.freeze(*sim_inputs(sim), provider="simulated")
+    whole = lake.read_bars()
+    names = sorted(whole["symbol"].astype(str).unique())
+    asked = [names[-1], names[0], "NOSUCH"]
+    got = lake.read_bars(symbols=asked)
+    expected = whole.loc[whole["symbol"].astype(str).isin(asked)].reset_index(drop=True)
+    assert set(got["symbol"].astype(str)) == {names[0], names[-1]}
+    pd.testing.assert_frame_equal(got, expected, check_categorical=False)
+    assert lake.read_bars(symbols=[]).empty
