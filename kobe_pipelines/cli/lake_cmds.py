@@ -18,8 +18,9 @@ lake_option = click.option("--lake", "lake_path", type=click.Path(file_okay=Fals
 
 def _open(lake_path: str | None):
     from kobe_pipelines.lake import Lake
+    from kobe_pipelines.settings import LakeSettings
 
-    return Lake(lake_path)
+    return Lake(lake_path, retention=LakeSettings.from_env().retention)
 
 
 def _fail(exc: Exception) -> None:
@@ -47,9 +48,9 @@ def freeze(provider: str, source: str | None, start: str | None, end: str | None
         # your own files are read to their end: a bar dated after the last completed session is
         # then refused by name rather than left out unseen
         last = end or (None if provider == "files" else str(market_calendar.last_completed_session().date()))
-        from kobe_pipelines.data.providers.base import bars_for_freeze
+        from kobe_pipelines.data.providers.base import bar_batches_for_freeze
 
-        bars = bars_for_freeze(source_provider, first, last)
+        bars = bar_batches_for_freeze(source_provider, first, last)
         result = _open(lake_path).freeze(
             bars,
             source_provider.splits(first, last),
@@ -77,8 +78,10 @@ def _provider(name: str, source: str | None):
         return FilesProvider(source)
     if name == "polygon":
         from kobe_pipelines.data.providers.polygon import PolygonProvider
+        from kobe_pipelines.settings import MarketDataSettings
 
-        return PolygonProvider.from_env()
+        settings = MarketDataSettings.from_env()
+        return PolygonProvider(settings.polygon_api_key, settings.polygon_base_url)
     from kobe_pipelines.data.providers.simulated import SimulatedProvider
 
     return SimulatedProvider()
@@ -92,8 +95,8 @@ def versions(lake_path: str | None) -> None:
     from kobe_pipelines.cli.tables import echo_table
     from kobe_pipelines.lake import catalog
 
-    store = _open(lake_path)
     try:
+        store = _open(lake_path)
         frame = catalog.versions_frame(store.versions(), store.current_version_id(), store.pins())
     except KobeError as exc:
         _fail(exc)

@@ -64,11 +64,20 @@ def event_jumps(adjustment: Adjustment) -> pd.DataFrame:
                "raw_log_return", "split_log_return", "total_log_return"]
     if events.empty:
         return pd.DataFrame(columns=columns)
-    on_session = events.loc[events["ex_date"] == events["event_date"]]
-    sessions = on_session.assign(has_split=on_session["kind"] == "split").groupby(
-        ["symbol", "event_date"], sort=True, as_index=False).agg(
-        has_split=("has_split", "any"), prev_date=("prev_date", "first"), close_prev=("close_prev", "first"),
-        close_ex=("close_ex", "first"))
+    # events come sorted by (symbol, event_date, kind): each session is a run of rows
+    symbols = events["symbol"].to_numpy(dtype=object)
+    days = events["event_date"].to_numpy(dtype="datetime64[ns]")
+    codes = pd.factorize(symbols)[0]
+    starts = np.flatnonzero(np.concatenate(([True], (codes[1:] != codes[:-1]) | (days[1:] != days[:-1]))))
+    has_split = np.logical_or.reduceat((events["kind"] == "split").to_numpy(), starts)
+    on_session = events["ex_date"].to_numpy(dtype="datetime64[ns]")[starts] == days[starts]
+    first = starts[on_session]
+    sessions = pd.DataFrame({
+        "symbol": symbols[first], "event_date": days[first], "has_split": has_split[on_session],
+        "prev_date": events["prev_date"].to_numpy(dtype="datetime64[ns]")[first],
+        "close_prev": events["close_prev"].to_numpy(dtype=np.float64)[first],
+        "close_ex": events["close_ex"].to_numpy(dtype=np.float64)[first],
+    })
     n = len(sessions)
     if n == 0:
         return pd.DataFrame(columns=columns)

@@ -39,12 +39,29 @@ _DAY_OFFSET = 1 << 20
 
 
 class BarValidationError(RecordError):
-    """A raw bar failed validation. `count` rows of `total` fail; `record` is the first of them."""
+    """A raw bar failed validation. `count` rows of `total` fail; `record` is the first of them
+    (its `symbol` and `date`, NaT for a bar without one, are kept too)."""
 
-    def __init__(self, record: str, field: str, problem: str, value: Any = None, *, count: int = 1, total: int = 1):
+    def __init__(self, record: str, field: str, problem: str, value: Any = None, *, count: int = 1, total: int = 1,
+                 symbol: Any = None, date: Any = None):
         self.count = count
         self.total = total
+        self.problem_text = problem
+        self.symbol = symbol
+        self.date = pd.NaT if date is None else pd.Timestamp(date)
         super().__init__("bar", record, field, f"{problem} [{count} of {total} rows fail; first by (symbol, date) shown]", value)
+
+    def order_key(self) -> tuple[str, int]:
+        """Where the record sorts in (symbol, date) order, a bar without a date first."""
+        return str(self.symbol), (-(2 ** 62) if pd.isna(self.date) else self.date.value)
+
+    @classmethod
+    def first_of(cls, errors: list["BarValidationError"], total: int) -> "BarValidationError":
+        """One error for `total` bars checked in parts: the first record by (symbol, date), with
+        the failing rows of every part counted."""
+        first = min(errors, key=lambda error: error.order_key())
+        return cls(first.record, first.field, first.problem_text, first.value, count=sum(e.count for e in errors),
+                   total=total, symbol=first.symbol, date=first.date)
 
 
 class ActionValidationError(RecordError):
@@ -165,13 +182,22 @@ def _with_trimmed_symbols(bars: pd.DataFrame) -> pd.DataFrame:
 
 def non_session_days(days: np.ndarray) -> np.ndarray:
     """Which day numbers (days since 1970-01-01) are not XNYS sessions: weekends and exchange
-    holidays; outside the calendar's range (`market_calendar.xnys`), weekends only."""
+    holidays; outside the calendar's range (`market_calendar.xnys`), weekends only. Judged once
+    per distinct day of the span the days cover, then looked up per row."""
+    days = np.asarray(days)
+    if len(days) == 0:
+        return np.zeros(0, dtype=bool)
+    low, high = int(days.min()), int(days.max())
+    if high - low > 2 * len(days):  # a few days spread widely: judge each row
+        return _closed(days.astype(np.int64))
+    return _closed(np.arange(low, high + 1, dtype=np.int64))[days.astype(np.int64) - low]
+
+
+def _closed(days: np.ndarray) -> np.ndarray:
     first, next_session = market_calendar.next_session_days()
-    days = np.asarray(days, dtype=np.int64)
     offset = days - first
     inside = (offset >= 0) & (offset < len(next_session))
-    weekend = (days + 3) % 7 >= 5  # 1970-01-01 was a Thursday: Monday is 0
-    closed = weekend.copy()
+    closed = (days + 3) % 7 >= 5  # weekends; 1970-01-01 was a Thursday: Monday is 0
     closed[inside] = next_session[offset[inside]] != days[inside]
     return closed
 
@@ -253,7 +279,8 @@ def validate_bars_keyed(bars: pd.DataFrame, as_of: dt.date | None = None) -> tup
     if found is not None:
         pos, field, problem, count = found
         row = bars.iloc[pos]
-        raise BarValidationError(record_name(row["symbol"], row["date"]), field, problem, row[field], count=count, total=n)
+        raise BarValidationError(record_name(row["symbol"], row["date"]), field, problem, row[field], count=count, total=n,
+                                 symbol=row["symbol"], date=row["date"])
     return given, BarKeys(symbols=np.asarray(symbols, dtype=object), codes=codes, keys=keys, increasing=increasing)
 
 

@@ -42,7 +42,7 @@ def view_sql(root: Path, files: Sequence[FileEntry]) -> dict[str, str]:
     factor_files = [str(root / e.path) for e in files if e.role == "factors"]
     if raw_files:
         # The year=YYYY folders are not read as a partition column: the paths are listed, and
-        # DuckDB's detection of them costs about a millisecond per query.
+        # DuckDB's detection of them would add work to every query.
         raw = f"SELECT {_RAW_COLUMNS} FROM read_parquet({_quote_list(raw_files)}, hive_partitioning = false) b"
     else:
         raw = (
@@ -107,7 +107,7 @@ def create_versions_table(
     con: duckdb.DuckDBPyConnection, versions: list[Manifest], current: str | None, pins: dict[str, str],
     database: str | None = None,
 ) -> None:
-    # through Arrow: DuckDB's scan of a pandas frame costs about 10 ms to set up, of an Arrow table 1
+    # through Arrow: DuckDB sets up a scan of an Arrow table faster than one of a pandas frame
     rows = pa.Table.from_pandas(versions_frame(versions, current, pins), preserve_index=False)  # noqa: F841
     target = f'"{database}".main.lake_versions' if database else "lake_versions"
     con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM rows")
@@ -175,7 +175,7 @@ def _write(root: Path, path: Path, tmp: Path, versions: list[Manifest], current:
     remove_temporary(tmp)
     if carry:
         shutil.copyfile(path, tmp)
-    # Attached to the process's open DuckDB rather than opened on its own: a third of the time.
+    # Attached to the process's open DuckDB rather than opened on its own (see `duck`).
     fingerprint = views_fingerprint()
     with duck.attached(tmp) as (con, database):
         # One transaction (one commit), and the files' Parquet footers read once for all views.
@@ -262,3 +262,21 @@ def views_fingerprint() -> str:
     text = json.dumps([view_sql(Path("/lake"), probe), view_sql(Path("/lake"), probe[:1]), view_sql(Path("/lake"), [])],
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def problems(root: Path, path: Path, current: str | None) -> list[str]:
+    """What is wrong with the catalog at `path` of the lake at `root` whose CURRENT names
+    `current`: it shows another version, was written for another folder or older view
+    definitions, or is missing or unreadable. Empty when all is well (or there is no version)."""
+    if current is None:
+        return []
+    state = read_state(path)
+    if state is None:
+        return [f"catalog.duckdb is missing or unreadable (CURRENT names {current})"]
+    if state.root != str(root):
+        return [f"catalog.duckdb was written for the lake folder {state.root}"]
+    if state.views != views_fingerprint():
+        return ["catalog.duckdb holds views of an older definition"]
+    if state.current_version != current:
+        return [f"catalog.duckdb shows version {state.current_version} but CURRENT names {current}"]
+    return []

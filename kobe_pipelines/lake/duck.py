@@ -1,9 +1,8 @@
 """One in-memory DuckDB database per process for the lake's own short queries.
 
-Opening a database costs about 10 ms (its thread pool and buffer manager; 30 ms with a file), a
-cursor on an open one about 0.2 ms: a nightly refreeze opened two (one the catalog file) and spent
-about a tenth of its time there. Each use gets its own cursor (a connection of its own to the shared database), so threads
-never share one. A forked child opens its own database instead of using its parent's, and keeps
+Opening a database starts a thread pool and a buffer manager; a cursor on an open one is
+nearly free, so the lake opens one database per process and takes a cursor for each use. Each
+cursor is a connection of its own to the shared database, so threads never share one. A forked child opens its own database instead of using its parent's, and keeps
 the parent's object alive without touching it: destroying it would join worker threads that do not
 exist in the child.
 """
@@ -42,7 +41,7 @@ def cursor() -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def warm() -> None:
-    """Open the process's database and run one query (the first costs tens of ms). The lake calls
+    """Open the process's database and run one query (the first query is the slowest). The lake calls
     it from a background thread at the start of a freeze: DuckDB does this without the GIL."""
     with cursor() as con:
         con.execute("SELECT 1").fetchall()

@@ -25,7 +25,7 @@ import pandas as pd
 
 from kobe_pipelines.lake import catalog
 from kobe_pipelines.lake.errors import LakeError, QueryRefused
-from kobe_pipelines.lake.manifest import Manifest
+from kobe_pipelines.lake.manifest import FileEntry, Manifest
 
 CATALOG_ALIAS = "catalog"
 # Extensions are neither installed nor loaded behind the user's back (httpfs would reach the network).
@@ -71,21 +71,21 @@ def read_only_statements(sql: str) -> list[str]:
     return [statement.query for statement in statements]
 
 
-def open_session(root: Path, manifest: Manifest, versions: list[Manifest], current: str | None, pins: dict[str, str],
-                 catalog_path: Path | None = None) -> duckdb.DuckDBPyConnection:
-    """A locked session with the views of `manifest` (a version of the lake at `root`) and the
-    table `lake_versions` (`versions`, `current`, `pins`). With `catalog_path`, that catalog is
-    attached read-only as `catalog` when it was written for this folder and these view
-    definitions (the views of every retained version); the session may then read every
-    retained version's files."""
+def open_session(root: Path, files: Sequence[FileEntry], versions: list[Manifest], current: str | None,
+                 pins: dict[str, str], catalog_path: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A locked session with the views over `files` (a version's, or the part of them a reader
+    needs, of the lake at `root`) and the table `lake_versions` (`versions`, `current`, `pins`).
+    With `catalog_path`, that catalog is attached read-only as `catalog` when it was written for
+    this folder and these view definitions (the views of every retained version); the session
+    may then read every retained version's files."""
     con = duckdb.connect(config=dict(_CONFIG))
     try:
         # Lake files are immutable (content-addressed): their Parquet footers can be cached for
         # the connection's life.
         con.execute("SET parquet_metadata_cache = true")
-        catalog.create_views(con, root, manifest.files, schema_name="main")
+        catalog.create_views(con, root, files, schema_name="main")
         catalog.create_versions_table(con, versions, current, pins)
-        readable = [root / entry.path for entry in manifest.files]
+        readable = [root / entry.path for entry in files]
         if catalog_path is not None and _attach_catalog(con, root, catalog_path):
             readable += [root / entry.path for version in versions for entry in version.files]
         lock(con, readable)

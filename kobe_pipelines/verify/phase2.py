@@ -10,7 +10,7 @@ import pandas as pd
 from kobe_pipelines.data.providers.simulated import SimConfig, SimulatedProvider
 from kobe_pipelines.data.quality import check_adjusted_jumps
 from kobe_pipelines.errors import RecordError
-from kobe_pipelines.lake import Lake, store
+from kobe_pipelines.lake import Lake, publish
 from kobe_pipelines.verify.base import VerifyCheck, run_check
 
 START, END, NEXT = "2021-01-04", "2022-12-29", "2022-12-30"
@@ -77,14 +77,14 @@ def run_checks(workdir: Path) -> list[VerifyCheck]:
             if step == "manifest_written":
                 raise _SimulatedCrash(step)
 
-        original = store._checkpoint
-        store._checkpoint = boom
+        original = publish.checkpoint
+        publish.checkpoint = boom
         try:
             lake.freeze(*inputs(NEXT), provider="simulated")
         except _SimulatedCrash:
             pass
         finally:
-            store._checkpoint = original
+            publish.checkpoint = original
         if lake.current_version_id() != before or lake.verify():
             raise AssertionError("an interrupted freeze changed or damaged the current version")
         after = lake.freeze(*inputs(NEXT), provider="simulated").version

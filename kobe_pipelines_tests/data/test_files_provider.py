@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -99,10 +98,10 @@ def test_daily_bars_when_parquet_has_row_groups_then_only_those_in_range_are_rea
     # six bars by date in row groups of two: one session per row group
     by_date = BARS.sort_values(["date", "symbol"]).assign(date=lambda f: pd.to_datetime(f["date"]).dt.date)
     pq.write_table(pa.Table.from_pandas(by_date, preserve_index=False), tmp_path / "bars.parquet", row_group_size=2)
-    from kobe_pipelines.data.providers.files import _row_groups_within
+    from kobe_pipelines.data.providers.files import row_groups_in_range
 
     metadata = pq.ParquetFile(tmp_path / "bars.parquet").metadata
-    groups, inside = _row_groups_within(metadata, 1, pd.Timestamp(start), pd.Timestamp(end))
+    groups, inside = row_groups_in_range(metadata, 1, pd.Timestamp(start), pd.Timestamp(end))
     sessions = ["2024-01-02", "2024-01-03", "2024-01-04"]
     assert groups == [i for i, day in enumerate(sessions) if start <= day <= end] and inside
     bars = _daily_bars(FilesProvider(tmp_path), start, end, as_table)

@@ -19,6 +19,7 @@ from kobe_pipelines.data import schema
 from kobe_pipelines.data.providers.base import MarketDataProvider
 from kobe_pipelines.data.providers.polygon import PolygonError, PolygonProvider
 from kobe_pipelines.errors import ConfigError, RecordError
+from kobe_pipelines.settings import MarketDataSettings
 from kobe_pipelines_tests.data import polygon_fixtures as fx
 
 BACKOFF = 0.001  # seconds; urllib3 waits 0, 2*BACKOFF, 4*BACKOFF... between retries
@@ -67,18 +68,24 @@ def test_init_when_api_key_missing_then_config_error_names_polygon_api_key():
         PolygonProvider("   ")
 
 
-def test_from_env_when_key_unset_then_config_error_names_polygon_api_key():
+def _from_settings(**overrides) -> PolygonProvider:
+    """The provider as the command line and the assets build it: from the settings layer."""
+    settings = MarketDataSettings.from_env()
+    return PolygonProvider(settings.polygon_api_key, settings.polygon_base_url, **overrides)
+
+
+def test_settings_when_key_unset_then_config_error_names_polygon_api_key():
     # the project conftest removes POLYGON_API_KEY for every test
     with pytest.raises(ConfigError, match="POLYGON_API_KEY"):
-        PolygonProvider.from_env()
+        _from_settings()
 
 
-def test_from_env_when_variables_set_after_import_then_uses_them(server, monkeypatch):
+def test_settings_when_variables_set_after_import_then_the_provider_uses_them(server, monkeypatch):
     monkeypatch.setenv("POLYGON_API_KEY", fx.API_KEY)
     monkeypatch.setenv("KOBE_POLYGON_BASE_URL", server.url_for("/"))
     _expect_grouped(server, "2024-01-03", fx.grouped_daily_empty())
 
-    provider = PolygonProvider.from_env(max_retries=0)
+    provider = _from_settings(max_retries=0)
     bars = provider.daily_bars("2024-01-03", "2024-01-03")
 
     assert provider.name == "polygon" and isinstance(provider, MarketDataProvider)

@@ -26,11 +26,11 @@ def run_freeze(lake_dir, end: str, crash_at: str | None) -> subprocess.Completed
         f"""
         import os, signal
         from kobe_pipelines.data.providers.simulated import SimConfig, SimulatedProvider
-        from kobe_pipelines.lake import store
+        from kobe_pipelines.lake import publish, store
         def checkpoint(step):
             if step == {crash_at!r}:
                 os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no finally: a kill -9 or a power cut
-        store._checkpoint = checkpoint
+        publish.checkpoint = checkpoint
         sim = SimulatedProvider({SIM})
         s, e = '2020-01-02', {end!r}
         store.Lake({str(lake_dir)!r}).freeze(sim.daily_bars(s, e), sim.splits(s, e), sim.dividends(s, e), provider='simulated')

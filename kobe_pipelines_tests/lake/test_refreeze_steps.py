@@ -16,11 +16,11 @@ from kobe_pipelines import market_calendar
 from kobe_pipelines.data import adjustments, event_checks, schema
 from kobe_pipelines.data.validation import ActionValidationError, validate_splits
 
-from kobe_pipelines.lake import Lake, store
-from kobe_pipelines.lake import freeze_steps
-from kobe_pipelines.lake.freeze_steps import (
-    NewBars, _added_events, _fresh_rows, _isin, _rows_in, _known_symbols, _merge_splits, _replace_symbols, _union, _unsettled_symbols,
-)
+from kobe_pipelines.lake import Lake, file_store, raw_bars, segments
+from kobe_pipelines.lake.actions import known_symbols, merge_splits
+from kobe_pipelines.lake.arrow_keys import isin_sorted, replace_symbols, rows_found_in, rows_missing_from, union_rows
+from kobe_pipelines.lake.factors import added_events, unsettled_symbols
+from kobe_pipelines.lake.raw_bars import NewBars
 
 from .conftest import sim_inputs
 
@@ -32,7 +32,7 @@ _symbol = st.sampled_from(SYMBOLS)
 _day = st.integers(min_value=0, max_value=len(DAYS) - 1).map(lambda i: DAYS[i])
 
 
-# ---- `_isin`, `_rows_in` -------------------------------------------------------------------------
+# ---- `isin_sorted`, `rows_found_in` -------------------------------------------------------------------------
 
 _cell = st.tuples(st.sampled_from(["A", "BRK.B", None]), st.sampled_from(["2024-01-02", "2024-01-03", None]),
                   st.sampled_from([1.0, 2.5, float("nan")]))
@@ -54,14 +54,14 @@ def test_rows_in_then_same_as_a_set_of_row_tuples(rows, other_rows, categorical,
         a["symbol"] = pd.Categorical(a["symbol"], categories=["BRK.B", "A", "Z"])
     held = {tuple(plain(v) for v in row) for row in zip(*(b[c].tolist() for c in columns))}
     expected = [tuple(plain(v) for v in row) in held for row in zip(*(a[c].astype(object).tolist() for c in columns))]
-    assert _rows_in(a, b, columns).tolist() == expected
+    assert rows_found_in(a, b, columns).tolist() == expected
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(-5, 5)), st.lists(st.integers(-5, 5)))
 def test_isin_then_same_as_numpy(values, pool):
     values, pool = np.array(values, dtype=np.int64), np.array(pool, dtype=np.int64)
-    assert _isin(values, pool).tolist() == np.isin(values, pool).tolist()
+    assert isin_sorted(values, pool).tolist() == np.isin(values, pool).tolist()
 
 
 @pytest.mark.parametrize("categorical", [False, True])
@@ -72,7 +72,7 @@ def test_known_symbols_when_no_raw_file_then_the_asked_symbols_that_have_new_row
         frame["symbol"] = pd.Categorical(frame["symbol"], categories=["C", "B", "A"])
     new = NewBars.validated(frame, as_of=dt.date(2024, 1, 31))
     assert new.symbols == {"A", "B"}
-    assert _known_symbols([], new.symbols, {"A", "C", "Z"}) == {"A"}
+    assert known_symbols([], new.symbols, {"A", "C", "Z"}) == {"A"}
 
 
 # ---- `_unsettled_symbols`: which symbols a refreeze recomputes -----------------------------------
@@ -110,7 +110,7 @@ def test_unsettled_symbols_then_same_as_a_plain_comparison(split_rows, div_rows,
     applied = {(s, _next_session(d)) for s, d, _ in event_rows}
     actions = split_rows + div_rows
     expected = {s for s, d in actions if (s, _next_session(d)) not in applied} | {s for s, _ in stale}
-    assert _unsettled_symbols(splits, divs, events, pd.Series(first_new, dtype="datetime64[ns]")) == expected
+    assert unsettled_symbols(splits, divs, events, pd.Series(first_new, dtype="datetime64[ns]")) == expected
 
 
 # ---- `_merge_splits`: only the symbols with a new split are validated again ----------------------
@@ -132,17 +132,17 @@ def test_merge_splits_then_same_as_validating_every_stored_and_fetched_split(sto
     except ActionValidationError:
         assume(False)  # a stored table passed validation
     fetched = pd.concat([stored if refetch_stored else stored.iloc[:0], _splits(new_rows)], ignore_index=True)
-    touched = {str(s) for s in _fresh_rows(stored, fetched, schema.SPLIT_COLUMNS)["symbol"]}
+    touched = {str(s) for s in rows_missing_from(stored, fetched, schema.SPLIT_COLUMNS)["symbol"]}
     try:
-        expected = validate_splits(_union(stored, fetched, list(schema.SPLIT_COLUMNS)), symbols)
+        expected = validate_splits(union_rows(stored, fetched, list(schema.SPLIT_COLUMNS)), symbols)
     except ActionValidationError as exc:
         with pytest.raises(type(exc)):
-            _merge_splits(stored, fetched, touched, symbols)
+            merge_splits(stored, fetched, touched, symbols)
         return
-    merged, fresh = _merge_splits(stored, fetched, touched, symbols)
+    merged, fresh = merge_splits(stored, fetched, touched, symbols)
     pd.testing.assert_frame_equal(merged, expected)
     pd.testing.assert_frame_equal(fresh.reset_index(drop=True),
-                                  _fresh_rows(stored, expected, schema.SPLIT_COLUMNS).reset_index(drop=True))
+                                  rows_missing_from(stored, expected, schema.SPLIT_COLUMNS).reset_index(drop=True))
 
 
 # ---- `_added_events`: append the new events, or rewrite when a stored one changed ------------------
@@ -157,9 +157,9 @@ STORED_EVENTS = [("A", "2024-01-03", "dividend", 0.5, np.nan), ("A", "2024-01-05
 
 def test_added_events_when_stored_ones_come_back_unchanged_then_only_the_new_rows():
     recomputed = _events(STORED_EVENTS + [("A", "2024-01-08", "dividend", 0.25, np.nan)])
-    added = _added_events(_events(STORED_EVENTS), recomputed).to_pandas()
+    added = added_events(_events(STORED_EVENTS), recomputed).to_pandas()
     assert list(zip(added["event_date"].dt.strftime("%m-%d"), added["cash_amount"])) == [("01-08", 0.25)]
-    assert _added_events(_events(STORED_EVENTS), _events(STORED_EVENTS)).num_rows == 0  # NaN equals NaN here
+    assert added_events(_events(STORED_EVENTS), _events(STORED_EVENTS)).num_rows == 0  # NaN equals NaN here
 
 
 @pytest.mark.parametrize("recomputed", [
@@ -169,7 +169,7 @@ def test_added_events_when_stored_ones_come_back_unchanged_then_only_the_new_row
 ])
 def test_added_events_when_a_stored_event_changed_or_went_then_none(recomputed):
     stored = STORED_EVENTS[:1] + [("A", "2024-01-05", "split", np.nan, np.nan)] if len(recomputed) == 1 else STORED_EVENTS
-    assert _added_events(_events(stored), _events(recomputed)) is None
+    assert added_events(_events(stored), _events(recomputed)) is None
 
 
 # ---- tables a refreeze leaves alone are not written again ---------------------------------------
@@ -181,14 +181,16 @@ def _trading_on_the_last_two_days(bars: pd.DataFrame) -> list[str]:
 
 
 def _record_writes(monkeypatch) -> list[str]:
+    """The roles of the derived tables written from here on."""
     written: list[str] = []
-    original = store.Lake._write_derived
+    original = file_store.ContentStore.write
 
-    def recording(self, table, role):
-        written.append(role)
-        return original(self, table, role)
+    def recording(self, table, role, year=None):
+        if role != "raw_bars":
+            written.append(role)
+        return original(self, table, role, year)
 
-    monkeypatch.setattr(store.Lake, "_write_derived", recording)
+    monkeypatch.setattr(file_store.ContentStore, "write", recording)
     return written
 
 
@@ -226,7 +228,7 @@ def test_refreeze_when_one_dividend_is_new_then_only_the_tables_it_changes_are_w
 
 
 def test_refreeze_when_a_table_would_pass_the_segment_limit_then_it_is_written_as_one_file(tmp_path, sim, monkeypatch):
-    monkeypatch.setattr(freeze_steps, "SEGMENTS_MAX", 3)
+    monkeypatch.setattr(segments, "SEGMENTS_MAX", 3)
     bars, splits, divs = sim_inputs(sim)
     symbols = _trading_on_the_last_two_days(bars)
     stepwise = Lake(tmp_path / "stepwise")
@@ -289,7 +291,7 @@ def test_replace_symbols_then_same_as_dropping_them_and_sorting_everything(store
     fresh = _factors([row for row in fresh_rows if row[0] in replaced])  # only replaced symbols are recomputed
     expected = pd.concat([stored.loc[~stored["symbol"].isin(replaced)], fresh], ignore_index=True)
     expected = expected.sort_values(_FACTOR_KEYS, kind="stable").reset_index(drop=True)
-    got = _replace_symbols(_table(stored), _table(fresh).cast(_table(stored).schema), set(replaced), _FACTOR_KEYS).to_pandas()
+    got = replace_symbols(_table(stored), _table(fresh).cast(_table(stored).schema), set(replaced), _FACTOR_KEYS).to_pandas()
     if shuffle:  # ties among the kept rows may come in another order; the rows and keys must match
         got = got.sort_values(_FACTOR_KEYS + ["price_factor"], kind="stable").reset_index(drop=True)
         expected = expected.sort_values(_FACTOR_KEYS + ["price_factor"], kind="stable").reset_index(drop=True)
@@ -299,7 +301,7 @@ def test_replace_symbols_then_same_as_dropping_them_and_sorting_everything(store
 # ---- raw files of a year are merged once there are too many ---------------------------------------
 
 def test_refreeze_when_a_year_passes_the_raw_file_limit_then_its_small_files_are_merged(tmp_path, sim, monkeypatch):
-    monkeypatch.setattr(store, "RAW_FILES_PER_YEAR", 3)
+    monkeypatch.setattr(raw_bars, "RAW_FILES_PER_YEAR", 3)
     bars, splits, divs = sim_inputs(sim)
     days = sorted(bars["date"].unique())[-5:]
     stepwise = Lake(tmp_path / "stepwise", retention=100)

@@ -9,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kobe_pipelines import market_calendar
-from kobe_pipelines.lake.freeze_steps import NewBars, _rows_around
+from kobe_pipelines.lake import raw_bars
+from kobe_pipelines.lake.arrow_keys import rows_around
+from kobe_pipelines.lake.raw_bars import NewBars
 
 
 def _bars(rows):
@@ -28,7 +30,7 @@ def _events(rows):
 
 
 def _picked(bars, events):
-    out = _rows_around(bars, events)
+    out = rows_around(bars, events)
     return sorted(zip(out["symbol"], out["date"].dt.strftime("%Y-%m-%d")))
 
 
@@ -113,11 +115,11 @@ def test_new_bars_rows_around_then_the_rows_a_scan_finds(bar_keys, event_rows, c
 
 
 def test_first_freeze_when_bars_are_sorted_then_the_events_are_found_by_validation_keys(tmp_path, monkeypatch):
-    from kobe_pipelines.lake import Lake, freeze_steps
+    from kobe_pipelines.lake import Lake
 
     calls = []
-    real = freeze_steps._rows_by_keys
-    monkeypatch.setattr(freeze_steps, "_rows_by_keys", lambda keys, sessions: calls.append(len(sessions)) or real(keys, sessions))
+    real = raw_bars.positions_around
+    monkeypatch.setattr(raw_bars, "positions_around", lambda keys, sessions: calls.append(len(sessions)) or real(keys, sessions))
     bars = _full_bars([("AAA", "2024-01-02", 20.0), ("AAA", "2024-01-03", 10.5), ("BBB", "2024-01-02", 20.0),
                        ("BBB", "2024-01-03", 21.0)])
     splits = pd.DataFrame({"symbol": ["AAA"], "execution_date": [pd.Timestamp("2024-01-03")], "split_from": [1.0],

@@ -385,36 +385,20 @@ def test_refreeze_when_dividends_join_stored_ones_then_the_table_is_in_symbol_da
         pd.testing.assert_frame_equal(_derived(stepwise, role), _derived(fresh, role))
 
 
-class _Clock:
-    """Stands in for the `dt` module in freeze_steps: datetime.now() returns `at`."""
-
-    def __init__(self, at: str):
-        self.at = dt.datetime.fromisoformat(at)
-        self.timezone = dt.timezone
-        clock = self
-
-        class _Datetime:
-            @staticmethod
-            def now(tz=None):
-                return clock.at
-
-        self.datetime = _Datetime
-
-
 def test_refreeze_when_actions_are_new_then_only_they_are_stamped_with_this_freeze_time(tmp_path, sim, monkeypatch):
-    from kobe_pipelines.lake import freeze_steps
+    from kobe_pipelines.lake import derivation
 
     bars, splits, divs = sim_inputs(sim)
     payer = sorted(divs["symbol"].unique())[0]
     late = divs[divs["symbol"] == payer].iloc[[1]]
     lake = Lake(tmp_path / "lake")
-    clock = _Clock("2024-05-01T22:00:00+00:00")
-    monkeypatch.setattr(freeze_steps, "dt", clock)
+    clock = {"now": "2024-05-01T22:00:00+00:00"}
+    monkeypatch.setattr(derivation, "freeze_time", lambda: clock["now"])
     lake.freeze(bars[bars["date"] <= "2021-06-28"], splits, divs.drop(late.index), provider="simulated")
     first = _derived(lake, "action_provenance")
     assert len(first) == len(splits) + len(divs) - 1 and set(first["first_seen_at"]) == {"2024-05-01T22:00:00+00:00"}
 
-    clock.at = dt.datetime.fromisoformat("2024-05-02T22:00:00+00:00")
+    clock["now"] = "2024-05-02T22:00:00+00:00"
     # the provider re-sends every action, a split restated as 2:4 for 1:2 among them
     restated = splits.iloc[[0]].assign(split_from=splits.iloc[0]["split_from"] * 2, split_to=splits.iloc[0]["split_to"] * 2)
     lake.freeze(bars, pd.concat([splits, restated]), divs, provider="simulated")

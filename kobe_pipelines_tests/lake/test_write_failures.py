@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from kobe_pipelines.cli import main
-from kobe_pipelines.lake import Lake, catalog, store
+from kobe_pipelines.lake import Lake, catalog, file_store, publish
 from kobe_pipelines_tests.lake.conftest import tiny_market
 
 
@@ -67,13 +67,10 @@ def test_freeze_when_the_disk_fills_while_the_catalog_is_written_then_nothing_is
     assert freeze(source, lake_dir).exit_code == 0
     first = Lake(lake_dir).current_version_id()
     add_last_session(source)
-    real = catalog._write
+    def disk_full(con, versions, current, pins, database=None):  # DuckDB fails to write the new catalog's last table
+        raise duckdb.IOException(f'Could not write file "{database}": No space left on device')
 
-    def disk_full(root, path, tmp, *args, **kwargs):
-        real(root, path, tmp, *args, **kwargs)  # the temporary catalog is written, then the disk is full
-        raise duckdb.IOException(f'Could not write file "{tmp}": No space left on device')
-
-    monkeypatch.setattr(catalog, "_write", disk_full)
+    monkeypatch.setattr(catalog, "create_versions_table", disk_full)
     result = freeze(source, lake_dir)
     one_line_error(result, str(lake_dir.resolve()), "no space left on device", f"nothing was published; {first} stays current")
     monkeypatch.undo()
@@ -86,14 +83,17 @@ def test_freeze_when_the_disk_fills_while_a_data_file_is_written_then_no_new_fil
     first = Lake(lake_dir).current_version_id()
     before = files_of(lake_dir)
     add_last_session(source)
-    real = pq.write_table
+    class DiskFull(pq.ParquetWriter):  # the disk fills while the factor table is written
+        def __init__(self, where, *args, **kwargs):
+            self.target = str(where)
+            super().__init__(where, *args, **kwargs)
 
-    def disk_full(table, where, *args, **kwargs):
-        if "factors" in str(where):
-            raise OSError(errno.ENOSPC, "No space left on device", str(where))
-        return real(table, where, *args, **kwargs)
+        def write_table(self, table, *args, **kwargs):
+            if "factors" in self.target:
+                raise OSError(errno.ENOSPC, "No space left on device", self.target)
+            return super().write_table(table, *args, **kwargs)
 
-    monkeypatch.setattr(store.pq, "write_table", disk_full)
+    monkeypatch.setattr(file_store.pq, "ParquetWriter", DiskFull)
     result = freeze(source, lake_dir)
     one_line_error(result, "no space left on device", f"{first} stays current")
     monkeypatch.undo()
@@ -139,7 +139,7 @@ def test_freeze_when_the_lake_folder_is_read_only_then_one_line_naming_it_and_qu
     def read_only(path, *args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system", str(path))
 
-    monkeypatch.setattr(store, "open", read_only, raising=False)  # the lake's lock file cannot be opened for writing
+    monkeypatch.setattr(publish, "open", read_only, raising=False)  # the lake's lock file cannot be opened for writing
     monkeypatch.setattr(os, "mkdir", read_only)
     result = freeze(source, lake_dir)
     one_line_error(result, f"the lake at {lake_dir.resolve()}", "read-only file system", "nothing was changed")

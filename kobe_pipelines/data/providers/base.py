@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Protocol, runtime_checkable
+from typing import Iterable, Protocol, runtime_checkable
 
 import pandas as pd
 import pyarrow as pa
@@ -15,7 +15,7 @@ class MarketDataProvider(Protocol):
 
     Every method returns a DataFrame with exactly the columns of `kobe_pipelines.data.schema`
     (`BAR_COLUMNS`, `SPLIT_COLUMNS`, `DIVIDEND_COLUMNS`), normalized with the matching
-    `normalize_*` function. Date ranges are inclusive, in exchange (America/New_York) dates.
+    `normalize_*` function, but `daily_bars_table`, which returns the bars as Arrow. Date ranges are inclusive, in exchange (America/New_York) dates.
     Prices are raw: they jump at splits and drop at ex-dates; adjustment happens downstream.
     """
 
@@ -23,6 +23,16 @@ class MarketDataProvider(Protocol):
 
     def daily_bars(self, start: dt.date, end: dt.date) -> pd.DataFrame:
         """Raw bars for every session in [start, end]; a holiday simply has no rows."""
+        ...
+
+    def daily_bars_table(self, start: dt.date, end: dt.date) -> pa.Table:
+        """`daily_bars` as an Arrow table in `schema.BARS_ARROW_SCHEMA`: the form `Lake.freeze`
+        takes fastest (a provider that reads Arrow, like the files provider, never makes pandas)."""
+        ...
+
+    def daily_bar_batches(self, start: dt.date, end: dt.date, rows: int) -> Iterable[pa.Table]:
+        """`daily_bars_table` as Arrow tables of about `rows` rows, an iterable that can be
+        iterated again: what a first freeze streams in bounded memory."""
         ...
 
     def splits(self, start: dt.date, end: dt.date) -> pd.DataFrame:
@@ -34,8 +44,12 @@ class MarketDataProvider(Protocol):
         ...
 
 
-def bars_for_freeze(provider: MarketDataProvider, start: dt.date | str, end: dt.date | str) -> pd.DataFrame | pa.Table:
-    """The provider's bars in the form `Lake.freeze` takes fastest: an Arrow table from a provider
-    that can read one (`daily_bars_table`, e.g. the files provider), else its DataFrame."""
-    read_table = getattr(provider, "daily_bars_table", None)
-    return read_table(start, end) if read_table is not None else provider.daily_bars(start, end)
+def bars_for_freeze(provider: MarketDataProvider, start: dt.date | str, end: dt.date | str | None) -> pa.Table:
+    """The provider's bars in the form `Lake.freeze` takes fastest (`daily_bars_table`)."""
+    return provider.daily_bars_table(start, end)
+
+
+def bar_batches_for_freeze(provider: MarketDataProvider, start: dt.date | str, end: dt.date | str | None,
+                           rows: int = 1 << 20) -> Iterable[pa.Table]:
+    """The provider's bars as batches `Lake.freeze` streams (`daily_bar_batches`)."""
+    return provider.daily_bar_batches(start, end, rows)

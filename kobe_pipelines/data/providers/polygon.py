@@ -11,9 +11,10 @@ Requests, as polygon-api-client 1.16's `RESTClient` builds them (the key goes in
     dividends   GET /v3/reference/dividends?ex_dividend_date.gte=..&ex_dividend_date.lte=..&limit=..
                 then each `next_url` until an answer has none.
 
-Settings, read by `from_env()` when it is called (never at import):
-    POLYGON_API_KEY        required
-    KOBE_POLYGON_BASE_URL  default https://api.polygon.io (tests point it at a loopback server)
+Settings (the settings layer, `kobe_pipelines.settings.MarketDataSettings`, reads them from the
+environment; this module never does):
+    POLYGON_API_KEY        required (`api_key`)
+    KOBE_POLYGON_BASE_URL  `base_url`, default https://api.polygon.io (tests point it at a loopback server)
 
 Retries: the client's own urllib3 `Retry`, configured here because the client hard-codes its
 backoff (0.1 s) and never applies its timeouts. Status 429, 499, 500, 502, 503 and 504 and
@@ -47,7 +48,6 @@ import datetime as dt
 import json
 import logging
 import math
-import os
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -55,6 +55,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
 import pandas as pd
+import pyarrow as pa
 import urllib3
 from polygon import RESTClient
 from polygon.exceptions import BadResponse
@@ -186,20 +187,19 @@ class PolygonProvider:
         )
         pool.connection_pool_kw["timeout"] = urllib3.Timeout(connect=timeout, read=timeout)
 
-    @classmethod
-    def from_env(cls, **overrides: Any) -> PolygonProvider:
-        """Build from POLYGON_API_KEY and KOBE_POLYGON_BASE_URL (read now); `overrides` go to __init__."""
-        return cls(
-            api_key=os.environ.get("POLYGON_API_KEY"),
-            base_url=os.environ.get("KOBE_POLYGON_BASE_URL") or None,
-            **overrides,
-        )
-
     def __repr__(self) -> str:  # never shows the key
         universe = "all" if self.tickers is None else f"{len(self.tickers)} tickers"
         return f"PolygonProvider(base_url={self.base_url!r}, universe={universe}, max_retries={self.max_retries})"
 
     # ---- bars -------------------------------------------------------------------------------
+
+    def daily_bars_table(self, start: dt.date | str, end: dt.date | str) -> pa.Table:
+        """`daily_bars` as an Arrow table in `schema.BARS_ARROW_SCHEMA`."""
+        return schema.bars_table(self.daily_bars(start, end))
+
+    def daily_bar_batches(self, start: dt.date | str, end: dt.date | str, rows: int = 1 << 20) -> list[pa.Table]:
+        """`daily_bars_table` as one batch (the bars are in memory once fetched)."""
+        return [self.daily_bars_table(start, end)]
 
     def daily_bars(self, start: dt.date | str, end: dt.date | str) -> pd.DataFrame:
         """Raw bars of every XNYS session in [start, end]; a session Polygon has no results for has no rows.

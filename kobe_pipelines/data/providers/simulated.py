@@ -26,6 +26,7 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from kobe_pipelines import market_calendar
 from kobe_pipelines.data import schema
@@ -85,6 +86,14 @@ class SimulatedProvider:
 
     def daily_bars(self, start: dt.date | str, end: dt.date | str) -> pd.DataFrame:
         return _between(self._market.bars, "date", start, end)
+
+    def daily_bars_table(self, start: dt.date | str, end: dt.date | str) -> pa.Table:
+        """`daily_bars` as an Arrow table in `schema.BARS_ARROW_SCHEMA`."""
+        return schema.bars_table(self.daily_bars(start, end))
+
+    def daily_bar_batches(self, start: dt.date | str, end: dt.date | str, rows: int = 1 << 20) -> list[pa.Table]:
+        """`daily_bars_table` as one batch (the bars are in memory once fetched)."""
+        return [self.daily_bars_table(start, end)]
 
     def splits(self, start: dt.date | str, end: dt.date | str) -> pd.DataFrame:
         return _between(self._market.splits, "execution_date", start, end)

@@ -1,0 +1,313 @@
+"""The lake's content-addressed files: writing a table, its sha256, the hash cache, checks against
+a manifest, reads that check page checksums, and removing files no version references.
+
+A file's name is its sha256 (the first 24 hex digits), so a table written twice is stored once
+and two versions share every file they have in common; a stored file is never changed. Where
+each role's files live (under the lake root):
+
+    raw/bars/year=YYYY/<sha>.parquet    raw bars (`raw_bars`), one folder per calendar year
+    factors/<sha>.parquet                the factor table (`factors`)
+    factors/adjustment_events-<sha>.parquet
+    actions/<role>-<sha>.parquet         splits, dividends, action_provenance, actions_set_aside
+
+Files are Parquet with LZ4 and a CRC32 on every page (Parquet page checksums).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from kobe_pipelines.fsutil import atomic_write_json, fsync_dir, sha256_file
+from kobe_pipelines.lake.errors import LakeCorruptionError
+from kobe_pipelines.lake.manifest import FileEntry
+
+log = logging.getLogger(__name__)
+
+ROW_GROUP_ROWS = 128 * 1024
+# Raw bars are sorted by (symbol, date): a row group of 16k rows holds a few symbols' year, so a
+# one-symbol read touches ~16k rows per year file instead of 128k (row groups are skipped by their
+# symbol statistics).
+RAW_ROW_GROUP_ROWS = 16 * 1024
+# A reader pays for every row group of a file (DuckDB checks each one's statistics) and decodes
+# the groups it keeps: for a one-symbol read the cost is least with groups of about sqrt(n x 300)
+# rows in a file of n rows. A raw file's groups grow that way with the rows already written, in
+# steps of RAW_ROW_GROUP_ROWS (16k up to 4.2M rows, 32k up to 9.4M, then 48k): a year of 50,000
+# symbols (12.6M rows) has 481 row groups where fixed 16k ones gave 769. The sizes follow from the rows alone, so the bytes do
+# not depend on how the rows were handed in.
+RAW_ROW_GROUP_GROWTH = 256
+# Factors (sorted by symbol) in row groups of a few hundred symbols, for the same reason: a
+# one-symbol read of the adjusted views scans one row group of the factor table, not all of it;
+# smaller groups make the table larger and its write slower.
+FACTOR_ROW_GROUP_ROWS = 8 * 1024
+HASH_CACHE_NAME = ".hash_cache.json"
+# A file whose ctime is this close to the moment it was hashed is not trusted by its stat later
+# (see `ContentStore.remember`): far more than the file-time clock's tick (at most 10 ms).
+RACY_NS = 50_000_000
+DATA_FOLDERS = ("raw", "actions", "factors")
+
+
+def folder_of(role: str, year: int | None = None) -> tuple[str, str]:
+    """(folder under the root, file name prefix) of a file of `role` (`year`: a raw file's)."""
+    if role == "raw_bars":
+        return f"raw/bars/year={year}", ""
+    if role == "factors":
+        return "factors", ""
+    return ("factors" if role == "adjustment_events" else "actions"), f"{role}-"
+
+
+class ContentStore:
+    """The content-addressed files under `root`, and the cache of their hashes.
+
+    `write` may be called from several threads at once."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        # Files hashed before (verified or written) and their inode, size, mtime and ctime then,
+        # kept in HASH_CACHE_NAME: `check(reuse=True)` re-hashes only files whose stat changed
+        # since (git's index does the same). The ctime is in the key because no user can set
+        # it: a file rewritten with its mtime restored still changes it.
+        self._hashed: dict[str, tuple[str, int, int, int, int]] | None = None
+        self._created: list[Path] = []  # files written since `forget_created`
+        self._lock = threading.Lock()
+
+    def path(self, entry: FileEntry) -> Path:
+        return self.root / entry.path
+
+    # ---- writing -----------------------------------------------------------------------------
+    def write(self, table: pa.Table, role: str, year: int | None = None) -> FileEntry:
+        """Store `table` as a file of `role` and return its entry (an identical file already
+        stored is kept, and the table not written twice)."""
+        writer = self.writer(table.schema, role, year)
+        try:
+            writer.write(table)
+        except BaseException:
+            writer.abort()
+            raise
+        return writer.close()
+
+    def writer(self, schema: pa.Schema, role: str, year: int | None = None) -> "ContentWriter":
+        """A file of `role` written a table at a time (`ContentWriter`): the same bytes as `write`
+        of all its rows at once."""
+        return ContentWriter(self, schema, role, year)
+
+    def name_by_content(self, tmp: Path, directory: Path, prefix: str) -> tuple[Path, str]:
+        """Give a written temporary file its content address; the final path and its sha256."""
+        digest = sha256_file(tmp)
+        final = directory / f"{prefix}{digest[:24]}.parquet"
+        if final.exists():
+            tmp.unlink()  # the same content is stored already: publishing checks that file
+        else:
+            os.replace(tmp, final)
+            fsync_dir(directory)
+            self.remember(final.relative_to(self.root).as_posix(), digest, final)
+            with self._lock:
+                self._created.append(final)
+        return final, digest
+
+    def forget_created(self) -> None:
+        """Start counting the files written anew (see `remove_created`)."""
+        with self._lock:
+            self._created = []
+
+    def remove_created(self) -> None:
+        """Delete the files written since `forget_created` (never one that existed before:
+        content addressing makes an identical earlier file the same path, and it is kept)."""
+        with self._lock:
+            created, self._created = self._created, []
+        for path in created:
+            path.unlink(missing_ok=True)
+            self.hash_cache().pop(path.relative_to(self.root).as_posix(), None)
+
+    # ---- checking ----------------------------------------------------------------------------
+    def check(self, entry: FileEntry, reuse: bool = False) -> None:
+        """Re-hash `entry`'s file against its sha256; raises `LakeCorruptionError` naming it.
+        `reuse`: skip the hashing when the file was hashed before and its inode, size, mtime and
+        ctime (ns) have not changed since."""
+        path = self.path(entry)
+        if not path.exists():
+            raise LakeCorruptionError(entry.path, "is missing")
+        if reuse and self.hash_cache().get(entry.path) == (entry.sha256, *_stat_key(path)):
+            return
+        actual = sha256_file(path)
+        if actual != entry.sha256:
+            raise LakeCorruptionError(entry.path, f"sha256 {actual[:12]}... does not match the manifest's {entry.sha256[:12]}...")
+        self.remember(entry.path, actual, path)
+
+    def problems(self, entries: tuple[FileEntry, ...] | list[FileEntry]) -> list[str]:
+        """Every file of `entries` re-hashed; the problems found (empty when all match)."""
+        problems = []
+        for entry in entries:
+            try:
+                self.check(entry)
+            except LakeCorruptionError as exc:
+                problems.append(str(exc))
+        return problems
+
+    def remember(self, rel_path: str, digest: str, path: Path) -> None:
+        """Record that `path` hashed to `digest`, unless it changed too recently to tell a later
+        change by its stat: file times come from a clock that ticks every few milliseconds, so a
+        file changed again within the same tick would keep its ctime ("racily clean", as git
+        calls it). Such a file is hashed again next time instead."""
+        key = _stat_key(path)
+        if time.time_ns() - key[3] >= RACY_NS:
+            self.hash_cache()[rel_path] = (digest, *key)
+        else:
+            self.hash_cache().pop(rel_path, None)
+
+    def hash_cache(self) -> dict[str, tuple[str, int, int, int, int]]:
+        """The stat cache of hashed files; unreadable or malformed, it is empty (all re-hashed)."""
+        if self._hashed is None:
+            self._hashed = {}
+            try:
+                data = json.loads((self.root / HASH_CACHE_NAME).read_text())
+                for rel, row in data.items():
+                    digest, ino, size, mtime, ctime = row
+                    self._hashed[str(rel)] = (str(digest), int(ino), int(size), int(mtime), int(ctime))
+            except (OSError, ValueError, TypeError, AttributeError):
+                self._hashed = {}
+        return self._hashed
+
+    def save_hash_cache(self) -> None:
+        """Written atomically; a failure costs only re-hashing next time."""
+        cache = self.hash_cache()
+        try:
+            atomic_write_json(self.root / HASH_CACHE_NAME, {k: list(v) for k, v in sorted(cache.items())
+                                                            if (self.root / k).exists()})
+        except OSError as exc:
+            log.warning("lake: could not save the hash cache (%s); the next freeze re-hashes every file", exc)
+
+    # ---- reading -----------------------------------------------------------------------------
+    def read(self, entries: list[FileEntry], columns: dict[str, list[str]] | None = None) -> list[pa.Table]:
+        """Each file of `entries` read whole, every page checked against its CRC32 (a file
+        written without page checksums is read unchecked). `columns`: the columns each role's
+        table must have (the footer, which page checksums do not cover, names them). Raises
+        `LakeCorruptionError` naming a file that cannot be read or lacks a column."""
+        tables = []
+        for entry in entries:
+            try:
+                # (ParquetFile, not pq.read_table: its dataset layer costs more than reading these tables)
+                table = pq.ParquetFile(self.path(entry), page_checksum_verification=True).read(use_threads=False)
+            except (OSError, pa.ArrowException) as exc:
+                raise LakeCorruptionError(entry.path, f"cannot be read ({' '.join(str(exc).split())}); run `kobe lake verify`") from exc
+            missing = [name for name in (columns or {}).get(entry.role, []) if name not in table.column_names]
+            if missing:
+                raise LakeCorruptionError(entry.path, f"lacks the column(s) {missing} of a {entry.role} table; run `kobe lake verify`")
+            tables.append(table)
+        return tables
+
+    # ---- removing ----------------------------------------------------------------------------
+    def collect_garbage(self, referenced: set[str]) -> None:
+        """Delete every data file (and leftover temporary file) that `referenced` does not name."""
+        for folder in DATA_FOLDERS:
+            base = self.root / folder
+            if not base.exists():
+                continue
+            for path in base.rglob("*"):
+                if path.is_file() and path.relative_to(self.root).as_posix() not in referenced:
+                    path.unlink()
+
+
+class ContentWriter:
+    """One content-addressed file written a table at a time. Rows are kept until they fill whole
+    row groups, so the file holds the same row groups -- and the same bytes -- as one write of
+    all its rows: at most one row group of rows is held here between calls. `close` names the
+    file by its sha256 and returns its entry; `abort` removes what was written."""
+
+    def __init__(self, store: ContentStore, schema: pa.Schema, role: str, year: int | None):
+        self.store = store
+        self.role = role
+        folder, self.prefix = folder_of(role, year)
+        self.directory = store.root / folder
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.directory / f".{self.prefix}{os.getpid()}-{threading.get_ident()}-{id(self)}.parquet.tmp"
+        # Dictionary pages for the string columns only: floats rarely repeat, and trying a
+        # dictionary on them first slows the write.
+        strings = [f.name for f in schema
+                   if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_dictionary(f.type)]
+        self.group_rows = {"raw_bars": RAW_ROW_GROUP_ROWS, "factors": FACTOR_ROW_GROUP_ROWS}.get(role, ROW_GROUP_ROWS)
+        self.group_growth = RAW_ROW_GROUP_GROWTH if role == "raw_bars" else 0
+        # LZ4 rather than Snappy: files of the same size, and DuckDB reads them faster. Every page
+        # carries a CRC32: a flipped byte fails the read of that page wherever the pipeline reads
+        # with pyarrow, instead of changing a value.
+        self.schema = schema
+        self._writer = pq.ParquetWriter(self.tmp, schema, compression="lz4", use_dictionary=strings, write_page_checksum=True)
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._written = 0  # rows in the row groups written so far
+        self.rows = 0
+        self.min_date = self.max_date = None
+
+    @property
+    def rows_held(self) -> int:
+        """Rows kept for the next row group (fewer than `next_group_rows`)."""
+        return self._pending_rows
+
+    @property
+    def next_group_rows(self) -> int:
+        """The size of the next row group (see RAW_ROW_GROUP_GROWTH)."""
+        grown = math.isqrt(self._written * self.group_growth)
+        return max(self.group_rows, grown // self.group_rows * self.group_rows)
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        self.rows += table.num_rows
+        if "date" in table.column_names:
+            dates = table.column("date")
+            low, high = pc.min(dates).as_py(), pc.max(dates).as_py()
+            self.min_date = low if self.min_date is None else min(self.min_date, low)
+            self.max_date = high if self.max_date is None else max(self.max_date, high)
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        if self._pending_rows < self.next_group_rows:
+            return
+        rows = pa.concat_tables(self._pending).combine_chunks()
+        done = 0
+        while self._pending_rows - done >= (size := self.next_group_rows):
+            self._writer.write_table(rows.slice(done, size), row_group_size=size)
+            done += size
+            self._written += size
+        rest = self._pending_rows - done
+        # a copy of the rest, so that the written rows' buffers are not kept alive by a slice
+        self._pending = [rows.take(pa.array(np.arange(done, self._pending_rows)))] if rest else []
+        self._pending_rows = rest
+
+    def close(self) -> FileEntry:
+        try:
+            if self._pending_rows:
+                self._writer.write_table(pa.concat_tables(self._pending).combine_chunks(), row_group_size=self.next_group_rows)
+            elif self.rows == 0:  # one empty row group, as a write of an empty table gives
+                self._writer.write_table(self.schema.empty_table(), row_group_size=self.group_rows)
+            self._pending, self._pending_rows = [], 0
+            self._writer.close()
+            final, digest = self.store.name_by_content(self.tmp, self.directory, self.prefix)
+        except BaseException:
+            self.abort()
+            raise
+        return FileEntry(path=final.relative_to(self.store.root).as_posix(), sha256=digest, role=self.role, rows=self.rows,
+                         bytes=final.stat().st_size,
+                         min_date=str(self.min_date) if self.min_date is not None else None,
+                         max_date=str(self.max_date) if self.max_date is not None else None)
+
+    def abort(self) -> None:
+        try:
+            self._writer.close()
+        except (OSError, pa.ArrowException):
+            pass
+        self.tmp.unlink(missing_ok=True)
+
+
+def _stat_key(path: Path) -> tuple[int, int, int, int]:
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns

@@ -1,0 +1,414 @@
+"""Raw bars in the lake: which bars of a freeze are new, the refusal of a restated bar, one file
+per calendar year, and merging a year's small files.
+
+Raw bars are stored as traded and never changed: a stored bar delivered again with other values
+is a restatement, refused (`RawRestatementError`). Each freeze writes its new bars as one file per
+calendar year they fall in (`year=YYYY` folders), sorted by (symbol, date), symbols as plain
+strings (Parquet dictionary-encodes each row group with the symbols it holds, so the file is the
+same whatever encoding the bars came in). A refreeze adds a small file to its year; a year that
+would pass `RAW_FILES_PER_YEAR` files has all of them but the largest merged into one, since one
+symbol's history is a read of every file of every year.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Iterable, Iterator, Protocol
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from kobe_pipelines.data import adjustments, schema, validation
+from kobe_pipelines.lake import duck
+from kobe_pipelines.lake.arrow_keys import close_frame, frame_of_query, positions_around, rows_around, rows_found_in
+from kobe_pipelines.lake.errors import RawRestatementError
+from kobe_pipelines.lake.file_store import ContentStore, ContentWriter
+from kobe_pipelines.lake.manifest import FileEntry, Manifest
+
+VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
+RAW_FILES_PER_YEAR = 12  # a year partition holds at most this many raw files after a refreeze
+
+
+@dataclass(frozen=True)
+class NewBars:
+    """Validated bars of a freeze, sorted by (symbol, date), with the keys validation built for
+    them. Kept in Arrow: a first freeze's millions of rows never become pandas; the freeze asks
+    only for what it needs (their symbols, each symbol's first date, the rows around events)."""
+
+    table: pa.Table  # schema.BARS_ARROW_SCHEMA (symbols may be dictionary-encoded)
+    keys: validation.BarKeys | None  # None for no rows
+
+    @classmethod
+    def validated(cls, bars: pd.DataFrame | pa.Table, as_of: dt.date | None = None) -> "NewBars":
+        """Check `bars` (`validation.validate_bars_table`: raises for the first bad record)."""
+        return cls(*validation.validate_bars_table(schema.bars_table(bars), as_of))
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    @property
+    def empty(self) -> bool:
+        return self.table.num_rows == 0
+
+    @cached_property
+    def symbols(self) -> set[str]:
+        if self.keys is None:
+            return set()
+        present = np.bincount(self.keys.codes, minlength=len(self.keys.symbols)) > 0
+        return set(self.keys.symbols[present].tolist())
+
+    @cached_property
+    def first_dates(self) -> pd.Series:
+        """The date of each symbol's first bar here (index: symbol)."""
+        if self.keys is None:
+            return pd.Series([], dtype="datetime64[ns]")
+        codes = self.keys.codes
+        starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
+        days = validation.key_days(self.keys.keys[starts])
+        return pd.Series(days.astype("datetime64[D]").astype("datetime64[ns]"), index=self.keys.symbols[codes[starts]])
+
+    @cached_property
+    def date_range(self) -> tuple[dt.date, dt.date]:
+        dates = self.table.column("date")
+        return pc.min(dates).as_py(), pc.max(dates).as_py()
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """All the rows as pandas (`schema.BAR_COLUMNS`)."""
+        return schema.normalize_bars(self.table.to_pandas())
+
+    def rows_around(self, sessions: pd.DataFrame) -> pd.DataFrame:
+        """For each event (`sessions`: symbol, event_date), its symbol's last bar here before the
+        session and first bar on or after it: symbol, date, close (found by the keys)."""
+        if self.keys is None:
+            return schema.empty_bars()[["symbol", "date", "close"]]
+        rows = self.table.select(["symbol", "date", "close"]).take(pa.array(positions_around(self.keys, sessions)))
+        return close_frame(rows)
+
+    def subset(self, keep: np.ndarray) -> "NewBars":
+        """The rows where `keep` is True (still sorted)."""
+        if bool(keep.all()):
+            return self
+        keys = self.keys
+        return NewBars(self.table.filter(pa.array(keep)),
+                       validation.BarKeys(keys.symbols, keys.codes[keep], keys.keys[keep], True) if keep.any() else None)
+
+
+def find_new_rows(root: Path, previous: Manifest | None, bars: NewBars) -> NewBars:
+    """The bars not stored yet. A stored bar re-delivered with other values raises
+    `RawRestatementError` naming it: raw bars are immutable, and a silent restatement would
+    change history under every model."""
+    if previous is None or bars.empty:
+        return bars
+    lo, hi = bars.date_range
+    files = [
+        str(root / e.path)
+        for e in previous.files_with_role("raw_bars")
+        if e.min_date and e.max_date and e.min_date <= str(hi) and e.max_date >= str(lo)
+    ]
+    if not files:
+        return bars
+    with duck.cursor() as con:
+        stored = frame_of_query(
+            con,
+            "SELECT o.symbol, o.date::TIMESTAMP_NS AS date, o.open, o.high, o.low, o.close, o.volume "
+            "FROM read_parquet($files, hive_partitioning = false) o WHERE o.date BETWEEN $lo AND $hi "
+            "AND o.symbol IN (SELECT unnest($symbols))",
+            {"files": files, "lo": lo, "hi": hi, "symbols": sorted(bars.symbols)},
+        )
+    if stored.empty:
+        return bars
+    stored["date"] = stored["date"].astype("datetime64[ns]")
+    merged = bars.frame.merge(stored, on=["symbol", "date"], how="left", suffixes=("", "_stored"), indicator=True)
+    known = (merged["_merge"] == "both").to_numpy()
+    for column in VALUE_COLUMNS:
+        differs = known & (merged[column].to_numpy() != merged[f"{column}_stored"].to_numpy())
+        if differs.any():
+            row = merged.loc[differs].sort_values(["symbol", "date"]).iloc[0]
+            raise RawRestatementError(
+                "bar",
+                f"{row['symbol']} {row['date'].date()}",
+                column,
+                f"differs from the stored raw bar ({row[f'{column}_stored']!r}); raw bars are immutable",
+                row[column],
+            )
+    return bars.subset(~known)
+
+
+@dataclass(frozen=True)
+class YearSplit:
+    """New rows by calendar year: `years` present, and each row's year."""
+
+    table: pa.Table
+    row_years: np.ndarray
+    years: list[int]
+
+    @classmethod
+    def of(cls, new_rows: NewBars) -> "YearSplit":
+        table = new_rows.table
+        row_years = calendar_years(table.column("date").cast(pa.int32()).to_numpy())
+        first = int(row_years.min())  # the years present, counted (not a set of millions of Python ints)
+        return cls(table, row_years, (np.flatnonzero(np.bincount(row_years - first)) + first).tolist())
+
+    def year_tables(self) -> list[tuple[int, pa.Table]]:
+        """Every year's rows, in order (`year_table` of each year, from one take of all rows)."""
+        if len(self.years) == 1:
+            return [(self.years[0], plain_symbols(self.table.combine_chunks()))]
+        order = np.argsort(self.row_years, kind="stable")
+        ordered = plain_symbols(self.table.take(pa.array(order)).combine_chunks())
+        counts = np.bincount(self.row_years - self.years[0])[np.array(self.years) - self.years[0]]
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        return [(year, ordered.slice(int(start), int(count))) for year, start, count in zip(self.years, starts, counts)]
+
+    def year_table(self, year: int) -> pa.Table:
+        """The rows of `year`, in order, symbols as plain strings: the year's new raw file."""
+        pieces, start = [], 0
+        for batch in self.table.to_batches():  # a take per batch: on the chunked table it is slower
+            rows = np.flatnonzero(self.row_years[start:start + batch.num_rows] == year)
+            start += batch.num_rows
+            if len(rows):
+                pieces.append(batch.take(pa.array(rows)))
+        return plain_symbols(pa.Table.from_batches(pieces).combine_chunks())
+
+
+def year_of(entry: FileEntry) -> int:
+    """The calendar year of a raw file (its `year=YYYY` folder)."""
+    return int(entry.path.split("/")[2].removeprefix("year="))
+
+
+def years_to_merge(stored: list[FileEntry], added: list[FileEntry]) -> dict[int, list[FileEntry]]:
+    """For each year that gained a file and now has more than RAW_FILES_PER_YEAR, the files to
+    merge into one: all of that year's but the largest. The merged files stay as long as an
+    older version lists them (retention removes them)."""
+    by_year: dict[int, list[FileEntry]] = {}
+    for entry in stored + added:
+        by_year.setdefault(year_of(entry), []).append(entry)
+    grown = {year_of(entry) for entry in added}
+    merges = {}
+    for year, files in sorted(by_year.items()):
+        if year in grown and len(files) > RAW_FILES_PER_YEAR:
+            largest = max(files, key=lambda e: (e.rows, e.path))
+            merges[year] = [e for e in files if e is not largest]
+    return merges
+
+
+def merged_year(tables: list[pa.Table]) -> pa.Table:
+    """Raw tables of one year as one, sorted by symbol and date (symbols as plain strings)."""
+    table = pa.concat_tables([plain_symbols(t) for t in tables])
+    return table.take(pc.sort_indices(table, sort_keys=[("symbol", "ascending"), ("date", "ascending")]))
+
+
+def plain_symbols(table: pa.Table) -> pa.Table:
+    """A raw bars table with its symbols as plain strings."""
+    return table.set_column(0, pa.field("symbol", pa.string()), table.column("symbol").cast(pa.string()))
+
+
+def calendar_years(days: np.ndarray) -> np.ndarray:
+    """The calendar year (int16) of each day number (days since 1970-01-01)."""
+    first = int(days.min())
+    lut = np.arange(first, int(days.max()) + 1).astype("datetime64[D]").astype("datetime64[Y]").astype(np.int16) + 1970
+    return lut[days - first]
+
+
+# ---- a first freeze, streamed ------------------------------------------------------------------
+
+# Rows a streamed freeze validates and writes at a time: with the year files' row groups it
+# holds, its memory is set by this, not by the history.
+DEFAULT_BATCH_ROWS = 1 << 20
+
+
+class NewRows(Protocol):
+    """What a freeze asks of its new bars: `NewBars` (held whole) or `StreamedBars` (a summary of
+    bars written as they streamed)."""
+
+    @property
+    def empty(self) -> bool: ...
+
+    @property
+    def symbols(self) -> set[str]: ...
+
+    @property
+    def first_dates(self) -> pd.Series: ...
+
+    def __len__(self) -> int: ...
+
+    def rows_around(self, sessions: pd.DataFrame) -> pd.DataFrame: ...
+
+
+class BarsOutOfOrder(Exception):
+    """The streamed bars are not in (symbol, date) order: they must be sorted first."""
+
+
+@dataclass(frozen=True)
+class StreamedBars:
+    """What a streamed freeze keeps of its bars once they are written: their count, symbols,
+    each symbol's first date, and the bars around the events it was told of (`sessions`)."""
+
+    rows: int
+    symbols: set[str]
+    first_dates: pd.Series
+    sessions: pd.DataFrame  # symbol, event_date: the events whose surrounding bars were kept
+    around: pd.DataFrame  # symbol, date, close: for each event, its nearest bars in every batch
+
+    def __len__(self) -> int:
+        return self.rows
+
+    @property
+    def empty(self) -> bool:
+        return self.rows == 0
+
+    def rows_around(self, sessions: pd.DataFrame) -> pd.DataFrame:
+        """For each event of `sessions` (among those streamed past), its symbol's last bar before
+        the session and first bar on or after it: the nearest of every batch's nearest."""
+        missing = ~rows_found_in(sessions, self.sessions, ["symbol", "event_date"])
+        if missing.any():
+            raise ValueError(f"{int(missing.sum())} event(s) were not among those the streamed bars were searched for")
+        return rows_around(self.around, sessions)
+
+
+def event_sessions(splits: pd.DataFrame, dividends: pd.DataFrame) -> pd.DataFrame:
+    """symbol, event_date: the effective session of every split and dividend (each once)."""
+    splits, dividends = schema.normalize_splits(splits), schema.normalize_dividends(dividends)
+    return pd.DataFrame({
+        "symbol": pd.concat([splits["symbol"], dividends["symbol"]], ignore_index=True).astype(str),
+        "event_date": adjustments.effective_sessions(
+            pd.concat([splits["execution_date"], dividends["ex_dividend_date"]], ignore_index=True)),
+    }).drop_duplicates(ignore_index=True)
+
+
+class YearFiles:
+    """The raw files of a first freeze written as its bars stream past in (symbol, date) order:
+    one file per calendar year, each filled batch after batch (a year's rows arrive in its own
+    order), with the same bytes as a freeze holding every bar at once.
+
+    `take` validates a batch (every check of `validation`, and that it follows the one before)
+    and returns its rows by year; `write` appends them (it may run in another thread, one batch
+    at a time); `check` raises the first bad bar of all the batches; then the files are closed
+    (`files_by_year`) and `summary` tells the freeze what it needs of the bars."""
+
+    def __init__(self, files: ContentStore, sessions: pd.DataFrame, as_of: dt.date | None):
+        self.files = files
+        self.sessions = sessions.sort_values(["symbol", "event_date"], ignore_index=True)
+        self.session_symbols = self.sessions["symbol"].to_numpy(dtype=object)
+        self.as_of = as_of
+        self.writers: dict[int, ContentWriter] = {}
+        self.rows = 0
+        self.symbols: set[str] = set()
+        self.first_dates: list[pd.Series] = []
+        self.around: list[pd.DataFrame] = []
+        self.errors: list[validation.BarValidationError] = []
+        self.last_key: tuple[str, int] | None = None
+        self.batch_rows_held = 0  # the largest batch taken, in rows
+
+    def take(self, batch: pa.Table) -> list[tuple[int, pa.Table]]:
+        """Validate `batch` and return its rows by calendar year, in order (nothing once some
+        batch failed: the freeze will fail, the rest is only counted)."""
+        self.rows += batch.num_rows
+        self.batch_rows_held = max(self.batch_rows_held, batch.num_rows)
+        if batch.num_rows == 0:
+            return []
+        try:
+            bars = NewBars.validated(batch, self.as_of)
+        except validation.BarValidationError as error:
+            self.errors.append(error)
+            return []
+        first = (str(bars.keys.symbols[bars.keys.codes[0]]), int(validation.key_days(bars.keys.keys[:1])[0]))
+        if self.last_key is not None and first <= self.last_key:
+            if first == self.last_key:  # the same (symbol, date) ends one batch and starts the next
+                symbol, day = first
+                date = pd.Timestamp(np.datetime64(day, "D"))
+                self.errors.append(validation.BarValidationError(
+                    validation.record_name(symbol, date), "date", "duplicates another bar of the same (symbol, date)",
+                    date, count=2, total=2, symbol=symbol, date=date))
+                return []
+            raise BarsOutOfOrder(f"{first[0]} follows {self.last_key[0]}")
+        last = len(bars) - 1
+        self.last_key = (str(bars.keys.symbols[bars.keys.codes[last]]), int(validation.key_days(bars.keys.keys[last:])[0]))
+        if self.errors:
+            return []
+        self.symbols |= bars.symbols
+        self.first_dates.append(bars.first_dates)
+        # the events of this batch's symbols: the batch holds a range of symbols, in order
+        low = np.searchsorted(self.session_symbols, first[0], side="left")
+        high = np.searchsorted(self.session_symbols, self.last_key[0], side="right")
+        if high > low:
+            self.around.append(bars.rows_around(self.sessions.iloc[low:high]))
+        return YearSplit.of(bars).year_tables()
+
+    def write(self, pieces: list[tuple[int, pa.Table]]) -> None:
+        for year, rows in pieces:
+            if year not in self.writers:
+                self.writers[year] = self.files.writer(rows.schema, "raw_bars", year)
+            self.writers[year].write(rows)
+
+    @property
+    def rows_held(self) -> int:
+        """Rows held now for the files' next row groups."""
+        return sum(writer.rows_held for writer in self.writers.values())
+
+    def check(self) -> None:
+        """Raise the first bad bar of all the batches taken (`BarValidationError`), if any."""
+        if self.errors:
+            raise validation.BarValidationError.first_of(self.errors, self.rows)
+
+    def files_by_year(self) -> list[ContentWriter]:
+        """The year files, in year order, to be closed once every batch is written."""
+        return [self.writers[year] for year in sorted(self.writers)]
+
+    def summary(self) -> StreamedBars:
+        firsts = pd.concat(self.first_dates) if self.first_dates else pd.Series([], dtype="datetime64[ns]")
+        firsts = firsts.groupby(level=0).min() if len(firsts) else firsts
+        around = pd.concat(self.around, ignore_index=True) if self.around else schema.empty_bars()[["symbol", "date", "close"]]
+        return StreamedBars(self.rows, self.symbols, firsts, self.sessions, around)
+
+    def abort(self) -> None:
+        for writer in self.writers.values():
+            writer.abort()
+        self.writers = {}
+
+
+def batches_of(bars: pd.DataFrame | pa.Table | Iterable[pa.Table], rows: int) -> Iterable[pa.Table]:
+    """Bars as batches of at most `rows` rows: a frame or a table sliced, batches as given. The
+    result can be iterated again (to sort bars that came out of order)."""
+    if isinstance(bars, pd.DataFrame):
+        bars = schema.bars_table(bars)
+    if isinstance(bars, pa.Table):
+        return [bars.slice(start, rows) for start in range(0, bars.num_rows, rows)]
+    return bars
+
+
+def sorted_batches(batches: Iterable[pa.Table], folder: Path, rows: int) -> Iterator[pa.Table]:
+    """`batches` in (symbol, date) order, `rows` at a time: written to a temporary Parquet file
+    in `folder` (symbols trimmed as validation trims them), then read back sorted by a DuckDB of
+    its own that sorts beyond `SORT_MEMORY`, spilling to `folder`. The file goes at the end."""
+    folder.mkdir(parents=True, exist_ok=True)
+    spill = folder / f"unsorted-{os.getpid()}.parquet"
+    try:
+        writer = None
+        for batch in batches:
+            table = schema.bars_table(batch)
+            table = table.set_column(0, pa.field("symbol", pa.string()), validation.trimmed_symbols(table.column("symbol")).cast(pa.string()))
+            if writer is None:
+                writer = pq.ParquetWriter(spill, table.schema, compression="lz4")
+            writer.write_table(table)
+        if writer is None:
+            return
+        writer.close()
+        with duckdb.connect(config={"memory_limit": SORT_MEMORY, "temp_directory": str(folder)}) as con:
+            reader = con.sql("SELECT symbol, date, open, high, low, close, volume FROM read_parquet($spill) ORDER BY symbol, date",
+                             params={"spill": str(spill)}).fetch_record_batch(rows)
+            for batch in reader:
+                yield pa.Table.from_batches([batch])
+    finally:
+        spill.unlink(missing_ok=True)
+
+
+SORT_MEMORY = "1GB"  # what DuckDB may hold while it sorts bars that came out of order
