@@ -196,12 +196,16 @@ def bracket(symbol: str, side: str, qty: int, entry: float, stop: float, take_pr
                                                    "sqlite:///<state>/mlflow/mlflow.db).")
 @click.option("--reconcile", "reconcile_with", type=click.Choice(["paper", "alpaca"]), default=None,
               help="Also compare the ledger with this broker's open orders and positions.")
+@click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
+              help="table: for people, within 100 columns; csv, json: every column, for scripts.")
 @state_option
 def orders(show_events: bool, client_order_id: str | None, sent_only: bool, lineage_of: str | None, lake_path: str | None,
-           tracking_uri: str | None, reconcile_with: str | None, state_path: str | None) -> None:
-    """Every intent in the order ledger (state/order_ledger.sqlite), also the ones never sent."""
-    import pandas as pd
-
+           tracking_uri: str | None, reconcile_with: str | None, output: str, state_path: str | None) -> None:
+    """Every intent in the order ledger (state/order_ledger.sqlite), also the ones never sent: its
+    entry, stop, take-profit, outcome (working, open, stopped out, took profit, expired, rejected,
+    ...) and why, fill prices, realized P&L and slippage against the arrival price (bps,
+    positive = cost)."""
+    from kobe_pipelines.cli.order_tables import render_events, render_orders
     from kobe_pipelines.execution.ledger import OrderLedger
 
     state = paths.state_dir(state_path)
@@ -211,16 +215,18 @@ def orders(show_events: bool, client_order_id: str | None, sent_only: bool, line
             _print_lineage(ledger, lineage_of, state, lake_path, tracking_uri)
             return
         if show_events or client_order_id:
-            frame = ledger.events(client_order_id).drop(columns=["detail"])
+            frame = ledger.events(client_order_id)
+            text = render_events(frame if output != "table" else frame.drop(columns=["detail"]), output)
         elif sent_only:
             frame = ledger.orders()
+            text = render_orders(frame, output)
         else:
             frame = ledger.intents(_audit_approvals(state))
-        if frame.empty:
+            text = render_orders(frame, output)
+        if frame.empty and output == "table":
             click.echo("the order ledger is empty" if client_order_id is None else f"no events for {client_order_id}")
         else:
-            with pd.option_context("display.max_columns", None, "display.width", 250, "display.max_colwidth", 90):
-                click.echo(frame.to_string(index=False))
+            click.echo(text)
         if reconcile_with:
             report = ledger.reconcile(_broker(reconcile_with, state))
             for line in report.lines():
