@@ -13,8 +13,8 @@ Outcome (`status`), in the words a trader uses:
   (an exit order of the strategy closed it, cancelling its legs), `delisted` (closed at its last
   close by the delisting rule), `closed` (its exit legs were cancelled without an exit fill);
 - an order that only closes another one (a strategy's exit, a protective stop placed again):
-  `filled` or its broker status, with `exit_reason` naming the order it closes; its P&L counts
-  on that order.
+  its broker status (`filled`, `new`, ...), with `exit_reason` naming the order it closes (or
+  protects); its fill and P&L count on that order.
 
 Money: prices USD per share, P&L and slippage USD. `realized_pnl` = side sign x (exit fill -
 entry fill per post-split share) x exited shares, summed over the exit fills: a split between
@@ -81,38 +81,40 @@ def order_outcomes(events: pd.DataFrame) -> pd.DataFrame:
 
 def _row(coid: str, group: pd.DataFrame, spec: dict, own: list[Execution], borrowed: list[Execution],
          closes: list[str] | None, splits: dict, delistings: dict) -> dict[str, Any]:
-    first = group[group["event"] == "submitted"].iloc[-1]
-    side = Side(first["side"])
+    submission = group[group["event"] == "submitted"].iloc[-1]
+    side = Side(submission["side"])
     states = group[group["event"].isin(_STATE_EVENTS)]
     last = states.iloc[-1]
     entries = [f for f in own if f.leg == LegRole.ENTRY.value]
     exits = [f for f in own if f.leg != LegRole.ENTRY.value] + borrowed
     filled = sum(f.qty for f in entries)
     row: dict[str, Any] = {
-        "client_order_id": coid, "broker": first["broker"], "trading_date": spec.get("trading_date"),
-        "strategy": spec.get("strategy"), "symbol": first["symbol"], "side": side.value, "qty": int(first["qty"]),
+        "client_order_id": coid, "broker": submission["broker"], "trading_date": spec.get("trading_date"),
+        "strategy": spec.get("strategy"), "symbol": submission["symbol"], "side": side.value,
+        "qty": int(submission["qty"]),
         "entry": spec.get("limit_price"), "stop": spec.get("stop"), "take_profit": spec.get("take_profit"),
         "filled_qty": filled, "entry_fill": _average(entries), "exit_qty": sum(f.qty for f in exits) or None,
         "exit_fill": _average(exits), "realized_pnl": None, "is_open": bool(last["is_open"]),
-        "broker_status": last["status"], "submitted_at": first["at"], "updated_at": group.iloc[-1]["at"],
+        "broker_status": last["status"], "submitted_at": submission["at"], "updated_at": group.iloc[-1]["at"],
     }
     if closes is not None:
         row["status"] = last["status"] if last["event"] != "submitted" else "not yet sent"
-        row["exit_reason"] = f"closes {', '.join(closes)}"
+        row["exit_reason"] = f"{'protects' if spec.get('protects') else 'closes'} {', '.join(closes)}"
         row.update(_slippage(entries))
         return row
     entry_session = entries[0].session if entries else ""
     if filled and not exits and not row["is_open"]:
-        gone = delistings.get(first["symbol"])
+        gone = delistings.get(submission["symbol"])
         if gone is not None and gone[0] > entry_session:
-            ratio = _ratio(splits.get(first["symbol"], []), entry_session, gone[0])
+            ratio = _ratio(splits.get(submission["symbol"], []), entry_session, gone[0])
             exits = [Execution("delisting", side.opposite, int(filled * ratio), gone[1], None, gone[0])]
             row.update(exit_qty=exits[0].qty, exit_fill=gone[1])
     row["status"], row["exit_reason"] = _outcome(last, group, spec, filled, exits, row["is_open"])
     if filled and exits:
         entry_price = row["entry_fill"]
-        pnl = sum(side.sign * (f.price - entry_price / float(_ratio(splits.get(first["symbol"], []), entry_session,
-                                                                       f.session))) * f.qty for f in exits)
+        symbol_splits = splits.get(submission["symbol"], [])
+        pnl = sum(side.sign * (f.price - entry_price / float(_ratio(symbol_splits, entry_session, f.session))) * f.qty
+                  for f in exits)
         row["realized_pnl"] = round(pnl, 6)
     row.update(_slippage(entries + exits))
     return row

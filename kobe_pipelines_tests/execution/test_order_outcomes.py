@@ -14,7 +14,7 @@ from kobe_pipelines.execution.broker import LegRecord, LegRole, OrderClass, Orde
 from kobe_pipelines.execution.corporate_actions import BookEvent
 from kobe_pipelines.execution.ledger import OrderLedger
 from kobe_pipelines.execution.slippage import SlippageTracker
-from kobe_pipelines.orders import Side
+from kobe_pipelines.orders import OrderType, Side
 from kobe_pipelines_tests.execution.conftest import intent
 from kobe_pipelines_tests.support.traded_book import traded_state
 
@@ -136,3 +136,20 @@ def test_order_outcomes_when_alpaca_reports_no_arrival_price_then_the_fill_is_me
     assert fill.expected_price == 100.0  # the entry limit
     # a buy 0.05 below its limit: -0.05 / 100 x 1e4 = -5.00 bps, a gain
     assert ledger.orders().iloc[0]["slippage_bps"] == pytest.approx(-5.0)
+
+
+def test_order_outcomes_when_a_stop_placed_again_filled_then_the_bracket_is_stopped_out_with_its_pnl(tmp_path, approve):
+    ledger = OrderLedger(tmp_path / "state")
+    ledger.record_submission(approve(), "paper")
+    ledger.sync_order(bracket(10, 100.0, OrderStatus.NEW), "paper")
+    ledger.record_cancel(bracket(10, 100.0, OrderStatus.CANCELED), "paper", reason="its stop was at another price")
+    stop = approve(intent("stop-1", side="sell", entry=95.0, stop=None, take_profit=None, order_type="stop"))
+    ledger.record_submission(stop, "paper", purpose={"protects": "ord-1"})
+    ledger.sync_order(OrderRecord("stop-1", "b-2", "AAA", Side.SELL, 10, OrderClass.SIMPLE, WHEN, (
+        LegRecord(LegRole.ENTRY, Side.SELL, 95.0, OrderStatus.FILLED, 10, 94.9525, WHEN),),
+        order_type=OrderType.STOP), "paper")
+    rows = ledger.orders().set_index("client_order_id")
+    assert rows.at["ord-1", "status"] == "stopped out"
+    assert rows.at["ord-1", "exit_reason"] == "protective stop placed again hit: 10 sh at 94.9525"
+    assert rows.at["ord-1", "realized_pnl"] == pytest.approx(-50.475)  # (94.9525 - 100) x 10
+    assert rows.at["stop-1", "exit_reason"] == "protects ord-1" and pd.isna(rows.at["stop-1", "realized_pnl"])
