@@ -347,11 +347,10 @@ class PaperBroker:
         leg.update(status=OrderStatus.FILLED.value, filled_qty=qty, filled_avg_price=str(price),
                    filled_at=when.isoformat(), session=session, arrival_price=str(arrival))
         realized = ps.apply_fill(state, order["symbol"], side.sign * qty, price)
-        expected = str(arrival)
         fill = {
             "fill_id": f"{order['client_order_id']}:{role.value}", "client_order_id": order["client_order_id"],
             "leg": role.value, "symbol": order["symbol"], "side": side.value, "qty": qty, "price": str(price),
-            "expected_price": expected, "filled_at": when.isoformat(), "session": session, "broker": self.name,
+            "expected_price": str(arrival), "filled_at": when.isoformat(), "session": session, "broker": self.name,
             "realized_pnl": None if realized is None else str(realized),
         }
         state["fills"].append(fill)

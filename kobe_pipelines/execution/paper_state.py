@@ -12,7 +12,8 @@ An order holds its spec as submitted (`qty`, prices, `lineage`), `seq` (submissi
 "filled_avg_price", "filled_at", "session", "reason", "arrival_price"}}: a leg's own shares and
 price, which a split moves (the spec keeps what was approved); `arrival_price`, set when the leg
 fills, is the market price when it became marketable (the bar's open for a fill at the open, else
-the leg's own price), the slippage reference. A fill's `expected_price` is that arrival price. A format-1 file is upgraded when read.
+the leg's own price), the slippage reference; a fill's `expected_price` is that arrival price.
+A format-1 file is upgraded when read.
 """
 
 from __future__ import annotations
