@@ -129,7 +129,7 @@ def _outcome(last: pd.Series, group: pd.DataFrame, spec: dict, filled: int, exit
     if event == "refused":
         return "refused", _json(last["detail"]).get("message", "")
     if event == "unknown":
-        return "unknown", "the broker's answer was lost: kobe orders --reconcile"
+        return "unknown", "the broker's answer was lost: reconcile the ledger with the broker (--reconcile)"
     if not filled:
         if status == "expired":
             return "expired", "day order: not filled on its session"

@@ -153,3 +153,16 @@ def test_order_outcomes_when_a_stop_placed_again_filled_then_the_bracket_is_stop
     assert rows.at["ord-1", "exit_reason"] == "protective stop placed again hit: 10 sh at 94.9525"
     assert rows.at["ord-1", "realized_pnl"] == pytest.approx(-50.475)  # (94.9525 - 100) x 10
     assert rows.at["stop-1", "exit_reason"] == "protects ord-1" and pd.isna(rows.at["stop-1", "realized_pnl"])
+
+
+@pytest.mark.parametrize(("outcome_unknown", "status", "reason"), [
+    (False, "refused", "market is closed"),
+    (True, "unknown", "the broker's answer was lost: reconcile the ledger with the broker (--reconcile)"),
+])
+def test_order_outcomes_when_the_broker_refused_or_its_answer_was_lost_then_said_so(tmp_path, approve, outcome_unknown,
+                                                                                      status, reason):
+    ledger = OrderLedger(tmp_path / "state")
+    ledger.record_submission(approve(), "alpaca")
+    ledger.record_broker_error("ord-1", "alpaca", RuntimeError("market is closed"), outcome_unknown=outcome_unknown)
+    row = ledger.orders().iloc[0]
+    assert (row["status"], row["exit_reason"], row["filled_qty"], row["is_open"]) == (status, reason, 0, outcome_unknown)
