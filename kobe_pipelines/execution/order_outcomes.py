@@ -14,7 +14,7 @@ Outcome (`status`), in the words a trader uses:
   close by the delisting rule), `closed` (its exit legs were cancelled without an exit fill);
 - an order that only closes another one (a strategy's exit, a protective stop placed again):
   its broker status (`filled`, `new`, ...), with `exit_reason` naming the order it closes (or
-  protects); its fill and P&L count on that order.
+  protects); its fill, P&L and slippage count on that order.
 
 Money: prices USD per share, P&L and slippage USD. `realized_pnl` = side sign x (exit fill -
 entry fill per post-split share) x exited shares, summed over the exit fills: a split between
@@ -100,7 +100,7 @@ def _row(coid: str, group: pd.DataFrame, spec: dict, own: list[Execution], borro
     if closes is not None:
         row["status"] = last["status"] if last["event"] != "submitted" else "not yet sent"
         row["exit_reason"] = f"{'protects' if spec.get('protects') else 'closes'} {', '.join(closes)}"
-        row.update(_slippage(entries))
+        row.update(slippage_usd=None, slippage_bps=None)  # its fills count on the orders it closes
         return row
     entry_session = entries[0].session if entries else ""
     if filled and not exits and not row["is_open"]:

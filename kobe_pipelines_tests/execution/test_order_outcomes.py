@@ -113,7 +113,8 @@ def test_order_outcomes_when_a_strategy_exit_closed_the_position_then_its_fill_a
     assert rows.at["ord-1", "exit_reason"] == "the strategy's exit exit-1: 10 sh at 103.00"
     assert rows.at["ord-1", "realized_pnl"] == pytest.approx(30.0)  # (103 - 100) x 10
     assert (rows.at["exit-1", "exit_reason"], rows.at["exit-1", "status"]) == ("closes ord-1", "filled")
-    assert pd.isna(rows.at["exit-1", "realized_pnl"])  # counted once, on the order it closed
+    assert pd.isna(rows.at["exit-1", "realized_pnl"]) and pd.isna(rows.at["exit-1", "slippage_usd"])  # counted once,
+    assert rows.at["ord-1", "slippage_usd"] == 0.0  # on the order it closed: both fills at their own limits
 
 
 def test_order_outcomes_when_the_symbol_was_delisted_then_closed_at_the_last_close(tmp_path, approve):
