@@ -11,6 +11,7 @@ import click
 from kobe_pipelines import paths
 from kobe_pipelines.cli.errors import GuardedCommand
 from kobe_pipelines.cli.params import PRICE, SHARES
+from kobe_pipelines.cli.tables import wrap_text
 from kobe_pipelines.errors import KobeError
 
 state_option = click.option("--state", "state_path", type=click.Path(file_okay=False), default=None,
@@ -168,7 +169,7 @@ def bracket(symbol: str, side: str, qty: int, entry: float, stop: float, take_pr
     if decision is not None:
         click.echo(f"decision {decision.decision_id}: {'APPROVED' if decision.approved else 'REJECTED'}")
         for check in decision.checks:
-            click.echo(_wrapped(f"  {'PASS' if check.passed else 'FAIL'}  {check.name:<15} {check.reason}", 24))
+            click.echo(wrap_text(f"  {'PASS' if check.passed else 'FAIL'}  {check.name:<15} {check.reason}", 24))
     if result.resumed:
         click.echo(f"resumed: {result.resumed}")
     if decision is not None and not decision.approved:
@@ -238,15 +239,6 @@ def orders(show_events: bool, client_order_id: str | None, sent_only: bool, line
         _fail(exc)
 
 
-def _wrapped(line: str, indent: int) -> str:
-    """`line` within the tables' 100 columns, continued under column `indent`."""
-    import textwrap
-
-    from kobe_pipelines.cli.tables import MAX_WIDTH
-
-    return "\n".join(textwrap.wrap(line, MAX_WIDTH, subsequent_indent=" " * indent, break_on_hyphens=False)) or line
-
-
 def _audit_approvals(state) -> dict[str, str]:
     """Client order id -> decision id of every approval in the audit log."""
     from kobe_pipelines.risk.audit import audit_path
@@ -265,8 +257,8 @@ def _print_lineage(ledger, client_order_id: str, state, lake_path: str | None, t
 
     report = explain_order(ledger, client_order_id, lake_dir=lake_path, tracking_uri=tracking_uri, state_dir=state)
     for label, text in report.chain:
-        click.echo(_wrapped(f"{label:<10} {text}", 11))
+        click.echo(wrap_text(f"{label:<10} {text}", 11))
     for line in report.recomputed:
-        click.echo(_wrapped(line, 2))
+        click.echo(wrap_text(line, 2))
     if not report.ok:
         sys.exit(1)

@@ -15,7 +15,7 @@ from typing import Literal
 
 import pandas as pd
 
-from kobe_pipelines.cli.tables import Column, format_cell, render_table
+from kobe_pipelines.cli.tables import Column, format_cell, render_table, wrap_text
 from kobe_pipelines.execution.slippage import SLIPPAGE_CONVENTION
 
 OutputFormat = Literal["table", "csv", "json"]
@@ -64,7 +64,7 @@ def render_orders(frame: pd.DataFrame, output: OutputFormat = "table", *, title:
     if output != "table":
         return render_frame(frame, output, ORDER_TABLE)
     return render_frame(with_order_detail(frame), output, ORDER_TABLE, title=title, detail="detail",
-                        legend=_wrap(ORDER_TABLE_LEGEND))
+                        legend=wrap_text(ORDER_TABLE_LEGEND))
 
 
 def render_events(frame: pd.DataFrame, output: OutputFormat = "table") -> str:
@@ -93,15 +93,8 @@ def trading_summary(state_dir: str | os.PathLike[str] | Path) -> str:
                      f"{int(closed.sum())} closed orders; {still_open} still open")
     overall = SlippageTracker(state_dir).overall()
     if overall.fills:
-        lines.append(_wrap(f"slippage: {overall.fills} fills, mean {format_cell(overall.mean_bps, 'bps')} bps, p95 "
+        lines.append(wrap_text(f"slippage: {overall.fills} fills, mean {format_cell(overall.mean_bps, 'bps')} bps, p95 "
                            f"{format_cell(overall.p95_bps, 'bps')} bps, total {format_cell(overall.total_usd, 'usd')} "
                            f"USD, each fill {SLIPPAGE_CONVENTION}"))
     return "\n".join(lines)
 
-
-def _wrap(text: str) -> str:
-    import textwrap
-
-    from kobe_pipelines.cli.tables import MAX_WIDTH
-
-    return "\n".join(textwrap.wrap(text, width=MAX_WIDTH, break_on_hyphens=False))
