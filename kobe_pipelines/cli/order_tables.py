@@ -19,7 +19,6 @@ from kobe_pipelines.cli.tables import Column, format_cell, render_table, wrap_te
 from kobe_pipelines.execution.slippage import SLIPPAGE_CONVENTION
 
 OutputFormat = Literal["table", "csv", "json"]
-OUTPUT_FORMATS = ("table", "csv", "json")
 
 ORDER_TABLE = [
     Column("symbol", "symbol"), Column("side", "side"), Column("qty", "qty", "int"),
