@@ -11,6 +11,7 @@ import click
 from kobe_pipelines import paths
 from kobe_pipelines.cli.errors import GuardedCommand
 from kobe_pipelines.cli.params import PRICE, SHARES
+from kobe_pipelines.cli.tables import wrap_text
 from kobe_pipelines.errors import KobeError
 
 state_option = click.option("--state", "state_path", type=click.Path(file_okay=False), default=None,
@@ -162,12 +163,13 @@ def bracket(symbol: str, side: str, qty: int, entry: float, stop: float, take_pr
             gate.close()
     except KobeError as exc:
         _fail(exc)
-    click.echo(f"order {coid}: {side} {qty} {symbol} @ {e} stop {s} take-profit {t} for {session} ({broker_name})")
+    click.echo(f"order {coid}:")
+    click.echo(f"  {side} {qty} {symbol} @ {e} stop {s} take-profit {t} for {session} ({broker_name})")
     decision = result.decision
     if decision is not None:
         click.echo(f"decision {decision.decision_id}: {'APPROVED' if decision.approved else 'REJECTED'}")
         for check in decision.checks:
-            click.echo(f"  {'PASS' if check.passed else 'FAIL'}  {check.name:<15} {check.reason}")
+            click.echo(wrap_text(f"  {'PASS' if check.passed else 'FAIL'}  {check.name:<15} {check.reason}", 24))
     if result.resumed:
         click.echo(f"resumed: {result.resumed}")
     if decision is not None and not decision.approved:
@@ -196,12 +198,16 @@ def bracket(symbol: str, side: str, qty: int, entry: float, stop: float, take_pr
                                                    "sqlite:///<state>/mlflow/mlflow.db).")
 @click.option("--reconcile", "reconcile_with", type=click.Choice(["paper", "alpaca"]), default=None,
               help="Also compare the ledger with this broker's open orders and positions.")
+@click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
+              help="table: for people, within 100 columns; csv, json: every column, for scripts.")
 @state_option
 def orders(show_events: bool, client_order_id: str | None, sent_only: bool, lineage_of: str | None, lake_path: str | None,
-           tracking_uri: str | None, reconcile_with: str | None, state_path: str | None) -> None:
-    """Every intent in the order ledger (state/order_ledger.sqlite), also the ones never sent."""
-    import pandas as pd
-
+           tracking_uri: str | None, reconcile_with: str | None, output: str, state_path: str | None) -> None:
+    """Every intent in the order ledger (state/order_ledger.sqlite), also the ones never sent: its
+    entry, stop, take-profit, outcome (working, open, stopped out, took profit, expired, rejected,
+    ...) and why, fill prices, realized P&L and slippage against the arrival price (bps,
+    positive = cost)."""
+    from kobe_pipelines.cli.order_tables import render_events, render_orders
     from kobe_pipelines.execution.ledger import OrderLedger
 
     state = paths.state_dir(state_path)
@@ -211,16 +217,18 @@ def orders(show_events: bool, client_order_id: str | None, sent_only: bool, line
             _print_lineage(ledger, lineage_of, state, lake_path, tracking_uri)
             return
         if show_events or client_order_id:
-            frame = ledger.events(client_order_id).drop(columns=["detail"])
+            frame = ledger.events(client_order_id)
+            text = render_events(frame if output != "table" else frame.drop(columns=["detail"]), output)
         elif sent_only:
             frame = ledger.orders()
+            text = render_orders(frame, output)
         else:
             frame = ledger.intents(_audit_approvals(state))
-        if frame.empty:
+            text = render_orders(frame, output)
+        if frame.empty and output == "table":
             click.echo("the order ledger is empty" if client_order_id is None else f"no events for {client_order_id}")
         else:
-            with pd.option_context("display.max_columns", None, "display.width", 250, "display.max_colwidth", 90):
-                click.echo(frame.to_string(index=False))
+            click.echo(text)
         if reconcile_with:
             report = ledger.reconcile(_broker(reconcile_with, state))
             for line in report.lines():
@@ -249,8 +257,8 @@ def _print_lineage(ledger, client_order_id: str, state, lake_path: str | None, t
 
     report = explain_order(ledger, client_order_id, lake_dir=lake_path, tracking_uri=tracking_uri, state_dir=state)
     for label, text in report.chain:
-        click.echo(f"{label:<10} {text}")
+        click.echo(wrap_text(f"{label:<10} {text}", 11))
     for line in report.recomputed:
-        click.echo(line)
+        click.echo(wrap_text(line, 2))
     if not report.ok:
         sys.exit(1)

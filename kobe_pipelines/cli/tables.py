@@ -147,6 +147,13 @@ def _detail_lines(text: Any, width: int) -> list[str]:
     return textwrap.wrap(shown, width=width, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False)
 
 
+def wrap_text(text: str, indent: int = 0, width: int | None = None) -> str:
+    """`text` (one line) wrapped within `width` columns (default 100), continued under column
+    `indent`; a word longer than the width is broken rather than overflowing."""
+    return "\n".join(textwrap.wrap(text, width or MAX_WIDTH, subsequent_indent=" " * indent,
+                                   break_on_hyphens=False)) or text
+
+
 def echo_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[Column], *, title: str | None = None,
                detail: str | None = None) -> None:
     click.echo(render_table(rows, columns, title=title, detail=detail))

@@ -17,7 +17,6 @@ import os
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from kobe_pipelines import market_calendar, paths
 
@@ -87,31 +86,18 @@ def run_demo(symbols: int | None = None, start: str | None = None, replay: int =
 
 
 def _report(run_keys: list[str], repeat: str, home: str) -> None:
-    from kobe_pipelines.execution.ledger import OrderLedger
-    from kobe_pipelines.execution.slippage import SlippageTracker
     import pandas as pd
 
+    from kobe_pipelines.cli.order_tables import trading_summary
     from kobe_pipelines.lake import Lake
     from kobe_pipelines.risk.drawdown import read_equity_log
 
     lake = Lake()
     state = paths.state_dir()
-    orders = OrderLedger(state).orders()
-    slippage = SlippageTracker(state)
     equity = read_equity_log(state)
     console.print(f"\n[bold green]Done.[/] lake version {lake.current_version_id()}; trading runs: {', '.join(run_keys)}")
     console.print(f"a second tick of the trading sensor: {repeat}")
-    if not orders.empty:
-        table = Table(title="orders (ledger)")
-        shown = [c for c in ("client_order_id", "symbol", "side", "qty", "status", "entry", "stop", "take_profit") if c in orders.columns]
-        for column in shown:
-            table.add_column(column)
-        for row in orders[shown].tail(15).itertuples(index=False):
-            table.add_row(*[str(v) for v in row])
-        console.print(table)
-    overall = slippage.overall()
-    console.print(f"fills: {overall.fills}; slippage mean {overall.mean_bps:.2f} bps, p95 {overall.p95_bps:.2f} bps, "
-                  f"total {overall.total_usd:,.2f} USD (positive = cost)")
+    console.print(trading_summary(state), markup=False, highlight=False, soft_wrap=True)
     if not equity.empty:
         console.print(f"equity: {equity['equity'].iloc[-1]:,.2f} USD as of {equity['as_of'].iloc[-1]}, "
                       f"max drawdown {pd.to_numeric(equity['drawdown']).max():.2%}")

@@ -120,7 +120,10 @@ class OrderSpec:
 @dataclass(frozen=True)
 class LegRecord:
     """One leg of an order as the broker reports it. `price` is the leg's limit (entry,
-    take-profit) or stop trigger (stop-loss); None for a market entry."""
+    take-profit) or stop trigger (stop-loss); None for a market entry. `arrival_price` (USD per
+    share), once the leg filled: the market price when it became marketable, the reference for
+    its slippage (the paper broker: the session's open for a fill at the open, else `price`);
+    None when the broker does not report one (Alpaca: the ledger falls back to `price`)."""
 
     role: LegRole
     side: Side
@@ -131,6 +134,7 @@ class LegRecord:
     filled_at: dt.datetime | None = None
     broker_order_id: str | None = None
     qty: int | None = None  # the leg's own shares when they differ from the order's (after a split)
+    arrival_price: float | None = None
 
 
 @dataclass(frozen=True)
@@ -269,9 +273,10 @@ class OrderAck:
 
 @dataclass(frozen=True)
 class Fill:
-    """One execution of one leg. `expected_price` is the price the leg was placed at (entry
-    limit, stop trigger, take-profit limit; for a market entry the decided entry), the
-    reference for slippage. `realized_pnl` (USD) is set on fills that reduce a position."""
+    """One execution of one leg. `expected_price` is the reference for slippage, the arrival
+    price: the market price when the leg became marketable (`LegRecord.arrival_price`: the
+    session's open for a paper fill at the open), else the price the leg was placed at (entry
+    limit, stop trigger, take-profit limit; for a market entry the decided entry). `realized_pnl` (USD) is set on fills that reduce a position."""
 
     fill_id: str
     client_order_id: str

@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from kobe_pipelines import paths
-from kobe_pipelines.execution.broker import Broker, Fill, LegRole, OrderAck, OrderRecord, OrderSpec, OrderStatus
+from kobe_pipelines.execution.broker import Broker, Fill, LegRecord, LegRole, OrderAck, OrderRecord, OrderSpec, OrderStatus
 from kobe_pipelines.execution.corporate_actions import BookEvent
 from kobe_pipelines.execution.sqlite_store import connect
 from kobe_pipelines.market_calendar import EXCHANGE_TZ
@@ -202,13 +202,13 @@ class OrderLedger:
                 when = leg.filled_at or dt.datetime.now(dt.timezone.utc)
                 fill = Fill(f"{record.client_order_id}:{leg.role.value}:{leg.filled_qty}", record.client_order_id, leg.role,
                             record.symbol, leg.side, delta, price,
-                            leg.price if leg.price is not None else expected.get(leg.role.value, price), when,
+                            arrival_price(leg, expected.get(leg.role.value, price)), when,
                             pd.Timestamp(when).tz_convert(EXCHANGE_TZ).date().isoformat(), broker)
                 self._append(con, "fill", client_order_id=fill.client_order_id, broker=broker,
                              broker_order_id=leg.broker_order_id or record.broker_order_id, symbol=fill.symbol,
                              side=fill.side.value, qty=fill.qty, price=fill.price, leg=leg.role.value,
-                             fill_id=fill.fill_id, detail={"expected_price": fill.expected_price, "filled_at": when,
-                                                           "session": fill.session})
+                             fill_id=fill.fill_id, detail={"expected_price": fill.expected_price, "order_price": leg.price,
+                                                           "filled_at": when, "session": fill.session})
                 new.append(fill)
             last = con.execute("SELECT status, is_open FROM events WHERE client_order_id = ? AND event IN "
                                f"({', '.join('?' * len(_ORDER_STATE_EVENTS))}) ORDER BY seq DESC LIMIT 1",
@@ -249,10 +249,11 @@ class OrderLedger:
         return pd.DataFrame(rows, columns=list(COLUMNS))
 
     def orders(self) -> pd.DataFrame:
-        """One row per client order id that reached a broker (`order_views.order_rows`)."""
-        from kobe_pipelines.execution.order_views import order_rows
+        """One row per client order id sent to a broker, with its outcome, fills, realized P&L
+        and slippage (`order_outcomes.order_outcomes`)."""
+        from kobe_pipelines.execution.order_outcomes import order_outcomes
 
-        return order_rows(self.events())
+        return order_outcomes(self.events())
 
     def intents(self, approvals: "dict[str, str] | None" = None) -> pd.DataFrame:
         """One row per intent ever recorded, with its state (`order_views.intent_rows`)."""
@@ -370,6 +371,14 @@ class OrderLedger:
             self._append(con, "reconcile", broker=broker.name, status="ok" if report.ok else "drift",
                          detail={"lines": report.lines()})
         return report
+
+
+def arrival_price(leg: LegRecord, decided: float) -> float:
+    """The slippage reference of a leg's fill: the arrival price the broker reports, else the
+    leg's own limit or stop, else (a market entry) the entry price the gate decided on."""
+    if leg.arrival_price is not None:
+        return leg.arrival_price
+    return leg.price if leg.price is not None else decided
 
 
 def _num(value: Any) -> float | None:

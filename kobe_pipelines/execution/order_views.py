@@ -1,4 +1,5 @@
-"""Tables of the order ledger for people: one row per order, one row per intent, one order's chain.
+"""Tables of the order ledger for people: one row per intent, one order's chain (one row per
+sent order, with its outcome: `order_outcomes`).
 
 Pure functions over `OrderLedger.events()` (and, for intents, the audit log's approvals), so the
 CLI and the UI show the same data. Money in USD, quantities in shares.
@@ -11,91 +12,53 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from kobe_pipelines.execution.broker import LegRole
-from kobe_pipelines.orders import Side
+from kobe_pipelines.execution.order_outcomes import order_outcomes
 
 ORDER_STATE_EVENTS = ("submitted", "ack", "refused", "unknown", "status", "cancel")
+OUTCOME_COLUMNS = ["status", "exit_reason", "filled_qty", "entry_fill", "exit_qty", "exit_fill", "realized_pnl",
+                   "slippage_usd", "slippage_bps"]
 INTENT_COLUMNS = ["client_order_id", "trading_date", "strategy", "strategy_version", "symbol", "side", "qty", "entry",
-                  "stop", "take_profit", "state", "filled_qty", "model", "lake_version", "first_seen", "updated_at"]
-
-
-def order_rows(events: pd.DataFrame) -> pd.DataFrame:
-    """One row per client order id that reached a broker: its latest state, filled shares per
-    leg, and realized P&L (USD) once an exit leg filled (sign-aware: a short that covers lower
-    gains)."""
-    sent = events[events["event"] == "submitted"]
-    rows = []
-    for coid, group in events[events["client_order_id"].isin(sent["client_order_id"])].groupby("client_order_id", sort=False):
-        first = group[group["event"] == "submitted"].iloc[0]
-        states = group[group["event"].isin(ORDER_STATE_EVENTS)]
-        last = states.iloc[-1]
-        fills = group[group["event"] == "fill"]
-        side = Side(first["side"])
-        row = {"client_order_id": coid, "broker": first["broker"], "symbol": first["symbol"], "side": side.value,
-               "qty": int(first["qty"]), "submitted_at": first["at"], "status": last["status"],
-               "is_open": bool(last["is_open"]), "updated_at": group.iloc[-1]["at"]}
-        realized = 0.0
-        entry_avg = None
-        for role in LegRole:
-            legs = fills[fills["leg"] == role.value]
-            qty = int(legs["qty"].sum()) if not legs.empty else 0
-            avg = float((legs["qty"] * legs["price"]).sum() / qty) if qty else None
-            row[f"{role.value}_qty"], row[f"{role.value}_avg"] = qty, avg
-            if role is LegRole.ENTRY:
-                entry_avg = avg
-            elif qty and entry_avg is not None:
-                realized += side.sign * (avg - entry_avg) * qty
-        exited = row["stop_loss_qty"] + row["take_profit_qty"]
-        row["realized_pnl"] = round(realized, 6) if exited else None
-        rows.append(row)
-    return pd.DataFrame(rows)
+                  "stop", "take_profit", *OUTCOME_COLUMNS, "model", "lake_version", "first_seen", "updated_at"]
 
 
 def intent_rows(events: pd.DataFrame, approvals: Mapping[str, str] | None = None) -> pd.DataFrame:
     """One row per intent ever recorded (also the ones never decided, rejected, or approved and
-    never sent), oldest first, with a `state` a person can act on. `approvals`: client order id
-    -> decision id of the audit log's approvals (an approval the ledger missed: a crash right
-    after the gate logged it)."""
+    never sent), oldest first. A sent order carries its outcome, fills, realized P&L and slippage
+    (`order_outcomes`); one never sent gets a `status` (rejected, approved, undecided) and, in
+    `exit_reason`, what a person can do about it. `approvals`: client order id -> decision id of
+    the audit log's approvals (an approval the ledger missed: a crash right after the gate logged it)."""
     approvals = approvals or {}
     intents = events[events["event"] == "intent"]
+    outcomes = order_outcomes(events).set_index("client_order_id")
     rows = []
     for coid, group in events[events["client_order_id"].isin(intents["client_order_id"])].groupby("client_order_id", sort=False):
         first = json.loads(group[group["event"] == "intent"].iloc[-1]["detail"] or "{}")
         lineage = first.get("lineage") or {}
-        fills = group[(group["event"] == "fill") & (group["leg"] == LegRole.ENTRY.value)]
-        rows.append({
+        row = {
             "client_order_id": coid, "trading_date": first.get("trading_date"), "strategy": first.get("strategy"),
             "strategy_version": first.get("strategy_version"), "symbol": first.get("symbol"), "side": first.get("side"),
             "qty": first.get("qty"), "entry": first.get("entry"), "stop": first.get("stop"),
-            "take_profit": first.get("take_profit"), "state": _state(group, coid in approvals),
-            "filled_qty": int(fills["qty"].sum()) if not fills.empty else 0,
+            "take_profit": first.get("take_profit"), "filled_qty": 0,
             "model": f"{lineage['model']} v{lineage['model_version']}" if lineage.get("model") else "",
             "lake_version": lineage.get("lake_version") or "", "first_seen": group.iloc[0]["at"],
             "updated_at": group.iloc[-1]["at"],
-        })
+        }
+        if coid in outcomes.index:
+            row.update({c: outcomes.at[coid, c] for c in OUTCOME_COLUMNS})
+        else:
+            row["status"], row["exit_reason"] = _unsent(group, coid in approvals)
+        rows.append(row)
     return pd.DataFrame(rows, columns=INTENT_COLUMNS)
 
 
-def _state(group: pd.DataFrame, approved_in_audit: bool) -> str:
+def _unsent(group: pd.DataFrame, approved_in_audit: bool) -> tuple[str, str]:
+    """(status, what to do) of an intent with no submission."""
     decisions = group[group["event"] == "decision"]
-    states = group[group["event"].isin(ORDER_STATE_EVENTS)]
-    if states.empty:
-        if not decisions.empty and decisions.iloc[-1]["status"] == "rejected":
-            return "rejected by the gate: " + _failed_checks(decisions.iloc[-1]["detail"])
-        if approved_in_audit or (not decisions.empty and decisions.iloc[-1]["status"] == "approved"):
-            return "approved, never sent (the same command again resumes it)"
-        return "never decided (the same command again decides it)"
-    last = states.iloc[-1]
-    event = last["event"]
-    if event == "submitted":
-        return "approved, not yet at the broker (the same command again resumes it)"
-    if event == "refused":
-        detail = json.loads(last["detail"] or "{}")
-        return f"refused by the broker: {detail.get('message', '')} (retry explicitly: --retry)"
-    if event == "unknown":
-        return "sent, outcome unknown (kobe orders --reconcile)"
-    reason = json.loads(last["detail"] or "{}").get("reason") if event == "cancel" else None
-    return f"{last['status']} at the broker" + (f" ({reason})" if reason else "")
+    if not decisions.empty and decisions.iloc[-1]["status"] == "rejected":
+        return "rejected", "rejected by the gate: " + _failed_checks(decisions.iloc[-1]["detail"])
+    if approved_in_audit or (not decisions.empty and decisions.iloc[-1]["status"] == "approved"):
+        return "approved", "approved, never sent (the same command again resumes it)"
+    return "undecided", "never decided (the same command again decides it)"
 
 
 def _failed_checks(detail: Any) -> str:

@@ -69,7 +69,7 @@ from kobe_pipelines.execution.errors import (
     OrderNotFoundError,
     UnknownSymbolError,
 )
-from kobe_pipelines.execution.paper_model import Bar, entry_fill, exit_fill
+from kobe_pipelines.execution.paper_model import Bar, ExitFill, ModelFill, entry_fill, exit_fill
 from kobe_pipelines.market_calendar import is_session, xnys
 from kobe_pipelines.regular_files import read_regular
 from kobe_pipelines.orders import OrderType, Side
@@ -280,7 +280,7 @@ class PaperBroker:
                             legs[role.value]["status"] = OrderStatus.CANCELED.value
                     expired.append(order["client_order_id"])
                     continue
-                fills.append(self._fill(state, order, LegRole.ENTRY, side, made.price, opened if made.at_open else closed, session))
+                fills.append(self._fill(state, order, LegRole.ENTRY, side, made, bar, opened, closed, session))
                 for role in (LegRole.STOP_LOSS, LegRole.TAKE_PROFIT):
                     if role.value in legs:
                         legs[role.value]["status"] = OrderStatus.NEW.value
@@ -299,7 +299,7 @@ class PaperBroker:
             return
         made = exit_fill(side.opposite, Decimal(leg["price"]), None, bar, self._slip)
         if made is not None:
-            fills.append(self._fill(state, order, LegRole.ENTRY, side, made.price, opened if made.at_open else closed, session))
+            fills.append(self._fill(state, order, LegRole.ENTRY, side, made, bar, opened, closed, session))
 
     def _exit(self, state: dict[str, Any], order: dict[str, Any], bar: Bar, session: str, opened: dt.datetime,
               closed: dt.datetime, fills: list[Fill], *, entry_bar: bool, at_open: bool) -> None:
@@ -317,7 +317,7 @@ class PaperBroker:
         made = exit_fill(side, stop, target, bar, self._slip, entry_bar=entry_bar, entry_at_open=at_open)
         if made is None:
             return
-        fills.append(self._fill(state, order, made.role, side.opposite, made.price, opened if made.at_open else closed, session))
+        fills.append(self._fill(state, order, made.role, side.opposite, made, bar, opened, closed, session))
         for role, leg in live.items():
             if role is not made.role:
                 leg["status"] = OrderStatus.CANCELED.value
@@ -334,18 +334,23 @@ class PaperBroker:
             leg["status"], leg["reason"] = OrderStatus.CANCELED.value, f"the position it protected is {held:+d} sh"
         return False
 
-    def _fill(self, state: dict[str, Any], order: dict[str, Any], role: LegRole, side: Side, price: Decimal,
-              when: dt.datetime, session: str) -> Fill:
+    def _fill(self, state: dict[str, Any], order: dict[str, Any], role: LegRole, side: Side, made: ModelFill | ExitFill,
+              bar: Bar, opened: dt.datetime, closed: dt.datetime, session: str) -> Fill:
+        """Book one leg's fill. A fill at the open is stamped with the session's open time and
+        arrives at the bar's open; a fill later in the session is stamped with the close time and
+        arrives at the leg's own price (the limit or stop the market reached)."""
         leg = order["legs"][role.value]
         qty = int(leg["qty"])
+        price = made.price
+        when = opened if made.at_open else closed
+        arrival = bar.open if made.at_open or leg["price"] is None else Decimal(leg["price"])
         leg.update(status=OrderStatus.FILLED.value, filled_qty=qty, filled_avg_price=str(price),
-                   filled_at=when.isoformat(), session=session)
+                   filled_at=when.isoformat(), session=session, arrival_price=str(arrival))
         realized = ps.apply_fill(state, order["symbol"], side.sign * qty, price)
-        expected = leg["price"] if leg["price"] is not None else order["expected_price"]
         fill = {
             "fill_id": f"{order['client_order_id']}:{role.value}", "client_order_id": order["client_order_id"],
             "leg": role.value, "symbol": order["symbol"], "side": side.value, "qty": qty, "price": str(price),
-            "expected_price": expected, "filled_at": when.isoformat(), "session": session, "broker": self.name,
+            "expected_price": str(arrival), "filled_at": when.isoformat(), "session": session, "broker": self.name,
             "realized_pnl": None if realized is None else str(realized),
         }
         state["fills"].append(fill)

@@ -9,8 +9,11 @@ Layout of `state/paper_broker.json` (format 2); money and prices are decimal str
 
 An order holds its spec as submitted (`qty`, prices, `lineage`), `seq` (submission order), and
 `legs`: {"entry" | "stop_loss" | "take_profit": {"status", "qty", "price", "filled_qty",
-"filled_avg_price", "filled_at", "session", "reason"}}: a leg's own shares and price, which a
-split moves (the spec keeps what was approved). A format-1 file is upgraded when read.
+"filled_avg_price", "filled_at", "session", "reason", "arrival_price"}}: a leg's own shares and
+price, which a split moves (the spec keeps what was approved); `arrival_price`, set when the leg
+fills, is the market price when it became marketable (the bar's open for a fill at the open, else
+the leg's own price), the slippage reference; a fill's `expected_price` is that arrival price.
+A format-1 file is upgraded when read.
 """
 
 from __future__ import annotations
@@ -113,8 +116,8 @@ def check_state(path: Path, payload: Any) -> dict[str, Any]:
                 if not isinstance(leg, dict):
                     raise StateFileError(path, f"{where}leg {role} must be a JSON object")
                 _shares(path, f"{where}leg {role}: ", "filled_qty", leg.get("filled_qty"), positive=False, zero=True)
-                amount(path, f"{where}leg {role}: ", "filled_avg_price", leg.get("filled_avg_price"), positive=True,
-                       optional=True)
+                for name in ("filled_avg_price", "arrival_price"):
+                    amount(path, f"{where}leg {role}: ", name, leg.get(name), positive=True, optional=True)
             order_record(order)
         for number, fill in enumerate(payload["fills"], start=1):
             where = f"fill {number} ({fill.get('fill_id') if isinstance(fill, dict) else '?'}): "
@@ -211,6 +214,7 @@ def order_record(order: dict[str, Any]) -> OrderRecord:
             None if leg["filled_avg_price"] is None else float(Decimal(leg["filled_avg_price"])),
             None if leg["filled_at"] is None else dt.datetime.fromisoformat(leg["filled_at"]),
             f"{order['broker_order_id']}-{role.value}", None if int(leg["qty"]) == qty else int(leg["qty"]),
+            None if leg.get("arrival_price") is None else float(Decimal(leg["arrival_price"])),
         ))
     return OrderRecord(order["client_order_id"], order["broker_order_id"], order["symbol"], side, qty,
                        OrderClass(order["order_class"]), dt.datetime.fromisoformat(order["submitted_at"]), tuple(legs),

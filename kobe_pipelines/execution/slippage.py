@@ -1,15 +1,21 @@
-"""Slippage of every fill against the price we expected, persisted in `state/slippage.sqlite`.
+"""Slippage of every fill against its arrival price, persisted in `state/slippage.sqlite`.
 
-For one fill of `qty` shares at `fill` when we expected `expected` (USD per share):
+For one fill of `qty` shares at `fill` whose arrival price is `expected` (USD per share):
 
     side_sign    = +1 for a buy, -1 for a sell
     slippage_bps = side_sign x (fill - expected) / expected x 10,000
     slippage_usd = side_sign x (fill - expected) x qty
 
-so a positive number is always a cost: a buy filled above the expected price, or a sell
-filled below it. (The plan's sketch ignored the side and called a cheap sell a gain.) The
-expected price is the leg's own price: the entry limit (or the decided entry of a market
-order), the stop trigger, the take-profit limit (`broker.Fill.expected_price`).
+so a positive number is always a cost: a buy filled above the arrival price, or a sell
+filled below it. The arrival price (`broker.Fill.expected_price`) is the market price when the
+leg became marketable: the session's open for a fill at the open (a limit the bar opened
+through, a market entry, a stop the bar gapped through), else the leg's own price, which the
+market reached during the session (the entry limit, the stop trigger, the take-profit limit).
+So a buy limit at 100.00 filled at 98.049 on a bar that opened at 98.00 costs
+(98.049 - 98.00) / 98.00 x 10,000 = +5.0 bps (the paper broker's 5 bps), not the -195 bps
+"gain" the limit price would suggest; and a long's stop at 95.00 filled at 92.9535 after a gap
+open at 93.00 costs +5.0 bps, where the stop price would show +215 bps. A broker that does not
+report the arrival price (Alpaca) is measured against the leg's own price.
 
 Summaries (per symbol, per session, overall) give the number of fills, the mean, median and
 95th percentile of slippage_bps over fills (each fill counts once, whatever its size; the
@@ -48,6 +54,8 @@ CREATE TABLE IF NOT EXISTS slippage (
 );
 """
 SUMMARY_COLUMNS = ("fills", "mean_bps", "median_bps", "p95_bps", "total_usd")
+SLIPPAGE_CONVENTION = ("against its arrival price (the session's open for a fill at the open, else the order's own "
+                       "limit or stop); positive = cost")
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,7 @@ class SlippageRecord:
     symbol: str
     side: Side
     qty: int
-    expected_price: float
+    expected_price: float  # the arrival price
     fill_price: float
     slippage_bps: float  # positive = cost
     slippage_usd: float  # positive = cost
@@ -85,10 +93,15 @@ def measure(fill: Fill) -> SlippageRecord:
         sign = Side(fill.side).sign
     except ValueError:
         raise RecordError("fill", record, "side", "must be 'buy' or 'sell'", fill.side) from None
-    move = Decimal(repr(price)) - Decimal(repr(expected))
-    bps = float(sign * move / Decimal(repr(expected)) * 10_000)
-    usd = float(sign * move * qty)
+    bps, usd = slippage_cost(sign, price, expected, qty)
     return SlippageRecord(fill.fill_id, fill.symbol, Side(fill.side), qty, expected, price, bps, usd, fill.session)
+
+
+def slippage_cost(side_sign: int, price: float, expected: float, qty: int) -> tuple[float, float]:
+    """(slippage_bps, slippage_usd) of `qty` shares filled at `price` against the arrival price
+    `expected` (the module docstring's formula; positive = cost), computed in Decimal."""
+    move = Decimal(repr(float(price))) - Decimal(repr(float(expected)))
+    return float(side_sign * move / Decimal(repr(float(expected))) * 10_000), float(side_sign * move * qty)
 
 
 def _price(value: object, field: str, record: str) -> float:

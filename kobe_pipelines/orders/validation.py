@@ -21,6 +21,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
+from kobe_pipelines.errors import shown_value
 from kobe_pipelines.orders.client_order_id import MAX_CLIENT_ORDER_ID, is_valid_client_order_id
 from kobe_pipelines.orders.intent import OrderIntent, OrderType, SignalLineage, Side
 from kobe_pipelines.orders.ticks import is_on_tick
@@ -89,13 +90,13 @@ def tick_problems(p: ParsedIntent) -> dict[str, str]:
     priced = [("stop", p.stop), ("take_profit", p.take_profit)]
     if p.order_type is not OrderType.MARKET:
         priced.append(("entry", p.entry))
-    return {name: f"field '{name}' {price!r} is not on the {'$0.01' if price >= 1 else '$0.0001'} tick"
+    return {name: f"field '{name}' {shown_value(price)} is not on the {'$0.01' if price >= 1 else '$0.0001'} tick"
             for name, price in priced if price is not None and not is_on_tick(price)}
 
 
 def _client_order_id(value: Any, problems: dict[str, str]) -> str | None:
     if not is_valid_client_order_id(value):
-        shown = f"{value[:60]!r}, {len(value)} characters" if isinstance(value, str) else repr(value)
+        shown = f"{value[:60]!r}, {len(value)} characters" if isinstance(value, str) else shown_value(value)
         problems["client_order_id"] = (f"field 'client_order_id' must be 1-{MAX_CLIENT_ORDER_ID} of [A-Za-z0-9._:-] "
                                        f"(got {shown})")
         return None
@@ -104,7 +105,7 @@ def _client_order_id(value: Any, problems: dict[str, str]) -> str | None:
 
 def _symbol(value: Any, problems: dict[str, str]) -> str | None:
     if not isinstance(value, str) or not value or not value.isprintable() or value != value.strip() or " " in value:
-        problems["symbol"] = f"field 'symbol' must be a ticker without spaces (got {value!r})"
+        problems["symbol"] = f"field 'symbol' must be a ticker without spaces (got {shown_value(value)})"
         return None
     return value
 
@@ -114,31 +115,31 @@ def _enum(kind: type, field: str, value: Any, problems: dict[str, str], strict: 
         return value
     allowed = " or ".join(repr(member.value) for member in kind)
     if strict:
-        problems[field] = f"field '{field}' must be a {kind.__name__} member, {allowed} (got {value!r})"
+        problems[field] = f"field '{field}' must be a {kind.__name__} member, {allowed} (got {shown_value(value)})"
         return None
     try:
         return kind(value)
     except (ValueError, TypeError):
-        problems[field] = f"field '{field}' must be {allowed} (got {value!r})"
+        problems[field] = f"field '{field}' must be {allowed} (got {shown_value(value)})"
         return None
 
 
 def _qty(value: Any, problems: dict[str, str], strict: bool) -> int | None:
     if type(value) is not int:  # fast path first: most intents carry a plain int
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or (strict and not isinstance(value, numbers.Integral)):
-            problems["qty"] = f"field 'qty' must be a whole number of shares (got {value!r})"
+            problems["qty"] = f"field 'qty' must be a whole number of shares (got {shown_value(value)})"
             return None
         value = int(value) if isinstance(value, numbers.Integral) else float(value)
     if isinstance(value, float):
         if not math.isfinite(value) or not value.is_integer():
-            problems["qty"] = f"field 'qty' must be a whole number of shares (got {value!r})"
+            problems["qty"] = f"field 'qty' must be a whole number of shares (got {shown_value(value)})"
             return None
         value = int(value)
     if value <= 0:
-        problems["qty"] = f"field 'qty' must be a positive number of shares (got {value!r})"
+        problems["qty"] = f"field 'qty' must be a positive number of shares (got {shown_value(value)})"
         return None
     if value > _INT64:
-        problems["qty"] = f"field 'qty' is out of range (got {value!r})"
+        problems["qty"] = f"field 'qty' is out of range (got {shown_value(value)})"
         return None
     return value
 
@@ -149,10 +150,10 @@ def _price(field: str, value: Any, problems: dict[str, str], required: bool) -> 
             problems[field] = f"field '{field}' is required (a price in USD per share)"
         return None
     if type(value) is not float and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
-        problems[field] = f"field '{field}' must be a price in USD per share (got {value!r})"
+        problems[field] = f"field '{field}' must be a price in USD per share (got {shown_value(value)})"
         return None
     price = float(value)
     if not math.isfinite(price) or price <= 0:
-        problems[field] = f"field '{field}' must be a finite price > 0 USD per share (got {value!r})"
+        problems[field] = f"field '{field}' must be a finite price > 0 USD per share (got {shown_value(value)})"
         return None
     return price

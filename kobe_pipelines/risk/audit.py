@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kobe_pipelines import paths
+from kobe_pipelines.errors import shown_value
 from kobe_pipelines.fsutil import fsync_dir
 from kobe_pipelines.regular_files import open_regular
 from kobe_pipelines.orders import SignalLineage
@@ -139,14 +140,14 @@ def encode_record(decision: Decision, parsed: ParsedIntent, context: dict[str, A
             "order_type": parsed.order_type.value if parsed.order_type is not None else None,
         }
         for name in problems:
-            invalid[name] = repr(getattr(intent, name, None))[:200]
+            invalid[name] = shown_value(getattr(intent, name, None))[:200]
         for name in _TEXT_FIELDS:
             value = getattr(intent, name)
             if isinstance(value, str):
                 typed[name] = value
             else:
                 typed[name] = None
-                invalid[name] = repr(value)[:200]
+                invalid[name] = shown_value(value)[:200]
         lineage = intent.lineage
         typed["lineage"] = lineage.to_dict() if isinstance(lineage, SignalLineage) else None
     # Assembled by hand around the C string encoder: json.dumps of the whole record took ~14 us,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Collection
 
-from kobe_pipelines.errors import StateFileError
+from kobe_pipelines.errors import StateFileError, shown_value
 from kobe_pipelines.orders import OrderType, Side
 from kobe_pipelines.orders.validation import ParsedIntent, bracket_problems, tick_problems
 from kobe_pipelines.risk.approvals import Approval
@@ -91,7 +91,7 @@ def heat(p: ParsedIntent, exposure: BookExposure, added: float | None, mark: flo
         return _HEAT_EXEMPT
     equity = exposure.equity
     if equity is None or equity <= 0:
-        return _fail("heat", f"equity {exposure.book.equity!r} USD is not positive: no new risk")
+        return _fail("heat", f"equity {shown_value(exposure.book.equity)} USD is not positive: no new risk")
     if exposure.problems:
         more = f" (+{len(exposure.problems) - 3} more)" if len(exposure.problems) > 3 else ""
         return _fail("heat", "book heat cannot be measured: " + "; ".join(exposure.problems[:3]) + more)
@@ -228,7 +228,7 @@ def _intent_differences(p: ParsedIntent, approved: dict) -> list[str]:
     mine = {"symbol": p.symbol, "side": p.side.value if p.side is not None else None, "qty": p.qty, "entry": p.entry,
             "stop": p.stop, "take_profit": p.take_profit,
             "order_type": p.order_type.value if p.order_type is not None else None}
-    return [f"{name} {approved.get(name)!r} -> {value!r}" for name, value in mine.items() if approved.get(name) != value]
+    return [f"{name} {shown_value(approved.get(name))} -> {shown_value(value)}" for name, value in mine.items() if approved.get(name) != value]
 
 
 def rate_limit(recent: int, cap: int) -> CheckResult:

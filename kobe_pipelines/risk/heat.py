@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from kobe_pipelines.errors import shown_value
 from kobe_pipelines.risk.types import Book, Position
 
 # Relative tolerance on cap comparisons, so float noise at exactly the cap does not reject.
@@ -47,16 +48,16 @@ def book_open_risk(book: Book) -> tuple[float, tuple[str, ...]]:
     for key, position in book.positions.items():
         qty, stop = position.qty, position.stop
         if isinstance(qty, bool) or not isinstance(qty, int):
-            problems.append(f"position {key}: field 'qty' must be whole shares (got {qty!r})")
+            problems.append(f"position {key}: field 'qty' must be whole shares (got {shown_value(qty)})")
             continue
         if qty == 0:
             continue
         mark = marks.get(position.symbol)
         if not _positive(mark):
-            problems.append(f"position {key}: no usable mark in book.last_prices (got {mark!r})")
+            problems.append(f"position {key}: no usable mark in book.last_prices (got {shown_value(mark)})")
             continue
         if stop is not None and not _positive(stop):
-            problems.append(f"position {key}: field 'stop' must be a price > 0 or None (got {stop!r})")
+            problems.append(f"position {key}: field 'stop' must be a price > 0 or None (got {shown_value(stop)})")
             continue
         total += position_risk(position, mark)
     return total, tuple(problems)

@@ -13,8 +13,11 @@ gap below its stop. Every expected figure is worked out by hand below.
      2024-03-05 o 18.50: gap below the stop -> 18.50 x 0.9995 = 18.49075 -> down to 18.4907
      P&L (18.4907 - 19.91) x 50 = -70.965
   cash 100,000 - 5,000 - 995.50 + 5,400 + 924.535 = 100,329.035 (flat: equity too)
-  slippage: A 0 and 0 bps; B entry (19.91 - 20)/20 x 1e4 = -45 bps (-4.50 USD),
-     B stop -(18.4907 - 19)/19 x 1e4 = +268.05 bps (+25.465 USD); total +20.965 USD
+  slippage against the arrival price (the open for a fill at the open, else the leg's price):
+     A entry and target filled at their own prices during the session: 0 and 0 bps;
+     B entry arrived at the open 19.90: (19.91 - 19.90)/19.90 x 1e4 = +5.03 bps (+0.50 USD),
+     B stop arrived at the gap open 18.50: -(18.4907 - 18.50)/18.50 x 1e4 = +5.03 bps (+0.465 USD);
+     total +0.965 USD
 """
 
 from __future__ import annotations
@@ -96,10 +99,11 @@ def run_checks(workdir: Path) -> list[VerifyCheck]:
         by_order = slippage.records().set_index(["client_order_id", "leg"])
         stop_bps = by_order.loc[("verify-B", "stop_loss"), "slippage_bps"]
         total = slippage.overall().total_usd
-        if not (_close(stop_bps, 268.0526, 1e-4) and _close(by_order.loc[("verify-B", "entry"), "slippage_bps"], -45.0)
-                and _close(total, 20.965)):
+        entry_bps = by_order.loc[("verify-B", "entry"), "slippage_bps"]
+        if not (_close(stop_bps, 5.027027, 1e-4) and _close(entry_bps, 5.025126, 1e-4) and _close(total, 0.965)):
             raise AssertionError(f"slippage {by_order[['slippage_bps', 'slippage_usd']].to_dict()}")
-        return f"4 fills; B entry -45.00 bps, B stop +{stop_bps:.2f} bps; total +{total:.3f} USD (positive = cost)"
+        return (f"4 fills; B entry +{entry_bps:.2f} bps, B stop +{stop_bps:.2f} bps against the opens; total "
+                f"+{total:.3f} USD (positive = cost)")
 
     def ledger_events() -> str:
         events = ledger.events()

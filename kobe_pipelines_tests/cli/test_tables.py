@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kobe_pipelines.cli.tables import MAX_WIDTH, Column, format_cell, render_table
+from kobe_pipelines.cli.tables import MAX_WIDTH, Column, format_cell, render_table, wrap_text
 
 
 @pytest.mark.parametrize(("value", "kind", "shown"), [
@@ -87,3 +87,14 @@ def test_render_table_when_detail_given_then_it_goes_under_its_row_indented_and_
     assert lines[5] == "b" and lines[6].startswith("  rejected rejected") and len(lines[6]) <= MAX_WIDTH
     assert " ".join(lines[6:8]).split() == ["rejected"] * 20 and lines[8] == ""
     assert lines[9:] == ["c"]  # no detail, and no blank line after the last row
+
+
+def test_wrap_text_when_a_line_is_longer_than_100_columns_then_continued_under_its_indent_with_words_whole():
+    line = "  PASS  heat            " + " ".join(f"word-{i}" for i in range(30))  # 24 + 10 x 6 + 20 x 7 + 29 = 253
+    lines = wrap_text(line, 24).splitlines()
+    # 76 columns after the indent hold 10 words of 6 (69) or 9 of 7 (71): 10 + 9 + 9 + 2 words on 4 lines
+    assert len(lines) == 4 and all(len(part) <= 100 for part in lines)
+    assert lines[0].startswith("  PASS  heat            word-0 ")
+    assert all(part.startswith(" " * 24 + "word-") for part in lines[1:])
+    assert " ".join(" ".join(lines).split()) == " ".join(line.split())  # nothing lost, no word broken
+    assert wrap_text("short") == "short"

@@ -57,7 +57,8 @@ def test_sync_order_when_stop_fills_then_order_closes_with_realized_pnl(ledger, 
     ledger.sync_order(record(10, 100.0, OrderStatus.FILLED, 10, 94.9525, OrderStatus.FILLED), "paper")
     row = ledger.orders().iloc[0]
     # (94.9525 - 100) x 10 = -50.475
-    assert (row["status"], row["is_open"], row["realized_pnl"]) == ("filled", False, pytest.approx(-50.475))
+    assert (row["status"], row["broker_status"], row["is_open"]) == ("stopped out", "filled", False)
+    assert row["realized_pnl"] == pytest.approx(-50.475)
     assert ledger.open_order_ids("paper") == set() and ledger.positions("paper") == {}
 
 

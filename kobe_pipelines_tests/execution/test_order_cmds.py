@@ -9,6 +9,7 @@ from kobe_pipelines.cli.order_cmds import order, orders
 from kobe_pipelines.execution.ledger import OrderLedger
 from kobe_pipelines.execution.paper import PaperBroker
 from kobe_pipelines.risk import CHECK_NAMES
+from kobe_pipelines_tests.support.readable import assert_readable
 
 ORDER = ["bracket", "--symbol", "AAA", "--side", "buy", "--qty", "10", "--entry", "100", "--stop", "95",
          "--take-profit", "110", "--trading-date", "2024-03-04", "--replay", "--last-price", "100"]
@@ -127,3 +128,13 @@ def test_orders_lineage_when_a_manual_order_then_prints_its_chain_and_that_no_mo
     assert "strategy   manual version -" in result.output and "lineage    none: no signal made this order" in result.output
     assert "recompute: no model made this order's signal; nothing to recompute" in result.output
     assert run(orders, "--lineage", "nope").exit_code == 1
+
+
+def test_order_bracket_when_the_id_is_derived_then_every_line_fits_100_columns(tmp_path):
+    state_dir(tmp_path)
+    result = run(order, *ORDER)  # the derived id: manual-20240304-AAA-b-<16 hex>, 37 characters
+    assert result.exit_code == 0, result.output
+    assert_readable(result.output)
+    lines = result.output.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("order manual-20240304-AAA-b-"))
+    assert lines[header + 1] == "  buy 10 AAA @ 100.00 stop 95.00 take-profit 110.00 for 2024-03-04 (paper)"

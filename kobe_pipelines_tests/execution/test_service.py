@@ -57,9 +57,10 @@ def test_settle_when_paper_fills_then_ledger_and_slippage_record_them_once(tmp_p
                                columns=["symbol", "date", "open", "high", "low", "close", "volume"]))
     tracker = SlippageTracker(tmp_path / "state")
     fills = settle(paper, ledger, tracker)
-    # opened below the limit: 99 x 1.0005 = 99.0495 vs 100.00 expected -> (99.0495 - 100)/100 x 1e4 = -95.05 bps
-    assert [(f.qty, f.price) for f in fills] == [(10, 99.0495)]
-    assert tracker.records()["slippage_bps"].tolist() == [pytest.approx(-95.05)]
+    # opened below the limit 100.00: filled at 99 x 1.0005 = 99.0495 against the arrival price, the open 99.00:
+    # (99.0495 - 99)/99 x 1e4 = +5.00 bps (a cost), 0.0495 x 10 = 0.495 USD
+    assert [(f.qty, f.price, f.expected_price) for f in fills] == [(10, 99.0495, 99.0)]
+    assert tracker.records()[["slippage_bps", "slippage_usd"]].values.tolist() == [[pytest.approx(5.0), pytest.approx(0.495)]]
     assert settle(paper, ledger, tracker) == [] and len(tracker.records()) == 1
 
 

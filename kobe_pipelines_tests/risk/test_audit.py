@@ -31,7 +31,7 @@ def test_decide_when_called_then_one_json_line_per_decision_with_intent_checks_t
     assert first["decided_at"] == "2024-03-01T14:30:00+00:00"
     assert first["intent"]["client_order_id"] == "a-1" and first["intent"]["stop"] == 95.0
     assert len(first["checks"]) == 14 and first["failed"] == []
-    assert lines[1]["intent"]["entry"] is None and lines[1]["invalid"] == {"entry": "nan"}
+    assert lines[1]["intent"]["entry"] is None and lines[1]["invalid"] == {"entry": "NaN"}
 
 
 def test_read_audit_log_when_log_exists_then_dataframe_in_order_with_reasons(logged, state):

@@ -51,7 +51,7 @@ def test_decide_when_bad_input_then_decision_is_logged_with_the_raw_value(make_g
     make_gate().decide(buy("AAPL", 10, float("nan"), client_order_id="nan-1"), make_book())
     row = read_audit_log(state).iloc[-1]
     assert row["client_order_id"] == "nan-1" and not row["approved"]
-    assert row["invalid"] == {"entry": "nan"} and "fields" in row["failed"]
+    assert row["invalid"] == {"entry": "NaN"} and "fields" in row["failed"]
 
 
 def test_decide_when_same_book_then_earlier_approvals_count_against_heat_and_buying_power(make_gate):

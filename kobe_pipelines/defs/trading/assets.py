@@ -99,7 +99,8 @@ def trade_orders(
 
 @dg.asset(group_name=GROUP, deps=[trade_orders], kinds={"sqlite"})
 def slippage_report(broker: BrokerResource) -> dg.MaterializeResult:
-    """Slippage of every fill against its expected price: bps and USD, positive = cost (side-aware)."""
+    """Slippage of every fill against its arrival price (the open for a fill at the open, else the order's
+    limit or stop): bps and USD, positive = cost (side-aware)."""
     tracker = broker.slippage()
     records = tracker.records()
     overall = tracker.overall()
