@@ -296,13 +296,13 @@ class Lake:
         return in_derived_order(table, role).to_pandas() if table is not None else None
 
     # ---- staging (ingested batches awaiting a freeze) ----------------------------------------
-    def stage_bars(self, label: str, bars: pd.DataFrame) -> Path:
-        """Store an ingested batch (e.g. one session's bars) until the next freeze; replaces the same label."""
-        frame = schema.normalize_bars(bars)
+    def stage_bars(self, label: str, bars: pd.DataFrame | pa.Table) -> Path:
+        """Store an ingested batch (e.g. one session's bars, as a frame or an Arrow table of
+        `schema.BAR_COLUMNS`) until the next freeze; replaces the same label."""
         target = self.staging_dir / f"{label}.parquet"
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
-        pq.write_table(schema.bars_table(frame), tmp)
+        pq.write_table(schema.bars_table(bars), tmp)
         os.replace(tmp, target)
         fsync_dir(target.parent)
         return target

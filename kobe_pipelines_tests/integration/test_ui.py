@@ -19,7 +19,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = REPO / "docs" / "ui-asset-graph.png"
 GROUPS = ("lake", "models", "trading")
 EXPECTED_ASSETS = (
-    "raw_daily_bars", "adjusted_bars", "lake_version",  # the lake
+    "raw_daily_bars", "lake_candidate", "lake_version",  # the lake
     "features", "lstm_model", "ensemble_model", "signals",  # the models
     "trade_orders", "equity_curve",  # trading
 )

@@ -30,7 +30,7 @@ def trading_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLog
     return dg.RunRequest(run_key=trading_run_key(trading_date, digest), tags={"kobe/trading_date": trading_date})
 
 
-@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED)
 def drawdown_sensor(context: dg.SensorEvaluationContext, broker: BrokerResource, risk: RiskResource, alerts: AlertsResource):
     """Reads the account's equity, moves the persisted high-water mark, and at the drawdown
     limit (15% by default) engages the kill switch and alerts. It never clears a halt."""
