@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import dagster as dg
 
 MD_INLINE_LIMIT = 1000
-WIDTH, HEIGHT = 320, 90
+WIDTH, HEIGHT = 300, 100  # px: fits the value column of the UI's metadata table
 # matplotlib's default colour cycle, named for the legend
 COLOR_NAMES = {"#1f77b4": "blue", "#ff7f0e": "orange", "#2ca02c": "green", "#d62728": "red", "#9467bd": "purple",
                "#8c564b": "brown", "#e377c2": "pink", "#7f7f7f": "grey", "#bcbd22": "olive", "#17becf": "cyan"}
@@ -97,7 +97,7 @@ def _markdown(title: str, series: Sequence[Series], note: str, points: int) -> s
         ys = [float(v) for s in series if s.axis == axis for v in s.y] + [0.0] * any(s.kind == "bars" for s in series if s.axis == axis)
         ranges[axis] = (min(ys), max(ys))
     paths = [_path(s, x0, x1, *ranges[s.axis], points) for s in series]
-    svg = f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {WIDTH} {HEIGHT}' width='{WIDTH * 2}'>{''.join(paths)}</svg>"
+    svg = f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {WIDTH} {HEIGHT}' width='{WIDTH}'>{''.join(paths)}</svg>"
     uri = "data:image/svg+xml," + svg.replace("%", "%25").replace("#", "%23").replace("<", "%3C").replace(">", "%3E")
     legend = " · ".join(f"{COLOR_NAMES.get(s.color, s.color)}: {s.label}" for s in series if s.label)
     scales = "; ".join(f"{'left' if axis == 0 else 'right'} {lo:,.4g} to {hi:,.4g}" for axis, (lo, hi) in sorted(ranges.items()))
