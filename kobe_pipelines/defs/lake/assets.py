@@ -64,6 +64,7 @@ def raw_daily_bars(config: SessionsConfig, market_data: MarketDataResource, lake
     import pyarrow as pa
 
     from kobe_pipelines import market_calendar
+    from kobe_pipelines.data import schema
     from kobe_pipelines.data.providers.base import bars_for_freeze
     from kobe_pipelines.data.quality import QualityReport, check_raw_bars
 
@@ -78,7 +79,9 @@ def raw_daily_bars(config: SessionsConfig, market_data: MarketDataResource, lake
         )
         return
     bars = bars_for_freeze(market_data.build(), span.first, span.last)
-    frame = bars.to_pandas(date_as_object=False) if isinstance(bars, pa.Table) else bars
+    # the checks read a frame of `schema.BAR_COLUMNS` types (dates as datetime64[ns]); the Arrow
+    # table itself is what is staged
+    frame = schema.normalize_bars(bars.to_pandas(date_as_object=False) if isinstance(bars, pa.Table) else bars)
     report = check_raw_bars(frame, as_of=market_calendar.last_completed_session().date())
     if report.success and len(frame):
         store.stage_bars(span.label, bars)
