@@ -133,6 +133,25 @@ def test_trading_sensor_when_ticked_again_then_the_same_run_key_and_no_order_is_
     assert sent["client_order_id"].is_unique
 
 
+def test_runs_when_the_loop_ran_then_each_is_listed_under_its_job_name_with_its_tags(scenario):
+    runs = scenario["world"].instance.get_runs()
+    by_job: dict[str, list] = {}
+    for run in runs:
+        by_job.setdefault(run.job_name, []).append(run)
+    # the history, five one-session refreezes (the four days and the halt day), one training, and
+    # seven trading runs: one per tick (four days, the last refreeze, the halt day) and the rerun
+    assert sorted(by_job) == ["refreeze_job", "trading_job", "training_job"]
+    assert len(by_job["refreeze_job"]) == 1 + len(DAYS) + 1 and len(by_job["training_job"]) == 1
+    assert len(by_job["trading_job"]) == len(DAYS) + 3
+    assert {run.tags["kobe/job"] for run in by_job["refreeze_job"]} == {"refreeze"}
+    assert sorted(run.tags["kobe/sessions"] for run in by_job["refreeze_job"]) == sorted(
+        [f"{HISTORY[0]}..{HISTORY[1]}", *DAYS, HALT_DAY])
+    assert by_job["training_job"][0].tags["kobe/job"] == "training"
+    for run in by_job["trading_job"]:
+        assert run.tags["kobe/job"] == "trading"
+        assert run.tags["dagster/run_key"].startswith(f"trade-{run.tags['kobe/trading_date']}-")
+
+
 def test_strategy_when_edited_into_a_broken_file_then_the_last_good_version_trades_and_an_alert_is_raised(scenario):
     alerts = scenario["alerts_before_halt"]
     reload_failures = [a for a in alerts if a.kind == "strategy_reload_failed"]

@@ -9,7 +9,7 @@ from kobe_pipelines.defs.env_resources import AlertsResource, BrokerResource, Ri
 from kobe_pipelines.defs.trading.assets import trading_assets
 
 trading_job = dg.define_asset_job(
-    "trading_job", selection=dg.AssetSelection.assets(*trading_assets),
+    "trading_job", selection=dg.AssetSelection.assets(*trading_assets), tags={"kobe/job": "trading"},
     description="One trading run: signals -> strategy -> policy gate -> broker -> ledger, slippage and equity.",
 )
 
