@@ -1,7 +1,8 @@
 """Dagster's own storage: pruning the runs of past nights.
 
-Every run leaves its event log in `DAGSTER_HOME` (a few hundred KB a night, see the README). The
-runs older than a cut-off are deleted with their event logs, except the runs that hold the latest
+Every run leaves its event log in `DAGSTER_HOME` (a few hundred KB a night, see the README), and a
+run launched by the daemon or `dagster job execute` its captured stdout and stderr too. The runs
+older than a cut-off are deleted with their event logs and captured output, except the runs that hold the latest
 materialization of an asset (what the UI's asset pages show: the sessions the lake holds, the
 production model's metrics, the last signals) and runs that have not finished.
 Schedule and sensor ticks are pruned by Dagster itself (`retention` in `dagster.yaml`).
@@ -36,7 +37,7 @@ def runs_holding_latest_materializations(instance: dg.DagsterInstance) -> set[st
 def prune_runs(instance: dg.DagsterInstance, older_than: dt.timedelta, now: dt.datetime | None = None,
                dry_run: bool = False) -> PruneReport:
     """Deletes the finished runs created more than `older_than` before `now` (with their event
-    logs), keeping those that hold an asset's latest materialization."""
+    logs and captured output), keeping those that hold an asset's latest materialization."""
     if older_than < dt.timedelta(0):
         raise ValueError(f"older_than must not be negative, got {older_than}")
     cutoff = (now or dt.datetime.now(dt.timezone.utc)) - older_than
@@ -49,5 +50,7 @@ def prune_runs(instance: dg.DagsterInstance, older_than: dt.timedelta, now: dt.d
             continue
         if not dry_run:
             instance.delete_run(run.run_id)
+            # Dagster leaves a deleted run's captured output (`storage/<run id>/compute_logs`)
+            instance.compute_log_manager.delete_logs(prefix=[run.run_id])
         deleted.append(run.run_id)
     return PruneReport(tuple(deleted), tuple(kept))

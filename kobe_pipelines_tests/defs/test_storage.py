@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import dagster as dg
 from click.testing import CliRunner
@@ -80,9 +81,16 @@ def test_kobe_dagster_prune_when_old_runs_then_they_are_deleted_and_the_sizes_pr
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     with dg.DagsterInstance.from_config(str(home)) as instance:
         ids = _runs(instance)
+        # what a run launched by the daemon leaves beside its event log: its captured stderr
+        captured = {name: Path(instance.compute_log_manager.get_captured_local_path([ids[name], "compute_logs", "step"], "err"))
+                    for name in ("alpha_1", "alpha_2")}
+        for path in captured.values():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("captured output")
     result = CliRunner().invoke(main, ["dagster", "prune", "--older-than-days", "0"], env={"DAGSTER_HOME": str(home)})
     assert result.exit_code == 0, result.output
     assert "deleted 2 run(s) older than 0 days; kept 2 old run(s)" in result.output
     assert f"{home}: " in result.output and " KB -> " in result.output
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert {run.run_id for run in instance.get_runs()} == {ids["alpha_2"], ids["beta"]}
+    assert not captured["alpha_1"].exists() and captured["alpha_2"].read_text() == "captured output"
