@@ -7,6 +7,7 @@ import click
 
 from kobe_pipelines.cli.alerts_cmds import alerts
 from kobe_pipelines.cli.errors import KobeGroup
+from kobe_pipelines.cli.dagster_cmds import dagster
 from kobe_pipelines.cli.lake_cmds import lake
 from kobe_pipelines.cli.main_cmds import demo, verify
 from kobe_pipelines.cli.models_cmds import models
@@ -32,3 +33,4 @@ main.add_command(order)
 main.add_command(orders)
 main.add_command(models)
 main.add_command(alerts)
+main.add_command(dagster)

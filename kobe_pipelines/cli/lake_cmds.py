@@ -36,15 +36,23 @@ def lake() -> None:
 @lake.command()
 @click.option("--provider", type=click.Choice(["files", "simulated", "polygon"]), default="files", show_default=True)
 @click.option("--source", type=click.Path(exists=True, file_okay=False), help="Folder with bars/splits/dividends (.csv or .parquet) for --provider files.")
-@click.option("--start", default=None, help="First session to ingest (default: everything the source has; simulated: 2019-01-02).")
+@click.option("--start", default=None,
+              help="First session to ingest (default: everything the source has; otherwise $KOBE_HISTORY_START, 2019-01-02).")
 @click.option("--end", default=None, help="Last session to ingest (default: the last completed XNYS session).")
-@click.option("--dividend-convention", type=click.Choice(DIVIDEND_CONVENTIONS), default="crsp", show_default=True)
+@click.option("--dividend-convention", type=click.Choice(DIVIDEND_CONVENTIONS), default=None,
+              help="crsp or quandl (default: $KOBE_DIVIDEND_CONVENTION, else crsp).")
 @lake_option
-def freeze(provider: str, source: str | None, start: str | None, end: str | None, dividend_convention: str, lake_path: str | None) -> None:
-    """Ingest bars and corporate actions and publish a new lake version (atomic)."""
+def freeze(provider: str, source: str | None, start: str | None, end: str | None, dividend_convention: str | None,
+           lake_path: str | None) -> None:
+    """Ingest bars and corporate actions and publish a new lake version (atomic). The simulated
+    market and Polygon take their settings from the environment, as the Dagster assets do."""
     try:
-        source_provider = _provider(provider, source)
-        first = start or ("1900-01-01" if provider == "files" else "2019-01-02")
+        from kobe_pipelines.settings import LakeSettings, MarketDataSettings
+
+        settings = MarketDataSettings.from_env()
+        dividend_convention = dividend_convention or LakeSettings.from_env().dividend_convention
+        source_provider = _provider(settings, provider, source)
+        first = start or ("1900-01-01" if provider == "files" else settings.history_start)
         # your own files are read to their end: a bar dated after the last completed session is
         # then refused by name rather than left out unseen
         last = end or (None if provider == "files" else str(market_calendar.last_completed_session().date()))
@@ -69,22 +77,12 @@ def freeze(provider: str, source: str | None, start: str | None, end: str | None
                f"content hash {m.content_hash[:16]}{kept}")
 
 
-def _provider(name: str, source: str | None):
-    if name == "files":
-        if not source:
-            raise click.UsageError("--provider files needs --source DIR")
-        from kobe_pipelines.data.providers.files import FilesProvider
+def _provider(settings, name: str, source: str | None):
+    from kobe_pipelines.data.providers.factory import build_provider
 
-        return FilesProvider(source)
-    if name == "polygon":
-        from kobe_pipelines.data.providers.polygon import PolygonProvider
-        from kobe_pipelines.settings import MarketDataSettings
-
-        settings = MarketDataSettings.from_env()
-        return PolygonProvider(settings.polygon_api_key, settings.polygon_base_url)
-    from kobe_pipelines.data.providers.simulated import SimulatedProvider
-
-    return SimulatedProvider()
+    if name == "files" and not source:
+        raise click.UsageError("--provider files needs --source DIR")
+    return build_provider(settings.replace(provider=name, files_dir=source or settings.files_dir))
 
 
 @lake.command()

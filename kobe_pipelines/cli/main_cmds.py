@@ -10,11 +10,13 @@ import click
 @click.command()
 @click.option("--symbols", type=int, default=None, help="Simulated universe size (default 24, or $KOBE_SIM_SYMBOLS).")
 @click.option("--start", default=None, help="First session (default 2019-01-02, or $KOBE_HISTORY_START).")
-def demo(symbols: int | None, start: str | None) -> None:
-    """Run the whole pipeline on the embedded defaults and print where the results are."""
+@click.option("--retrain", is_flag=True, help="On existing state, train again (production moves only on a better score).")
+def demo(symbols: int | None, start: str | None, retrain: bool) -> None:
+    """Run the whole pipeline on the embedded defaults and print where the results are. On
+    existing state, ingest only what is new and keep the production model unless --retrain."""
     from kobe_pipelines.defs.demo import run_demo
 
-    sys.exit(run_demo(symbols=symbols, start=start))
+    sys.exit(run_demo(symbols=symbols, start=start, retrain=retrain))
 
 
 @click.command()

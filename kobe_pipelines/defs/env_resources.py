@@ -151,10 +151,9 @@ class MlflowResource(EnvBackedResource):
 
     def registry(self):
         from kobe_pipelines.ml.registry import ModelRegistry
+        from kobe_pipelines.settings import state_tracking_uri
 
-        if self.tracking_uri:
-            return ModelRegistry(self.tracking_uri)
-        return ModelRegistry(f"sqlite:///{self.state() / 'mlflow' / 'mlflow.db'}")
+        return ModelRegistry(self.tracking_uri or state_tracking_uri(self.state()))
 
 
 class StrategyResource(EnvBackedResource):

@@ -9,86 +9,68 @@ offline default when it is not.
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import dagster as dg
 from pydantic import Field
 
-from kobe_pipelines.data.providers.base import MarketDataProvider
 from kobe_pipelines.defs.env_resources import (
     AlertsResource, BrokerResource, MlflowResource, RiskResource, StrategyResource,
 )
-from kobe_pipelines.defs.partitions import HISTORY_START
 from kobe_pipelines.errors import ConfigError
-from kobe_pipelines.lake import Lake
+from kobe_pipelines.settings import LakeSettings, MarketDataSettings
 
-MARKET_DATA_PROVIDERS = ("simulated", "polygon", "files")
+if TYPE_CHECKING:
+    from kobe_pipelines.data.providers.base import MarketDataProvider
+    from kobe_pipelines.lake import Lake
+
+_LAKE, _MARKET = LakeSettings(), MarketDataSettings()  # the embedded defaults
 
 
 class LakeResource(dg.ConfigurableResource):
     """The versioned data lake (`KOBE_LAKE_DIR`, default `data_lake/`)."""
 
-    lake_dir: str | None = Field(default=None, description="Lake folder; empty means ./data_lake")
-    retention: int = Field(default=10, description="Lake versions kept (pinned versions are kept too)")
-    dividend_convention: str = Field(default="crsp", description="crsp (1 - D/close_prev) or quandl (close/(close + D))")
+    lake_dir: str | None = Field(default=_LAKE.lake_dir, description="Lake folder; empty means ./data_lake")
+    retention: int = Field(default=_LAKE.retention, description="Lake versions kept (pinned versions are kept too)")
+    dividend_convention: str = Field(default=_LAKE.dividend_convention,
+                                     description="crsp (1 - D/close_prev) or quandl (close/(close + D))")
+
+    def settings(self) -> LakeSettings:
+        return LakeSettings(lake_dir=self.lake_dir or None, retention=self.retention, dividend_convention=self.dividend_convention)
 
     def open(self) -> Lake:
-        return Lake(self.lake_dir or None, retention=self.retention)
+        from kobe_pipelines.lake import Lake
+
+        return Lake(self.lake_dir or None, retention=self.settings().retention)
 
 
 class MarketDataResource(dg.ConfigurableResource):
-    """Where raw bars and corporate actions come from (`KOBE_MARKET_DATA`)."""
+    """Where raw bars and corporate actions come from (`KOBE_MARKET_DATA`); the fields are those of
+    `settings.MarketDataSettings`, which parses and checks them."""
 
-    provider: str = Field(default="simulated", description="simulated | polygon | files")
-    history_start: str = Field(default=HISTORY_START, description="First session ingested when the lake is empty")
-    sim_seed: int = 7
-    sim_symbols: int = 24
-    sim_signal_strength: float = 0.05
-    sim_end: str | None = Field(default=None, description="Last simulated session; empty means the last completed one")
-    polygon_api_key: str | None = None
-    polygon_base_url: str | None = None
-    files_dir: str | None = None
+    provider: str = Field(default=_MARKET.provider, description="simulated | polygon | files")
+    history_start: str = Field(default=_MARKET.history_start, description="First session ingested when the lake is empty")
+    sim_seed: int = _MARKET.sim_seed
+    sim_symbols: int = _MARKET.sim_symbols
+    sim_signal_strength: float = _MARKET.sim_signal_strength
+    sim_end: str | None = Field(default=_MARKET.sim_end, description="Last simulated session; empty means the last completed one")
+    polygon_api_key: str | None = _MARKET.polygon_api_key
+    polygon_base_url: str | None = _MARKET.polygon_base_url
+    files_dir: str | None = _MARKET.files_dir
+
+    def settings(self) -> MarketDataSettings:
+        return MarketDataSettings(**{name: getattr(self, name) for name in MarketDataSettings.ENV})
 
     def build(self) -> MarketDataProvider:
-        if self.provider == "simulated":
-            from kobe_pipelines.data.providers.simulated import SimConfig, SimulatedProvider
+        from kobe_pipelines.data.providers.factory import build_provider
 
-            return SimulatedProvider(
-                SimConfig(
-                    seed=self.sim_seed,
-                    n_symbols=self.sim_symbols,
-                    start=self.history_start,
-                    end=self.sim_end or None,
-                    signal_strength=self.sim_signal_strength,
-                )
-            )
-        if self.provider == "polygon":
-            from kobe_pipelines.data.providers.polygon import PolygonProvider
-
-            return PolygonProvider(api_key=self.polygon_api_key, base_url=self.polygon_base_url or None)
-        if self.provider == "files":
-            from kobe_pipelines.data.providers.files import FilesProvider
-
-            if not self.files_dir:
-                raise dg.DagsterInvalidConfigError("KOBE_FILES_DIR must name a folder when KOBE_MARKET_DATA=files", [], None)
-            return FilesProvider(self.files_dir)
-        raise ValueError(f"KOBE_MARKET_DATA must be one of {MARKET_DATA_PROVIDERS} (got {self.provider!r})")
+        return build_provider(self.settings())
 
 
-# variable -> (resource key, field, type); the defaults are the fields' own.
+# variable -> (resource key, field, type): the settings' own names, types and defaults.
 ENV_FIELDS: dict[str, tuple[str, str, type]] = {
-    "KOBE_LAKE_DIR": ("lake", "lake_dir", str),
-    "KOBE_LAKE_RETENTION": ("lake", "retention", int),
-    "KOBE_DIVIDEND_CONVENTION": ("lake", "dividend_convention", str),
-    "KOBE_MARKET_DATA": ("market_data", "provider", str),
-    "KOBE_HISTORY_START": ("market_data", "history_start", str),
-    "KOBE_SIM_SEED": ("market_data", "sim_seed", int),
-    "KOBE_SIM_SYMBOLS": ("market_data", "sim_symbols", int),
-    "KOBE_SIM_SIGNAL_STRENGTH": ("market_data", "sim_signal_strength", float),
-    "KOBE_SIM_END": ("market_data", "sim_end", str),
-    "POLYGON_API_KEY": ("market_data", "polygon_api_key", str),
-    "KOBE_POLYGON_BASE_URL": ("market_data", "polygon_base_url", str),
-    "KOBE_FILES_DIR": ("market_data", "files_dir", str),
+    **{var: ("lake", name, LakeSettings.TYPES[name]) for name, var in LakeSettings.ENV.items()},
+    **{var: ("market_data", name, MarketDataSettings.TYPES[name]) for name, var in MarketDataSettings.ENV.items()},
     "KOBE_BROKER": ("broker", "broker", str),
     "KOBE_PAPER_SLIPPAGE_BPS": ("broker", "paper_slippage_bps", float),
     "KOBE_PAPER_STARTING_CASH": ("broker", "paper_starting_cash", float),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from kobe_pipelines import paths
+from kobe_pipelines import settings
 from kobe_pipelines.ml.errors import RegistryError
 from kobe_pipelines.ml.promotion_record import PromotionRecord
 
@@ -40,10 +39,7 @@ TAG_LAKE_HASH = "kobe.lake_content_hash"
 
 def default_tracking_uri() -> str:
     """`$MLFLOW_TRACKING_URI`, else `sqlite:///<state>/mlflow/mlflow.db` (read at call time)."""
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env
-    return f"sqlite:///{paths.state_dir() / 'mlflow' / 'mlflow.db'}"
+    return settings.mlflow_tracking_uri()
 
 
 def _artifact_root(tracking_uri: str) -> Path | None:

@@ -23,6 +23,10 @@ from kobe_pipelines.alerts.sinks import read_alert_log
 from kobe_pipelines.defs.trading.sensors import drawdown_sensor
 from kobe_pipelines.execution.ledger import OrderLedger
 from kobe_pipelines.execution.slippage import SlippageTracker
+from kobe_pipelines.lake import Lake
+from kobe_pipelines.ml.features import WARMUP_ROWS
+from kobe_pipelines.ml.scoring import SESSION_MARGIN
+from kobe_pipelines.ml.training import model_window
 from kobe_pipelines.risk.drawdown import DrawdownMonitor
 from kobe_pipelines.risk.kill_switch import KillSwitch
 from kobe_pipelines_tests.integration.conftest import HISTORY, TradingWorld
@@ -131,6 +135,46 @@ def test_trading_sensor_when_ticked_again_then_the_same_run_key_and_no_order_is_
     ledger = OrderLedger(scenario["world"].state).events()
     sent = ledger[ledger["event"] == "submitted"]
     assert sent["client_order_id"].is_unique
+
+
+def test_runs_when_the_loop_ran_then_each_is_listed_under_its_job_name_with_its_tags(scenario):
+    runs = scenario["world"].instance.get_runs()
+    by_job: dict[str, list] = {}
+    for run in runs:
+        by_job.setdefault(run.job_name, []).append(run)
+    # the history, five one-session refreezes (the four days and the halt day), one training, and
+    # seven trading runs: one per tick (four days, the last refreeze, the halt day) and the rerun
+    assert sorted(by_job) == ["refreeze_job", "trading_job", "training_job"]
+    assert len(by_job["refreeze_job"]) == 1 + len(DAYS) + 1 and len(by_job["training_job"]) == 1
+    assert len(by_job["trading_job"]) == len(DAYS) + 3
+    assert {run.tags["kobe/job"] for run in by_job["refreeze_job"]} == {"refreeze"}
+    assert sorted(run.tags["kobe/sessions"] for run in by_job["refreeze_job"]) == sorted(
+        [f"{HISTORY[0]}..{HISTORY[1]}", *DAYS, HALT_DAY])
+    assert by_job["training_job"][0].tags["kobe/job"] == "training"
+    for run in by_job["trading_job"]:
+        assert run.tags["kobe/job"] == "trading"
+        assert run.tags["dagster/run_key"].startswith(f"trade-{run.tags['kobe/trading_date']}-")
+
+
+def test_signals_when_a_refreeze_scores_one_session_then_only_the_sessions_the_model_looks_back_over_are_read(scenario):
+    world = scenario["world"]
+    event = world.instance.get_latest_materialization_event(dg.AssetKey("signals"))
+    meta = {key: value.value for key, value in event.asset_materialization.metadata.items()}
+    assert meta["signal_date"] == HALT_DAY
+    needed = WARMUP_ROWS + model_window(world.resources()["mlflow"].registry().load("kobe-ensemble")) + 1
+    window = needed + SESSION_MARGIN
+    # counted in SQL: every bar of the last `window` sessions, then the whole history of the symbols
+    # that trade on the last session with fewer than `needed` bars in that window
+    counts = Lake(world.root / "lake").query(f"""
+        WITH days AS (SELECT DISTINCT date FROM bars ORDER BY date DESC LIMIT {window}),
+             recent AS (SELECT symbol, count(*) AS n, max(date) AS last FROM bars WHERE date >= (SELECT min(date) FROM days) GROUP BY symbol),
+             short AS (SELECT symbol FROM recent WHERE last = (SELECT max(date) FROM days) AND n < {needed})
+        SELECT (SELECT sum(n) FROM recent) AS first_read,
+               (SELECT count(*) FROM bars WHERE symbol IN (SELECT symbol FROM short)) AS second_read,
+               (SELECT count(*) FROM bars) AS stored""", meta["lake_version"])
+    first_read, second_read, stored = (int(counts[c].iloc[0]) for c in ("first_read", "second_read", "stored"))
+    assert meta["bars_read"] == first_read + second_read
+    assert meta["bars_read"] < stored / 4  # of the history's bars (2022-01-03 on)
 
 
 def test_strategy_when_edited_into_a_broken_file_then_the_last_good_version_trades_and_an_alert_is_raised(scenario):

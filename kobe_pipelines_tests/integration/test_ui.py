@@ -19,10 +19,11 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = REPO / "docs" / "ui-asset-graph.png"
 GROUPS = ("lake", "models", "trading")
 EXPECTED_ASSETS = (
-    "raw_daily_bars", "adjusted_bars", "lake_version",  # the lake
+    "raw_daily_bars", "lake_candidate", "lake_version",  # the lake
     "features", "lstm_model", "ensemble_model", "signals",  # the models
     "trade_orders", "equity_curve",  # trading
 )
+UI_SESSIONS = ("2020-01-02", "2021-12-31")  # 505 sessions; the twelve symbols split and pay dividends
 
 
 def _free_port() -> int:
@@ -31,10 +32,24 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _refreeze(home: Path) -> None:
+    """One refreeze of a small simulated market into the lake the UI shows (recorded in its instance)."""
+    import dagster as dg
+
+    from kobe_pipelines.defs.driver import LoopDriver
+    from kobe_pipelines_tests.defs.conftest import lake_resources
+    from kobe_pipelines.defs.resources import MarketDataResource
+
+    market = MarketDataResource(sim_symbols=12, history_start=UI_SESSIONS[0], sim_end=UI_SESSIONS[1])
+    (home / "state").mkdir(exist_ok=True)
+    LoopDriver(lake_resources(home, market), dg.DagsterInstance.from_config(str(home))).freeze(*UI_SESSIONS, with_signals=False)
+
+
 @pytest.fixture(scope="module")
 def dagster_ui(tmp_path_factory):
     home = tmp_path_factory.mktemp("dagster_home")
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    _refreeze(home)
     port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "KOBE_LAKE_DIR": str(home / "lake"), "KOBE_STATE_DIR": str(home / "state")}
     dagster = Path(sys.executable).with_name("dagster")
@@ -59,11 +74,24 @@ def dagster_ui(tmp_path_factory):
             time.sleep(0.5)
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        stop_dagster_dev(proc)
+
+
+def stop_dagster_dev(proc: subprocess.Popen) -> None:
+    """`dagster dev` treats SIGTERM as Ctrl-C: it tells the webserver and the daemon to stop through
+    their shutdown pipes and waits for them. Send it to `dagster dev` alone (its children stop on
+    its word), then remove whatever its process group still holds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=90)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 @pytest.mark.slow
@@ -73,11 +101,7 @@ def test_asset_graph_when_opened_in_a_browser_then_shows_the_lake_and_model_asse
 
     assert Path(CHROMIUM).exists(), "Debian's chromium is required: apt-get install -y chromium"
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
-        )
+        browser = _browser(pw)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.goto(f"{dagster_ui}/asset-groups", wait_until="domcontentloaded", timeout=120_000)
         for group in GROUPS:  # the lineage page lists the asset groups, collapsed
@@ -99,3 +123,29 @@ def test_asset_graph_when_opened_in_a_browser_then_shows_the_lake_and_model_asse
     if os.environ.get("KOBE_UPDATE_SCREENSHOT"):
         SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copy(shot, SCREENSHOT)
+
+
+def _browser(pw):
+    return pw.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+              "--disable-sync", "--no-first-run", "--disable-quic"],
+    )
+
+
+@pytest.mark.slow
+def test_asset_pages_when_a_refreeze_ran_then_they_list_the_sessions_held_and_show_the_plot_in_place(dagster_ui):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = _browser(pw)
+        page = browser.new_page(viewport={"width": 1600, "height": 1200})
+        page.goto(f"{dagster_ui}/assets/lake_version", wait_until="domcontentloaded", timeout=120_000)
+        page.get_by_text("sessions_held", exact=True).first.wait_for(timeout=120_000)
+        page.get_by_text("2020-01-02..2021-12-31: 505 sessions").first.wait_for(timeout=60_000)
+        page.goto(f"{dagster_ui}/assets/lake_candidate", wait_until="domcontentloaded", timeout=120_000)
+        page.get_by_text("raw_vs_adjusted_around_a_split", exact=True).first.wait_for(timeout=120_000)
+        plot = page.locator("img[src^='data:image/svg+xml']").first
+        plot.wait_for(timeout=60_000)  # in place, not behind a "[Show Markdown]" link
+        assert plot.bounding_box()["width"] > 200
+        browser.close()

@@ -1,167 +1,231 @@
-"""Lake assets: raw bars -> corporate actions -> adjustment factors -> adjusted bars -> lake version."""
+"""Lake assets: raw bars -> corporate actions -> lake candidate (checked) -> lake version.
 
+One run ingests one range of XNYS sessions, named in `raw_daily_bars`'s config; without one, the
+run ingests every session the lake lacks (the whole history into an empty lake), so a ten-year
+backfill is one run that Dagster plans once. The nightly schedule asks for that evening's session.
+Which sessions the lake holds is on `lake_version` (`sessions`, `sessions_held`).
+"""
+
+import datetime as dt
 
 import dagster as dg
-import pandas as pd
+from pydantic import Field
 
-from kobe_pipelines import market_calendar
-from kobe_pipelines.data.quality import check_adjusted_jumps, check_raw_bars
-from kobe_pipelines.defs.lake.checks import (
-    RAW_BARS_CHECK, SPLIT_JUMPS_CHECK, TOTAL_JUMPS_CHECK, adjusted_bars_check_specs, check_result, raw_bars_check_specs,
-)
-from kobe_pipelines.defs.lake.plots import split_plot_markdown
-from kobe_pipelines.defs.partitions import xnys_daily_partitions
-from kobe_pipelines.alerts import Alert, AlertKind, Severity
 from kobe_pipelines.defs.env_resources import AlertsResource
+from kobe_pipelines.defs.lake.checks import (
+    RAW_BARS_CHECK, SPLIT_JUMPS_CHECK, TOTAL_JUMPS_CHECK, candidate_check_specs, check_result, raw_bars_check_specs,
+)
+from kobe_pipelines.defs.lake.sessions import SessionRange, held_sessions, sessions_to_ingest, staged_range
 from kobe_pipelines.defs.resources import LakeResource, MarketDataResource
-from kobe_pipelines.lake import Candidate
 
 GROUP = "lake"
+IN_MEMORY = "mem_io_manager"  # the candidate is handed on within the run, never pickled
+
+
+class SessionsConfig(dg.Config):
+    """The sessions a refreeze ingests (exchange dates, YYYY-MM-DD); empty means every session the
+    lake lacks: from the one after its last session (the history start for an empty lake)
+    through the last completed session."""
+
+    first: str | None = Field(default=None, description="First session; empty: the one after the lake's last session")
+    last: str | None = Field(default=None, description="Last session; empty: the last completed XNYS session")
+
+
+def sessions_run_config(span: SessionRange) -> dict:
+    """Run config that makes a refreeze ingest exactly `span`."""
+    return {"ops": {"raw_daily_bars": {"config": {"first": str(span.first), "last": str(span.last)}}}}
+
+
+def last_session_held(store) -> dt.date | None:
+    """The last session of the lake's current version (None for an empty lake)."""
+    version_id = store.current_version_id()
+    end = store.version(version_id).end_date if version_id else None
+    return dt.date.fromisoformat(end) if end else None
 
 
 def _alert_failed_check(alerts: AlertsResource, asset: str, scope: str, report) -> None:
     """A failed data check blocks the freeze; a person hears about it at once."""
+    from kobe_pipelines.alerts import Alert, AlertKind, Severity
+
     alerter = alerts.alerter()
     alerter.send(Alert(kind=AlertKind.DATA_CHECK_FAILED, subject=f"{asset} failed its checks ({scope}): nothing frozen",
                        body=report.summary(), severity=Severity.CRITICAL, key=f"data_check_failed:{asset}"))
     alerter.flush()
 
 
-def _preview(frame: pd.DataFrame, rows: int = 5) -> dg.MetadataValue:
-    return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False) if not frame.empty else "_empty_")
+def _preview(frame, rows: int = 5) -> dg.MetadataValue:
+    return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False) if len(frame) else "_empty_")
 
 
-def _bars_metadata(bars: pd.DataFrame) -> dict:
-    return {
-        "rows": len(bars),
-        "symbols": int(bars["symbol"].nunique()),
-        "first_date": str(bars["date"].min().date()) if len(bars) else "",
-        "last_date": str(bars["date"].max().date()) if len(bars) else "",
-        "preview": _preview(bars),
-    }
+@dg.asset(group_name=GROUP, check_specs=raw_bars_check_specs, kinds={"parquet"})
+def raw_daily_bars(config: SessionsConfig, market_data: MarketDataResource, lake: LakeResource, alerts: AlertsResource):
+    """Raw (unadjusted) daily bars of the sessions this run ingests, checked and staged for the
+    freeze. A batch that fails its blocking check is not staged and nothing downstream runs."""
+    import pyarrow as pa
 
+    from kobe_pipelines import market_calendar
+    from kobe_pipelines.data import schema
+    from kobe_pipelines.data.providers.base import bars_for_freeze
+    from kobe_pipelines.data.quality import QualityReport, check_raw_bars
 
-@dg.asset(
-    group_name=GROUP,
-    partitions_def=xnys_daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    check_specs=raw_bars_check_specs,
-    kinds={"parquet", "polygon"},
-)
-def raw_daily_bars(
-    context: dg.AssetExecutionContext, market_data: MarketDataResource, lake: LakeResource, alerts: AlertsResource
-):
-    """Raw (unadjusted) daily bars of the sessions in the partition range, staged for the next freeze.
-    A batch that fails its blocking check is not staged and nothing downstream runs."""
-    first, last = context.partition_key_range.start, context.partition_key_range.end
-    bars = market_data.build().daily_bars(first, last)
-    report = check_raw_bars(bars, as_of=market_calendar.last_completed_session().date())
-    if report.success and not bars.empty:
-        lake.open().stage_bars(f"{first}_{last}", bars)
+    store = lake.open()
+    held = last_session_held(store)
+    span = sessions_to_ingest(held, market_data.settings().history_start, config.first, config.last)
+    if span is None:
+        report = QualityReport("raw_bars", 0, ())
+        yield dg.MaterializeResult(
+            metadata={"sessions": 0, "rows": 0, "staged": False, "note": f"the lake holds every session through {held}"},
+            check_results=[check_result(RAW_BARS_CHECK, "raw_daily_bars", report)],
+        )
+        return
+    bars = bars_for_freeze(market_data.build(), span.first, span.last)
+    # the checks read a frame of `schema.BAR_COLUMNS` types (dates as datetime64[ns]); the Arrow
+    # table itself is what is staged
+    frame = schema.normalize_bars(bars.to_pandas(date_as_object=False) if isinstance(bars, pa.Table) else bars)
+    report = check_raw_bars(frame, as_of=market_calendar.last_completed_session().date())
+    if report.success and len(frame):
+        store.stage_bars(span.label, bars)
     elif not report.success:
-        _alert_failed_check(alerts, "raw_daily_bars", f"{first}..{last}", report)
+        _alert_failed_check(alerts, "raw_daily_bars", str(span), report)
+    days = frame["date"]
     yield dg.MaterializeResult(
-        metadata={**_bars_metadata(bars), "staged": report.success},
+        metadata={
+            "sessions_asked": str(span),
+            "sessions": int(days.nunique()),
+            "rows": len(frame),
+            "symbols": int(frame["symbol"].nunique()),
+            "first_date": str(days.min().date()) if len(frame) else "",
+            "last_date": str(days.max().date()) if len(frame) else "",
+            "staged": bool(report.success and len(frame)),
+            "preview": _preview(frame),
+        },
         check_results=[check_result(RAW_BARS_CHECK, "raw_daily_bars", report)],
     )
 
 
 @dg.asset(group_name=GROUP, deps=[raw_daily_bars], kinds={"parquet"})
 def corporate_actions(market_data: MarketDataResource, lake: LakeResource) -> dg.MaterializeResult:
-    """Splits and cash dividends from the provider, staged for the next freeze.
-
-    Fetched from the current version's last date minus 30 days (the whole history when the
-    lake is empty) to the last completed session; stored actions are kept and merged."""
+    """Splits and cash dividends from the provider, staged for the freeze: from the current
+    version's last date minus 30 days (late-announced actions are caught again; from the first
+    staged session when the lake is empty) through the last staged session."""
     store = lake.open()
-    end = market_calendar.last_completed_session().date()
-    version_id = store.current_version_id()
-    start = store.actions_fetch_start(market_data.history_start)
+    staged = staged_range(store.staged_labels())
+    held = last_session_held(store)
+    if staged is None and held is None:
+        return dg.MaterializeResult(metadata={"splits": 0, "dividends": 0, "note": "nothing staged and the lake is empty"})
+    start = store.actions_fetch_start(str(staged.first) if staged else str(held))
+    end = str(staged.last if staged else held)
     provider = market_data.build()
     splits, dividends = provider.splits(start, end), provider.dividends(start, end)
-    dropped = 0
-    if market_data.provider == "polygon":
-        # Polygon lists the actions of the whole market; keep those of the symbols we ingest (an
-        # unknown symbol would, rightly, stop the freeze). A user's own files get no such pass.
-        universe = set(store.staged_bars()["symbol"])
-        if version_id:
-            universe |= set(store.query("SELECT DISTINCT symbol FROM bars_raw")["symbol"])
-        keep_s, keep_d = splits["symbol"].isin(universe), dividends["symbol"].isin(universe)
-        dropped = int((~keep_s).sum() + (~keep_d).sum())
-        splits, dividends = splits.loc[keep_s], dividends.loc[keep_d]
     store.stage_actions(splits, dividends)
     return dg.MaterializeResult(
         metadata={
             "fetched_from": start,
-            "fetched_to": str(end),
+            "fetched_to": end,
             "splits": len(splits),
             "dividends": len(dividends),
-            "dropped_outside_universe": dropped,
             "splits_preview": _preview(splits),
             "dividends_preview": _preview(dividends),
         }
     )
 
 
-@dg.asset(group_name=GROUP, deps=[raw_daily_bars, corporate_actions], kinds={"duckdb"})
-def adjustment_factors(market_data: MarketDataResource, lake: LakeResource) -> dg.Output[Candidate]:
-    """Validates the staged bars and actions and derives the adjustment factor table: a candidate
-    lake version whose files exist but which nobody can see until `lake_version` publishes it."""
+@dg.asset(group_name=GROUP, deps=[raw_daily_bars, corporate_actions], check_specs=candidate_check_specs,
+          kinds={"duckdb"}, io_manager_key=IN_MEMORY)
+def lake_candidate(lake: LakeResource, market_data: MarketDataResource, alerts: AlertsResource):
+    """The next lake version, prepared but not published: the staged bars validated and stored,
+    the actions of the symbols and sessions it holds applied (others kept aside and counted), the
+    factor tables derived. Its blocking checks read the split-adjusted and total-return views on
+    the dates of the events it adds: no unexplained jump."""
+    from kobe_pipelines.data.quality import check_adjusted_jumps
+    from kobe_pipelines.defs.lake.keep_aside import HeldScope, actions_in_scope
+    from kobe_pipelines.defs.lake.plots import split_plot_markdown
+
     store = lake.open()
     labels = store.staged_labels()
+    bars = store.staged_bars_table(labels)
     splits, dividends = store.staged_actions()
+    scope = _held_scope(store, bars)
+    actions = actions_in_scope(splits, dividends, scope) if scope else None
     candidate = store.prepare(
-        store.staged_bars_table(labels),
-        splits,
-        dividends,
-        provider=market_data.provider,
-        dividend_convention=lake.dividend_convention,
-        notes={"staged_labels": labels},
+        bars,
+        actions.splits if actions else splits,
+        actions.dividends if actions else dividends,
+        provider=market_data.settings().provider,
+        dividend_convention=lake.settings().dividend_convention,
+        notes={"staged_labels": labels, "kept_aside_actions": actions.kept_aside_count if actions else 0},
     )
     events = candidate.events
+    added = _added_events(store, candidate)
+    returns = store.event_returns(candidate.entries, added)
+    reports = {view: check_adjusted_jumps(frame, view) for view, frame in returns.items()}
+    for view, report in reports.items():
+        if not report.success:
+            _alert_failed_check(alerts, "lake_candidate", f"{view} view", report)
     kinds = events["kind"].value_counts().to_dict() if "kind" in events.columns else {}
-    return dg.Output(
+    yield dg.Output(
         candidate,
         metadata={
             "new_raw_rows": candidate.new_rows,
             "events": len(events),
+            "events_added": len(added),
             "events_by_kind": dg.MetadataValue.json({str(k): int(v) for k, v in kinds.items()}),
+            "kept_aside_actions": actions.kept_aside_count if actions else 0,
+            "kept_aside_preview": _preview(actions.kept_aside if actions else splits.head(0), 10),
             "dividend_convention": candidate.dividend_convention,
             "content_hash": candidate.content_hash,
-            "events_preview": _preview(events, 10),
+            "raw_vs_adjusted_around_a_split": split_plot_markdown(store, candidate, added),
         },
     )
+    yield check_result(SPLIT_JUMPS_CHECK, "lake_candidate", reports["split"])
+    yield check_result(TOTAL_JUMPS_CHECK, "lake_candidate", reports["total"])
 
 
-@dg.asset(group_name=GROUP, check_specs=adjusted_bars_check_specs, kinds={"duckdb"})
-def adjusted_bars(adjustment_factors: Candidate, lake: LakeResource, alerts: AlertsResource):
-    """Split-adjusted and total-return views of the candidate (raw x factor), checked for jumps
-    left unexplained at split and ex-dates."""
-    store = lake.open()
-    returns = store.event_returns(adjustment_factors.entries, adjustment_factors.events)
-    reports = {view: check_adjusted_jumps(frame, view) for view, frame in returns.items()}
-    for view, report in reports.items():
-        if not report.success:
-            _alert_failed_check(alerts, "adjusted_bars", f"{view} view", report)
-    yield dg.MaterializeResult(
-        metadata={
-            "events_checked": len(returns["total"]),
-            "raw_vs_adjusted_around_a_split": split_plot_markdown(store, adjustment_factors),
-        },
-        check_results=[
-            check_result(SPLIT_JUMPS_CHECK, "adjusted_bars", reports["split"]),
-            check_result(TOTAL_JUMPS_CHECK, "adjusted_bars", reports["total"]),
-        ],
-    )
+def _held_scope(store, staged_bars):
+    """The symbols and sessions the candidate will hold: the current version's and the staged ones."""
+    from kobe_pipelines.defs.lake.keep_aside import HeldScope
+    import pyarrow.compute as pc
+
+    version_id = store.current_version_id()
+    symbols = set(pc.unique(staged_bars.column("symbol").cast("string")).to_pylist()) if staged_bars.num_rows else set()
+    firsts, lasts = [], []
+    if staged_bars.num_rows:
+        bounds = pc.min_max(staged_bars.column("date")).as_py()
+        firsts.append(bounds["min"])
+        lasts.append(bounds["max"])
+    if version_id:
+        manifest = store.version(version_id)
+        symbols |= set(store.query("SELECT DISTINCT symbol FROM bars_raw", version_id)["symbol"])
+        firsts.append(dt.date.fromisoformat(manifest.start_date))
+        lasts.append(dt.date.fromisoformat(manifest.end_date))
+    if not firsts:
+        return None
+    return HeldScope(frozenset(symbols), min(firsts), max(lasts))
 
 
-@dg.asset(group_name=GROUP, deps=[adjusted_bars], kinds={"duckdb", "parquet"})
-def lake_version(adjustment_factors: Candidate, lake: LakeResource) -> dg.Output[str]:
+def _added_events(store, candidate):
+    """The candidate's events that its base version lacks (all of them for a first version): the
+    only ones whose adjusted returns can have changed."""
+    events = candidate.events
+    if candidate.base_version_id is None or events.empty:
+        return events
+    before = store.events(candidate.base_version_id)
+    merged = events.merge(before.drop_duplicates(), how="left", indicator=True)
+    return events.loc[(merged["_merge"] == "left_only").to_numpy()].reset_index(drop=True)
+
+
+@dg.asset(group_name=GROUP, kinds={"duckdb", "parquet"})
+def lake_version(context: dg.AssetExecutionContext, lake_candidate, lake: LakeResource) -> dg.Output[str]:
     """Publishes the candidate as the current lake version (atomic) and clears the staged inputs.
-    Identical content makes no new version. Its value is the version id."""
+    Identical content makes no new version. Its value is the version id; its metadata lists the
+    sessions the version holds."""
     store = lake.open()
-    result = store.publish(adjustment_factors)
-    store.clear_staged(adjustment_factors.notes.get("staged_labels", []))
+    result = store.publish(lake_candidate)
+    store.clear_staged(lake_candidate.notes.get("staged_labels", []))
     manifest = result.version
+    dates = store.query("SELECT DISTINCT date FROM bars_raw ORDER BY date", manifest.version_id)["date"]
+    held = held_sessions([d.date() for d in dates])
+    context.log.info(f"lake version {manifest.version_id}: {held.count} sessions {manifest.start_date}..{manifest.end_date}")
     return dg.Output(
         manifest.version_id,
         metadata={
@@ -169,6 +233,9 @@ def lake_version(adjustment_factors: Candidate, lake: LakeResource) -> dg.Output
             "content_hash": manifest.content_hash,
             "new_version": result.created,
             "rows": manifest.row_counts.get("bars", 0),
+            "sessions": held.count,
+            "missing_sessions": held.missing,
+            "sessions_held": dg.MetadataValue.md(held.markdown()),
             "first_date": manifest.start_date or "",
             "last_date": manifest.end_date or "",
             "dividend_convention": manifest.dividend_convention,
@@ -178,4 +245,4 @@ def lake_version(adjustment_factors: Candidate, lake: LakeResource) -> dg.Output
     )
 
 
-lake_assets = [raw_daily_bars, corporate_actions, adjustment_factors, adjusted_bars, lake_version]
+lake_assets = [raw_daily_bars, corporate_actions, lake_candidate, lake_version]

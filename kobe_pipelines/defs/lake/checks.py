@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
-from kobe_pipelines.data.quality import QualityReport
+if TYPE_CHECKING:
+    from kobe_pipelines.data.quality import QualityReport
 
 RAW_BARS_CHECK = "check_raw_bars_quality"
 SPLIT_JUMPS_CHECK = "check_split_adjusted_no_unexplained_jump"
@@ -18,14 +21,14 @@ raw_bars_check_specs = [
         description="prices > 0, low <= open/close <= high, volume >= 0, unique (symbol, date), no future dates",
     )
 ]
-adjusted_bars_check_specs = [
+candidate_check_specs = [
     dg.AssetCheckSpec(
-        SPLIT_JUMPS_CHECK, asset="adjusted_bars", blocking=True,
-        description="split-adjusted close-to-close return on each split/ex-date within +-0.4 log",
+        SPLIT_JUMPS_CHECK, asset="lake_candidate", blocking=True,
+        description="split-adjusted close-to-close return on each split/ex-date the candidate adds within +-0.4 log",
     ),
     dg.AssetCheckSpec(
-        TOTAL_JUMPS_CHECK, asset="adjusted_bars", blocking=True,
-        description="total-return-adjusted close-to-close return on each split/ex-date within +-0.4 log",
+        TOTAL_JUMPS_CHECK, asset="lake_candidate", blocking=True,
+        description="total-return-adjusted close-to-close return on each split/ex-date the candidate adds within +-0.4 log",
     ),
 ]
 

@@ -1,27 +1,30 @@
-"""Model assets: features of the current lake version -> LSTM, tree, linear and ensemble -> signals."""
+"""Model assets: features of the current lake version -> LSTM, tree, linear and ensemble -> signals.
 
-import dataclasses
+PyTorch, scikit-learn and MLflow load inside the assets that use them, never when the
+definitions load.
+"""
 
 import dagster as dg
-import numpy as np
-import pandas as pd
 
 from kobe_pipelines.defs.env_resources import MlflowResource
+from kobe_pipelines.defs.lake.assets import IN_MEMORY
 from kobe_pipelines.defs.resources import LakeResource
-from kobe_pipelines.ml.features import WARMUP_ROWS, FeatureSet, features_from_lake
-from kobe_pipelines.ml.promotion import register_training, scores_frame
-from kobe_pipelines.ml.training import TrainingConfig, TrainingResult, model_window, score_latest, train_on_features
-from kobe_pipelines.trading.cycle import next_trading_date
-from kobe_pipelines.trading.lineage import signals_hash, stamp_signals
 
 GROUP = "models"
 ENSEMBLE = "kobe-ensemble"
 MEMBERS = ("lstm", "tree", "linear")
+NO_PRODUCTION_MODEL = (
+    "no signals: kobe-ensemble has no production version yet. Lake version {version} is published; "
+    "run training_job (Dagster UI: Jobs > training_job, or `kobe demo`) to train and promote one, "
+    "then the next refreeze scores."
+)
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas"})
-def features(lake_version: str, lake: LakeResource) -> dg.Output[FeatureSet]:
+@dg.asset(group_name=GROUP, kinds={"pandas"}, io_manager_key=IN_MEMORY)
+def features(lake_version: str, lake: LakeResource) -> dg.Output:
     """Features and labels of one pinned lake version (the one `lake_version` just published)."""
+    from kobe_pipelines.ml.features import features_from_lake
+
     fs = features_from_lake(lake.open(), lake_version)
     frame = fs.frame
     return dg.Output(
@@ -61,16 +64,21 @@ class TrainingRunConfig(dg.Config):
                           description="out-of-sample rank IC of the ensemble is above the floor (0.0)"),
     ],
 )
-def trained_models(
-    context: dg.AssetExecutionContext, config: TrainingRunConfig, features: FeatureSet, mlflow: MlflowResource, lake: LakeResource
-):
+def trained_models(context: dg.AssetExecutionContext, config: TrainingRunConfig, features, mlflow: MlflowResource, lake: LakeResource):
     """One walk-forward training of the three members and their ensemble; both kobe-lstm and
     kobe-ensemble are registered in MLflow and promoted only if they beat production on the same
     validation window. A production model's lake version is pinned in the lake."""
+    import dataclasses
+
+    import numpy as np
+
+    from kobe_pipelines.ml.promotion import register_training, scores_frame
+    from kobe_pipelines.ml.training import TrainingConfig, train_on_features
+
     base = TrainingConfig()
     training = dataclasses.replace(base, n_folds=config.n_folds, seed=config.seed,
                                    lstm=dataclasses.replace(base.lstm, max_epochs=config.max_epochs))
-    result: TrainingResult = train_on_features(features, training)
+    result = train_on_features(features, training)
     registry = mlflow.registry()
     outcome = register_training(registry, result, dagster_run_id=context.run_id)
     for name, decision in outcome.decisions.items():
@@ -111,44 +119,52 @@ def trained_models(
     )
 
 
-@dg.asset(
+@dg.multi_asset(
     group_name=GROUP,
+    outs={"signals": dg.AssetOut(is_required=False, kinds={"mlflow", "pandas"},
+                                 description="Scores of the latest session from the production ensemble")},
     deps=["ensemble_model"],
-    kinds={"mlflow", "pandas"},
     check_specs=[
         dg.AssetCheckSpec("check_signals_no_nan_scores", asset="signals", blocking=True),
         dg.AssetCheckSpec("check_signals_every_symbol_scored", asset="signals", blocking=True),
     ],
+    can_subset=True,  # so that, without a production model, it can publish nothing (and its checks do not run)
 )
-def signals(lake_version: str, lake: LakeResource, mlflow: MlflowResource):
+def signals(context: dg.AssetExecutionContext, lake_version: str, lake: LakeResource, mlflow: MlflowResource):
     """Scores for the latest session from `models:/kobe-ensemble@production` (higher = more
-    attractive long), carrying their lineage (model and registry version, lake version and
-    content hash, signals hash: `trading.lineage`). Its metadata carries the trading date and a
-    hash of the scores, which the trading sensor uses as its run key."""
-    store = lake.open()
-    manifest = store.version(lake_version)
-    bars = store.read_bars(version_id=lake_version)
+    attractive long), from the last sessions the model looks back over (`ml.scoring`), carrying
+    their lineage (model and registry version, lake version and content hash, signals hash:
+    `trading.lineage`). Its metadata carries the trading date and the signals hash, which the
+    trading sensor uses as its run key. Without a production model it publishes nothing and says
+    that training must run first."""
+    import numpy as np
+
+    from kobe_pipelines.ml.features import WARMUP_ROWS
+    from kobe_pipelines.ml.scoring import scoring_bars
+    from kobe_pipelines.ml.training import model_window, score_latest
+    from kobe_pipelines.trading.cycle import next_trading_date
+    from kobe_pipelines.trading.lineage import signals_hash, stamp_signals
+
     registry = mlflow.registry()
     production = registry.version_by_alias(ENSEMBLE)
     if production is None:
-        raise dg.Failure(f"model '{ENSEMBLE}' has no production version to score with")
+        context.log.warning(NO_PRODUCTION_MODEL.format(version=lake_version))
+        return
     model_version = str(production.version)
     model = registry.load_version(ENSEMBLE, model_version)
-    scores = score_latest(model, bars, version_id=manifest.version_id, content_hash=manifest.content_hash, strict=False)
-    latest = bars["date"].max()
-    # every symbol trading on the latest session with enough history for the feature lookback
-    # and the sequence window must be scored; younger listings cannot be, and are not expected
-    history = bars.groupby("symbol")["date"].agg(["count", "max"])
-    needed = WARMUP_ROWS + model_window(model)
-    expected = history.index[(history["max"] == latest) & (history["count"] > needed)]
-    missing = sorted(set(expected) - set(scores["symbol"]))
+    store = lake.open()
+    manifest = store.version(lake_version)
+    read = scoring_bars(store, lake_version, WARMUP_ROWS + model_window(model) + 1)
+    scores = score_latest(model, read.bars, version_id=manifest.version_id, content_hash=manifest.content_hash, strict=False)
+    missing = sorted(set(read.expected) - set(scores["symbol"].astype(str)))
     finite = bool(np.isfinite(scores["score"].to_numpy(dtype="float64")).all())
-    signal_date = str(pd.Timestamp(latest).date())
+    signal_date = str(read.latest.date())
     digest = signals_hash(scores)
     top = scores.sort_values("score", ascending=False).head(10)
     yield dg.Output(
         stamp_signals(scores, model=ENSEMBLE, model_version=model_version, lake_version=manifest.version_id,
                       lake_hash=manifest.content_hash),
+        output_name="signals",
         metadata={
             "signal_date": signal_date,
             "trading_date": next_trading_date(signal_date),
@@ -156,6 +172,7 @@ def signals(lake_version: str, lake: LakeResource, mlflow: MlflowResource):
             "lake_version": lake_version,
             "model_version": model_version,
             "scored": len(scores),
+            "bars_read": read.rows_read,
             "top_10": dg.MetadataValue.md(top.to_markdown(index=False)),
         },
     )

@@ -1,36 +1,39 @@
-"""Trading assets: the trading run (orders), slippage and the equity curve."""
+"""Trading assets: the trading run (orders), slippage and the equity curve.
+
+pandas and the trading modules load inside the assets, not when the definitions load."""
 
 import dagster as dg
-import pandas as pd
 
-from kobe_pipelines.alerts import Alert, AlertKind
 from kobe_pipelines.defs.env_resources import AlertsResource, BrokerResource, RiskResource, StrategyResource
 from kobe_pipelines.defs.plots import png_markdown
 from kobe_pipelines.defs.resources import LakeResource
-from kobe_pipelines.execution.broker import BarReplayBroker
-from kobe_pipelines.execution.corporate_actions import actions_from_tables
-from kobe_pipelines.trading.cycle import run_trading_cycle
-from kobe_pipelines.trading.lineage import signal_lineage
-from kobe_pipelines.risk.drawdown import read_equity_log
 
 GROUP = "trading"
 HISTORY_DAYS = 120  # calendar days of adjusted bars handed to the strategy (ATR and friends)
 RAW_LOOKBACK_DAYS = 30  # calendar days of raw bars read before the signal date (each held symbol's last bar)
 
 
-def _md(frame: pd.DataFrame) -> dg.MetadataValue:
+def _md(frame) -> dg.MetadataValue:
     return dg.MetadataValue.md(frame.to_markdown(index=False) if not frame.empty else "_none_")
 
 
 @dg.asset(group_name=GROUP, kinds={"python"})
 def trade_orders(
-    signals: pd.DataFrame, lake: LakeResource, broker: BrokerResource, risk: RiskResource,
+    signals, lake: LakeResource, broker: BrokerResource, risk: RiskResource,
     strategy: StrategyResource, alerts: AlertsResource,
 ) -> dg.MaterializeResult:
     """One trading run: the book brought through the sessions since the last run (fills,
     corporate actions, delistings), every position's stop checked, then the strategy's intents
     through the policy gate to the broker, all recorded in the order ledger. Everything is read
     from the lake version the signals were scored on. Rejections, fills and book events alert."""
+    import pandas as pd
+
+    from kobe_pipelines.alerts import Alert, AlertKind
+    from kobe_pipelines.execution.broker import BarReplayBroker
+    from kobe_pipelines.execution.corporate_actions import actions_from_tables
+    from kobe_pipelines.trading.cycle import run_trading_cycle
+    from kobe_pipelines.trading.lineage import signal_lineage
+
     if not broker.state().is_dir():
         # fail closed: a mistyped KOBE_STATE_DIR must not look like a fresh, un-halted account
         raise dg.Failure(f"state folder {broker.state()} does not exist; create it (or fix KOBE_STATE_DIR) before trading")
@@ -122,6 +125,10 @@ def slippage_report(broker: BrokerResource) -> dg.MaterializeResult:
 def equity_curve(risk: RiskResource) -> dg.MaterializeResult:
     """Account equity and its drawdown from the high-water mark, as the drawdown monitor recorded
     them (every trading run and every drawdown-sensor tick); the halt engages at the limit."""
+    import pandas as pd
+
+    from kobe_pipelines.risk.drawdown import read_equity_log
+
     frame = read_equity_log(risk.state())
     meta: dict = {"readings": len(frame)}
     if not frame.empty:

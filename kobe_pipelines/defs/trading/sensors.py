@@ -9,7 +9,7 @@ from kobe_pipelines.defs.env_resources import AlertsResource, BrokerResource, Ri
 from kobe_pipelines.defs.trading.assets import trading_assets
 
 trading_job = dg.define_asset_job(
-    "trading_job", selection=dg.AssetSelection.assets(*trading_assets),
+    "trading_job", selection=dg.AssetSelection.assets(*trading_assets), tags={"kobe/job": "trading"},
     description="One trading run: signals -> strategy -> policy gate -> broker -> ledger, slippage and equity.",
 )
 
@@ -30,7 +30,7 @@ def trading_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLog
     return dg.RunRequest(run_key=trading_run_key(trading_date, digest), tags={"kobe/trading_date": trading_date})
 
 
-@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED)
 def drawdown_sensor(context: dg.SensorEvaluationContext, broker: BrokerResource, risk: RiskResource, alerts: AlertsResource):
     """Reads the account's equity, moves the persisted high-water mark, and at the drawdown
     limit (15% by default) engages the kill switch and alerts. It never clears a halt."""
