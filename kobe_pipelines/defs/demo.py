@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,14 +164,21 @@ def run_demo(symbols: int | None = None, start: str | None = None, replay: int =
     from kobe_pipelines.defs.resources import MarketDataResource
     from kobe_pipelines.lake import Lake
 
-    market = settings.MarketDataSettings.from_env()
-    market = market.replace(**{k: v for k, v in (("sim_symbols", symbols), ("history_start", start)) if v is not None})
+    configured = settings.MarketDataSettings.from_env()
+    market = configured.replace(**{k: v for k, v in (("sim_symbols", symbols), ("history_start", start)) if v is not None})
+    if market.provider == "simulated" and (market.sim_symbols, market.history_start) != (configured.sim_symbols,
+                                                                                         configured.history_start):
+        # a refreeze outside the demo reads the environment: another universe is another market,
+        # whose bars and actions the lake's checks refuse against this one
+        console.print(f"note: --symbols/--start apply to this demo only; before extending this lake with "
+                      f"refreeze_job, the schedule or a lake freeze, set KOBE_SIM_SYMBOLS={market.sim_symbols} "
+                      f"KOBE_HISTORY_START={market.history_start}")
     resources = build_definitions().resources
     resources["market_data"] = MarketDataResource(**{name: getattr(market, name) for name in settings.MarketDataSettings.ENV})
     sessions = [d.date() for d in market_calendar.sessions(market.history_start, market.sim_end or market_calendar.last_completed_session())]
     plan = plan_demo(sessions, last_session_held(Lake()), production_version(settings.mlflow_tracking_uri()),
                      replay=replay, retrain=retrain)
-    console.print("[bold]kobe demo[/]: " + "; ".join(plan.notes))
+    console.print("[bold]demo plan[/]: " + "; ".join(plan.notes))
     instance = dg.DagsterInstance.from_config(str(home))
     if plan.nothing_to_do:
         driver = LoopDriver(resources, instance)
@@ -225,15 +231,6 @@ def run_demo(symbols: int | None = None, start: str | None = None, replay: int =
     return 0
 
 
-def _command(name: str) -> str:
-    """`name` as a command that works in a fresh shell: the path of this environment's script."""
-    script = Path(sys.executable).parent / name
-    try:
-        return str(script.relative_to(Path.cwd()))
-    except ValueError:
-        return str(script)
-
-
 def _report(home: Path, brief: bool = False) -> None:
     from kobe_pipelines.lake import Lake
 
@@ -242,7 +239,8 @@ def _report(home: Path, brief: bool = False) -> None:
     if not brief:
         _trading_summary(state)
     tracking = settings.mlflow_tracking_uri()
-    kobe, dagster, mlflow = _command("kobe"), _command("dagster"), _command("mlflow")
+    # bare names: the README activates the environment once (`source .venv/bin/activate`)
+    kobe, dagster, mlflow = "kobe", "dagster", "mlflow"
     console.print(f"\n  lake:    version {lake.current_version_id()} in {lake.root}")
     console.print(f'  query:   {kobe} lake query "SELECT symbol, count(*) AS bars FROM bars GROUP BY symbol"')
     console.print(f"  state:   {state}  ({kobe} orders; {kobe} models list; {kobe} halt status)")

@@ -40,7 +40,10 @@ REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 ACTIVATION = "source .venv/bin/activate"
 CLEAN_PATH = "/usr/bin:/bin"
-DEMO = "kobe demo --symbols 6 --start 2023-06-01"
+# a small market for speed, set the way a user keeps it for every later command (the README's
+# refreeze commands read the same environment: another universe would be another market)
+SMALL_MARKET = {"KOBE_SIM_SYMBOLS": "6", "KOBE_HISTORY_START": "2023-06-01"}
+DEMO = "kobe demo"
 SERVERS = (("dagster", "dev"), ("dagster-daemon", "run"), ("mlflow", "ui"), ("mlflow", "server"))
 HINT_START = re.compile(r"(?<![\w/.-])(?:kobe|dagster|mlflow|python|DAGSTER_HOME=\S+) ")
 
@@ -132,7 +135,7 @@ class Clone:
     def shell(self, command: str, timeout: float = 300) -> subprocess.CompletedProcess:
         env = {"PATH": CLEAN_PATH, "HOME": str(self.home), "LANG": "C.UTF-8",
                "KOBE_STATE_DIR": str(self.root / "state"), "KOBE_LAKE_DIR": str(self.root / "data_lake"),
-               "GX_ANALYTICS_ENABLED": "False"}  # no network: Great Expectations would report usage
+               "GX_ANALYTICS_ENABLED": "False", **SMALL_MARKET}  # no network: Great Expectations would report usage
         return subprocess.run(["/bin/bash", "-c", f"{ACTIVATION}\n{command}"], cwd=self.root, env=env,
                               capture_output=True, text=True, timeout=timeout)
 
