@@ -13,8 +13,9 @@ A weak, known predictable component is planted in the true returns: short-term m
 
     r_{t+1} = mu + beta * m_{t+1} + sigma * e_{t+1} - signal_strength * (r_t + ... + r_{t-4})
 
-so the oracle score at t is -(sum of the last five log returns up to t); `signal_strength=0`
-switches it off. Generation is prefix-stable: extending `end` only appends sessions, so a
+so the planted signal at t is -(sum of the last five log returns up to t); `signal_strength=0`
+switches it off. `oracle_score(horizon)` is the exact expectation of the next `horizon` sessions'
+simple total return under these equations (`simulated_oracle`), the yardstick of the models. Generation is prefix-stable: extending `end` only appends sessions, so a
 nightly run sees yesterday's history unchanged.
 """
 
@@ -32,6 +33,7 @@ from kobe_pipelines.data import schema
 
 FORWARD_SPLIT_RATIOS = (2, 3, 4, 5, 10)
 QUARTER_SESSIONS = 63
+MARKET_DRIFT, MARKET_VOL = 0.0003, 0.01  # the common market log return m_t ~ N(drift, vol^2), per session
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class _Market:
     splits: pd.DataFrame
     dividends: pd.DataFrame
     signal: pd.DataFrame
+    true_returns: np.ndarray  # (session x symbol) r_t as it enters the mean reversion: 0 before listing and on its day
+    parameters: pd.DataFrame  # symbol, mu, beta, sigma
 
 
 class SimulatedProvider:
@@ -95,6 +99,31 @@ class SimulatedProvider:
     def planted_signal(self, start: dt.date | str, end: dt.date | str) -> pd.DataFrame:
         """Oracle score per (symbol, date): -(sum of the last five true log returns up to t)."""
         return _between(self._market.signal, "date", start, end)
+
+    def symbol_parameters(self) -> pd.DataFrame:
+        """Per-symbol drift `mu`, market beta `beta` and idiosyncratic volatility `sigma` (daily log units)."""
+        return self._market.parameters.copy()
+
+    def true_returns(self, start: dt.date | str, end: dt.date | str) -> pd.DataFrame:
+        """The true total log return r_t per (symbol, date) where the symbol trades (0 on its listing day)."""
+        days = market_calendar.sessions(self.config.start, self.config.end)
+        frame = _frame(days, self.config.n_symbols, {"log_return": self._market.true_returns})
+        alive = self._market.signal.loc[:, ["symbol", "date"]]
+        return _between(alive.merge(frame, on=["symbol", "date"], how="left"), "date", start, end)
+
+    def oracle_score(self, horizon: int, start: dt.date | str | None = None, end: dt.date | str | None = None) -> pd.DataFrame:
+        """Oracle score per (symbol, date): E[close-to-close simple total return over the next
+        `horizon` sessions | everything up to t], exact under the simulator's equations
+        (`simulated_oracle.expected_total_return`). Rows where the symbol trades on t."""
+        from kobe_pipelines.data.providers.simulated_oracle import oracle_frame
+
+        market = self._market
+        days = market_calendar.sessions(self.config.start, self.config.end)
+        frame = oracle_frame(market.true_returns, market.parameters, days, self.config.signal_strength, horizon,
+                             MARKET_DRIFT, MARKET_VOL)
+        alive = market.signal.loc[:, ["symbol", "date"]]
+        frame = alive.merge(frame, on=["symbol", "date"], how="left")
+        return _between(frame, "date", start or days[0], end or days[-1])
 
     @cached_property
     def _market(self) -> _Market:
@@ -143,6 +172,7 @@ def _simulate(cfg: SimConfig) -> _Market:  # noqa: PLR0915 - one pass, kept toge
     closes = np.full((t_len, n), np.nan)
     opens, highs, lows, vols = (np.full((t_len, n), np.nan) for _ in range(4))
     signal = np.full((t_len, n), np.nan)
+    true_returns = np.zeros((t_len, n))
     last5 = np.zeros((5, n))
     prev_close = price0.copy()
     share_mult = np.ones(n)  # shares outstanding multiplier from splits (volume scales with it)
@@ -151,7 +181,7 @@ def _simulate(cfg: SimConfig) -> _Market:  # noqa: PLR0915 - one pass, kept toge
 
     for t in range(t_len):
         # Fixed order of draws per session keeps the stream prefix-stable.
-        market = rng.normal(0.0003, 0.01)
+        market = rng.normal(MARKET_DRIFT, MARKET_VOL)
         eps = rng.standard_normal(n)
         split_draw = rng.random(n)
         ratio_draw = rng.integers(0, len(FORWARD_SPLIT_RATIOS), n)
@@ -193,6 +223,7 @@ def _simulate(cfg: SimConfig) -> _Market:  # noqa: PLR0915 - one pass, kept toge
         opens[t], highs[t], lows[t], vols[t] = (np.where(alive, a, np.nan) for a in (open_r, high_r, low_r, volume))
         true_r = np.where(alive & ~listed_today, r, 0.0)
         last5 = np.vstack([last5[1:], true_r])
+        true_returns[t] = true_r
         signal[t] = np.where(alive, -last5.sum(axis=0), np.nan)
         prev_close = np.where(alive, close, prev_close)
 
@@ -210,6 +241,8 @@ def _simulate(cfg: SimConfig) -> _Market:  # noqa: PLR0915 - one pass, kept toge
         splits=schema.normalize_splits(pd.DataFrame(split_rows, columns=list(schema.SPLIT_COLUMNS))),
         dividends=schema.normalize_dividends(pd.DataFrame(div_rows, columns=list(schema.DIVIDEND_COLUMNS))),
         signal=_frame(days, n, {"score": signal}).dropna(subset=["score"]).reset_index(drop=True),
+        true_returns=true_returns,
+        parameters=pd.DataFrame({"symbol": [_symbol(i) for i in range(n)], "mu": mu, "beta": beta, "sigma": sigma}),
     )
 
 
