@@ -1,0 +1,232 @@
+"""Invariants a backtest checks at every session's close (pure functions over plain records).
+
+A breach raises `InvariantBreach` naming the session, the symbol (or "account") and both numbers;
+the backtest stops there. Money is USD, prices USD per share, quantities signed whole shares.
+
+- account identity: cash + sum(qty x mark) = equity as the broker reports it;
+- recomputation: an `IndependentBook` replays the fills, the dividends, the splits (with cash in
+  lieu) and the delisting close-outs, written here independently of the broker, and must agree
+  with the broker on every position, on cash and on equity;
+- split continuity: a held position's value is the same across a split (no P&L from the split
+  itself): qty_after x (prev_close x split_from / split_to) + cash in lieu = qty_before x prev_close,
+  up to the fraction paid in lieu being valued at the open instead of the previous close;
+  its stop moves by the same ratio (within a tick, rounded away from the price);
+- no position changes sign through an exit (a stop, a take-profit or a reducing order);
+- every open position has a live stop covering it (unless the strategy trades without one);
+- every order submitted has an intent and an approved gate decision recorded before it;
+- `cap_excesses`: positions and heat above the gate's caps at the close, reported with the
+  numbers (price moves after an approval can push a position over its cap: not a failure).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR, Decimal
+
+import pandas as pd
+
+from kobe_pipelines.errors import KobeError
+
+ACCOUNT = "account"
+MONEY_TOLERANCE = 0.01  # USD: the broker's Decimal book against a float recomputation
+PRICE_TICK = 0.01
+
+
+class InvariantBreach(KobeError):
+    """An invariant failed at a session's close; the message names the session, the symbol and both numbers."""
+
+    def __init__(self, invariant: str, session: str, symbol: str, expected: float, actual: float, detail: str = ""):
+        self.invariant = invariant
+        self.session = session
+        self.symbol = symbol
+        self.expected = expected
+        self.actual = actual
+        more = f"; {detail}" if detail else ""
+        super().__init__(f"invariant '{invariant}' breached on {session} for {symbol}: expected {expected!r}, "
+                         f"got {actual!r}{more}")
+
+
+def _close(a: float, b: float, tolerance: float = MONEY_TOLERANCE) -> bool:
+    return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= tolerance + 1e-12 * max(abs(a), abs(b))
+
+
+def check_account_identity(session: str, cash: float, positions: Mapping[str, int], marks: Mapping[str, float],
+                           equity: float) -> None:
+    """cash + sum(qty x mark) must equal the broker's equity."""
+    total = cash
+    for symbol, qty in positions.items():
+        mark = marks.get(symbol)
+        if mark is None or not math.isfinite(mark):
+            raise InvariantBreach("account identity", session, symbol, float(qty), float("nan"), "a held symbol has no mark")
+        total += qty * mark
+    if not _close(total, equity):
+        raise InvariantBreach("account identity", session, ACCOUNT, round(total, 6), round(equity, 6),
+                              "cash + sum(qty x mark) against the broker's equity")
+
+
+@dataclass
+class IndependentBook:
+    """Cash and positions replayed from fills and corporate actions (module docstring), USD.
+
+    Split rule: qty x split_to / split_from, the whole shares toward zero kept and the fraction
+    paid in cash at the session's raw open (a long receives it, a short pays it). Dividend: qty x
+    cash_amount on the ex-date, before that session's fills. Close-out: the position sold or
+    bought back at the price given."""
+
+    cash: float
+    positions: dict[str, int] = field(default_factory=dict)
+
+    def apply_split(self, symbol: str, split_from: float, split_to: float, open_price: float) -> float:
+        """Returns the cash in lieu paid (USD, signed: + to us)."""
+        qty = self.positions.get(symbol, 0)
+        if qty == 0:
+            return 0.0
+        exact = Decimal(qty) * Decimal(repr(float(split_to))) / Decimal(repr(float(split_from)))
+        whole = int(exact.copy_abs().to_integral_value(rounding=ROUND_FLOOR)) * (1 if qty > 0 else -1)
+        lieu = float(exact - whole) * open_price
+        self.cash += lieu
+        self._set(symbol, whole)
+        return lieu
+
+    def apply_dividend(self, symbol: str, cash_amount: float) -> float:
+        paid = self.positions.get(symbol, 0) * cash_amount
+        self.cash += paid
+        return paid
+
+    def apply_fill(self, symbol: str, signed_qty: int, price: float) -> None:
+        self.cash -= signed_qty * price
+        self._set(symbol, self.positions.get(symbol, 0) + signed_qty)
+
+    def close_out(self, symbol: str, price: float) -> None:
+        qty = self.positions.get(symbol, 0)
+        if qty:
+            self.apply_fill(symbol, -qty, price)
+
+    def equity(self, marks: Mapping[str, float]) -> float:
+        return self.cash + sum(qty * marks[s] for s, qty in self.positions.items())
+
+    def _set(self, symbol: str, qty: int) -> None:
+        if qty:
+            self.positions[symbol] = qty
+        else:
+            self.positions.pop(symbol, None)
+
+
+def check_recomputed(session: str, book: IndependentBook, positions: Mapping[str, int], cash: float,
+                     marks: Mapping[str, float], equity: float) -> None:
+    """The broker's positions, cash and equity against the independent replay."""
+    for symbol in sorted(set(book.positions) | set(positions)):
+        mine, theirs = book.positions.get(symbol, 0), positions.get(symbol, 0)
+        if mine != theirs:
+            raise InvariantBreach("recomputed position", session, symbol, mine, theirs,
+                                  "shares from the fills and corporate actions against the broker's")
+    if not _close(book.cash, cash):
+        raise InvariantBreach("recomputed cash", session, ACCOUNT, round(book.cash, 6), round(cash, 6),
+                              "cash from the fills, dividends and cash in lieu against the broker's")
+    mine = book.equity(marks)
+    if not _close(mine, equity):
+        raise InvariantBreach("recomputed equity", session, ACCOUNT, round(mine, 6), round(equity, 6))
+
+
+@dataclass(frozen=True)
+class SplitMove:
+    """One held position through a split session, as the broker reports it."""
+
+    symbol: str
+    split_from: float
+    split_to: float
+    prev_close: float  # raw close before the split (pre-split shares)
+    open_price: float  # raw open of the split session (post-split shares)
+    qty_before: int
+    qty_after: int  # after the split, before the session's fills
+    cash_in_lieu: float  # USD paid to us (+) or by us (-)
+    stop_before: float | None = None
+    stop_after: float | None = None
+
+
+def check_split_continuity(session: str, move: SplitMove) -> None:
+    """No P&L from a split itself; the stop moves by the split's ratio (module docstring)."""
+    ratio = move.split_from / move.split_to  # post-split price per pre-split price
+    before = move.qty_before * move.prev_close
+    after = move.qty_after * move.prev_close * ratio + move.cash_in_lieu
+    fraction = move.qty_before / ratio - move.qty_after
+    allowed = abs(fraction) * abs(move.open_price - move.prev_close * ratio)
+    if not _close(before, after, MONEY_TOLERANCE + allowed):
+        raise InvariantBreach("split continuity", session, move.symbol, round(before, 6), round(after, 6),
+                              f"position value at the previous close before and after the split "
+                              f"{move.split_from:g}:{move.split_to:g} (qty {move.qty_before} -> {move.qty_after})")
+    if move.stop_before is not None:
+        expected = move.stop_before * ratio
+        tick = PRICE_TICK if expected >= 1 else 0.0001
+        if move.stop_after is None or abs(move.stop_after - expected) > tick + 1e-9:
+            raise InvariantBreach("split stop", session, move.symbol, round(expected, 6),
+                                  float("nan") if move.stop_after is None else move.stop_after,
+                                  f"the stop {move.stop_before} x {ratio:g} within one tick")
+
+
+def check_no_sign_flip(session: str, before: Mapping[str, int], after: Mapping[str, int], exited: Iterable[str]) -> None:
+    """No symbol with an exit fill this session went from long to short or back."""
+    for symbol in sorted(set(exited)):
+        start, end = before.get(symbol, 0), after.get(symbol, 0)
+        if start * end < 0:
+            raise InvariantBreach("no sign change through an exit", session, symbol, start, end,
+                                  "shares at the session's start and at its close")
+
+
+def check_live_stops(session: str, positions: Mapping[str, int], stops: Mapping[str, float | None]) -> None:
+    """Every open position has a working stop covering all of its shares (`stops[symbol]` not None)."""
+    for symbol in sorted(positions):
+        if positions[symbol] and stops.get(symbol) is None:
+            raise InvariantBreach("live stop", session, symbol, positions[symbol], 0,
+                                  "shares held against shares covered by a working stop")
+
+
+def check_orders_decided(events: pd.DataFrame, approved_decisions: set[str], session: str) -> None:
+    """Every `submitted` ledger event follows an `intent` and an approved `decision` of the same
+    client order id (lower `seq`), whose decision id is approved in the gate's audit log.
+    `events`: the ledger's rows (seq, event, client_order_id, symbol, status, decision_id)."""
+    submitted = events.loc[events["event"] == "submitted"]
+    if submitted.empty:
+        return
+    by_id = events.groupby("client_order_id")
+    for row in submitted.itertuples(index=False):
+        group = by_id.get_group(row.client_order_id)
+        earlier = group.loc[group["seq"] < row.seq]
+        intents = earlier.loc[earlier["event"] == "intent", "seq"]
+        decisions = earlier.loc[(earlier["event"] == "decision") & (earlier["status"] == "approved")]
+        symbol = str(row.symbol)
+        if intents.empty:
+            raise InvariantBreach("intent before submission", session, symbol, int(row.seq), -1,
+                                  f"order {row.client_order_id}: submission seq against the intent's (none)")
+        if decisions.empty:
+            raise InvariantBreach("approved decision before submission", session, symbol, int(row.seq), -1,
+                                  f"order {row.client_order_id}: submission seq against an approved decision's (none)")
+        if row.decision_id not in approved_decisions:
+            raise InvariantBreach("decision in the audit log", session, symbol, 1, 0,
+                                  f"order {row.client_order_id}: decision {row.decision_id} is not approved in the audit log")
+
+
+@dataclass(frozen=True)
+class CapExcess:
+    session: str
+    symbol: str  # or "account" for heat
+    measure: str  # position_fraction | heat
+    value: float  # fraction of equity at the close
+    cap: float
+
+
+def cap_excesses(session: str, positions: Mapping[str, int], marks: Mapping[str, float], equity: float, heat: float,
+                 max_position_fraction: float, max_heat: float) -> list[CapExcess]:
+    """Positions and heat above the gate's caps at the close (reported, never a failure: the gate
+    judged each order at its entry price; prices moved since)."""
+    out = []
+    if equity > 0:
+        for symbol in sorted(positions):
+            fraction = abs(positions[symbol] * marks.get(symbol, float("nan"))) / equity
+            if fraction > max_position_fraction:
+                out.append(CapExcess(session, symbol, "position_fraction", fraction, max_position_fraction))
+    if heat > max_heat:
+        out.append(CapExcess(session, ACCOUNT, "heat", heat, max_heat))
+    return out
