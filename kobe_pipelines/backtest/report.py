@@ -33,7 +33,10 @@ _FORMULAS = """Daily return r_t = equity_t / equity_{t-1} - 1 (the first against
 (risk-free rate 0) = mean(r) / std(r) x sqrt(252). Its standard error (Mertens 2002): sqrt((1 + SR^2/2 - g3 SR +
 (g4 - 3)/4 SR^2) / T) x sqrt(252), SR the daily ratio, g3 the skewness and g4 the kurtosis of the daily returns,
 T their number; the rolling band uses Lo's (2002) iid form sqrt((1 + SR^2/2) / T). Net of costs: the equity
-itself (fills at slipped prices); before costs: with each session's slippage added back. Drawdown: from the
+itself (fills at slipped prices); before costs: with each session's costs added back, a fill's cost being its
+price against the bar's price when it filled (the open for a fill at the open, else the order's limit or stop).
+Slippage vs the orders' prices is the slippage tracker's measure (a limit that fills better than its price
+counts as negative). Drawdown: from the
 running peak. Exposure: positions at raw closes / equity. Annual turnover: traded notional / 2 / mean equity /
 years. Hit rate: closing fills with a positive realized P&L."""
 
@@ -77,7 +80,8 @@ def summary_rows(summary: stats.Summary) -> list[tuple[str, str]]:
         ("annual turnover", f"{s.annual_turnover:.2f}x"),
         ("fills / closed trades", f"{s.fills} / {s.closed_trades}"),
         ("hit rate", _pct(s.hit_rate)),
-        ("costs (slippage)", f"{s.costs_usd:,.2f} USD ({s.costs_bps_of_traded:.2f} bps of traded)"),
+        ("costs (fills vs the bar's price)", f"{s.costs_usd:,.2f} USD ({s.costs_bps_of_traded:.2f} bps of traded)"),
+        ("slippage vs the orders' prices", f"{s.slippage_usd:,.2f} USD"),
         ("halt events", str(s.halts)),
     ]
 
@@ -103,19 +107,21 @@ img{{max-width:100%}}figure{{margin:1em 0}}.note{{font-size:85%;color:#555;white
 {figures}
 <h2>Monthly returns, %</h2>{monthly.to_html(border=0, na_rep="")}
 <h2>Halt events</h2>{halt_table}
-<h2>Slippage per month</h2>{_monthly_costs(fills).to_html(border=0, index=False)}
+<h2>Costs and slippage per month</h2>{_monthly_costs(fills).to_html(border=0, index=False)}
 <h2>Definitions</h2><p class="note">{esc(_FORMULAS)}</p>
 </body></html>
 """
 
 
 def _monthly_costs(fills: pd.DataFrame) -> pd.DataFrame:
+    columns = ["month", "fills", "cost_usd", "slippage_usd", "mean_slippage_bps"]
     if fills.empty:
-        return pd.DataFrame(columns=["month", "fills", "slippage_usd", "mean_bps"])
+        return pd.DataFrame(columns=columns)
     month = pd.to_datetime(fills["session"]).dt.strftime("%Y-%m")
     grouped = fills.assign(month=month).groupby("month")
-    return pd.DataFrame({"fills": grouped.size(), "slippage_usd": grouped["slippage_usd"].sum().round(2),
-                         "mean_bps": grouped["slippage_bps"].mean().round(2)}).reset_index()
+    return pd.DataFrame({"fills": grouped.size(), "cost_usd": grouped["cost_usd"].sum().round(2),
+                         "slippage_usd": grouped["slippage_usd"].sum().round(2),
+                         "mean_slippage_bps": grouped["slippage_bps"].mean().round(2)}).reset_index().loc[:, columns]
 
 
 def _years(equity: pd.DataFrame) -> int:

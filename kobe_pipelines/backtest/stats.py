@@ -3,8 +3,11 @@
 Inputs (the files a backtest writes; `frames` reads them):
 - equity: one row per session, `date`, `equity`, `cash`, `positions_value` (signed, at raw
   closes), `drawdown` (fraction of the high-water mark), `heat` (fraction of equity), USD;
-- fills: `session`, `symbol`, `side`, `qty`, `price`, `slippage_usd` (positive = cost),
-  `realized_pnl` (USD, set on fills that reduce a position).
+- fills: `session`, `symbol`, `side`, `qty`, `price`, `cost_usd` (the execution's cost: the fill
+  against the price the bar offered when it filled, the open for a fill at the open, else the
+  order's own price; positive = cost), `slippage_usd` and `slippage_bps` (against the order's price,
+  as the slippage tracker measures it, positive = cost), `realized_pnl` (USD, set on fills that
+  reduce a position).
 
 Conventions:
 - daily return r_t = equity_t / equity_{t-1} - 1; the first session's return is against
@@ -15,7 +18,7 @@ Conventions:
   g3 the skewness and g4 the kurtosis (3 for a normal) of the daily returns, T their number;
   annualised x sqrt(252). With g3 = 0 and g4 = 3 it is Lo's (2002) iid-normal sqrt((1 + SR^2/2) / T);
 - net of costs: the equity curve itself (fills at slipped prices). Gross: the same curve with
-  every session's slippage added back (commissions are 0 at the paper broker);
+  every session's `cost_usd` added back (commissions are 0 at the paper broker);
 - drawdown: (running peak - equity) / running peak;
 - exposure: positions_value / equity (net; long-only books: the invested fraction);
 - turnover: the notional traded in a session (sum of qty x price over its fills) / equity;
@@ -66,6 +69,7 @@ class Summary:
     hit_rate: float
     costs_usd: float
     costs_bps_of_traded: float
+    slippage_usd: float  # against the orders' prices (the slippage tracker's measure)
     halts: int
 
     def as_dict(self) -> dict[str, float | int | str]:
@@ -126,15 +130,16 @@ def traded_notional(fills: pd.DataFrame) -> pd.Series:
     return notional.groupby(pd.to_datetime(fills["session"])).sum().rename("notional")
 
 
-def session_costs(fills: pd.DataFrame) -> pd.Series:
-    """Slippage cost in USD per session (positive = cost), indexed by session date."""
+def session_costs(fills: pd.DataFrame, column: str = "cost_usd") -> pd.Series:
+    """Costs in USD per session (positive = cost), indexed by session date: `cost_usd`, or
+    `slippage_usd` for the slippage against the orders' prices."""
     if fills.empty:
-        return pd.Series(dtype="float64", name="cost")
-    return fills["slippage_usd"].astype("float64").groupby(pd.to_datetime(fills["session"])).sum().rename("cost")
+        return pd.Series(dtype="float64", name=column)
+    return fills[column].astype("float64").groupby(pd.to_datetime(fills["session"])).sum().rename(column)
 
 
 def gross_equity(equity: pd.DataFrame, fills: pd.DataFrame) -> pd.Series:
-    """The equity curve with every session's slippage added back (cumulatively), by date."""
+    """The equity curve with every session's costs (`cost_usd`) added back (cumulatively), by date."""
     values = equity.set_index(pd.to_datetime(equity["date"]))["equity"].astype("float64")
     costs = session_costs(fills).reindex(values.index, fill_value=0.0)
     return values + costs.cumsum()
@@ -185,5 +190,6 @@ def summarize(equity: pd.DataFrame, fills: pd.DataFrame, *, starting_equity: flo
         hit_rate=hits,
         costs_usd=costs,
         costs_bps_of_traded=float(costs / notional.sum() * 10_000) if notional.sum() > 0 else math.nan,
+        slippage_usd=float(session_costs(fills, "slippage_usd").sum()),
         halts=int(halts),
     )

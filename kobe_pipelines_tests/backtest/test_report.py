@@ -14,7 +14,7 @@ def _frames(sessions: int = 300):
     frame = pd.DataFrame({"date": days, "equity": equity, "cash": 0.1 * equity, "positions_value": 0.9 * equity,
                           "drawdown": (peak - equity) / peak, "heat": 0.05})
     fills = pd.DataFrame({"session": days[::10], "symbol": "AAA", "side": "buy", "qty": 10, "price": 50.0,
-                          "slippage_usd": 0.25, "slippage_bps": 5.0,
+                          "cost_usd": 0.25, "slippage_usd": -0.5, "slippage_bps": -10.0,
                           "realized_pnl": [None if i % 2 else float(i - 10) for i in range(len(days[::10]))]})
     orders = pd.DataFrame({"client_order_id": [f"o{i}" for i in range(len(fills))], "approved": True})
     halts = pd.DataFrame({"date": [days[sessions * 2 // 3]], "event": ["engage"], "reason": ["drawdown halt: 15.2% below the peak"]})
@@ -36,7 +36,7 @@ def test_write_report_when_frames_given_then_every_png_and_an_html_with_the_figu
 
 def test_write_report_when_no_fills_and_no_halts_then_it_still_writes_the_sheet(tmp_path):
     equity, orders, _fills, _halts = _frames(40)
-    empty = pd.DataFrame(columns=["session", "symbol", "side", "qty", "price", "slippage_usd", "slippage_bps", "realized_pnl"])
+    empty = pd.DataFrame(columns=["session", "symbol", "side", "qty", "price", "cost_usd", "slippage_usd", "slippage_bps", "realized_pnl"])
     summary = report.write_report(tmp_path, equity, orders.iloc[:0], empty, pd.DataFrame(), starting_equity=100_000.0, title="idle")
     assert summary.fills == 0 and summary.costs_usd == 0.0
     assert "<h2>Halt events</h2><p>none</p>" in (tmp_path / report.REPORT_HTML).read_text()

@@ -17,9 +17,9 @@ def _equity(values: list[float], start: str = "2024-01-02", positions: list[floa
 
 
 def _fills(rows: list[tuple[str, float, float, float, float | None]]) -> pd.DataFrame:
-    """(session, qty, price, slippage_usd, realized_pnl)."""
-    return pd.DataFrame([{"session": s, "symbol": "AAA", "side": "buy", "qty": q, "price": p, "slippage_usd": c,
-                          "slippage_bps": 1.0, "realized_pnl": r} for s, q, p, c, r in rows])
+    """(session, qty, price, cost_usd, realized_pnl); the slippage against the order's price is -2 x the cost."""
+    return pd.DataFrame([{"session": s, "symbol": "AAA", "side": "buy", "qty": q, "price": p, "cost_usd": c,
+                          "slippage_usd": -2 * c, "slippage_bps": 1.0, "realized_pnl": r} for s, q, p, c, r in rows])
 
 
 def test_sharpe_estimate_when_four_returns_then_mertens_standard_error_by_hand():
@@ -86,7 +86,7 @@ def test_summarize_when_known_curve_then_headline_figures_by_hand():
     # traded 1,000 + 1,020 = 2,020; / 2 / mean equity 1,006.67 / (3 / 252 years)
     assert s.annual_turnover == pytest.approx(2020 / 2 / (3020 / 3) / (3 / 252))
     assert (s.costs_usd, s.closed_trades, s.hit_rate, s.halts) == (3.0, 1, 1.0, 1)
-    assert s.costs_bps_of_traded == pytest.approx(3 / 2020 * 10_000)
+    assert s.costs_bps_of_traded == pytest.approx(3 / 2020 * 10_000) and s.slippage_usd == -6.0
     # before costs the curve is 1,012, 992, 1,023: a higher Sharpe than net
     assert s.sharpe_gross > s.sharpe
 
