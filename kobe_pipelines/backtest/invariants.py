@@ -156,7 +156,7 @@ def check_split_continuity(session: str, move: SplitMove) -> None:
     if not _close(before, after, MONEY_TOLERANCE + allowed):
         raise InvariantBreach("split continuity", session, move.symbol, round(before, 6), round(after, 6),
                               f"position value at the previous close before and after the split "
-                              f"{move.split_from:g}:{move.split_to:g} (qty {move.qty_before} -> {move.qty_after})")
+                              f"{move.split_to:g}-for-{move.split_from:g} (qty {move.qty_before} -> {move.qty_after})")
     if move.stop_before is not None:
         expected = move.stop_before * ratio
         tick = PRICE_TICK if expected >= 1 else 0.0001

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from kobe_pipelines.cli.backtest_cmds import backtest
 from kobe_pipelines.cli.lake_cmds import lake
 from kobe_pipelines.cli.main_cmds import demo, verify
 from kobe_pipelines.cli.models_cmds import models
@@ -28,3 +29,4 @@ main.add_command(risk)
 main.add_command(order)
 main.add_command(orders)
 main.add_command(models)
+main.add_command(backtest)
