@@ -6,6 +6,7 @@ from typing import Mapping
 
 import dagster as dg
 
+from kobe_pipelines.defs.backtest.assets import backtest_assets
 from kobe_pipelines.defs.lake.assets import lake_assets
 from kobe_pipelines.defs.lake.schedules import nightly_refreeze, refreeze_job
 from kobe_pipelines.defs.models.assets import model_assets
@@ -19,7 +20,7 @@ from kobe_pipelines.defs.trading.sensors import (
 
 def build_definitions(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     return dg.Definitions(
-        assets=[*lake_assets, *model_assets, *trading_assets],
+        assets=[*lake_assets, *model_assets, *trading_assets, *backtest_assets],
         jobs=[refreeze_job, training_job, trading_job],
         schedules=[nightly_refreeze, weekly_training],
         sensors=[trading_sensor, drawdown_sensor, run_failure_alert_sensor, alerts_flush_sensor],
