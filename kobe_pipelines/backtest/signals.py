@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Protocol
 
 import numpy as np
@@ -45,7 +46,8 @@ class UniverseSignals:
 
 
 class ScoredSignals:
-    """Scores given beforehand (`frame`: symbol, date, score); a session without any is an error."""
+    """Scores given beforehand (`frame`: symbol, date, score); a session without any is an error.
+    Their version is the first 12 hex digits of the sha256 of every score."""
 
     def __init__(self, frame: pd.DataFrame, model_name: str = "scores"):
         missing = [c for c in SIGNAL_COLUMNS if c not in frame.columns]
@@ -54,6 +56,8 @@ class ScoredSignals:
         frame = frame.loc[:, list(SIGNAL_COLUMNS)].assign(date=pd.to_datetime(frame["date"]))
         self._by_date = {pd.Timestamp(day): rows.reset_index(drop=True) for day, rows in frame.groupby("date", sort=True)}
         self.model_name = model_name
+        hashed = pd.util.hash_pandas_object(frame.sort_values(["date", "symbol"]), index=False).to_numpy()
+        self._version = hashlib.sha256(hashed.tobytes()).hexdigest()[:12]
 
     def signals(self, session: pd.Timestamp) -> pd.DataFrame:
         day = pd.Timestamp(session)
@@ -62,4 +66,4 @@ class ScoredSignals:
         return self._by_date[day]
 
     def model_version(self, session: pd.Timestamp) -> str:
-        return ""
+        return self._version

@@ -32,3 +32,16 @@ def freeze(root, sim: SimulatedProvider, end: str | None = None, dividend_conven
 @pytest.fixture(scope="session")
 def sim_lake(tmp_path_factory) -> FrozenSim:
     return freeze(tmp_path_factory.mktemp("backtest-lake"), SimulatedProvider(SIM))
+
+
+# The same market without any corporate action (no splits, no dividends, no listings or delistings):
+# a yardstick where the book's arithmetic is plain mark-to-market.
+QUIET = SimConfig(seed=4, n_symbols=8, start="2020-01-02", end="2021-06-30", split_rate_per_year=0.0,
+                  dividend_payer_share=0.0, listing_share=0.0, delisting_share=0.0)
+
+
+@pytest.fixture(scope="session")
+def quiet_lake(tmp_path_factory) -> FrozenSim:
+    frozen = freeze(tmp_path_factory.mktemp("quiet-lake"), SimulatedProvider(QUIET))
+    assert frozen.sim.dividends(QUIET.start, QUIET.end).empty  # no special dividend drawn either
+    return frozen
