@@ -60,6 +60,7 @@ class PointInTimeMarket:
         self.version_id = version_id
         self.content_hash = content_hash
         self.symbols = np.array(sorted(raw["symbol"].astype(str).unique()), dtype=object)
+        self._symbol_text = pd.array(self.symbols, dtype="str")  # taken per row: cheaper than from objects
         self.sessions = pd.DatetimeIndex(np.sort(raw["date"].unique()))
         codes = pd.Categorical(raw["symbol"].astype(str), categories=self.symbols).codes.astype("int32")
         days = self.sessions.get_indexer(pd.DatetimeIndex(raw["date"]))
@@ -95,7 +96,7 @@ class PointInTimeMarket:
 
     def _frame(self, rows: slice, prices: dict[str, np.ndarray]) -> pd.DataFrame:
         cols = self._cols
-        out = {"symbol": self.symbols[cols.symbol_codes[rows]], "date": self.sessions.values[cols.day_index[rows]]}
+        out = {"symbol": self._symbol_text.take(cols.symbol_codes[rows]), "date": self.sessions.values[cols.day_index[rows]]}
         out.update(prices)
         return pd.DataFrame(out, columns=list(BAR_COLUMNS))
 

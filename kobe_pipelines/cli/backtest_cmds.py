@@ -60,6 +60,12 @@ def backtest(start, end, provider, source, lake_path, lake_version, symbols, str
     console = Console(soft_wrap=True)
     folder = out or Path("backtests") / f"{strategy}-{start}-{end}"
     try:
+        log_file = _log_to(folder.resolve() / "backtest.log")  # the trading loop's log lines, off the console
+    except OSError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    root_level = logging.getLogger().level
+    try:
         settings = BacktestSettings(
             start=start, end=end, out=folder.resolve(), provider=provider, source=source, symbols=symbols,
             strategy=strategy, params=params, limits=limits, retrain_every=retrain_every, with_lstm=with_lstm,
@@ -79,6 +85,10 @@ def backtest(start, end, provider, source, lake_path, lake_version, symbols, str
     except (KobeError, ValueError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    finally:
+        logging.getLogger().removeHandler(log_file)
+        logging.getLogger().setLevel(root_level)
+        log_file.close()
     for note in outcome.notes:
         console.print(f"[yellow]note:[/] {note}")
     table = Table(title=f"backtest {strategy} {start}..{end}", show_header=False)
@@ -94,3 +104,15 @@ def backtest(start, end, provider, source, lake_path, lake_version, symbols, str
     console.print(f"\n  report:   {outcome.out / 'report.html'}")
     console.print(f"  files:    {outcome.out}  (equity.csv, orders.csv, fills.csv, halts.csv, manifest.json, *.png)")
     console.print(f"  state:    {outcome.run.state_dir}  (KOBE_STATE_DIR={outcome.run.state_dir} kobe orders)")
+    console.print(f"  log:      {outcome.out / 'backtest.log'}")
+
+
+def _log_to(path: Path) -> logging.Handler:
+    """Send every log record of the run (INFO and up) to `path` instead of the console."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(min(root.level or logging.WARNING, logging.INFO))
+    return handler
