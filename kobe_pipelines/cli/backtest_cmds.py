@@ -59,12 +59,12 @@ def backtest(start, end, provider, source, lake_path, lake_version, symbols, str
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     console = Console(soft_wrap=True)
     folder = out or Path("backtests") / f"{strategy}-{start}-{end}"
+    root_level = logging.getLogger().level
     try:
         log_file = _log_to(folder.resolve() / "backtest.log")  # the trading loop's log lines, off the console
     except OSError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    root_level = logging.getLogger().level
     try:
         settings = BacktestSettings(
             start=start, end=end, out=folder.resolve(), provider=provider, source=source, symbols=symbols,
