@@ -157,7 +157,7 @@ def check_split_continuity(session: str, move: SplitMove) -> None:
         raise InvariantBreach("split continuity", session, move.symbol, round(before, 6), round(after, 6),
                               f"position value at the previous close before and after the split "
                               f"{move.split_to:g}-for-{move.split_from:g} (qty {move.qty_before} -> {move.qty_after})")
-    if move.stop_before is not None:
+    if move.stop_before is not None and move.qty_after != 0:  # a position paid out whole in lieu needs no stop
         expected = move.stop_before * ratio
         tick = PRICE_TICK if expected >= 1 else 0.0001
         if move.stop_after is None or abs(move.stop_after - expected) > tick + 1e-9:

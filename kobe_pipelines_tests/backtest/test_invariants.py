@@ -126,3 +126,9 @@ def test_cap_excesses_when_a_position_grew_past_its_cap_then_reported_with_the_n
     found = inv.cap_excesses(DAY, {"AAA": 100, "BBB": 10}, {"AAA": 25.0, "BBB": 10.0}, 10_000.0, 0.12, 0.20, 0.10)
     assert [(e.symbol, e.measure, e.value, e.cap) for e in found] == [
         ("AAA", "position_fraction", pytest.approx(0.25), 0.20), ("account", "heat", 0.12, 0.10)]
+
+
+def test_check_split_continuity_when_a_reverse_split_leaves_no_whole_share_then_all_in_lieu_and_no_stop_needed():
+    # 5 sh at 1.93 through 1-for-10: 0.5 sh -> 0 whole shares, 0.5 x open 19.49 = 9.745 USD in lieu;
+    # value 9.65 before, 9.745 after: within 0.5 x |19.49 - 19.30| = 0.095 USD.
+    inv.check_split_continuity(DAY, SplitMove("AAA", 10, 1, 1.93, 19.49, 5, 0, 9.745, 1.69, None))
