@@ -99,13 +99,12 @@ def draw_exposure(ax, equity: pd.DataFrame, fills: pd.DataFrame) -> None:
 def draw_costs(ax, equity: pd.DataFrame, fills: pd.DataFrame) -> None:
     when = pd.to_datetime(equity["date"])
     costs = stats.session_costs(fills).reindex(when, fill_value=0.0)
-    slippage = stats.session_costs(fills, "slippage_usd").reindex(when, fill_value=0.0)
-    ax.plot(when, costs.cumsum().to_numpy(), color="tab:red", label="cumulative cost: fill vs the bar's price, USD")
-    ax.plot(when, slippage.cumsum().to_numpy(), color="tab:gray", linewidth=0.8,
-            label="cumulative slippage vs the orders' prices, USD")
+    slippage = float(stats.session_costs(fills, "slippage_usd").sum())
+    ax.plot(when, costs.cumsum().to_numpy(), color="tab:red", label="cumulative cost: fills vs the bar's price")
     _dates(ax)
     ax.set_ylabel("USD (positive = cost)")
-    ax.set_title(f"Costs {costs.sum():,.0f} USD over {len(fills)} fills")
+    ax.set_title(f"Costs {costs.sum():,.0f} USD over {len(fills)} fills; slippage vs the orders' prices {slippage:,.0f} USD",
+                 fontsize=9)
     if not fills.empty and "slippage_bps" in fills:
         inset = ax.inset_axes((0.62, 0.12, 0.35, 0.4))
         inset.hist(fills["slippage_bps"].astype("float64"), bins=30, color="tab:gray", alpha=0.6)

@@ -47,7 +47,7 @@ def write_report(out: str | os.PathLike[str], equity: pd.DataFrame, orders: pd.D
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     halts = halts if not halts.empty else pd.DataFrame(columns=list(HALT_COLUMNS))
-    summary = stats.summarize(equity, fills, starting_equity=starting_equity, halts=len(halts))
+    summary = stats.summarize(equity, fills, starting_equity=starting_equity, halts=len(halts), orders=orders)
     images = {
         "equity_drawdown.png": plots.equity_drawdown_png(equity, fills, halts),
         "monthly_returns.png": plots.figure(lambda ax: plots.draw_monthly(ax, equity, starting_equity),
@@ -82,6 +82,8 @@ def summary_rows(summary: stats.Summary) -> list[tuple[str, str]]:
         ("hit rate", _pct(s.hit_rate)),
         ("costs (fills vs the bar's price)", f"{s.costs_usd:,.2f} USD ({s.costs_bps_of_traded:.2f} bps of traded)"),
         ("slippage vs the orders' prices", f"{s.slippage_usd:,.2f} USD"),
+        ("orders judged / rejected by the gate", f"{s.orders_judged} / {s.orders_rejected}"
+                                                   + (f" ({s.rejections})" if s.rejections else "")),
         ("halt events", str(s.halts)),
     ]
 
@@ -90,7 +92,6 @@ def render_html(summary: stats.Summary, images: dict[str, bytes], equity: pd.Dat
                 fills: pd.DataFrame, halts: pd.DataFrame, starting_equity: float, title: str) -> str:
     esc = html.escape
     rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in summary_rows(summary))
-    approved = int(orders["approved"].astype(bool).sum()) if "approved" in orders else len(orders)
     figures = "".join(
         f'<figure><img alt="{esc(name)}" src="data:image/png;base64,{base64.b64encode(data).decode()}"></figure>'
         for name, data in images.items())
@@ -103,7 +104,7 @@ def render_html(summary: stats.Summary, images: dict[str, bytes], equity: pd.Dat
 margin:1em 0}}th,td{{padding:2px 10px;text-align:right;border-bottom:1px solid #ddd}}th{{text-align:left}}
 img{{max-width:100%}}figure{{margin:1em 0}}.note{{font-size:85%;color:#555;white-space:pre-wrap}}</style></head>
 <body><h1>{esc(title)}</h1>
-<table>{rows}<tr><th>orders judged / approved by the gate</th><td>{len(orders)} / {approved}</td></tr></table>
+<table>{rows}</table>
 {figures}
 <h2>Monthly returns, %</h2>{monthly.to_html(border=0, na_rep="")}
 <h2>Halt events</h2>{halt_table}

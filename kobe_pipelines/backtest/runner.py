@@ -44,7 +44,7 @@ class BacktestConfig:
     start: str
     end: str
     strategy: str = "ranked_long"
-    starting_cash: float = 1_000_000.0
+    starting_cash: float = 100_000.0  # the paper broker's default (KOBE_PAPER_STARTING_CASH)
     slippage_bps: float = 5.0
     limits: RiskLimits = field(default_factory=RiskLimits)
     budget: RiskBudget = field(default_factory=RiskBudget)

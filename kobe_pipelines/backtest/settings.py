@@ -42,7 +42,7 @@ class BacktestSettings:
     with_lstm: bool = False
     signals_file: Path | None = None
     history_start: str | None = None
-    starting_cash: float = 1_000_000.0
+    starting_cash: float = 100_000.0  # the paper broker's default (KOBE_PAPER_STARTING_CASH)
     slippage_bps: float = 5.0
     seed: int = 7
     dividend_convention: str = "crsp"

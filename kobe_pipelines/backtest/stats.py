@@ -71,6 +71,9 @@ class Summary:
     costs_bps_of_traded: float
     slippage_usd: float  # against the orders' prices (the slippage tracker's measure)
     halts: int
+    orders_judged: int = 0
+    orders_rejected: int = 0
+    rejections: str = ""  # the gate's most frequent failed checks, "name n, name n"
 
     def as_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
@@ -153,7 +156,17 @@ def hit_rate(fills: pd.DataFrame) -> tuple[float, int]:
     return (float((closed > 0).mean()) if len(closed) else math.nan), int(len(closed))
 
 
-def summarize(equity: pd.DataFrame, fills: pd.DataFrame, *, starting_equity: float, halts: int = 0) -> Summary:
+def rejection_counts(orders: pd.DataFrame) -> pd.Series:
+    """How often each gate check failed, most frequent first (from `orders.reason`: "check: why; check: why")."""
+    if orders.empty or "approved" not in orders:
+        return pd.Series(dtype="int64")
+    reasons = orders.loc[~orders["approved"].astype(bool), "reason"].fillna("").astype(str)
+    names = reasons.str.split("; ").explode().str.extract(r"^([a-z_]+):", expand=False).dropna()
+    return names.value_counts()
+
+
+def summarize(equity: pd.DataFrame, fills: pd.DataFrame, *, starting_equity: float, halts: int = 0,
+              orders: pd.DataFrame | None = None) -> Summary:
     """Every headline figure of the tear sheet (conventions in the module docstring)."""
     values = equity.set_index(pd.to_datetime(equity["date"]))["equity"].astype("float64")
     returns = daily_returns(equity, starting_equity)
@@ -192,4 +205,8 @@ def summarize(equity: pd.DataFrame, fills: pd.DataFrame, *, starting_equity: flo
         costs_bps_of_traded=float(costs / notional.sum() * 10_000) if notional.sum() > 0 else math.nan,
         slippage_usd=float(session_costs(fills, "slippage_usd").sum()),
         halts=int(halts),
+        orders_judged=0 if orders is None else int(len(orders)),
+        orders_rejected=0 if orders is None else int((~orders["approved"].astype(bool)).sum()),
+        rejections=", ".join(f"{name} {count}" for name, count in rejection_counts(
+            orders if orders is not None else pd.DataFrame()).head(3).items()),
     )

@@ -37,7 +37,7 @@ from kobe_pipelines.errors import KobeError
 @click.option("--signals", "signals_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Scores computed beforehand (CSV or Parquet: symbol, date, score) instead of the models.")
 @click.option("--history-start", default=None, help="First session of the lake's history (default: 2 years before --start).")
-@click.option("--cash", "starting_cash", type=float, default=1_000_000.0, show_default=True, help="Starting cash, USD.")
+@click.option("--cash", "starting_cash", type=float, default=100_000.0, show_default=True, help="Starting cash, USD.")
 @click.option("--slippage-bps", type=float, default=5.0, show_default=True, help="Paper broker slippage per fill, bps.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed of the simulated market and the models.")
 @click.option("--dividend-convention", type=click.Choice(["crsp", "quandl"]), default="crsp", show_default=True)

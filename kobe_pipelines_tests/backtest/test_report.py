@@ -16,7 +16,7 @@ def _frames(sessions: int = 300):
     fills = pd.DataFrame({"session": days[::10], "symbol": "AAA", "side": "buy", "qty": 10, "price": 50.0,
                           "cost_usd": 0.25, "slippage_usd": -0.5, "slippage_bps": -10.0,
                           "realized_pnl": [None if i % 2 else float(i - 10) for i in range(len(days[::10]))]})
-    orders = pd.DataFrame({"client_order_id": [f"o{i}" for i in range(len(fills))], "approved": True})
+    orders = pd.DataFrame({"client_order_id": [f"o{i}" for i in range(len(fills))], "approved": True, "reason": ""})
     halts = pd.DataFrame({"date": [days[sessions * 2 // 3]], "event": ["engage"], "reason": ["drawdown halt: 15.2% below the peak"]})
     return frame, orders, fills, halts
 

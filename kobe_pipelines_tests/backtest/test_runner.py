@@ -52,10 +52,11 @@ def test_run_backtest_when_buy_and_hold_on_a_quiet_market_then_equity_is_cash_pl
     equity = pd.read_csv(tmp_path / "equity.csv", parse_dates=["date"])
     assert set(fills["session"]) == {"2021-01-05"} and len(fills) == len(quiet_market.symbols)
     shares = dict(zip(fills["symbol"], fills["qty"]))
-    cash = 1_000_000.0 - float((fills["qty"] * fills["price"]).sum())
+    start_cash = BacktestConfig(start=START, end=END).starting_cash
+    cash = start_cash - float((fills["qty"] * fills["price"]).sum())
     for row in equity.itertuples():
         if row.date < pd.Timestamp("2021-01-05"):
-            assert row.equity == pytest.approx(1_000_000.0)
+            assert row.equity == pytest.approx(start_cash)
             continue
         closes = quiet_market.raw_bars(row.date).set_index("symbol")["close"]
         assert row.equity == pytest.approx(cash + sum(q * closes[s] for s, q in shares.items()), rel=1e-9)

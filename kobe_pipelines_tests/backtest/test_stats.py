@@ -95,3 +95,13 @@ def test_gross_equity_when_costs_on_two_sessions_then_added_back_cumulatively():
     frame = _equity([1000.0, 1000.0, 1000.0])
     fills = _fills([("2024-01-02", 1, 1.0, 2.0, None), ("2024-01-04", 1, 1.0, 3.0, None)])
     assert stats.gross_equity(frame, fills).tolist() == [1002.0, 1002.0, 1005.0]
+
+
+def test_rejection_counts_when_reasons_list_several_checks_then_each_counted_most_frequent_first():
+    orders = pd.DataFrame({"approved": [False, False, True, False],
+                           "reason": ["heat: 12% (cap 10%); order_notional: 273,042 USD (max 250,000)",
+                                      "order_notional: 260,000 USD (max 250,000)", "", "heat: 11% (cap 10%)"]})
+    counts = stats.rejection_counts(orders)
+    assert counts.to_dict() == {"heat": 2, "order_notional": 2}
+    summary = stats.summarize(_equity([1000.0, 1001.0]), _fills([]), starting_equity=1000.0, orders=orders)
+    assert (summary.orders_judged, summary.orders_rejected) == (4, 3) and "heat 2" in summary.rejections

@@ -25,7 +25,7 @@ class BacktestRunConfig(dg.Config):
     with_lstm: bool = Field(default=False, description="Include the LSTM member in the walk-forward ensemble")
     params: list[str] = Field(default=[], description="Strategy parameters NAME=VALUE")
     limits: list[str] = Field(default=[], description="Risk limits NAME=VALUE")
-    starting_cash: float = Field(default=1_000_000.0, description="USD")
+    starting_cash: float = Field(default=100_000.0, description="USD")
 
 
 @dg.asset(group_name=GROUP, kinds={"python"})
