@@ -92,8 +92,8 @@ def backtest(start, end, provider, source, lake_path, lake_version, symbols, str
     for note in outcome.notes:
         console.print(f"[yellow]note:[/] {note}")
     table = Table(title=f"backtest {strategy} {start}..{end}", show_header=False)
-    table.add_column("measure")
-    table.add_column("value", justify="right")
+    table.add_column("measure", no_wrap=True)
+    table.add_column("value", justify="right", no_wrap=True)
     for label, value in summary_rows(outcome.summary):
         table.add_row(label, value)
     console.print(table)
