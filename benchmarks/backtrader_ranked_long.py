@@ -7,7 +7,8 @@ DATA.parquet: symbol, date, open, high, low, close, volume, score (the same tota
 and the same scores our backtest reads). The strategy is ranked_long's rules: every session, the
 top 5 scores above 0 not held get a limit buy at the close (rounded down to the cent) with a
 stop 2 ATR(14) below and a take-profit 3 ATR above, sized to risk 1 % of equity, at most 10 %
-of equity and the cash left. Prints one JSON line: seconds in cerebro.run(), sessions, orders, final value.
+of equity and the cash left. Prints one JSON line: seconds in cerebro.run(), sessions, orders, final
+value, feeds and the process's peak memory.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import resource
 import time
 
 import backtrader as bt
@@ -96,8 +98,9 @@ def main() -> None:
     began = time.perf_counter()
     strategy = cerebro.run(runonce=False)[0]
     seconds = time.perf_counter() - began
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     print(json.dumps({"seconds": seconds, "sessions": strategy.sessions, "orders": strategy.orders,
-                      "final_value": cerebro.broker.getvalue(), "feeds": len(cerebro.datas)}))
+                      "final_value": cerebro.broker.getvalue(), "feeds": len(cerebro.datas), "peak_gib": peak}))
 
 
 if __name__ == "__main__":

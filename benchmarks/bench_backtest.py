@@ -113,7 +113,6 @@ def run_backtrader(workdir: Path, start: str, end: str) -> dict | None:
         raise SystemExit(f"backtrader failed:\n{done.stderr[-4000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["process_s"] = time.perf_counter() - began
-    result["peak_gib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
     return result
 
 
