@@ -6,7 +6,22 @@ in the source file or the API answer that caused it.
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
+
+
+def shown_value(value: Any) -> str:
+    """`value` as an error message shows it: numbers as plain numbers (`NaN`, `inf`, `100`, `1.5`,
+    never `np.float64(nan)` or `np.int64(100)`), everything else as its repr (text quoted)."""
+    if isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, numbers.Integral):
+        return repr(int(value))
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        return "NaN" if math.isnan(number) else repr(number)
+    return repr(value)
 
 
 class KobeError(Exception):
@@ -25,7 +40,7 @@ class RecordError(KobeError, ValueError):
         self.field = field
         self.problem = problem
         self.value = value
-        shown = "" if value is None else f" (got {value!r})"
+        shown = "" if value is None else f" (got {shown_value(value)})"
         super().__init__(f"{kind} {record}: field '{field}' {problem}{shown}")
 
 
@@ -44,5 +59,5 @@ class ConfigError(KobeError, ValueError):
     def __init__(self, setting: str, problem: str, value: Any = None):
         self.setting = setting
         self.problem = problem
-        shown = "" if value is None else f" (got {value!r})"
+        shown = "" if value is None else f" (got {shown_value(value)})"
         super().__init__(f"setting '{setting}' {problem}{shown}")

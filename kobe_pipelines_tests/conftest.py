@@ -1,8 +1,11 @@
-"""Project-wide test settings: every test runs against a temporary lake and state folder."""
+"""Project-wide test settings: every test runs against a temporary lake and state folder, and a
+run that skips any test fails (`support/no_skips.py`)."""
 
 from __future__ import annotations
 
 import pytest
+
+from kobe_pipelines_tests.support.no_skips import pytest_configure, pytest_runtest_makereport  # noqa: F401 (hooks)
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,7 @@ and, at the end of a run or from a sensor, `alerter.flush()`.
 
 from kobe_pipelines.alerts.alerter import (
     ALERT_LOG_FILE,
+    SENT_LOG_FILE,
     Alerter,
     FlushReport,
     MailTransport,
@@ -13,6 +14,7 @@ from kobe_pipelines.alerts.alerter import (
     build_alerter,
     due_groups,
 )
+from kobe_pipelines.alerts.history import AlertEntry, Delivery, alert_history, pending_outbox
 from kobe_pipelines.alerts.mail import Mail, compose_mail
 from kobe_pipelines.alerts.model import Alert, AlertKind, Clock, Severity, utc_now
 from kobe_pipelines.alerts.outbox import KeyState, Outbox, OutboxState, PendingAlert
@@ -21,11 +23,14 @@ from kobe_pipelines.alerts.sinks import DeliveryError, EmailSink, LogSink, read_
 
 __all__ = [
     "ALERT_LOG_FILE",
+    "SENT_LOG_FILE",
     "Alert",
+    "AlertEntry",
     "AlertKind",
     "AlertSettings",
     "Alerter",
     "Clock",
+    "Delivery",
     "DeliveryError",
     "EmailSink",
     "FlushReport",
@@ -38,10 +43,12 @@ __all__ = [
     "PendingAlert",
     "RetryPolicy",
     "Severity",
+    "alert_history",
     "build_alerter",
     "compose_mail",
     "due_groups",
     "load_dotenv_if_present",
+    "pending_outbox",
     "read_alert_log",
     "utc_now",
 ]

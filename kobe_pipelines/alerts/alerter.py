@@ -14,14 +14,20 @@ Grouping, per key (the kind by default), with W = `KOBE_ALERT_GROUP_SECONDS`:
 A failed delivery keeps the alerts in the outbox and backs the key off exponentially
 (`RetryPolicy`); after `max_attempts` failures they move to `state/alert_undeliverable.jsonl`.
 Delivery is at-least-once: a crash between the server's acceptance and the outbox update sends
-that mail again on the next flush.
+that mail again on the next flush. Each mail the server accepted is listed in
+`state/alert_sent.jsonl` (what `kobe alerts` shows as mailed).
+
+`send_now` is for events a person must hear of at once without a running daemon (a manual
+halt or clear): it sends, then flushes with that alert's key forced, past its window and
+back-off. `flush(force_all=True)` (`kobe alerts flush`) delivers everything pending now.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,11 +39,12 @@ from kobe_pipelines.alerts.mail import Mail, compose_mail
 from kobe_pipelines.alerts.model import Alert, Clock, Severity, utc_now
 from kobe_pipelines.alerts.outbox import KeyState, Outbox, OutboxState, PendingAlert
 from kobe_pipelines.alerts.settings import AlertSettings
-from kobe_pipelines.alerts.sinks import DeliveryError, EmailSink, LogSink, scrub
+from kobe_pipelines.alerts.sinks import DeliveryError, EmailSink, LogSink, append_line, scrub
 
 logger = logging.getLogger("kobe_pipelines.alerts")
 
 ALERT_LOG_FILE = "alerts.jsonl"
+SENT_LOG_FILE = "alert_sent.jsonl"  # one line per mail the server accepted
 
 
 class MailTransport(Protocol):
@@ -128,18 +135,25 @@ class Alerter:
             return ()
         return self.outbox.load()[0].pending
 
-    def flush(self) -> FlushReport:
-        """Mail every due group. Never raises; failures are in the report and the log."""
+    def send_now(self, alert: Alert) -> tuple[bool, FlushReport]:
+        """`send(alert)`, then mail its key at once (its window and back-off do not apply).
+        Never raises: (whether recording and queueing worked, what the flush did)."""
+        recorded = self.send(alert)
+        return recorded, self.flush(force_keys=(alert.key,))
+
+    def flush(self, *, force_keys: Collection[str] = (), force_all: bool = False) -> FlushReport:
+        """Mail every due group, and the groups of `force_keys` (or every group: `force_all`) even
+        within their window or back-off. Never raises; failures are in the report and the log."""
         if self.transport is None:
             return FlushReport(email_enabled=False)
         try:
-            return self._flush(self.transport)
+            return self._flush(self.transport, frozenset(force_keys), force_all)
         except Exception as exc:
             text = self._safe(exc)
             logger.error("alert flush failed: %s", text)
             return FlushReport(email_enabled=True, failures=(text,))
 
-    def _flush(self, transport: MailTransport) -> FlushReport:
+    def _flush(self, transport: MailTransport, force_keys: frozenset[str], force_all: bool) -> FlushReport:
         with try_exclusive(self._flush_lock) as held:
             if not held:  # another process is flushing this outbox right now
                 return FlushReport(email_enabled=True, skipped=True)
@@ -147,7 +161,7 @@ class Alerter:
             state, corrupt = self.outbox.load()
             sent: list[tuple[str, frozenset[str]]] = []
             failed: tuple[str, frozenset[str], str] | None = None
-            for key, items in due_groups(state, now, self.settings.group_seconds):
+            for key, items in due_groups(state, now, self.settings.group_seconds, force_keys, force_all):
                 mail = compose_mail([item.alert for item in items])
                 try:
                     transport.deliver(mail)
@@ -158,6 +172,7 @@ class Alerter:
                     break
                 sent.append((key, frozenset(mail.alert_ids)))
                 logger.info("alert mail sent: %s (%d alert(s))", mail.subject, len(mail.alert_ids))
+                self._note_sent(mail, now)
 
             counts = {"pending": 0, "undeliverable": 0}
 
@@ -200,6 +215,17 @@ class Alerter:
                 corrupt_lines=corrupt,
             )
 
+    def _note_sent(self, mail: Mail, now: datetime) -> None:
+        """List a delivered mail in `alert_sent.jsonl`; a failure here is logged, never retried
+        (the mail is out: sending it again would duplicate it)."""
+        try:
+            append_line(self.state_dir / SENT_LOG_FILE, json.dumps(
+                {"sent_at": now.isoformat(), "key": mail.key, "subject": mail.subject,
+                 "alert_ids": list(mail.alert_ids)}, sort_keys=True))
+        except Exception as exc:
+            logger.error("alert mail %r was sent but not listed in %s: %s", mail.subject, SENT_LOG_FILE,
+                         self._safe(exc))
+
     def _now(self) -> datetime:
         now = self.clock()
         if now.utcoffset() is None:
@@ -211,14 +237,24 @@ class Alerter:
         return scrub(text, self.settings)
 
 
-def due_groups(state: OutboxState, now: datetime, group_seconds: float) -> list[tuple[str, tuple[PendingAlert, ...]]]:
-    """The keys to mail at `now` with their pending alerts, critical first, then oldest first."""
+def due_groups(
+    state: OutboxState,
+    now: datetime,
+    group_seconds: float,
+    force_keys: Collection[str] = (),
+    force_all: bool = False,
+) -> list[tuple[str, tuple[PendingAlert, ...]]]:
+    """The keys to mail at `now` with their pending alerts, critical first, then oldest first.
+    Keys in `force_keys` (every key with `force_all`) are due whatever their window or back-off."""
     window = timedelta(seconds=group_seconds)
     groups: dict[str, list[PendingAlert]] = {}
     for item in state.pending:
         groups.setdefault(item.alert.key, []).append(item)
     due: list[tuple[str, tuple[PendingAlert, ...]]] = []
     for key, items in groups.items():
+        if force_all or key in force_keys:
+            due.append((key, tuple(items)))
+            continue
         known = state.keys.get(key)
         if known is not None:
             if known.next_attempt_at is not None and now < known.next_attempt_at:

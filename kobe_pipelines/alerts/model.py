@@ -42,6 +42,7 @@ class AlertKind(StrEnum):
     """The kinds the pipeline raises; any lower-case name matching `[a-z0-9_.:-]` is accepted."""
 
     HALT = "halt"
+    HALT_CLEARED = "halt_cleared"
     ORDER_REJECTED = "order_rejected"
     FILLS_SUMMARY = "fills_summary"
     DATA_CHECK_FAILED = "data_check_failed"

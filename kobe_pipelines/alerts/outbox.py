@@ -27,6 +27,7 @@ from kobe_pipelines.alerts.model import Alert, parse_utc
 from kobe_pipelines.alerts.sinks import append_line
 from kobe_pipelines.errors import RecordError
 from kobe_pipelines.fsutil import atomic_write_text
+from kobe_pipelines.regular_files import read_regular
 
 logger = logging.getLogger("kobe_pipelines.alerts")
 
@@ -94,9 +95,10 @@ class Outbox:
             }, sort_keys=True))
 
     def _load_locked(self) -> tuple[OutboxState, int]:
-        if not self.path.exists():
+        found = read_regular(self.path)  # a link, FIFO or folder there: NotRegularFileError
+        if found is None:
             return OutboxState(), 0
-        raw = self.path.read_bytes().decode("utf-8", errors="replace")
+        raw = found.data.decode("utf-8", errors="replace")
         pending: list[PendingAlert] = []
         keys: dict[str, KeyState] = {}
         seen: set[str] = set()

@@ -18,6 +18,7 @@ from kobe_pipelines.alerts.model import Alert, Severity
 from kobe_pipelines.alerts.settings import SMTP_HOST, AlertSettings
 from kobe_pipelines.errors import ConfigError, KobeError, RecordError
 from kobe_pipelines.fsutil import fsync_dir
+from kobe_pipelines.regular_files import open_regular, read_regular
 
 logger = logging.getLogger("kobe_pipelines.alerts")
 
@@ -50,10 +51,11 @@ class LogSink:
 
 
 def append_line(path: Path, line: str) -> None:
-    """Append one line durably; if the file ends in a torn line, end that line first."""
+    """Append one line durably; if the file ends in a torn line, end that line first.
+    `NotRegularFileError` when the path holds a link, a FIFO or a folder (never blocks)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     created = not path.exists()
-    with open(path, "a+b") as handle:
+    with os.fdopen(open_regular(path, os.O_RDWR | os.O_APPEND | os.O_CREAT), "a+b") as handle:
         handle.seek(0, os.SEEK_END)
         prefix = b""
         if handle.tell() > 0:
@@ -68,18 +70,19 @@ def append_line(path: Path, line: str) -> None:
 
 
 def read_alert_log(path: Path) -> list[Alert]:
-    """The alerts recorded in a JSONL log, oldest first; unreadable lines are logged and skipped."""
-    if not Path(path).exists():
+    """The alerts recorded in a JSONL log, oldest first; unreadable lines are logged and skipped.
+    `StateFileError` when the path holds anything but a regular file or cannot be read."""
+    found = read_regular(path)
+    if found is None:
         return []
     alerts: list[Alert] = []
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                alerts.append(Alert.from_dict(json.loads(line)))
-            except (ValueError, RecordError) as exc:
-                logger.warning("alert log %s line %d is unreadable and skipped: %s", path, number, exc)
+    for number, line in enumerate(found.data.decode("utf-8", errors="replace").split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            alerts.append(Alert.from_dict(json.loads(line)))
+        except (ValueError, RecordError) as exc:
+            logger.warning("alert log %s line %d is unreadable and skipped: %s", path, number, exc)
     return alerts
 
 

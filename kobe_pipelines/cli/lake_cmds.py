@@ -8,6 +8,7 @@ import click
 import pandas as pd
 
 from kobe_pipelines import market_calendar
+from kobe_pipelines.cli.tables import Column
 from kobe_pipelines.data.schema import DIVIDEND_CONVENTIONS
 from kobe_pipelines.errors import KobeError
 
@@ -43,7 +44,9 @@ def freeze(provider: str, source: str | None, start: str | None, end: str | None
     try:
         source_provider = _provider(provider, source)
         first = start or ("1900-01-01" if provider == "files" else "2019-01-02")
-        last = end or str(market_calendar.last_completed_session().date())
+        # your own files are read to their end: a bar dated after the last completed session is
+        # then refused by name rather than left out unseen
+        last = end or (None if provider == "files" else str(market_calendar.last_completed_session().date()))
         from kobe_pipelines.data.providers.base import bars_for_freeze
 
         bars = bars_for_freeze(source_provider, first, last)
@@ -59,7 +62,10 @@ def freeze(provider: str, source: str | None, start: str | None, end: str | None
         _fail(exc)
     m = result.version
     state = "new version" if result.created else "unchanged: inputs match an existing version"
-    click.echo(f"{m.version_id} ({state}); {m.row_counts.get('bars', 0)} bars {m.start_date}..{m.end_date}; content hash {m.content_hash[:16]}")
+    aside = result.actions_set_aside
+    kept = f"; {aside.total} actions of {aside.symbols} symbols without bars set aside" if aside.total else ""
+    click.echo(f"{m.version_id} ({state}); {m.row_counts.get('bars', 0)} bars {m.start_date}..{m.end_date}; "
+               f"content hash {m.content_hash[:16]}{kept}")
 
 
 def _provider(name: str, source: str | None):
@@ -81,7 +87,9 @@ def _provider(name: str, source: str | None):
 @lake.command()
 @lake_option
 def versions(lake_path: str | None) -> None:
-    """List lake versions, oldest first; * marks the current one."""
+    """List lake versions, oldest first; * marks the current one. A version id ends with the first
+    8 hex digits of its content hash."""
+    from kobe_pipelines.cli.tables import echo_table
     from kobe_pipelines.lake import catalog
 
     store = _open(lake_path)
@@ -92,11 +100,15 @@ def versions(lake_path: str | None) -> None:
     if frame.empty:
         click.echo("no lake versions yet: run `kobe demo` or `kobe lake freeze`")
         return
-    for row in frame.itertuples():
-        mark = "*" if row.is_current else " "
-        pin = f"  pinned: {row.pinned_reason}" if isinstance(row.pinned_reason, str) else ""
-        click.echo(f"{mark} {row.version_id}  {row.bars:>10} bars  {row.start_date}..{row.end_date}  "
-                   f"{row.dividend_convention:<6} {row.content_hash[:12]}{pin}")
+    rows = [{**row, "current": "*" if row["is_current"] else ""} for row in frame.to_dict("records")]
+    echo_table(rows, VERSION_COLUMNS)
+
+
+VERSION_COLUMNS = (
+    Column("", "current"), Column("lake version", "version_id", whole=True), Column("bars", "bars", "int"),
+    Column("first session", "start_date"), Column("last session", "end_date"),
+    Column("dividends", "dividend_convention"), Column("pinned because", "pinned_reason"),
+)
 
 
 @lake.command()
@@ -104,32 +116,47 @@ def versions(lake_path: str | None) -> None:
 @click.option("--version", "version_id", default=None, help="Pin a lake version by id (default: the current one).")
 @lake_option
 def query(sql: str, version_id: str | None, lake_path: str | None) -> None:
-    """Run SQL over the views bars, bars_split_adjusted, bars_raw and lake_versions; print CSV."""
+    """Run a read-only SELECT over the views bars, bars_split_adjusted, bars_raw, lake_versions and
+    catalog."<version id>".bars; print CSV. Anything that would write, attach or load is refused."""
     try:
         frame: pd.DataFrame = _open(lake_path).query(sql, version_id)
     except KobeError as exc:
-        _fail(exc)
-    except Exception as exc:  # SQL errors from DuckDB: show them plainly
         _fail(exc)
     click.echo(frame.to_csv(index=False), nl=False)
 
 
 @lake.command()
 @click.argument("version_id", required=False)
+@click.option("--all", "every", is_flag=True, help="Verify every retained version, not one.")
 @lake_option
-def verify(version_id: str | None, lake_path: str | None) -> None:
-    """Re-hash every file of a version (default: current) against its manifest."""
-    store = _open(lake_path)
+def verify(version_id: str | None, every: bool, lake_path: str | None) -> None:
+    """Re-hash every file of a version (default: current) against its manifest, and check that
+    catalog.duckdb shows the current version."""
     try:
-        manifest = store.version(version_id) if version_id else store.current_version()
-        problems = store.verify(manifest.version_id)
+        store = _open(lake_path)
+        manifests = store.versions() if every else [store.version(version_id) if version_id else store.current_version()]
+        problems = [problem for manifest in manifests for problem in store.verify(manifest.version_id)]
     except KobeError as exc:
         _fail(exc)
     if problems:
         for problem in problems:
             click.echo(f"FAIL {problem}", err=True)
         sys.exit(1)
-    click.echo(f"OK {manifest.version_id}: {len(manifest.files)} files match their sha256")
+    for manifest in manifests:
+        click.echo(f"OK {manifest.version_id}: {len(manifest.files)} files match their sha256")
+
+
+@lake.command()
+@lake_option
+def repair(lake_path: str | None) -> None:
+    """Remove what an interrupted freeze left and rewrite a catalog that disagrees with CURRENT."""
+    try:
+        problems = _open(lake_path).repair()
+    except KobeError as exc:
+        _fail(exc)
+    for problem in problems:
+        click.echo(f"repaired: {problem}")
+    click.echo("OK: the catalog shows the current version")
 
 
 @lake.command()
@@ -150,5 +177,8 @@ def pin(version_id: str, reason: str, lake_path: str | None) -> None:
 @lake_option
 def unpin(version_id: str, lake_path: str | None) -> None:
     """Let retention delete a version again."""
-    _open(lake_path).unpin(version_id)
+    try:
+        _open(lake_path).unpin(version_id)
+    except KobeError as exc:
+        _fail(exc)
     click.echo(f"unpinned {version_id}")

@@ -1,10 +1,13 @@
 """Data-quality expectations on bars, run with Great Expectations 1.x.
 
 Plain domain code: the Dagster asset checks (kobe_pipelines.defs.lake.checks) turn these
-reports into blocking `AssetCheckResult`s. Raw-bar expectations: prices > 0, low <= open,
-close <= high, volume >= 0, unique (symbol, date), no future dates. Adjusted-bar expectation:
-no unexplained jump on a split or ex-date (the adjusted close-to-close log return there stays
-within +-`max_abs_log_return`, 0.4 by default, about -33%/+49%).
+reports into blocking `AssetCheckResult`s. The expectations state the rules of `data.rules`,
+which every freeze also enforces itself (`validation`, `event_checks`), so the Dagster checks
+and `kobe lake freeze` refuse the same bars. Raw-bar expectations: a ticker symbol (trimmed),
+prices > 0, low <= open, close <= high, a whole volume in [0, 1e12], unique (symbol, date), XNYS
+sessions only, no future dates. Adjusted-bar expectation: no unexplained jump on a split or
+ex-date (the adjusted close-to-close log return there stays within +-`max_abs_log_return`, 0.4
+by default, about -33%/+49%).
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-DEFAULT_MAX_ABS_LOG_RETURN = 0.4
+from kobe_pipelines import market_calendar
+from kobe_pipelines.data import rules
+
+DEFAULT_MAX_ABS_LOG_RETURN = rules.MAX_ABS_EVENT_LOG_RETURN
 
 
 @dataclass(frozen=True)
@@ -108,20 +114,30 @@ def _plain(value: Any) -> Any:
 
 
 def check_raw_bars(bars: pd.DataFrame, as_of: dt.date) -> QualityReport:
-    """Expectations on raw bars; `as_of` is the exchange date after which a bar is 'future'."""
+    """Expectations on raw bars; `as_of` is the exchange date after which a bar is 'future'.
+    Symbols are judged trimmed, as the lake stores them."""
     _, gxe = _gx()
+    bars = bars.assign(symbol=bars["symbol"].astype(str).str.strip())
+    dates = pd.to_datetime(bars["date"])
+    sessions = market_calendar.sessions(dates.min(), dates.max()) if len(bars) and dates.notna().any() else pd.DatetimeIndex([])
+    # the fractional part of each volume, which must be 0 (GE has no whole-number expectation)
+    frame = bars.assign(volume_fraction=bars["volume"] - np.floor(bars["volume"]))
     expectations: list[Any] = [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in bars.columns]
     expectations += [gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0, strict_min=True) for c in ("open", "high", "low", "close")]
     expectations += [
-        gxe.ExpectColumnValuesToBeBetween(column="volume", min_value=0),
+        gxe.ExpectColumnValuesToMatchRegex(column="symbol", regex=rf"^(?:{rules.TICKER_PATTERN})\Z"),
+        gxe.ExpectColumnValueLengthsToBeBetween(column="symbol", min_value=1, max_value=rules.MAX_SYMBOL_LENGTH),
+        gxe.ExpectColumnValuesToBeBetween(column="volume", min_value=0, max_value=rules.MAX_VOLUME),
+        gxe.ExpectColumnValuesToBeBetween(column="volume_fraction", min_value=0, max_value=0),
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="open", column_B="low", or_equal=True),
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="close", column_B="low", or_equal=True),
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="high", column_B="close", or_equal=True),
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="high", column_B="open", or_equal=True),
         gxe.ExpectCompoundColumnsToBeUnique(column_list=["symbol", "date"]),
+        gxe.ExpectColumnValuesToBeInSet(column="date", value_set=list(sessions)),
         gxe.ExpectColumnValuesToBeBetween(column="date", max_value=pd.Timestamp(as_of)),
     ]
-    return _validate("raw_bars", bars, expectations)
+    return _validate("raw_bars", frame, expectations)
 
 
 def check_adjusted_jumps(returns: pd.DataFrame, view: str, max_abs_log_return: float = DEFAULT_MAX_ABS_LOG_RETURN) -> QualityReport:

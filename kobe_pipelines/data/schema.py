@@ -34,7 +34,8 @@ def empty_dividends() -> pd.DataFrame:
     return normalize_dividends(pd.DataFrame({c: [] for c in DIVIDEND_COLUMNS}))
 
 
-def _with_types(df: pd.DataFrame, columns: tuple[str, ...], dates: tuple[str, ...], floats: tuple[str, ...]) -> pd.DataFrame:
+def _with_types(df: pd.DataFrame, columns: tuple[str, ...], dates: tuple[str, ...], floats: tuple[str, ...],
+                trim_symbols: bool = False) -> pd.DataFrame:
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ValueError(f"missing columns {missing}; expected {list(columns)}")
@@ -43,6 +44,8 @@ def _with_types(df: pd.DataFrame, columns: tuple[str, ...], dates: tuple[str, ..
     out = df if list(df.columns) == list(columns) else df.loc[:, list(columns)]
     if not isinstance(out["symbol"].dtype, pd.StringDtype) and not _string_categorical(out["symbol"]):
         out = out.assign(symbol=out["symbol"].astype(str))
+    if trim_symbols and len(out) and (out["symbol"].str.strip() != out["symbol"]).any():
+        out = out.assign(symbol=out["symbol"].str.strip())
     for col in dates:
         values = out[col]
         if values.dtype != "datetime64[ns]":
@@ -87,11 +90,13 @@ def normalize_bars(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def normalize_splits(df: pd.DataFrame) -> pd.DataFrame:
-    return _with_types(df, SPLIT_COLUMNS, ("execution_date",), ("split_from", "split_to"))
+    """Select and type the split columns, symbols trimmed (" AAA " is AAA, as in bars)."""
+    return _with_types(df, SPLIT_COLUMNS, ("execution_date",), ("split_from", "split_to"), trim_symbols=True)
 
 
 def normalize_dividends(df: pd.DataFrame) -> pd.DataFrame:
-    return _with_types(df, DIVIDEND_COLUMNS, ("ex_dividend_date",), ("cash_amount",))
+    """Select and type the dividend columns, symbols trimmed (" AAA " is AAA, as in bars)."""
+    return _with_types(df, DIVIDEND_COLUMNS, ("ex_dividend_date",), ("cash_amount",), trim_symbols=True)
 
 
 BARS_ARROW_SCHEMA = pa.schema(

@@ -30,9 +30,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kobe_pipelines.data import schema
+from kobe_pipelines import market_calendar
+from kobe_pipelines.data import rules, schema
 from kobe_pipelines.errors import RecordError
-from kobe_pipelines.market_calendar import EXCHANGE_TZ
 
 # Shifts day numbers (days since 1970, >= -25,567 for 1900) to non-negative values for the keys.
 _DAY_OFFSET = 1 << 20
@@ -138,16 +138,42 @@ def _finite_positive(x: np.ndarray) -> np.ndarray:
     return (x > 0) & (x < np.inf)
 
 
-def _symbol_codes(symbols: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Codes in sorted-symbol order, the sorted symbols, and a mask of rows whose symbol is
-    missing or blank."""
+def _symbol_codes(symbols: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Codes in sorted-symbol order, the sorted symbols, a mask of rows whose symbol is missing
+    or blank, and a mask of rows whose symbol breaks the ticker rule (`rules.symbol_problem`)."""
     found = schema.sorted_symbol_codes(symbols)
     codes, uniques = found if found is not None else pd.factorize(symbols, sort=True)
     blank_unique = np.array([not isinstance(u, str) or not u.strip() for u in uniques], dtype=bool)
-    blank = codes < 0
+    bad_unique = np.array([rules.symbol_problem(u) is not None for u in uniques], dtype=bool) & ~blank_unique
+    known = codes >= 0
+    blank = ~known
     if blank_unique.any():
-        blank |= blank_unique[np.maximum(codes, 0)] & (codes >= 0)
-    return codes, uniques, blank
+        blank |= blank_unique[np.maximum(codes, 0)] & known
+    bad = bad_unique[np.maximum(codes, 0)] & known if bad_unique.any() else np.zeros(len(codes), dtype=bool)
+    return codes, uniques, blank, bad
+
+
+def _with_trimmed_symbols(bars: pd.DataFrame) -> pd.DataFrame:
+    """`bars` with surrounding whitespace trimmed from its symbols (the frame itself when none
+    has any). Only the distinct symbols are looked at unless one needs trimming."""
+    column = bars["symbol"]
+    names = column.cat.categories if isinstance(column.dtype, pd.CategoricalDtype) else pd.Index(column.unique())
+    if not any(isinstance(name, str) and name != name.strip() for name in names):
+        return bars
+    return bars.assign(symbol=column.map(lambda name: name.strip() if isinstance(name, str) else name).astype(object))
+
+
+def non_session_days(days: np.ndarray) -> np.ndarray:
+    """Which day numbers (days since 1970-01-01) are not XNYS sessions: weekends and exchange
+    holidays; outside the calendar's range (`market_calendar.xnys`), weekends only."""
+    first, next_session = market_calendar.next_session_days()
+    days = np.asarray(days, dtype=np.int64)
+    offset = days - first
+    inside = (offset >= 0) & (offset < len(next_session))
+    weekend = (days + 3) % 7 >= 5  # 1970-01-01 was a Thursday: Monday is 0
+    closed = weekend.copy()
+    closed[inside] = next_session[offset[inside]] != days[inside]
+    return closed
 
 
 def _duplicate_mask(keys: np.ndarray, alt_keys: Callable[[], np.ndarray]) -> np.ndarray:
@@ -192,11 +218,14 @@ def validate_bars(bars: pd.DataFrame, as_of: dt.date | None = None) -> pd.DataFr
 
 
 def validate_bars_keyed(bars: pd.DataFrame, as_of: dt.date | None = None) -> tuple[pd.DataFrame, BarKeys | None]:
-    """`validate_bars`, also returning the (symbol, date) keys it built (None for no bars)."""
+    """`validate_bars`, also returning the (symbol, date) keys it built (None for no bars).
+    Symbols are judged trimmed (" AAA " is AAA), as `validate_bars_table` stores them."""
     _require(bars, schema.BAR_COLUMNS, "bars")
     n = len(bars)
     if n == 0:
         return bars, None
+    given = bars
+    bars = _with_trimmed_symbols(bars)
     limit = _latest_allowed(as_of)
     o, h, l, c, v = (_float_column(bars, col) for col in ("open", "high", "low", "close", "volume"))
     dates = pd.to_datetime(bars["date"]).to_numpy(dtype="datetime64[ns]")
@@ -204,7 +233,7 @@ def validate_bars_keyed(bars: pd.DataFrame, as_of: dt.date | None = None) -> tup
     days = day_numbers(dates)
     if no_date.any():
         days[no_date] = 0
-    codes, symbols, blank = _symbol_codes(bars["symbol"])
+    codes, symbols, blank, not_ticker = _symbol_codes(bars["symbol"])
     keys = symbol_day_keys(codes, days)
     increasing = n < 2 or bool(np.all(keys[1:] > keys[:-1]))
     duplicate = np.zeros(n, dtype=bool) if increasing else \
@@ -212,8 +241,11 @@ def validate_bars_keyed(bars: pd.DataFrame, as_of: dt.date | None = None) -> tup
     duplicate = duplicate & ~no_date & ~blank
     checks = [
         ("symbol", "must be a non-empty ticker", blank),
+        ("symbol", _TICKER_RULE, not_ticker),
         ("date", "must be a date", no_date),
-        ("date", f"must not be after {limit.date()} (a future date)", dates > limit.to_datetime64()),
+        ("date", f"must not be after {limit.date()} (a future date: the last completed session is the latest)",
+         dates > limit.to_datetime64()),
+        ("date", _SESSION_RULE, ~no_date & non_session_days(days)),
         ("date", "duplicates another bar of the same (symbol, date)", duplicate),
         *_price_checks(o, h, l, c, v),
     ]
@@ -222,12 +254,19 @@ def validate_bars_keyed(bars: pd.DataFrame, as_of: dt.date | None = None) -> tup
         pos, field, problem, count = found
         row = bars.iloc[pos]
         raise BarValidationError(record_name(row["symbol"], row["date"]), field, problem, row[field], count=count, total=n)
-    return bars, BarKeys(symbols=np.asarray(symbols, dtype=object), codes=codes, keys=keys, increasing=increasing)
+    return given, BarKeys(symbols=np.asarray(symbols, dtype=object), codes=codes, keys=keys, increasing=increasing)
 
 
 def _latest_allowed(as_of: dt.date | None) -> pd.Timestamp:
-    """The latest allowed session date: `as_of`, or today in America/New_York."""
-    return pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.now(tz=EXCHANGE_TZ).tz_localize(None).normalize()
+    """The latest allowed session date: `as_of`, or the last completed XNYS session (a bar of a
+    session still trading is not final)."""
+    return pd.Timestamp(as_of) if as_of is not None else market_calendar.last_completed_session()
+
+
+_TICKER_RULE = (f"must be a ticker matching {rules.TICKER_PATTERN} of at most {rules.MAX_SYMBOL_LENGTH} characters "
+                "(no spaces, newlines or control characters)")
+_SESSION_RULE = "must be an XNYS session (not a weekend or an exchange holiday)"
+_VOLUME_RULE = f"must be a whole number of shares from 0 to {rules.MAX_VOLUME:.0e}"
 
 
 def _price_checks(o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray
@@ -238,7 +277,7 @@ def _price_checks(o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray, v:
         ("high", "must be a finite price > 0", ~_finite_positive(h)),
         ("low", "must be a finite price > 0", ~_finite_positive(l)),
         ("close", "must be a finite price > 0", ~_finite_positive(c)),
-        ("volume", "must be a finite share count >= 0", ~((v >= 0) & (v < np.inf))),
+        ("volume", _VOLUME_RULE, ~((v >= 0) & (v <= rules.MAX_VOLUME) & (np.floor(v) == v))),
         ("high", "must be >= low", h < l),
         ("open", "must lie within [low, high]", (o < l) | (o > h)),
         ("close", "must lie within [low, high]", (c < l) | (c > h)),
@@ -248,7 +287,7 @@ def _price_checks(o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray, v:
 def validate_bars_table(bars: pa.Table, as_of: dt.date | None = None) -> tuple[pa.Table, BarKeys | None]:
     """`validate_bars` for an Arrow table in `schema.BARS_ARROW_SCHEMA` (`schema.bars_table`):
     the same checks, in one pass over the Arrow batches with no pandas copy of the rows. Returns
-    the table sorted by (symbol, date), its symbols dictionary-encoded, and its keys
+    the table sorted by (symbol, date), its symbols trimmed and dictionary-encoded, and its keys
     (`increasing`; None for no bars).
 
     Sound bars -- the usual case -- cost two arrays of the whole length (the codes and the keys).
@@ -258,15 +297,14 @@ def validate_bars_table(bars: pa.Table, as_of: dt.date | None = None) -> tuple[p
     n = bars.num_rows
     if n == 0:
         return bars, None
-    column = bars.column("symbol")
-    encoded = column.unify_dictionaries() if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
+    encoded = trimmed_symbols(bars.column("symbol"))
     bars = bars.set_column(0, pa.field("symbol", encoded.type), encoded)
     names = encoded.chunk(0).dictionary.to_numpy(zero_copy_only=False) if encoded.num_chunks else np.zeros(0, object)
     sound = encoded.null_count == 0 and bars.column("date").null_count == 0 and all(isinstance(n, str) for n in names)
     order = np.argsort(names, kind="stable") if sound else np.arange(len(names))
     rank = np.empty(len(names), dtype=np.int32)
     rank[order] = np.arange(len(names), dtype=np.int32)
-    blank_names = np.array([not sound or not name.strip() for name in names], dtype=bool)
+    bad_names = np.array([not sound or rules.symbol_problem(name) is not None for name in names], dtype=bool)
     limit_day = day_numbers(np.array([_latest_allowed(as_of).to_datetime64()]))[0]
     codes = np.empty(n, dtype=np.int32)
     keys = np.empty(n, dtype=np.int64)
@@ -276,7 +314,7 @@ def validate_bars_table(bars: pa.Table, as_of: dt.date | None = None) -> tuple[p
         index = batch.column(0).indices.to_numpy()
         days = batch.column(1).view(pa.int32()).to_numpy()
         prices = [batch.column(i).to_numpy(zero_copy_only=False) for i in range(2, 7)]  # a null reads as NaN
-        if (blank_names.any() and blank_names[index].any()) or days.max() > limit_day \
+        if (bad_names.any() and bad_names[index].any()) or days.max() > limit_day or non_session_days(days).any() \
                 or any(failing.any() for _field, _problem, failing in _price_checks(*prices)):
             sound = False
             break
@@ -297,6 +335,24 @@ def validate_bars_table(bars: pa.Table, as_of: dt.date | None = None) -> tuple[p
     if permutation is not None:
         bars, codes = bars.take(pa.array(permutation)), codes[permutation]
     return bars, BarKeys(symbols=names[order], codes=codes, keys=keys, increasing=True)
+
+
+def trimmed_symbols(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A symbol column dictionary-encoded, one dictionary for every chunk, with surrounding
+    whitespace trimmed from each name: " AAA " and "AAA" become one symbol. Only the distinct
+    names are looked at, not every row."""
+    encoded = column.unify_dictionaries() if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
+    if encoded.num_chunks == 0:
+        return encoded
+    dictionary = encoded.chunk(0).dictionary
+    trimmed = pc.utf8_trim_whitespace(dictionary)
+    if pc.all(pc.fill_null(pc.equal(trimmed, dictionary), True)).as_py() is not False:
+        return encoded
+    distinct = pc.unique(trimmed)
+    remap = pc.index_in(trimmed, value_set=distinct)  # old code -> code of the trimmed name
+    chunks = [pa.DictionaryArray.from_arrays(pc.take(remap, chunk.indices).cast(chunk.indices.type), distinct)
+              for chunk in encoded.chunks]
+    return pa.chunked_array(chunks, type=pa.dictionary(encoded.type.index_type, distinct.type))
 
 
 # ---- corporate actions -----------------------------------------------------------------------

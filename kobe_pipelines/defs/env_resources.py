@@ -105,6 +105,7 @@ class BrokerResource(EnvBackedResource):
     broker: str = "paper"
     paper_slippage_bps: float = 5.0
     paper_starting_cash: float = 100_000.0
+    delisted_after_sessions: int = 5  # a held symbol without a bar this many sessions is delisted
     alpaca_api_key: str | None = None
     alpaca_secret_key: str | None = None
     alpaca_paper: str | None = None
@@ -121,7 +122,8 @@ class BrokerResource(EnvBackedResource):
         if self.broker == "paper":
             from kobe_pipelines.execution.paper import PaperBroker
 
-            return PaperBroker(self.state(), self.paper_slippage_bps, self.paper_starting_cash, symbols=universe)
+            return PaperBroker(self.state(), self.paper_slippage_bps, self.paper_starting_cash, symbols=universe,
+                               delisted_after=self.delisted_after_sessions)
         if self.broker == "alpaca":
             from kobe_pipelines.execution.alpaca import AlpacaBroker
             from kobe_pipelines.execution.alpaca_settings import AlpacaSettings

@@ -93,6 +93,7 @@ ENV_FIELDS: dict[str, tuple[str, str, type]] = {
     "KOBE_BROKER": ("broker", "broker", str),
     "KOBE_PAPER_SLIPPAGE_BPS": ("broker", "paper_slippage_bps", float),
     "KOBE_PAPER_STARTING_CASH": ("broker", "paper_starting_cash", float),
+    "KOBE_DELISTED_AFTER_SESSIONS": ("broker", "delisted_after_sessions", int),
     "MLFLOW_TRACKING_URI": ("mlflow", "tracking_uri", str),
     "KOBE_STRATEGY": ("strategy", "strategy", str),
     "KOBE_STRATEGY_DIR": ("strategy", "strategy_dir", str),

@@ -5,9 +5,12 @@ never doubles an order:
 1. the client order id (deterministic, `client_order_id`) is looked up first; an existing
    order is returned (`created=False`), unless it is a different order under the same id
    (`DuplicateClientOrderIdError`);
-2. the order is sent once: LimitOrderRequest (or MarketOrderRequest) with order_class
-   bracket (both legs), oto (one leg) or simple, take_profit.limit_price, stop_loss.stop_price,
-   the client order id and the configured time in force;
+2. the order is sent once: LimitOrderRequest (or MarketOrderRequest, or StopOrderRequest for a
+   protective stop) with order_class bracket (both legs), oto (one leg) or simple,
+   take_profit.limit_price, stop_loss.stop_price and the client order id. Time in force: a
+   bracket or OTO `gtc` (Alpaca gives the entry and its legs one time in force: the legs must
+   outlive the entry's session; the trading run cancels an entry still unfilled after its
+   session, `cancel_expired_entries`), a protective stop `gtc`, a simple order `day`;
 3. a 429 is retried by alpaca-py's own retry (`retry_attempts`, `retry_wait_s`): Alpaca did
    not take the order, so sending it again is safe. Nothing else is retried by sending;
 4. after a timeout, a connection failure or a 5xx, the outcome is unknown: the order is looked
@@ -38,6 +41,7 @@ from alpaca.trading.requests import (
     LimitOrderRequest,
     MarketOrderRequest,
     StopLossRequest,
+    StopOrderRequest,
     TakeProfitRequest,
 )
 from requests.adapters import HTTPAdapter
@@ -52,19 +56,19 @@ from kobe_pipelines.execution.broker import (
     OrderRecord,
     OrderSpec,
     OrderStatus,
-    conflicts,
+    require_same_order,
     protective_stop,
 )
 from kobe_pipelines.execution.errors import (
     BrokerError,
     BrokerUnavailableError,
-    DuplicateClientOrderIdError,
     MarketClosedError,
     OrderNotFoundError,
     OrderStatusUnknownError,
 )
 from kobe_pipelines.market_calendar import EXCHANGE_TZ
-from kobe_pipelines.risk.types import Decision, Position, Side
+from kobe_pipelines.risk.types import Decision, Position
+from kobe_pipelines.orders import OrderType, Side
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -147,10 +151,7 @@ class AlpacaBroker:
 
     def _existing(self, spec: OrderSpec, existing: OrderRecord) -> OrderAck:
         """The order already at Alpaca under this id, if it is this order; never a second one."""
-        differs = conflicts(spec, existing)
-        if differs:
-            raise DuplicateClientOrderIdError(f"Alpaca submit {spec.client_order_id}: the id is already used by another "
-                                              f"order ({'; '.join(differs)})", spec.client_order_id)
+        require_same_order(spec, existing, "Alpaca submit")
         log.info("alpaca: order %s already exists (%s); not sending it again", spec.client_order_id, existing.status.value)
         return self._ack(existing, created=False, reconciled=False)
 
@@ -163,11 +164,14 @@ class AlpacaBroker:
             raise MarketClosedError(f"Alpaca submit {spec.client_order_id}: field 'trading_date' {spec.trading_date} "
                                     f"is before today's session date {today} (a stale intent)", spec.client_order_id)
 
-    def _request(self, spec: OrderSpec) -> LimitOrderRequest | MarketOrderRequest:
+    def _request(self, spec: OrderSpec) -> LimitOrderRequest | MarketOrderRequest | StopOrderRequest:
+        lasting = spec.order_class is not OrderClass.SIMPLE or spec.order_type is OrderType.STOP
         fields: dict[str, Any] = {
             "symbol": spec.symbol, "qty": spec.qty, "side": OrderSide.BUY if spec.side is Side.BUY else OrderSide.SELL,
-            "time_in_force": TimeInForce(self.settings.time_in_force), "client_order_id": spec.client_order_id,
+            "time_in_force": TimeInForce.GTC if lasting else TimeInForce.DAY, "client_order_id": spec.client_order_id,
         }
+        if spec.order_type is OrderType.STOP:
+            return StopOrderRequest(stop_price=float(spec.limit_price), **fields)
         if spec.order_class is not OrderClass.SIMPLE:
             fields["order_class"] = AlpacaOrderClass(spec.order_class.value)
         if spec.take_profit is not None:

@@ -13,17 +13,17 @@ KOBE_ALPACA_RETRY_ATTEMPTS     retries of a 429 answer (alpaca-py's own retry)  
 KOBE_ALPACA_RETRY_WAIT_S       seconds between those retries                               3
 KOBE_ALPACA_RECONCILE_ATTEMPTS look-ups by client order id after a lost submission          3
 KOBE_ALPACA_RECONCILE_WAIT_S   seconds between those look-ups                              2
-KOBE_ALPACA_TIME_IN_FORCE      day | gtc, for the entry and its legs                       day
 =============================  ==========================================================  =======
 
 Live trading takes two deliberate switches: KOBE_ALPACA_PAPER=false and KOBE_LIVE_TRADING=true.
 Either alone refuses to start (`ConfigError`) rather than guessing, and so does a base URL on
 Alpaca's live host without both. The keys are never part of a repr, a log line or an error.
 
-Note on KOBE_ALPACA_TIME_IN_FORCE: with "day", Alpaca cancels the bracket's unfilled exit legs
-at the close along with the entry, so a position entered today is unprotected tomorrow unless
-the legs are placed again; "gtc" keeps them. The embedded paper broker keeps exit legs live
-until one fills (gtc legs) whatever this setting says.
+Time in force is not a setting: a bracket (or OTO) goes out good-til-cancelled, so its exit
+legs live as long as the position (Alpaca gives a bracket one time in force for the entry and
+its legs), and the trading run cancels an entry still unfilled after its own session (the entry
+stays a day order in effect); a simple order (an exit) is a day order; a protective stop order
+is good-til-cancelled. The embedded paper broker follows the same lifetimes.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from urllib.parse import urlparse
 from kobe_pipelines.errors import ConfigError
 
 LIVE_HOST = "api.alpaca.markets"
-TIME_IN_FORCE = ("day", "gtc")
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,6 @@ class AlpacaSettings:
     retry_wait_s: float = 3.0
     reconcile_attempts: int = 3
     reconcile_wait_s: float = 2.0
-    time_in_force: str = "day"
 
     def __post_init__(self) -> None:
         for name in ("api_key", "secret_key"):
@@ -69,8 +67,6 @@ class AlpacaSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(name, "must be a whole number >= 1", value)
-        if self.time_in_force not in TIME_IN_FORCE:
-            raise ConfigError("time_in_force", f"must be one of {TIME_IN_FORCE}", self.time_in_force)
         if self.base_url is not None and urlparse(self.base_url).scheme not in ("http", "https"):
             raise ConfigError("base_url", "must be an http(s) URL", self.base_url)
 
@@ -82,6 +78,10 @@ class AlpacaSettings:
             raise ConfigError("ALPACA_API_KEY", "must be set to use the Alpaca broker")
         if not secret.strip():
             raise ConfigError("ALPACA_SECRET_KEY", "must be set to use the Alpaca broker")
+        if (env.get("KOBE_ALPACA_TIME_IN_FORCE") or "").strip():
+            raise ConfigError("KOBE_ALPACA_TIME_IN_FORCE", "is no longer a setting: brackets go out good-til-cancelled and "
+                              "the trading run cancels entries left unfilled after their session; unset it",
+                              env.get("KOBE_ALPACA_TIME_IN_FORCE"))
         paper = _flag(env, "KOBE_ALPACA_PAPER", True)
         live_ok = _flag(env, "KOBE_LIVE_TRADING", False)
         base_url = env.get("KOBE_ALPACA_BASE_URL") or None
@@ -101,11 +101,8 @@ class AlpacaSettings:
             "reconcile_attempts": _number(env, "KOBE_ALPACA_RECONCILE_ATTEMPTS", int, cls.reconcile_attempts),
             "reconcile_wait_s": _number(env, "KOBE_ALPACA_RECONCILE_WAIT_S", float, cls.reconcile_wait_s),
         }
-        tif = (env.get("KOBE_ALPACA_TIME_IN_FORCE") or cls.time_in_force).strip().lower()
-        if tif not in TIME_IN_FORCE:
-            raise ConfigError("KOBE_ALPACA_TIME_IN_FORCE", f"must be one of {TIME_IN_FORCE}", tif)
         try:
-            return cls(key.strip(), secret.strip(), paper, base_url, time_in_force=tif, **values)
+            return cls(key.strip(), secret.strip(), paper, base_url, **values)
         except ConfigError as exc:
             if exc.setting not in values:
                 raise

@@ -14,15 +14,21 @@ from typing import Any, Mapping
 
 from kobe_pipelines.execution.broker import Account, LegRecord, LegRole, OrderClass, OrderRecord, OrderStatus
 from kobe_pipelines.execution.errors import (
+    AccountRestrictedError,
     AuthenticationError,
     BrokerError,
     BrokerUnavailableError,
     InsufficientBuyingPowerError,
+    InsufficientQuantityError,
     InvalidOrderError,
     MarketClosedError,
+    PatternDayTradingError,
     RateLimitedError,
+    ShortSaleNotAllowedError,
     UnknownSymbolError,
+    WashTradeError,
 )
+from kobe_pipelines.orders import OrderType
 from kobe_pipelines.risk.types import Position, Side
 
 _STATUS = {
@@ -77,7 +83,8 @@ def _float(value: Decimal | None) -> float | None:
 
 
 def _leg(raw: Mapping[str, Any], role: LegRole, what: str) -> LegRecord:
-    price_key = "stop_price" if role is LegRole.STOP_LOSS else "limit_price"
+    stop_order = role is LegRole.STOP_LOSS or str(raw.get("type") or raw.get("order_type") or "").lower() == "stop"
+    price_key = "stop_price" if stop_order else "limit_price"
     filled = _shares(raw, "filled_qty", what)
     return LegRecord(role, Side(str(raw.get("side", "")).lower()), _float(_decimal(raw, price_key, what)),
                      status_of(raw.get("status")), filled, _float(_decimal(raw, "filled_avg_price", what)) if filled else None,
@@ -102,8 +109,10 @@ def order_record(raw: Any) -> OrderRecord:
     except ValueError:
         raise WireError(f"Alpaca {what}: unsupported order_class {raw.get('order_class')!r}") from None
     submitted = _time(raw, "submitted_at") or _time(raw, "created_at") or dt.datetime.now(dt.timezone.utc)
+    kind = str(raw.get("type") or raw.get("order_type") or "limit").lower()
+    order_type = OrderType(kind) if kind in ("limit", "market", "stop") else OrderType.LIMIT
     return OrderRecord(str(raw["client_order_id"]), str(raw["id"]), str(raw.get("symbol") or ""), side,
-                       _shares(raw, "qty", what), order_class, submitted, tuple(legs))
+                       _shares(raw, "qty", what), order_class, submitted, tuple(legs), order_type=order_type)
 
 
 def position(raw: Mapping[str, Any]) -> Position:
@@ -147,18 +156,42 @@ def api_error_text(body: str) -> tuple[str, Any]:
     return str(body)[:300], None
 
 
+# Alpaca's refusals of an understood order, told apart by their text (the numeric codes are
+# shared: 40310000 covers buying power, quantity and wash trades alike). First match wins, so the
+# narrow texts come before "buying power" and "insufficient".
+_REFUSALS: tuple[tuple[tuple[str, ...], type[BrokerError], str], ...] = (
+    (("insufficient qty", "qty available"), InsufficientQuantityError,
+     " (shares held for open orders, such as this position's exit legs, are not available to sell)"),
+    (("wash trade",), WashTradeError, " (an opposite-side order on this symbol is open)"),
+    (("pattern day trad",), PatternDayTradingError, ""),
+    (("not allowed to short", "cannot be sold short", "not shortable", "short selling is not allowed"),
+     ShortSaleNotAllowedError, ""),
+    (("buying power", "insufficient"), InsufficientBuyingPowerError, ""),
+    (("authorized to trade", "allowed to trade", "restricted", "account is blocked", "trading is blocked",
+      "liquidation only", "closing transactions"), AccountRestrictedError, " (the keys work; the account may not trade)"),
+)
+_KEYS_HINT = " (check ALPACA_API_KEY / ALPACA_SECRET_KEY)"
+
+
 def error_for(status: int | None, message: str, client_order_id: str | None, action: str) -> BrokerError:
-    """The `BrokerError` subclass for an HTTP error answer. `message` must already be scrubbed."""
+    """The `BrokerError` subclass for an HTTP error answer. `message` must already be scrubbed.
+
+    A 403, 422 or 400 that names its reason keeps it: insufficient quantity, a wash trade, the
+    pattern day trader rule, a refused short sale, buying power, a restricted account each have
+    their own class; only 'forbidden' / 'unauthorized' mean the keys.
+    """
     text = message.lower()
     where = f"Alpaca {action}" + (f" {client_order_id}" if client_order_id else "")
     full = f"{where}: HTTP {status}: {message}"
     if status == 401:
-        return AuthenticationError(full + " (check ALPACA_API_KEY / ALPACA_SECRET_KEY)", client_order_id, status)
+        return AuthenticationError(full + _KEYS_HINT, client_order_id, status)
+    if status in (400, 403, 422):
+        for needles, kind, hint in _REFUSALS:
+            if any(needle in text for needle in needles):
+                return kind(full + hint, client_order_id, status)
     if status == 403:
-        if "buying power" in text or "insufficient" in text:
-            return InsufficientBuyingPowerError(full, client_order_id, status)
         if "forbidden" in text or "unauthorized" in text or "not authorized" in text:
-            return AuthenticationError(full + " (check ALPACA_API_KEY / ALPACA_SECRET_KEY)", client_order_id, status)
+            return AuthenticationError(full + _KEYS_HINT, client_order_id, status)
         return InvalidOrderError(full, client_order_id, status)
     if status == 422 or status == 400:
         if "market" in text and ("closed" in text or "not open" in text or "hours" in text):

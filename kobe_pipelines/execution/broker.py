@@ -7,23 +7,32 @@ is the exchange trading date, YYYY-MM-DD (America/New_York).
 
 A broker accepts only an approved policy-gate `Decision` (`risk.types.require_decision`),
 and sends exactly the order it approved: `OrderSpec.from_decision` re-validates every field
-and puts the prices on the tick grid without moving them (see `ticks`). The order class
-follows the legs: both a stop and a take-profit make a bracket, one of them an OTO
-(one-triggers-other), none a simple order.
+and puts the prices on the tick grid without moving them (`kobe_pipelines.orders.ticks`). The
+order class follows the legs: both a stop and a take-profit make a bracket, one of them an OTO
+(one-triggers-other), none a simple order. A simple `stop` order is a protective stop on its own.
+
+Lifetimes: an entry is a day order for its `trading_date` (unfilled after its session, it is
+cancelled: by the paper broker itself, by the trading run at Alpaca); exit legs and protective
+stops are good until cancelled: they live as long as the position.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Iterable, Protocol, runtime_checkable
 
 from kobe_pipelines.errors import RecordError
-from kobe_pipelines.execution.ticks import on_tick_decimal
-from kobe_pipelines.risk.types import Decision, OrderIntent, OrderType, Position, Side, require_decision
+from kobe_pipelines.execution.corporate_actions import BookEvent, CorporateAction
+from kobe_pipelines.execution.errors import DuplicateClientOrderIdError
+from kobe_pipelines.orders import OrderIntent, OrderType, Side, SignalLineage, on_tick_decimal, parse_intent
+from kobe_pipelines.orders.validation import bracket_problems
+from kobe_pipelines.risk.types import Decision, Position, require_decision
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class OrderStatus(str, Enum):
@@ -69,6 +78,7 @@ class OrderSpec:
     take_profit: Decimal | None
     trading_date: str
     strategy: str
+    lineage: SignalLineage | None = None
 
     @property
     def order_class(self) -> OrderClass:
@@ -92,44 +102,19 @@ class OrderSpec:
     def from_intent(cls, intent: OrderIntent) -> "OrderSpec":
         """Validate `intent` field by field (the gate has done so; this is the broker's own
         last line) and build the spec. Raises `RecordError` naming the field."""
-        record = f"{getattr(intent, 'client_order_id', '?')!s}"
-        coid = intent.client_order_id
-        if not isinstance(coid, str) or not coid or len(coid) > 128 or coid != coid.strip():
-            raise RecordError("order", record, "client_order_id", "must be 1-128 characters without surrounding spaces", coid)
-        symbol = intent.symbol
-        if not isinstance(symbol, str) or not symbol or not symbol.isprintable() or symbol.strip() != symbol or " " in symbol:
-            raise RecordError("order", record, "symbol", "must be a ticker without spaces", symbol)
-        try:
-            side = Side(intent.side)
-        except ValueError:
-            raise RecordError("order", record, "side", "must be 'buy' or 'sell'", intent.side) from None
-        try:
-            order_type = OrderType(intent.order_type)
-        except ValueError:
-            raise RecordError("order", record, "order_type", "must be 'limit' or 'market'", intent.order_type) from None
-        qty = _whole_shares(intent.qty, record)
-        entry = on_tick_decimal(intent.entry, "entry", record)
-        stop = None if intent.stop is None else on_tick_decimal(intent.stop, "stop", record)
-        target = None if intent.take_profit is None else on_tick_decimal(intent.take_profit, "take_profit", record)
-        buy = side is Side.BUY
-        if stop is not None and (stop >= entry if buy else stop <= entry):
-            raise RecordError("order", record, "stop", f"must be {'below' if buy else 'above'} the entry {entry} "
-                              f"for a {side.value}", intent.stop)
-        if target is not None and (target <= entry if buy else target >= entry):
-            raise RecordError("order", record, "take_profit", f"must be {'above' if buy else 'below'} the entry "
-                              f"{entry} for a {side.value}", intent.take_profit)
-        return cls(coid, symbol, side, qty, order_type, entry if order_type is OrderType.LIMIT else None, entry,
-                   stop, target, str(intent.trading_date or ""), str(intent.strategy or ""))
-
-
-def _whole_shares(qty: object, record: str) -> int:
-    if isinstance(qty, bool) or not isinstance(qty, (int, float)):
-        raise RecordError("order", record, "qty", "must be a whole number of shares", qty)
-    if isinstance(qty, float) and (not math.isfinite(qty) or not qty.is_integer()):
-        raise RecordError("order", record, "qty", "must be a whole number of shares", qty)
-    if qty <= 0:
-        raise RecordError("order", record, "qty", "must be a positive number of shares", qty)
-    return int(qty)
+        record = str(intent.client_order_id) if isinstance(intent, OrderIntent) else "?"
+        parsed = parse_intent(intent)
+        problems = {**parsed.problems, **bracket_problems(parsed)}
+        if problems:
+            name, text = next(iter(problems.items()))
+            raise RecordError("order", record, name, text.removeprefix(f"field '{name}' "))
+        entry = on_tick_decimal(parsed.entry, "entry", record)
+        stop = None if parsed.stop is None else on_tick_decimal(parsed.stop, "stop", record)
+        target = None if parsed.take_profit is None else on_tick_decimal(parsed.take_profit, "take_profit", record)
+        order_type = parsed.order_type
+        return cls(parsed.client_order_id, parsed.symbol, parsed.side, parsed.qty, order_type,
+                   entry if order_type is not OrderType.MARKET else None, entry, stop, target,
+                   str(intent.trading_date or ""), str(intent.strategy or ""), intent.lineage)
 
 
 @dataclass(frozen=True)
@@ -145,6 +130,7 @@ class LegRecord:
     filled_avg_price: float | None = None
     filled_at: dt.datetime | None = None
     broker_order_id: str | None = None
+    qty: int | None = None  # the leg's own shares when they differ from the order's (after a split)
 
 
 @dataclass(frozen=True)
@@ -160,10 +146,20 @@ class OrderRecord:
     submitted_at: dt.datetime
     legs: tuple[LegRecord, ...]
     trading_date: str = ""
+    order_type: OrderType = OrderType.LIMIT
 
     @property
     def entry(self) -> LegRecord:
         return self.legs[0]
+
+    def leg_qty(self, leg: LegRecord) -> int:
+        """The shares `leg` is for (its own after a split, else the order's)."""
+        return leg.qty if leg.qty is not None else self.qty
+
+    @property
+    def is_protective_stop(self) -> bool:
+        """A simple stop order: it only ever closes a position."""
+        return self.order_type is OrderType.STOP and self.order_class is OrderClass.SIMPLE
 
     @property
     def status(self) -> OrderStatus:
@@ -195,27 +191,60 @@ def conflicts(spec: OrderSpec, record: "OrderRecord") -> list[str]:
     return out
 
 
+def require_same_order(spec: OrderSpec, record: "OrderRecord", where: str) -> None:
+    """`DuplicateClientOrderIdError` when `record`, found under `spec`'s client order id, is
+    another order (`conflicts`): an id reused for a different order never passes as "already sent"."""
+    differs = conflicts(spec, record)
+    if differs:
+        raise DuplicateClientOrderIdError(f"{where} {spec.client_order_id}: the id is already used by another order "
+                                          f"({'; '.join(differs)})", spec.client_order_id)
+
+
+def working_stops(symbol: str, position_qty: int,
+                  orders: "list[OrderRecord] | tuple[OrderRecord, ...]") -> list[tuple["OrderRecord", float, int]]:
+    """The working stops that would close part of a position of `position_qty` signed shares:
+    (order, stop price, shares). A bracket's or OTO's stop leg once its entry filled (new,
+    partially filled, or held: Alpaca holds a bracket's stop under its one-cancels-other while the
+    take-profit works) on an order entered on the position's side, and a simple stop order on the
+    other side."""
+    if position_qty == 0:
+        return []
+    side = Side.BUY if position_qty > 0 else Side.SELL
+    out: list[tuple[OrderRecord, float, int]] = []
+    for order in orders:
+        if order.symbol != symbol:
+            continue
+        if order.is_protective_stop:
+            leg = order.entry
+            if order.side is side.opposite and leg.price is not None and leg.status.is_open and leg.status is not OrderStatus.HELD:
+                out.append((order, leg.price, order.leg_qty(leg) - leg.filled_qty))
+            continue
+        leg = order.leg(LegRole.STOP_LOSS)
+        if order.side is not side or leg is None or leg.price is None:
+            continue
+        if leg_is_working(order, leg):
+            out.append((order, leg.price, order.leg_qty(leg) - leg.filled_qty))
+    return out
+
+
+def leg_is_working(order: OrderRecord, leg: LegRecord) -> bool:
+    """An exit leg that can trade now: new or partially filled, or held once the entry filled."""
+    if leg.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
+        return True
+    return leg.status is OrderStatus.HELD and order.entry.status is OrderStatus.FILLED
+
+
 def protective_stop(symbol: str, qty: int, orders: "list[OrderRecord] | tuple[OrderRecord, ...]") -> float | None:
     """The stop protecting a position of `qty` signed shares, for the gate's heat check.
 
-    Working stop legs (status new or partially filled, not held) of orders on `symbol` whose
-    entry is on the position's side must cover the whole quantity; then the farthest stop
+    The working stops (`working_stops`) must cover the whole quantity; then the farthest stop
     (the most risk: the lowest for a long, the highest for a short) is returned. Otherwise
     None: the position counts as unprotected (its whole market value is at risk).
     """
-    if qty == 0:
+    stops = working_stops(symbol, qty, orders)
+    if not stops or sum(q for _, _, q in stops) < abs(qty):
         return None
-    side = Side.BUY if qty > 0 else Side.SELL
-    stops: list[tuple[float, int]] = []
-    for order in orders:
-        leg = order.leg(LegRole.STOP_LOSS)
-        if order.symbol != symbol or order.side is not side or leg is None or leg.price is None:
-            continue
-        if leg.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
-            stops.append((leg.price, order.qty - leg.filled_qty))
-    if not stops or sum(q for _, q in stops) < abs(qty):
-        return None
-    prices = [price for price, _ in stops]
+    prices = [price for _, price, _ in stops]
     return min(prices) if qty > 0 else max(prices)
 
 
@@ -267,9 +296,23 @@ class Account:
     buying_power: float
 
 
+@dataclass(frozen=True)
+class AdvanceResult:
+    """What one replay of bars did at a `BarReplayBroker`."""
+
+    sessions: tuple[str, ...]  # processed now, in order
+    skipped_sessions: tuple[str, ...]  # already processed before: ignored
+    fills: tuple[Fill, ...]
+    expired: tuple[str, ...]  # client order ids whose entry expired unfilled
+    book_events: tuple[BookEvent, ...] = ()  # corporate actions and delistings applied
+
+
 @runtime_checkable
 class Broker(Protocol):
-    """What the trading loop needs from any broker."""
+    """What the trading loop needs from any broker.
+
+    `account().buying_power` is net of the notional the broker reserves for its working entry
+    orders (the gate adds only approvals the broker has not seen yet)."""
 
     name: str
 
@@ -289,3 +332,31 @@ class Broker(Protocol):
     def positions(self) -> dict[str, Position]: ...
 
     def account(self) -> Account: ...
+
+    def marks(self) -> dict[str, float]:
+        """The broker's latest price of every symbol it holds, USD."""
+        ...
+
+
+@runtime_checkable
+class BarReplayBroker(Broker, Protocol):
+    """A broker that fills orders against the bars it is handed (the paper broker): the trading
+    run replays each session's raw bars and corporate actions into it before deciding. A live
+    broker fills on its own and applies corporate actions itself."""
+
+    @property
+    def last_session(self) -> str | None:
+        """The last session replayed (YYYY-MM-DD), None before the first."""
+        ...
+
+    def advance(self, bars: "pd.DataFrame", actions: Iterable[CorporateAction] = ()) -> AdvanceResult:
+        """Bring the book through every session of `bars` not replayed yet (actions first, then fills)."""
+        ...
+
+    def book_events(self) -> list[BookEvent]:
+        """Every corporate action and delisting applied to the book, in order."""
+        ...
+
+    def stale_marks(self) -> dict[str, str]:
+        """Held symbols without a bar on the last session replayed: symbol -> session of its last bar."""
+        ...

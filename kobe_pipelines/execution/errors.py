@@ -38,8 +38,34 @@ class InsufficientBuyingPowerError(BrokerError):
     """The account cannot pay for the order (Alpaca's 403 'insufficient buying power')."""
 
 
+class InsufficientQuantityError(BrokerError):
+    """A sell needs shares the account does not hold free (Alpaca's 403 'insufficient qty
+    available for order (requested: N, available: M)'): shares held for open orders, such as a
+    position's own exit legs, do not count as available. Not a buying-power problem."""
+
+
+class WashTradeError(BrokerError):
+    """Refused as a potential wash trade: an opposite-side order on the symbol is open (Alpaca's
+    403 'potential wash trade detected. use complex orders')."""
+
+
+class PatternDayTradingError(BrokerError):
+    """Refused by the pattern day trader rule (Alpaca's 403 'trade denied due to pattern day
+    trading protection'): the account may not open another day trade now."""
+
+
+class ShortSaleNotAllowedError(BrokerError):
+    """The short sale is refused: the account may not short ('account is not allowed to short')
+    or the asset cannot be borrowed ('asset X cannot be sold short')."""
+
+
+class AccountRestrictedError(BrokerError):
+    """The keys are valid but the account may not place this order ('account is not authorized
+    to trade', restricted to closing trades, blocked)."""
+
+
 class AuthenticationError(BrokerError):
-    """The keys were refused (401, or a 403 that is not about buying power)."""
+    """The keys were refused (401, or a 403 saying forbidden / unauthorized)."""
 
 
 class RateLimitedError(BrokerError):

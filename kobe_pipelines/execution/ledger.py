@@ -1,11 +1,17 @@
 """The order ledger: every intent, gate decision, submission, broker answer, fill and cancel,
 in `state/order_ledger.sqlite`, append-only, with UTC times and ids.
 
-Event kinds (column `event`): intent, decision, submitted (written BEFORE the order is sent,
-and only for an approved decision: a crash after it leaves a pending order for
-reconciliation, never an order the ledger does not know), ack, refused (the broker said no),
-unknown (the submission's outcome was lost), status (an order's state changed at the broker),
-fill, cancel, reconcile (a drift report).
+Event kinds (column `event`): intent (written before the gate decides), decision, submitted
+(written BEFORE the order is sent, and only for an approved decision: a crash after it leaves
+an approval the next run of the same command resumes, never an order the ledger does not
+know), ack, refused (the broker said no), unknown (the submission's outcome was lost), status
+(an order's state changed at the broker), fill, cancel (with its reason), exit (an exit about to
+cancel a position's protective orders: written before it cancels them), split, dividend,
+delisting (book events: corporate actions and delistings, `fill_id` = the event id, so each is
+recorded once), reconcile (a drift report).
+
+Every intent, decision and submission carries the order's lineage (strategy and version, model
+and registry version, lake version and content hash, signals hash) in `detail`.
 
 Fills enter through `sync_order`/`sync`: the broker's order record is the one source of fills
 for every broker. Each leg's cumulative filled quantity is compared with what the ledger
@@ -25,9 +31,11 @@ import pandas as pd
 
 from kobe_pipelines import paths
 from kobe_pipelines.execution.broker import Broker, Fill, LegRole, OrderAck, OrderRecord, OrderSpec, OrderStatus
+from kobe_pipelines.execution.corporate_actions import BookEvent
 from kobe_pipelines.execution.sqlite_store import connect
 from kobe_pipelines.market_calendar import EXCHANGE_TZ
-from kobe_pipelines.risk.types import Decision, OrderIntent, Side
+from kobe_pipelines.orders import OrderIntent, Side
+from kobe_pipelines.risk.types import Decision
 
 LEDGER_NAME = "order_ledger.sqlite"
 COLUMNS = ("seq", "at", "event", "client_order_id", "broker", "decision_id", "broker_order_id", "symbol", "side",
@@ -41,6 +49,8 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_order ON events (client_order_id);
 """
 _ORDER_STATE_EVENTS = ("submitted", "ack", "refused", "unknown", "status", "cancel")
+BOOK_EVENTS = ("split", "dividend", "delisting")
+SENT_STATES = ("ack", "status", "cancel")  # the broker has (or had) the order
 
 
 @dataclass(frozen=True)
@@ -62,7 +72,8 @@ class DriftReport:
         if self.ok:
             return [f"{self.broker}: ledger and broker agree"]
         out = [f"{self.broker}: order {c} is open at the broker but not in the ledger" for c in self.unknown_orders]
-        out += [f"{self.broker}: order {c} is open in the ledger but unknown to the broker" for c in self.missing_orders]
+        out += [f"{self.broker}: order {c} was approved but never reached the broker (the same command, or the next "
+                "trading run, resumes it)" for c in self.missing_orders]
         out += [f"{self.broker}: order {c} is open in the ledger but {s} at the broker (run a sync)" for c, s in self.stale_orders]
         out += [f"{self.broker}: {s} position is {lq:+d} sh in the ledger, {bq:+d} sh at the broker"
                 for s, lq, bq in self.position_diffs]
@@ -105,17 +116,22 @@ class OrderLedger:
                          decision_id=decision.decision_id, symbol=str(intent.symbol),
                          status="approved" if decision.approved else "rejected", detail=decision.to_dict())
 
-    def record_submission(self, decision: Decision, broker: str) -> OrderSpec:
+    def record_submission(self, decision: Decision, broker: str, purpose: dict[str, Any] | None = None) -> OrderSpec:
         """Write-ahead record that the approved order is being sent; refuses (raises
-        `UnapprovedOrderError`) anything but an approved gate decision, before writing."""
+        `UnapprovedOrderError`) anything but an approved gate decision, before writing.
+        `purpose`: extra detail, e.g. {"protects": <the bracket a replacement stop protects>}."""
         spec = OrderSpec.from_decision(decision)
         with self._db() as con:
             self._append(con, "submitted", client_order_id=spec.client_order_id, broker=broker,
                          decision_id=decision.decision_id, symbol=spec.symbol, side=spec.side.value, qty=spec.qty,
                          price=float(spec.expected_price), status=OrderStatus.PENDING.value, is_open=1,
-                         detail={"order_class": spec.order_class.value, "limit_price": _num(spec.limit_price),
-                                 "expected_price": _num(spec.expected_price), "stop": _num(spec.stop),
-                                 "take_profit": _num(spec.take_profit), "trading_date": spec.trading_date})
+                         detail={"order_class": spec.order_class.value, "order_type": spec.order_type.value,
+                                 "limit_price": _num(spec.limit_price), "expected_price": _num(spec.expected_price),
+                                 "stop": _num(spec.stop), "take_profit": _num(spec.take_profit),
+                                 "trading_date": spec.trading_date, "strategy": spec.strategy,
+                                 "strategy_version": decision.intent.strategy_version,
+                                 "lineage": spec.lineage.to_dict() if spec.lineage is not None else None,
+                                 **(purpose or {})})
         return spec
 
     def record_ack(self, ack: OrderAck) -> None:
@@ -132,11 +148,42 @@ class OrderLedger:
                          status=OrderStatus.PENDING.value if outcome_unknown else OrderStatus.REJECTED.value,
                          is_open=int(outcome_unknown), detail={"error": type(error).__name__, "message": str(error)})
 
-    def record_cancel(self, record: OrderRecord, broker: str) -> None:
+    def record_cancel(self, record: OrderRecord, broker: str, reason: str = "") -> None:
         with self._db() as con:
             self._append(con, "cancel", client_order_id=record.client_order_id, broker=broker,
                          broker_order_id=record.broker_order_id, symbol=record.symbol, status=record.status.value,
-                         is_open=int(record.is_open))
+                         is_open=int(record.is_open), detail={"reason": reason} if reason else None)
+
+    def record_exit(self, intent: OrderIntent, broker: str, cancelling: list[str]) -> None:
+        """An exit is about to cancel the protective orders `cancelling` of its position (written
+        first: a crash after the cancels leaves a state the next run completes)."""
+        with self._db() as con:
+            self._append(con, "exit", client_order_id=str(intent.client_order_id), broker=broker,
+                         symbol=str(intent.symbol), side=str(getattr(intent.side, "value", intent.side)),
+                         qty=intent.qty if isinstance(intent.qty, int) else None,
+                         detail={"cancelling": cancelling})
+
+    def record_book_events(self, events: list[BookEvent], broker: str) -> list[BookEvent]:
+        """Record corporate actions and delistings applied to the book, each once (by its id);
+        returns the ones that were new. The position moves by qty_after - qty_before."""
+        new = []
+        with self._db() as con:
+            for event in events:
+                if con.execute("SELECT 1 FROM events WHERE fill_id = ?", (event.event_id,)).fetchone():
+                    continue
+                delta = event.qty_after - event.qty_before
+                self._append(con, event.kind, broker=broker, symbol=event.symbol,
+                             side=(Side.BUY if delta > 0 else Side.SELL).value if delta else None, qty=abs(delta),
+                             price=float(event.price) if event.price is not None else None, fill_id=event.event_id,
+                             status=event.session, detail=event.to_dict())
+                new.append(event)
+        return new
+
+    def book_events(self, broker: str) -> list[BookEvent]:
+        with self._db(write=False) as con:
+            rows = con.execute(f"SELECT detail FROM events WHERE broker = ? AND event IN ({', '.join('?' * len(BOOK_EVENTS))}) "
+                               "ORDER BY seq", (broker, *BOOK_EVENTS)).fetchall()
+        return [BookEvent.from_dict(json.loads(r[0])) for r in rows]
 
     # -- fills and status from the broker --------------------------------------------------
     def sync_order(self, record: OrderRecord, broker: str) -> list[Fill]:
@@ -202,46 +249,30 @@ class OrderLedger:
         return pd.DataFrame(rows, columns=list(COLUMNS))
 
     def orders(self) -> pd.DataFrame:
-        """One row per client order id that reached a broker: its latest state, filled shares
-        per leg, and realized P&L (USD) once an exit leg filled (sign-aware: a short that
-        covers lower gains)."""
-        events = self.events()
-        sent = events[events["event"] == "submitted"]
-        rows = []
-        for coid, group in events[events["client_order_id"].isin(sent["client_order_id"])].groupby("client_order_id", sort=False):
-            first = group[group["event"] == "submitted"].iloc[0]
-            states = group[group["event"].isin(_ORDER_STATE_EVENTS)]
-            last = states.iloc[-1]
-            fills = group[group["event"] == "fill"]
-            side = Side(first["side"])
-            row = {"client_order_id": coid, "broker": first["broker"], "symbol": first["symbol"], "side": side.value,
-                   "qty": int(first["qty"]), "submitted_at": first["at"], "status": last["status"],
-                   "is_open": bool(last["is_open"]), "updated_at": group.iloc[-1]["at"]}
-            realized = 0.0
-            entry_avg = None
-            for role in LegRole:
-                legs = fills[fills["leg"] == role.value]
-                qty = int(legs["qty"].sum()) if not legs.empty else 0
-                avg = float((legs["qty"] * legs["price"]).sum() / qty) if qty else None
-                row[f"{role.value}_qty"], row[f"{role.value}_avg"] = qty, avg
-                if role is LegRole.ENTRY:
-                    entry_avg = avg
-                elif qty and entry_avg is not None:
-                    realized += side.sign * (avg - entry_avg) * qty
-            exited = row["stop_loss_qty"] + row["take_profit_qty"]
-            row["realized_pnl"] = round(realized, 6) if exited else None
-            rows.append(row)
-        return pd.DataFrame(rows)
+        """One row per client order id that reached a broker (`order_views.order_rows`)."""
+        from kobe_pipelines.execution.order_views import order_rows
+
+        return order_rows(self.events())
+
+    def intents(self, approvals: "dict[str, str] | None" = None) -> pd.DataFrame:
+        """One row per intent ever recorded, with its state (`order_views.intent_rows`)."""
+        from kobe_pipelines.execution.order_views import intent_rows
+
+        return intent_rows(self.events(), approvals)
 
     def open_order_ids(self, broker: str) -> set[str]:
+        return {coid for coid, (_, is_open) in self._latest_states(broker).items() if is_open}
+
+    def _latest_states(self, broker: str) -> dict[str, tuple[str, bool]]:
+        """Client order id -> (its latest order-state event, whether the order is open) at `broker`."""
         with self._db(write=False) as con:
             rows = con.execute(
-                "SELECT client_order_id, is_open FROM events e WHERE broker = ? AND event IN "
+                "SELECT client_order_id, event, is_open FROM events e WHERE broker = ? AND event IN "
                 f"({', '.join('?' * len(_ORDER_STATE_EVENTS))}) AND seq = (SELECT max(seq) FROM events WHERE "
                 "client_order_id = e.client_order_id AND event IN "
                 f"({', '.join('?' * len(_ORDER_STATE_EVENTS))}))",
                 (broker, *_ORDER_STATE_EVENTS, *_ORDER_STATE_EVENTS)).fetchall()
-        return {coid for coid, is_open in rows if is_open}
+        return {coid: (event, bool(is_open)) for coid, event, is_open in rows}
 
     def known_order_ids(self, broker: str) -> set[str]:
         with self._db(write=False) as con:
@@ -250,11 +281,71 @@ class OrderLedger:
         return {r[0] for r in rows}
 
     def positions(self, broker: str) -> dict[str, int]:
-        """Signed shares per symbol from the fills recorded for `broker`."""
+        """Signed shares per symbol from the fills and book events (splits, delistings) recorded for `broker`."""
         with self._db(write=False) as con:
-            rows = con.execute("SELECT symbol, sum(CASE side WHEN 'buy' THEN qty ELSE -qty END) FROM events "
-                               "WHERE event = 'fill' AND broker = ? GROUP BY symbol", (broker,)).fetchall()
+            rows = con.execute("SELECT symbol, sum(CASE side WHEN 'buy' THEN qty WHEN 'sell' THEN -qty ELSE 0 END) "
+                               "FROM events WHERE event IN ('fill', 'split', 'delisting') AND broker = ? GROUP BY symbol",
+                               (broker,)).fetchall()
         return {symbol: int(qty) for symbol, qty in rows if qty}
+
+    def fills(self, broker: str, symbols: "set[str] | None" = None) -> list[tuple[str, str, int, str]]:
+        """The fills recorded for `broker` (of `symbols` only, when given): (client order id, leg,
+        shares, session), in order."""
+        where, params = "", ()
+        if symbols is not None:
+            where, params = f" AND symbol IN ({', '.join('?' * len(symbols))})", tuple(sorted(symbols))
+        with self._db(write=False) as con:
+            rows = con.execute("SELECT client_order_id, leg, qty, json_extract(detail, '$.session') FROM events "
+                               f"WHERE event = 'fill' AND broker = ?{where} ORDER BY seq", (broker, *params)).fetchall()
+        return [(coid, leg, int(qty), session or "") for coid, leg, qty, session in rows]
+
+    def protective_orders(self, broker: str) -> dict[str, str]:
+        """Client order id -> the bracket it protects, for every stop order placed to protect one."""
+        with self._db(write=False) as con:
+            rows = con.execute("SELECT client_order_id, json_extract(detail, '$.protects') FROM events WHERE "
+                               "event = 'submitted' AND broker = ? AND json_extract(detail, '$.protects') IS NOT NULL",
+                               (broker,)).fetchall()
+        return dict(rows)
+
+    def position_before(self, broker: str, symbol: str, session: str) -> int:
+        """Signed shares of `symbol` at `broker` before `session`: fills of earlier sessions and
+        book events effective before it."""
+        with self._db(write=False) as con:
+            row = con.execute(
+                "SELECT sum(CASE side WHEN 'buy' THEN qty WHEN 'sell' THEN -qty ELSE 0 END) FROM events "
+                "WHERE broker = ? AND symbol = ? AND ((event = 'fill' AND json_extract(detail, '$.session') < ?) "
+                "OR (event IN ('split', 'delisting') AND status < ?))", (broker, symbol, session, session)).fetchone()
+        return int(row[0] or 0)
+
+    def order_state(self, client_order_id: str) -> str | None:
+        """The latest order-state event of `client_order_id` (submitted, ack, refused, unknown,
+        status, cancel), or None when it never reached the submission step."""
+        with self._db(write=False) as con:
+            row = con.execute(f"SELECT event FROM events WHERE client_order_id = ? AND event IN "
+                              f"({', '.join('?' * len(_ORDER_STATE_EVENTS))}) ORDER BY seq DESC LIMIT 1",
+                              (client_order_id, *_ORDER_STATE_EVENTS)).fetchone()
+        return row[0] if row else None
+
+    def submissions(self, broker: str, client_order_ids: "set[str] | None" = None) -> dict[str, dict[str, Any]]:
+        """The write-ahead submission of each order sent to `broker` (the latest per id): side,
+        qty, symbol and its detail (prices, trading date, lineage, purpose)."""
+        sql = "SELECT client_order_id, symbol, side, qty, detail FROM events WHERE event = 'submitted' AND broker = ?"
+        params: tuple = (broker,)
+        if client_order_ids is not None:
+            if not client_order_ids:
+                return {}
+            sql += f" AND client_order_id IN ({', '.join('?' * len(client_order_ids))})"
+            params += tuple(sorted(client_order_ids))
+        with self._db(write=False) as con:
+            rows = con.execute(sql + " ORDER BY seq", params).fetchall()
+        return {coid: {"symbol": symbol, "side": side, "qty": qty, **json.loads(detail)}
+                for coid, symbol, side, qty, detail in rows}
+
+    def unsent_approvals(self, broker: str) -> dict[str, dict[str, Any]]:
+        """Submissions to `broker` with no answer yet (a crash or another process between the
+        write-ahead record and the broker): they count as orders not filled yet."""
+        waiting = {coid for coid, (event, _) in self._latest_states(broker).items() if event == "submitted"}
+        return self.submissions(broker, waiting)
 
     # -- reconciliation --------------------------------------------------------------------
     def reconcile(self, broker: Broker) -> DriftReport:

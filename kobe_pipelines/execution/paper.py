@@ -1,25 +1,34 @@
 """`PaperBroker`: the embedded default broker, filling orders against daily bars.
 
-Orders are day orders for their intent's `trading_date` (an XNYS session, required): the
+Entries are day orders for their intent's `trading_date` (an XNYS session, required): the
 entry can fill only on that session's bar and expires otherwise; exit legs wait ("held")
 until the entry fills, then stay live, one-cancels-other, until one fills or the order is
-cancelled. Fill rules: `paper_model` (limits fill when a bar trades through them and never
-worse than the limit; stops fill at the stop or the gapped open less slippage; both legs in
-one bar: the stop wins unless the bar opened through the target).
+cancelled (good until cancelled, as at Alpaca). A simple `stop` order (a protective stop placed
+on its own) is good until cancelled too. Fill rules: `paper_model` (limits fill when a bar
+trades through them and never worse than the limit; stops fill at the stop or the gapped open
+less slippage; both legs in one bar: the stop wins unless the bar opened through the target).
+An exit leg or stop never trades a position past zero: if the position it protected is gone
+(or smaller than the leg), the leg is cancelled instead.
 
-Bars arrive through `advance(bars)` (schema `BAR_COLUMNS`, one or more sessions, raw prices
-as traded): sessions are processed in date order, each once; a session at or before the last
-one processed is skipped, so replaying bars never fills twice. Pass every symbol of a session
-in one call.
+Bars arrive through `advance(bars, actions)` (schema `BAR_COLUMNS`, one or more sessions, raw
+prices as traded; corporate actions on their effective sessions): sessions are processed in
+date order, each once; a session at or before the last one processed is skipped, so replaying
+bars never fills twice. Pass every symbol of a session in one call. Each session first brings
+the book through that session's actions (`paper_actions`, rules in `corporate_actions`), then
+fills orders, then marks; a held symbol without a bar for `delisted_after` sessions is closed
+at its last close (a delisting); fewer sessions without a bar leave a stale mark
+(`stale_marks`).
 
 The account is 1x (no margin): buying power = equity - the market value of all positions
 (long and short) - the notional reserved by working entry orders. Money is exact (`Decimal`):
 cash moves by qty x fill price; fill prices are on a $0.0001 grid.
 
-Everything (orders, positions, cash, marks, fills) lives in `state/paper_broker.json`,
-rewritten atomically after each change under a file lock, and re-read by every call, so a
-restart or a second process sees the same book. A file that cannot be read or parsed raises
-`StateFileError`; it is never reset silently.
+Everything (orders, positions, cash, marks, fills, book events) lives in
+`state/paper_broker.json`, rewritten atomically after each change under a file lock, so a
+restart or a second process sees the same book. A read re-parses the file only when it changed
+(its inode, size or modification time), so a day-by-day driver does not pay for the whole
+history on every call. A file that cannot be read or parsed raises `StateFileError`; it is never
+reset silently.
 """
 
 from __future__ import annotations
@@ -30,9 +39,8 @@ import json
 import math
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Collection, Iterator
+from typing import Any, Callable, Collection, Iterable, Iterator
 
 import pandas as pd
 
@@ -40,19 +48,21 @@ from kobe_pipelines import paths
 from kobe_pipelines.data import schema
 from kobe_pipelines.data.validation import validate_bars
 from kobe_pipelines.errors import ConfigError, StateFileError
+from kobe_pipelines.execution import paper_actions
 from kobe_pipelines.execution import paper_state as ps
 from kobe_pipelines.execution.broker import (
     Account,
+    AdvanceResult,
     Fill,
     LegRole,
     OrderAck,
     OrderRecord,
     OrderSpec,
     OrderStatus,
-    conflicts,
+    require_same_order,
 )
+from kobe_pipelines.execution.corporate_actions import DEFAULT_DELISTED_AFTER, BookEvent, CorporateAction
 from kobe_pipelines.execution.errors import (
-    DuplicateClientOrderIdError,
     InsufficientBuyingPowerError,
     InvalidOrderError,
     MarketClosedError,
@@ -61,26 +71,13 @@ from kobe_pipelines.execution.errors import (
 )
 from kobe_pipelines.execution.paper_model import Bar, entry_fill, exit_fill
 from kobe_pipelines.market_calendar import is_session, xnys
+from kobe_pipelines.regular_files import read_regular
+from kobe_pipelines.orders import OrderType, Side
 from kobe_pipelines.risk.heat import is_reducing
-from kobe_pipelines.risk.types import Decision, Position, Side
+from kobe_pipelines.risk.types import Decision, Position
 
 STATE_NAME = "paper_broker.json"
 LOCK_NAME = ".paper_broker.lock"
-
-
-@dataclass(frozen=True)
-class AdvanceResult:
-    sessions: tuple[str, ...]  # processed now, in order
-    skipped_sessions: tuple[str, ...]  # already processed before: ignored
-    fills: tuple[Fill, ...]
-    expired: tuple[str, ...]  # client order ids whose entry expired unfilled
-
-
-def _same_order(spec: OrderSpec, record: OrderRecord) -> None:
-    differs = conflicts(spec, record)
-    if differs:
-        raise DuplicateClientOrderIdError(f"client order id {spec.client_order_id} is already used by another order "
-                                          f"({'; '.join(differs)})", spec.client_order_id)
 
 
 def _utc_now() -> dt.datetime:
@@ -90,7 +87,8 @@ def _utc_now() -> dt.datetime:
 class PaperBroker:
     """See the module docstring. `slippage_bps`: adverse slippage per fill, in basis points of
     price (5.0 = 0.05 %). `starting_cash` (USD) is used only when no state file exists yet.
-    `symbols`: the tradable universe (None: any symbol). `clock`: UTC time of submissions."""
+    `symbols`: the tradable universe (None: any symbol). `clock`: UTC time of submissions.
+    `delisted_after`: sessions without a bar after which a held symbol is delisted."""
 
     name = "paper"
 
@@ -101,6 +99,7 @@ class PaperBroker:
         starting_cash: float = 100_000.0,
         symbols: Collection[str] | None = None,
         clock: Callable[[], dt.datetime] | None = None,
+        delisted_after: int = DEFAULT_DELISTED_AFTER,
     ):
         if isinstance(slippage_bps, bool) or not isinstance(slippage_bps, (int, float)) or not (
             math.isfinite(slippage_bps) and 0 <= slippage_bps < 10_000
@@ -110,6 +109,8 @@ class PaperBroker:
             math.isfinite(starting_cash) and starting_cash > 0
         ):
             raise ConfigError("starting_cash", "must be a finite amount of USD > 0", starting_cash)
+        if isinstance(delisted_after, bool) or not isinstance(delisted_after, int) or delisted_after < 1:
+            raise ConfigError("delisted_after", "must be a whole number of sessions >= 1", delisted_after)
         self.state_dir = paths.state_dir(state_dir)
         self.path = self.state_dir / STATE_NAME
         self.slippage_bps = float(slippage_bps)
@@ -117,6 +118,8 @@ class PaperBroker:
         self._starting_cash = Decimal(repr(float(starting_cash)))
         self.symbols = frozenset(symbols) if symbols is not None else None
         self._clock = clock or _utc_now
+        self.delisted_after = delisted_after
+        self._cached: tuple[tuple[int, int, int], dict[str, Any]] | None = None
         with self._state(write=False):  # a corrupt file fails here, at start
             pass
 
@@ -128,7 +131,7 @@ class PaperBroker:
             existing = state["orders"].get(coid)
             if existing is not None:
                 record = ps.order_record(existing)
-                _same_order(spec, record)
+                require_same_order(spec, record, "paper submit")
                 return OrderAck(self.name, coid, record.broker_order_id, record.status, record.order_class, False, False, record)
             self._refuse_unfit(state, spec)
             state["seq"] += 1
@@ -154,6 +157,9 @@ class PaperBroker:
                                     "the paper broker cannot fill in the past", coid)
         position = state["positions"].get(spec.symbol)
         held = position["qty"] if position else 0
+        if spec.order_type is OrderType.STOP and not is_reducing(held, spec.side.sign, spec.qty):
+            raise InvalidOrderError(f"order {coid}: a stop order at the paper broker must protect a position "
+                                    f"({spec.symbol} holds {held:+d} sh)", coid)
         if not is_reducing(held, spec.side.sign, spec.qty):
             need = spec.qty * spec.expected_price
             available = ps.buying_power(state)
@@ -172,17 +178,22 @@ class PaperBroker:
                 raise OrderNotFoundError(f"no paper order with client order id {client_order_id!r}", client_order_id)
             for leg in order["legs"].values():
                 if OrderStatus(leg["status"]).is_open:
-                    leg["status"] = OrderStatus.CANCELED.value
+                    leg["status"], leg["reason"] = OrderStatus.CANCELED.value, "cancelled by request"
         return ps.order_record(order)
 
     def open_orders(self) -> list[OrderRecord]:
         with self._state(write=False) as state:
-            orders = sorted(state["orders"].values(), key=lambda o: o["seq"])
-        return [r for r in map(ps.order_record, orders) if r.is_open]
+            orders = sorted((o for o in state["orders"].values() if ps.is_open(o)), key=lambda o: o["seq"])
+        return [ps.order_record(o) for o in orders]
 
     def fills(self) -> list[Fill]:
         with self._state(write=False) as state:
             return [ps.fill_from_dict(f) for f in state["fills"]]
+
+    def book_events(self) -> list[BookEvent]:
+        """Every corporate action and delisting applied to the book, in order."""
+        with self._state(write=False) as state:
+            return [BookEvent.from_dict(e) for e in state["book_events"]]
 
     # -- account ---------------------------------------------------------------------------
     def positions(self) -> dict[str, Position]:
@@ -199,16 +210,25 @@ class PaperBroker:
         with self._state(write=False) as state:
             return {k: float(Decimal(v)) for k, v in state["marks"].items()}
 
+    def stale_marks(self) -> dict[str, str]:
+        """Held symbols without a bar on the last session processed: symbol -> session of its last bar."""
+        with self._state(write=False) as state:
+            return paper_actions.stale_marks(state)
+
     @property
     def last_session(self) -> str | None:
         with self._state(write=False) as state:
             return state["last_session"]
 
     # -- bars --------------------------------------------------------------------------------
-    def advance(self, bars: pd.DataFrame) -> AdvanceResult:
+    def advance(self, bars: pd.DataFrame, actions: Iterable[CorporateAction] = ()) -> AdvanceResult:
         """Process open orders against every session in `bars` not processed yet (see the
-        module docstring). Bad bars raise `BarValidationError` before anything changes."""
+        module docstring). Bad bars raise `BarValidationError`, an action that cannot be
+        applied `CorporateActionError`, before anything changes."""
         frame = validate_bars(schema.normalize_bars(bars))
+        by_day: dict[str, list[CorporateAction]] = {}
+        for action in actions:
+            by_day.setdefault(action.session, []).append(action)
         with self._state(write=True) as state:
             last = state["last_session"]
             dates = sorted({d.date().isoformat() for d in frame["date"]})
@@ -223,10 +243,15 @@ class PaperBroker:
                     by_session[key][sym] = Bar(*(Decimal(repr(float(x))) for x in (o, h, lo, c)))
             fills: list[Fill] = []
             expired: list[str] = []
+            events: list[BookEvent] = []
             for session in todo:
+                for action in sorted(by_day.get(session, ()), key=lambda a: a.symbol):
+                    events += paper_actions.apply_action(state, action, by_session[session].get(action.symbol))
                 self._process_session(state, session, by_session[session], fills, expired)
                 state["last_session"] = session
-        return AdvanceResult(tuple(todo), skipped, tuple(fills), tuple(expired))
+                events += paper_actions.delist_if_gone(state, session, self.delisted_after)
+            state["book_events"].extend(e.to_dict() for e in events)
+        return AdvanceResult(tuple(todo), skipped, tuple(fills), tuple(expired), tuple(events))
 
     def _process_session(self, state: dict[str, Any], session: str, bars: dict[str, Bar], fills: list[Fill],
                          expired: list[str]) -> None:
@@ -236,14 +261,20 @@ class PaperBroker:
             legs = order["legs"]
             entry = legs[LegRole.ENTRY.value]
             bar = bars.get(order["symbol"])
+            if entry["status"] != OrderStatus.NEW.value and entry["status"] != OrderStatus.FILLED.value:
+                continue
+            if order.get("order_type") == OrderType.STOP.value:
+                if entry["status"] == OrderStatus.NEW.value and bar is not None and order["trading_date"] <= session:
+                    self._protective_stop(state, order, bar, session, opened, closed, fills)
+                continue
             if entry["status"] == OrderStatus.NEW.value:
                 if order["trading_date"] > session:
                     continue
                 side = Side(order["side"])
-                limit = None if order["limit_price"] is None else Decimal(order["limit_price"])
+                limit = None if entry["price"] is None else Decimal(entry["price"])
                 made = entry_fill(side, limit, bar, self._slip) if bar is not None and order["trading_date"] == session else None
                 if made is None:
-                    entry["status"] = OrderStatus.EXPIRED.value
+                    entry["status"], entry["reason"] = OrderStatus.EXPIRED.value, "day order: not filled on its session"
                     for role in (LegRole.STOP_LOSS, LegRole.TAKE_PROFIT):
                         if role.value in legs:
                             legs[role.value]["status"] = OrderStatus.CANCELED.value
@@ -254,10 +285,21 @@ class PaperBroker:
                     if role.value in legs:
                         legs[role.value]["status"] = OrderStatus.NEW.value
                 self._exit(state, order, bar, session, opened, closed, fills, entry_bar=True, at_open=made.at_open)
-            elif bar is not None and entry["status"] == OrderStatus.FILLED.value and entry["session"] < session:
+            elif bar is not None and entry["session"] < session:
                 self._exit(state, order, bar, session, opened, closed, fills, entry_bar=False, at_open=False)
         for sym, bar in bars.items():
             state["marks"][sym] = str(bar.close)
+            state["last_bar"][sym] = session
+
+    def _protective_stop(self, state: dict[str, Any], order: dict[str, Any], bar: Bar, session: str,
+                         opened: dt.datetime, closed: dt.datetime, fills: list[Fill]) -> None:
+        side = Side(order["side"])
+        leg = order["legs"][LegRole.ENTRY.value]
+        if not self._position_covers(state, order["symbol"], side, int(leg["qty"]), [leg]):
+            return
+        made = exit_fill(side.opposite, Decimal(leg["price"]), None, bar, self._slip)
+        if made is not None:
+            fills.append(self._fill(state, order, LegRole.ENTRY, side, made.price, opened if made.at_open else closed, session))
 
     def _exit(self, state: dict[str, Any], order: dict[str, Any], bar: Bar, session: str, opened: dt.datetime,
               closed: dt.datetime, fills: list[Fill], *, entry_bar: bool, at_open: bool) -> None:
@@ -266,27 +308,40 @@ class PaperBroker:
                 if role.value in legs and legs[role.value]["status"] == OrderStatus.NEW.value}
         if not live:
             return
-        stop = Decimal(order["stop"]) if LegRole.STOP_LOSS in live else None
-        target = Decimal(order["take_profit"]) if LegRole.TAKE_PROFIT in live else None
         side = Side(order["side"])
+        leg_qty = max(int(leg["qty"]) for leg in live.values())
+        if not self._position_covers(state, order["symbol"], side.opposite, leg_qty, list(live.values())):
+            return
+        stop = Decimal(live[LegRole.STOP_LOSS]["price"]) if LegRole.STOP_LOSS in live else None
+        target = Decimal(live[LegRole.TAKE_PROFIT]["price"]) if LegRole.TAKE_PROFIT in live else None
         made = exit_fill(side, stop, target, bar, self._slip, entry_bar=entry_bar, entry_at_open=at_open)
         if made is None:
             return
-        exit_side = Side.SELL if side is Side.BUY else Side.BUY
-        fills.append(self._fill(state, order, made.role, exit_side, made.price, opened if made.at_open else closed, session))
+        fills.append(self._fill(state, order, made.role, side.opposite, made.price, opened if made.at_open else closed, session))
         for role, leg in live.items():
             if role is not made.role:
                 leg["status"] = OrderStatus.CANCELED.value
 
+    @staticmethod
+    def _position_covers(state: dict[str, Any], symbol: str, exit_side: Side, qty: int, legs: list[dict[str, Any]]) -> bool:
+        """Whether an exit of `qty` shares on `exit_side` only reduces the position; if not, the
+        legs are cancelled (the position they protected is gone or smaller)."""
+        position = state["positions"].get(symbol)
+        held = int(position["qty"]) if position else 0
+        if is_reducing(held, exit_side.sign, qty):
+            return True
+        for leg in legs:
+            leg["status"], leg["reason"] = OrderStatus.CANCELED.value, f"the position it protected is {held:+d} sh"
+        return False
+
     def _fill(self, state: dict[str, Any], order: dict[str, Any], role: LegRole, side: Side, price: Decimal,
               when: dt.datetime, session: str) -> Fill:
-        qty = int(order["qty"])
         leg = order["legs"][role.value]
+        qty = int(leg["qty"])
         leg.update(status=OrderStatus.FILLED.value, filled_qty=qty, filled_avg_price=str(price),
                    filled_at=when.isoformat(), session=session)
         realized = ps.apply_fill(state, order["symbol"], side.sign * qty, price)
-        expected = {LegRole.ENTRY: order["expected_price"], LegRole.STOP_LOSS: order["stop"],
-                    LegRole.TAKE_PROFIT: order["take_profit"]}[role]
+        expected = leg["price"] if leg["price"] is not None else order["expected_price"]
         fill = {
             "fill_id": f"{order['client_order_id']}:{role.value}", "client_order_id": order["client_order_id"],
             "leg": role.value, "symbol": order["symbol"], "side": side.value, "qty": qty, "price": str(price),
@@ -306,24 +361,36 @@ class PaperBroker:
             fcntl.flock(lock, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
             try:
                 state = self._load()
-                yield state
+                try:
+                    yield state
+                except BaseException:
+                    self._cached = None  # the block may have changed the cached state: read it again
+                    raise
                 if write:
                     ps.save(self.path, state)
+                    self._cached = (_stat_key(self.path), state)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _load(self) -> dict[str, Any]:
-        if not self.path.exists():
+        found = read_regular(self.path)  # a link, FIFO or folder there: StateFileError, never a fresh book
+        if found is None:
             return ps.fresh_state(self._starting_cash)
+        key = _stat_key(self.path)
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise StateFileError(self.path, f"cannot be read ({exc})") from exc
-        try:
-            payload = json.loads(text)
+            payload = json.loads(found.data)
         except ValueError as exc:
             raise StateFileError(self.path, f"is not valid JSON ({exc}); refusing to reset the paper account") from exc
-        return ps.check_state(self.path, payload)
+        state = ps.check_state(self.path, ps.upgrade(payload))
+        self._cached = (key, state)
+        return state
+
+
+def _stat_key(path: os.PathLike[str]) -> tuple[int, int, int]:
+    stat = os.stat(path)
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 __all__ = ["AdvanceResult", "PaperBroker", "STATE_NAME"]

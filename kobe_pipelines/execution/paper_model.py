@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from kobe_pipelines.execution.broker import LegRole
-from kobe_pipelines.risk.types import Side
+from kobe_pipelines.orders import Side
 
 FILL_TICK = Decimal("0.0001")
 

@@ -1,18 +1,22 @@
 """The paper broker's state file: layout, validation on load, and the book arithmetic.
 
-Layout of `state/paper_broker.json` (format 1); money and prices are decimal strings (USD):
+Layout of `state/paper_broker.json` (format 2); money and prices are decimal strings (USD):
 
-    {"format": 1, "starting_cash": "100000.0", "cash": "...", "seq": 3, "last_session": "2024-03-04",
+    {"format": 2, "starting_cash": "100000.0", "cash": "...", "seq": 3, "last_session": "2024-03-04",
      "orders": {client_order_id: order}, "positions": {symbol: {"qty": signed int, "avg_entry": "..."}},
-     "marks": {symbol: last close}, "fills": [fill, ...]}
+     "marks": {symbol: last close}, "last_bar": {symbol: session of its last bar},
+     "fills": [fill, ...], "book_events": [corporate action or delisting, ...]}
 
-An order holds its spec, `seq` (submission order), and `legs`: {"entry" | "stop_loss" |
-"take_profit": {"status", "filled_qty", "filled_avg_price", "filled_at", "session"}}.
+An order holds its spec as submitted (`qty`, prices, `lineage`), `seq` (submission order), and
+`legs`: {"entry" | "stop_loss" | "take_profit": {"status", "qty", "price", "filled_qty",
+"filled_avg_price", "filled_at", "session", "reason"}}: a leg's own shares and price, which a
+split moves (the spec keeps what was approved). A format-1 file is upgraded when read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -28,26 +32,54 @@ from kobe_pipelines.execution.broker import (
     OrderStatus,
     protective_stop,
 )
-from kobe_pipelines.fsutil import atomic_write_json
-from kobe_pipelines.risk.types import Position, Side
+from kobe_pipelines.orders import OrderType
+from kobe_pipelines.fsutil import atomic_write_bytes
+from kobe_pipelines.risk.types import Position
+from kobe_pipelines.orders import Side
 
-FORMAT = 1
+FORMAT = 2
 PNL_TICK = Decimal("0.0001")
+# Bounds of the amounts a state file may hold: far above any account or share price, and small
+# enough that 28-digit Decimal arithmetic on them stays exact to the $0.0001 grid.
+MAX_AMOUNT = Decimal(10) ** 15
+MIN_EXPONENT = -28
+MAX_SHARES = 2**63 - 1  # the order ledger stores share counts as signed 64-bit integers
 _KEYS = {"format": int, "starting_cash": str, "cash": str, "seq": int, "orders": dict, "positions": dict,
-         "marks": dict, "fills": list}
+         "marks": dict, "fills": list, "last_bar": dict, "book_events": list}
+_PRICE_OF_LEG = {LegRole.ENTRY.value: "limit_price", LegRole.STOP_LOSS.value: "stop", LegRole.TAKE_PROFIT.value: "take_profit"}
 
 
 def fresh_state(starting_cash: Decimal) -> dict[str, Any]:
     return {"format": FORMAT, "starting_cash": str(starting_cash), "cash": str(starting_cash), "seq": 0,
-            "last_session": None, "orders": {}, "positions": {}, "marks": {}, "fills": []}
+            "last_session": None, "orders": {}, "positions": {}, "marks": {}, "last_bar": {}, "fills": [],
+            "book_events": []}
+
+
+def upgrade(payload: Any) -> Any:
+    """A format-1 state as format 2 (legs get their own shares and price; no book events yet)."""
+    if not isinstance(payload, dict) or payload.get("format") != 1:
+        return payload
+    for order in (payload.get("orders") or {}).values():
+        if isinstance(order, dict) and isinstance(order.get("legs"), dict):
+            for role, leg in order["legs"].items():
+                if isinstance(leg, dict):
+                    leg.setdefault("qty", order.get("qty"))
+                    leg.setdefault("price", order.get(_PRICE_OF_LEG.get(role, ""), None))
+                    leg.setdefault("reason", None)
+    payload.setdefault("last_bar", {})
+    payload.setdefault("book_events", [])
+    payload["format"] = FORMAT
+    return payload
 
 
 def save(path: Path, state: dict[str, Any]) -> None:
-    atomic_write_json(path, state)
+    atomic_write_bytes(path, json.dumps(state, separators=(",", ":"), sort_keys=True).encode("utf-8"))
 
 
 def check_state(path: Path, payload: Any) -> dict[str, Any]:
-    """`payload` if it has the layout above (types and decimal fields), else `StateFileError`."""
+    """`payload` if it has the layout above (types and decimal fields), else `StateFileError`
+    naming the field. Every amount is a decimal text of a finite number below `MAX_AMOUNT` in
+    magnitude ("NaN", "Infinity" and huge exponents are refused); prices are > 0."""
     if not isinstance(payload, dict):
         raise StateFileError(path, "must hold a JSON object")
     for key, kind in _KEYS.items():
@@ -57,20 +89,41 @@ def check_state(path: Path, payload: Any) -> dict[str, Any]:
         raise StateFileError(path, f"field 'format' is {payload['format']}, this version reads {FORMAT}")
     if payload.get("last_session") is not None and not isinstance(payload["last_session"], str):
         raise StateFileError(path, "field 'last_session' must be a date text or null")
+    amount(path, "", "cash", payload["cash"])
+    amount(path, "", "starting_cash", payload["starting_cash"], positive=True)
     try:
-        Decimal(payload["cash"])
-        Decimal(payload["starting_cash"])
         for symbol, pos in payload["positions"].items():
-            if not isinstance(pos.get("qty"), int):
-                raise StateFileError(path, f"position {symbol}: field 'qty' must be a whole number")
-            Decimal(pos["avg_entry"])
+            where = f"position {symbol}: "
+            if not isinstance(pos, dict):
+                raise StateFileError(path, f"{where}must be a JSON object")
+            _shares(path, where, "qty", pos.get("qty"))
+            amount(path, where, "avg_entry", pos.get("avg_entry"), positive=True)
         for symbol, mark in payload["marks"].items():
-            Decimal(mark)
+            amount(path, f"marks {symbol}: ", "close", mark, positive=True)
         for coid, order in payload["orders"].items():
-            if order.get("client_order_id") != coid or not isinstance(order.get("legs"), dict) or "entry" not in order["legs"]:
+            if (not isinstance(order, dict) or order.get("client_order_id") != coid
+                    or not isinstance(order.get("legs"), dict) or "entry" not in order["legs"]):
                 raise StateFileError(path, f"order {coid}: missing its id or its legs")
+            where = f"order {coid}: "
+            _shares(path, where, "qty", order.get("qty"), positive=True)
+            amount(path, where, "expected_price", order.get("expected_price"), positive=True)
+            for name in ("limit_price", "stop", "take_profit"):
+                amount(path, where, name, order.get(name), positive=True, optional=True)
+            for role, leg in order["legs"].items():
+                if not isinstance(leg, dict):
+                    raise StateFileError(path, f"{where}leg {role} must be a JSON object")
+                _shares(path, f"{where}leg {role}: ", "filled_qty", leg.get("filled_qty"), positive=False, zero=True)
+                amount(path, f"{where}leg {role}: ", "filled_avg_price", leg.get("filled_avg_price"), positive=True,
+                       optional=True)
             order_record(order)
-        for fill in payload["fills"]:
+        for number, fill in enumerate(payload["fills"], start=1):
+            where = f"fill {number} ({fill.get('fill_id') if isinstance(fill, dict) else '?'}): "
+            if not isinstance(fill, dict):
+                raise StateFileError(path, f"{where}must be a JSON object")
+            _shares(path, where, "qty", fill.get("qty"), positive=True)
+            amount(path, where, "price", fill.get("price"), positive=True)
+            amount(path, where, "expected_price", fill.get("expected_price"), positive=True)
+            amount(path, where, "realized_pnl", fill.get("realized_pnl"), optional=True)
             fill_from_dict(fill)
     except StateFileError:
         raise
@@ -79,12 +132,44 @@ def check_state(path: Path, payload: Any) -> dict[str, Any]:
     return payload
 
 
+def amount(path: Path, where: str, field: str, raw: Any, *, positive: bool = False,
+           optional: bool = False) -> Decimal | None:
+    """A decimal text of the state file as a finite `Decimal` with |value| < `MAX_AMOUNT` (USD, or
+    USD per share), > 0 when `positive`; None only when `optional` and null. `StateFileError`
+    names the record (`where`) and the field otherwise."""
+    if raw is None and optional:
+        return None
+    if not isinstance(raw, str):
+        raise StateFileError(path, f"{where}field '{field}' must be a decimal text (got {str(raw)[:40]!r})")
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise StateFileError(path, f"{where}field '{field}' is not a decimal number (got {raw[:40]!r})") from None
+    if not value.is_finite():
+        raise StateFileError(path, f"{where}field '{field}' must be a finite amount (got {raw[:40]!r})")
+    if abs(value) >= MAX_AMOUNT or (value and value.adjusted() < MIN_EXPONENT):
+        raise StateFileError(path, f"{where}field '{field}' is out of range (got {raw[:40]!r}; amounts are below "
+                                   f"{MAX_AMOUNT:,} in magnitude)")
+    if positive and value <= 0:
+        raise StateFileError(path, f"{where}field '{field}' must be > 0 (got {raw[:40]!r})")
+    return value
+
+
+def _shares(path: Path, where: str, field: str, raw: Any, *, positive: bool = False, zero: bool = False) -> int:
+    """A whole number of shares: non-zero (a held position), > 0 (`positive`), or >= 0 (`zero`)."""
+    if isinstance(raw, bool) or not isinstance(raw, int) or abs(raw) > MAX_SHARES:
+        raise StateFileError(path, f"{where}field '{field}' must be a whole number of shares (got {str(raw)[:40]!r})")
+    if (positive and raw <= 0) or (zero and raw < 0) or (not positive and not zero and raw == 0):
+        raise StateFileError(path, f"{where}field '{field}' is {raw}, not a share count this record can hold")
+    return raw
+
+
 def new_order(spec: OrderSpec, seq: int, decision_id: str, now: dt.datetime) -> dict[str, Any]:
-    legs: dict[str, Any] = {LegRole.ENTRY.value: _leg(OrderStatus.NEW)}
+    legs: dict[str, Any] = {LegRole.ENTRY.value: _leg(OrderStatus.NEW, spec.qty, spec.limit_price)}
     if spec.stop is not None:
-        legs[LegRole.STOP_LOSS.value] = _leg(OrderStatus.HELD)
+        legs[LegRole.STOP_LOSS.value] = _leg(OrderStatus.HELD, spec.qty, spec.stop)
     if spec.take_profit is not None:
-        legs[LegRole.TAKE_PROFIT.value] = _leg(OrderStatus.HELD)
+        legs[LegRole.TAKE_PROFIT.value] = _leg(OrderStatus.HELD, spec.qty, spec.take_profit)
     return {
         "client_order_id": spec.client_order_id, "broker_order_id": f"paper-{seq:08d}", "seq": seq,
         "decision_id": decision_id, "symbol": spec.symbol, "side": spec.side.value, "qty": spec.qty,
@@ -94,37 +179,42 @@ def new_order(spec: OrderSpec, seq: int, decision_id: str, now: dt.datetime) -> 
         "stop": None if spec.stop is None else str(spec.stop),
         "take_profit": None if spec.take_profit is None else str(spec.take_profit),
         "trading_date": spec.trading_date, "strategy": spec.strategy, "submitted_at": now.isoformat(), "legs": legs,
+        "lineage": spec.lineage.to_dict() if spec.lineage is not None else None,
     }
 
 
-def _leg(status: OrderStatus) -> dict[str, Any]:
-    return {"status": status.value, "filled_qty": 0, "filled_avg_price": None, "filled_at": None, "session": None}
+def _leg(status: OrderStatus, qty: int, price: Any) -> dict[str, Any]:
+    return {"status": status.value, "qty": qty, "price": None if price is None else str(price), "filled_qty": 0,
+            "filled_avg_price": None, "filled_at": None, "session": None, "reason": None}
+
+
+_OPEN = frozenset(s.value for s in OrderStatus if s.is_open)
 
 
 def is_open(order: dict[str, Any]) -> bool:
-    return any(OrderStatus(leg["status"]).is_open for leg in order["legs"].values())
+    return any(leg["status"] in _OPEN for leg in order["legs"].values())
 
 
 def order_record(order: dict[str, Any]) -> OrderRecord:
     side = Side(order["side"])
     exit_side = Side.SELL if side is Side.BUY else Side.BUY
-    prices = {LegRole.ENTRY: order["limit_price"], LegRole.STOP_LOSS: order["stop"], LegRole.TAKE_PROFIT: order["take_profit"]}
+    qty = int(order["qty"])
     legs = []
     for role in LegRole:
         leg = order["legs"].get(role.value)
         if leg is None:
             continue
-        price = prices[role]
+        price = leg["price"]
         legs.append(LegRecord(
             role, side if role is LegRole.ENTRY else exit_side, None if price is None else float(Decimal(price)),
             OrderStatus(leg["status"]), int(leg["filled_qty"]),
             None if leg["filled_avg_price"] is None else float(Decimal(leg["filled_avg_price"])),
             None if leg["filled_at"] is None else dt.datetime.fromisoformat(leg["filled_at"]),
-            f"{order['broker_order_id']}-{role.value}",
+            f"{order['broker_order_id']}-{role.value}", None if int(leg["qty"]) == qty else int(leg["qty"]),
         ))
-    return OrderRecord(order["client_order_id"], order["broker_order_id"], order["symbol"], side, int(order["qty"]),
+    return OrderRecord(order["client_order_id"], order["broker_order_id"], order["symbol"], side, qty,
                        OrderClass(order["order_class"]), dt.datetime.fromisoformat(order["submitted_at"]), tuple(legs),
-                       order["trading_date"])
+                       order["trading_date"], OrderType(order.get("order_type", "limit")))
 
 
 def fill_from_dict(fill: dict[str, Any]) -> Fill:
@@ -169,10 +259,12 @@ def equity(state: dict[str, Any]) -> Decimal:
 
 
 def buying_power(state: dict[str, Any]) -> Decimal:
-    """1x account: equity - |market value| of every position - notional of working entries."""
+    """1x account: equity - |market value| of every position - notional of working entries
+    (a protective stop order reserves nothing: it only closes)."""
     tied = sum((abs(pos["qty"]) * mark_of(state, s) for s, pos in state["positions"].items()), Decimal(0))
     reserved = sum((order["qty"] * Decimal(order["expected_price"]) for order in state["orders"].values()
-                    if order["legs"]["entry"]["status"] == OrderStatus.NEW.value), Decimal(0))
+                    if order["legs"]["entry"]["status"] == OrderStatus.NEW.value and order.get("order_type") != "stop"),
+                   Decimal(0))
     return max(Decimal(0), equity(state) - tied - reserved)
 
 

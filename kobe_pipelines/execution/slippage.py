@@ -34,7 +34,7 @@ from kobe_pipelines import paths
 from kobe_pipelines.errors import RecordError
 from kobe_pipelines.execution.broker import Fill
 from kobe_pipelines.execution.sqlite_store import connect
-from kobe_pipelines.risk.types import Side
+from kobe_pipelines.orders import Side
 
 SLIPPAGE_NAME = "slippage.sqlite"
 COLUMNS = ("fill_id", "client_order_id", "leg", "symbol", "side", "qty", "expected_price", "fill_price",

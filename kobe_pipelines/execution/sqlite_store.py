@@ -9,6 +9,7 @@ recreated.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,17 @@ from typing import Iterator
 from kobe_pipelines.errors import StateFileError
 
 BUSY_TIMEOUT_S = 10.0
+# Files whose schema this process has applied and checked, by (device, inode, schema, table): the
+# check runs once per file, not on every connection. A file replaced by another is checked again.
+_CHECKED: set[tuple] = set()
+
+
+def _file_key(path: Path, schema: str, table: str) -> tuple | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino, hash(schema), table)
 
 
 @contextmanager
@@ -32,12 +44,17 @@ def connect(path: Path, schema: str, table: str, columns: tuple[str, ...], write
     try:
         try:
             con.execute("PRAGMA synchronous=FULL")
-            con.executescript(schema)
-            found = tuple(row[1] for row in con.execute(f"PRAGMA table_info({table})"))
+            key = _file_key(path, schema, table)
+            if key is None or key not in _CHECKED:
+                con.executescript(schema)
+                found = tuple(row[1] for row in con.execute(f"PRAGMA table_info({table})"))
+                if found != columns:
+                    raise StateFileError(path, f"table {table} has columns {list(found)}, expected {list(columns)}")
+                key = _file_key(path, schema, table)
+                if key is not None:
+                    _CHECKED.add(key)
         except sqlite3.DatabaseError as exc:
             raise StateFileError(path, f"is not a usable SQLite database ({exc})") from exc
-        if found != columns:
-            raise StateFileError(path, f"table {table} has columns {list(found)}, expected {list(columns)}")
         con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
             yield con

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -22,6 +23,7 @@ import pyarrow as pa
 
 from kobe_pipelines.fsutil import fsync_dir
 from kobe_pipelines.lake import duck
+from kobe_pipelines.lake.errors import is_write_failure
 from kobe_pipelines.lake.manifest import FileEntry, Manifest
 
 log = logging.getLogger(__name__)
@@ -111,32 +113,70 @@ def create_versions_table(
     con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM rows")
 
 
-def rebuild(root: Path, path: Path, versions: list[Manifest], current: str | None, pins: dict[str, str]) -> None:
-    """Write the catalog beside the old one and rename it into place (atomic for readers).
+def temporary_path(path: Path) -> Path:
+    """Where this process writes a new catalog before renaming it over `path`."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def leftovers(path: Path) -> list[Path]:
+    """Temporary catalogs (and their DuckDB write-ahead logs) of interrupted publishes: files
+    `.catalog.duckdb.<pid>.tmp` and `.catalog.duckdb.<pid>.tmp.wal` beside `path`. Only a
+    process holding the lake's lock writes them, so under the lock every one found is a leftover."""
+    return sorted(path.parent.glob(f".{path.name}.*.tmp")) + sorted(path.parent.glob(f".{path.name}.*.tmp.wal"))
+
+
+def remove_temporary(tmp: Path) -> None:
+    tmp.unlink(missing_ok=True)
+    Path(str(tmp) + ".wal").unlink(missing_ok=True)
+
+
+def write(root: Path, path: Path, versions: list[Manifest], current: str | None, pins: dict[str, str]) -> Path:
+    """Write the catalog of `versions` (`current` under the plain view names) beside `path`, and
+    return that temporary file; `install` renames it into place. Nothing is left behind on an error.
 
     The retained versions' schemas never change (versions are immutable), so they are carried
     over from the old catalog when it was written for this lake folder by these view
-    definitions; only new versions' views are bound. Binding a view reads every file's footer:
-    with ten versions kept, a from-scratch rebuild cost 80-100 ms of each nightly refreeze. An old
-    catalog that cannot be read is rebuilt from scratch."""
+    definitions; only new versions' views are bound (binding a view reads every file's footer).
+    An old catalog that cannot be read is replaced by one written from scratch."""
+    tmp = temporary_path(path)
+    carry = path.exists()
     try:
-        _write(root, path, versions, current, pins, carry=path.exists())
+        _write(root, path, tmp, versions, current, pins, carry=carry)
     except (duckdb.Error, OSError) as exc:
-        if not path.exists():
+        remove_temporary(tmp)
+        if not carry or is_write_failure(exc):
             raise
         log.warning("lake: rebuilding the catalog from scratch (the old one could not be carried over: %s)", exc)
-        _write(root, path, versions, current, pins, carry=False)
+        try:
+            _write(root, path, tmp, versions, current, pins, carry=False)
+        except BaseException:
+            remove_temporary(tmp)
+            raise
+    except BaseException:
+        remove_temporary(tmp)
+        raise
+    return tmp
 
 
-def _write(root: Path, path: Path, versions: list[Manifest], current: str | None, pins: dict[str, str],
-           carry: bool) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
+def install(tmp: Path, path: Path) -> None:
+    """Rename a catalog written by `write` over `path` (atomic for readers)."""
+    os.replace(tmp, path)
     Path(str(tmp) + ".wal").unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def rebuild(root: Path, path: Path, versions: list[Manifest], current: str | None, pins: dict[str, str]) -> None:
+    """`write`, then `install`."""
+    install(write(root, path, versions, current, pins), path)
+
+
+def _write(root: Path, path: Path, tmp: Path, versions: list[Manifest], current: str | None, pins: dict[str, str],
+           carry: bool) -> None:
+    remove_temporary(tmp)
     if carry:
         shutil.copyfile(path, tmp)
     # Attached to the process's open DuckDB rather than opened on its own: a third of the time.
-    fingerprint = _views_fingerprint()
+    fingerprint = views_fingerprint()
     with duck.attached(tmp) as (con, database):
         # One transaction (one commit), and the files' Parquet footers read once for all views.
         con.execute("SET parquet_metadata_cache = true")
@@ -155,18 +195,48 @@ def _write(root: Path, path: Path, versions: list[Manifest], current: str | None
                 else:  # no current version: no main views (a carried catalog may hold old ones)
                     con.execute(f'DROP VIEW IF EXISTS "{database}".main."{name}"')
             create_versions_table(con, versions, current, pins, database)
-            con.execute(f'CREATE OR REPLACE TABLE "{database}".main.{_META} AS SELECT ? AS root, ? AS views',
-                        [str(root), fingerprint])
+            con.execute(f'CREATE OR REPLACE TABLE "{database}".main.{_META} AS SELECT ? AS root, ? AS views, ? AS current_version',
+                        [str(root), fingerprint, current])
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")  # so that the file detaches cleanly before the error propagates
             raise
-    os.replace(tmp, path)
-    Path(str(tmp) + ".wal").unlink(missing_ok=True)
-    fsync_dir(path.parent)
 
 
-_META = "kobe_catalog_meta"  # the lake folder and view definitions the catalog was written for
+_META = "kobe_catalog_meta"  # the lake folder, view definitions and current version the catalog was written for
+
+
+@dataclass(frozen=True)
+class CatalogState:
+    """What a catalog file was written for: the lake folder, the view definitions
+    (`views_fingerprint`) and the version its plain views show (None: no current version)."""
+
+    root: str
+    views: str
+    current_version: str | None
+
+
+def read_state(path: Path) -> CatalogState | None:
+    """The record `write` leaves in the catalog at `path`; None when the file is missing,
+    unreadable, or written without that record."""
+    if not path.exists():
+        return None
+    try:
+        with duck.attached(path, read_only=True) as (con, database):
+            return read_attached_state(con, database)
+    except (duckdb.Error, OSError):
+        return None
+
+
+def read_attached_state(con: duckdb.DuckDBPyConnection, database: str) -> CatalogState | None:
+    """`read_state` of a catalog attached to `con` as `database`."""
+    columns = {row[0] for row in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND schema_name = 'main' AND table_name = ?",
+        [database, _META]).fetchall()}
+    if not {"root", "views", "current_version"} <= columns:
+        return None
+    row = con.execute(f'SELECT root, views, current_version FROM "{database}".main.{_META}').fetchone()
+    return CatalogState(*row) if row is not None else None
 
 
 def _carried_versions(con: duckdb.DuckDBPyConnection, database: str, root: Path, fingerprint: str) -> set[str]:
@@ -186,7 +256,7 @@ def _carried_versions(con: duckdb.DuckDBPyConnection, database: str, root: Path,
     return set()
 
 
-def _views_fingerprint() -> str:
+def views_fingerprint() -> str:
     """Changes whenever `view_sql` would write other views for the same files."""
     probe = [FileEntry("raw/a.parquet", "0", "raw_bars", 0, 0), FileEntry("factors/b.parquet", "0", "factors", 0, 0)]
     text = json.dumps([view_sql(Path("/lake"), probe), view_sql(Path("/lake"), probe[:1]), view_sql(Path("/lake"), [])],

@@ -49,12 +49,13 @@ def warm() -> None:
 
 
 @contextmanager
-def attached(path: Path) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
-    """A cursor with the database file `path` attached (created when missing), and the name it is
-    attached under; detached (which writes it out) on leaving."""
+def attached(path: Path, read_only: bool = False) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
+    """A cursor with the database file `path` attached (created when missing, unless
+    `read_only`), and the name it is attached under; detached (which writes it out) on leaving."""
     alias = f"kobe_attached_{os.getpid()}_{next(_aliases)}"
+    mode = " (READ_ONLY)" if read_only else ""
     with cursor() as con:
-        con.execute(f"ATTACH '{_quoted(path)}' AS \"{alias}\"")
+        con.execute(f"ATTACH '{_quoted(path)}' AS \"{alias}\"{mode}")
         try:
             yield con, alias
         finally:

@@ -18,9 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from kobe_pipelines.data import adjustments, schema, validation
+from kobe_pipelines.data import adjustments, event_checks, schema, validation
 from kobe_pipelines.lake import duck
-from kobe_pipelines.lake.errors import RawRestatementError
+from kobe_pipelines.lake.errors import LakeCorruptionError, RawRestatementError
 from kobe_pipelines.lake.manifest import FileEntry, Manifest
 
 if TYPE_CHECKING:
@@ -143,13 +143,30 @@ def find_new_rows(root: Path, previous: Manifest | None, bars: NewBars) -> NewBa
 
 
 @dataclass(frozen=True)
+class ActionsSetAside:
+    """Corporate actions a version holds but cannot apply because the lake has no bar of their
+    symbol (an OTC ticker in Polygon's list, a symbol listed after the frozen range or delisted
+    before it). They are kept in the version (role `actions_set_aside`), unvalidated, and join
+    the fetched actions of the freeze that brings the symbol's first bars."""
+
+    splits: int = 0
+    dividends: int = 0
+    symbols: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.splits + self.dividends
+
+
+@dataclass(frozen=True)
 class Derived:
     entries: list[FileEntry]
     events: pa.Table | pd.DataFrame  # the version's applied events
+    set_aside: ActionsSetAside
 
 
 # The derived tables of a version, in the order they are written.
-_ROLES = ("splits", "dividends", "action_provenance", "factors", "adjustment_events")
+_ROLES = ("splits", "dividends", "action_provenance", "factors", "adjustment_events", "actions_set_aside")
 
 
 # Tables a refreeze mostly adds rows to -- the dividends, when each action was first fetched, the
@@ -164,6 +181,7 @@ _EVENT_KEYS = ["symbol", "event_date", "kind"]
 DERIVED_ORDER = {
     "splits": ["symbol", "execution_date"], "dividends": _DIVIDEND_ORDER, "action_provenance": _PROVENANCE_KEYS,
     "factors": ["symbol", "valid_from"], "adjustment_events": _EVENT_KEYS,
+    "actions_set_aside": ["kind", "symbol", "date", "split_from", "split_to", "cash_amount"],
 }
 
 
@@ -213,8 +231,10 @@ def derive_actions_and_factors(
     try:
         stored = {role: reading[role].result() for role in ("splits", "dividends")}
         provenance = _StoredProvenance(root, kept["action_provenance"])
-        actions, action_changes, stored["action_provenance"] = _merge_actions(
-            stored["splits"], stored["dividends"], provenance, splits, dividends, raw_files, new_rows.symbols, now)
+        aside = _SetAside.split(read_table(root, kept["actions_set_aside"]), splits, dividends)
+        actions, action_changes, stored["action_provenance"], unknown = _merge_actions(
+            stored["splits"], stored["dividends"], provenance, aside.splits, aside.dividends, raw_files, new_symbols=new_rows.symbols,
+            now=now)
 
         def rows_of(role: str) -> Callable[[], pa.Table | None]:
             if role == "action_provenance":
@@ -227,7 +247,13 @@ def derive_actions_and_factors(
         for role, change in zip(_ROLES[:3], action_changes):
             if change is not None:
                 start(role, change)
-        stored |= {role: reading[role].result() for role in _ROLES[3:]}
+        set_aside = aside.kept(unknown)
+        if not set_aside.equals(aside.stored):
+            if set_aside.num_rows:
+                start("actions_set_aside", _Change(set_aside, ordered=False))
+            else:
+                writing["actions_set_aside"] = pool.submit(list)  # no file: nothing is set aside any more
+        stored |= {role: reading[role].result() for role in _ROLES[3:5]}
         if _factors_reusable(previous, convention) and stored["factors"] is not None \
                 and _events_with_ex_dates(stored["adjustment_events"]):
             # the factor table is written while the events are compared
@@ -246,7 +272,7 @@ def derive_actions_and_factors(
         all_events = stored["adjustment_events"]
     else:
         all_events = pa.concat_tables([stored["adjustment_events"], events.table()]) if events.append else events.rows
-    return Derived(entries=entries, events=all_events)
+    return Derived(entries=entries, events=all_events, set_aside=_SetAside.count(set_aside))
 
 
 def read_stored(pool: ThreadPoolExecutor, root: Path, previous: Manifest | None) -> dict[str, Future]:
@@ -254,7 +280,7 @@ def read_stored(pool: ThreadPoolExecutor, root: Path, previous: Manifest | None)
     only when it must be rewritten: see `_provenance`), for `derive_actions_and_factors`. A
     freeze starts this before it validates the bars, so that the tables are there when needed."""
     kept = _kept(previous)
-    return {role: pool.submit(read_table, root, kept[role]) for role in _ROLES if role != "action_provenance"}
+    return {role: pool.submit(read_table, root, kept[role]) for role in _ROLES[:5] if role != "action_provenance"}
 
 
 def _kept(previous: Manifest | None) -> dict[str, list[FileEntry]]:
@@ -319,12 +345,13 @@ class _StoredProvenance:
 def _merge_actions(
     stored_splits: pa.Table | None, stored_divs: pa.Table | None, stored_provenance: _StoredProvenance,
     splits: pd.DataFrame, dividends: pd.DataFrame, raw_files: list[str], new_symbols: set[str], now: str,
-) -> tuple[_Actions, tuple[_Change | None, _Change | None, _Change | None], pa.Table | None]:
+) -> tuple[_Actions, tuple[_Change | None, _Change | None, _Change | None], pa.Table | None, tuple[pd.DataFrame, pd.DataFrame]]:
     """The stored actions merged with the fetched ones; what to write of the splits, dividends and
-    provenance (None: nothing changed); the stored provenance when it had to be read. Stored
-    actions passed validation when they were stored: only fetched actions the lake does not hold
-    yet are validated (splits together with the stored ones, so a duplicate or a conflicting
-    ratio of a stored split is caught)."""
+    provenance (None: nothing changed); the stored provenance when it had to be read; and the
+    fetched splits and dividends of symbols the lake has no bar of (set aside, not validated).
+    Stored actions passed validation when they were stored: only fetched actions the lake does
+    not hold yet are validated (splits together with the stored ones, so a duplicate or a
+    conflicting ratio of a stored split is caught)."""
     fetched_splits, fetched_divs = schema.normalize_splits(splits), schema.normalize_dividends(dividends)
     split_candidates = _not_stored(stored_splits, fetched_splits, schema.SPLIT_COLUMNS, "execution_date")
     div_candidates = _not_stored(stored_divs, fetched_divs, schema.DIVIDEND_COLUMNS, "ex_dividend_date")
@@ -333,6 +360,13 @@ def _merge_actions(
     stored_symbols = _table_symbols(stored_splits) | _table_symbols(stored_divs)
     needed = _symbols(split_candidates) | _symbols(div_candidates)
     symbols = stored_symbols | _known_symbols(raw_files, new_symbols, needed - stored_symbols)
+    unknown = (split_candidates.loc[~split_candidates["symbol"].isin(symbols)],
+               div_candidates.loc[~div_candidates["symbol"].isin(symbols)])
+    if len(unknown[0]):
+        split_candidates = split_candidates.loc[split_candidates["symbol"].isin(symbols)]
+        fetched_splits = fetched_splits.loc[fetched_splits["symbol"].isin(symbols)]
+    if len(unknown[1]):
+        div_candidates = div_candidates.loc[div_candidates["symbol"].isin(symbols)]
     all_splits, fresh_splits = _merge_splits(kept_splits, fetched_splits, _symbols(split_candidates), symbols)
     fresh_divs = validation.validate_dividends(div_candidates, symbols)  # sorted by _DIVIDEND_ORDER
     actions = _Actions(all_splits, stored_divs, fresh_splits, fresh_divs)
@@ -345,7 +379,75 @@ def _merge_actions(
         _Change(added, append=stored_divs is not None, schema=stored_divs.schema if stored_divs is not None else None),
         provenance,
     )
-    return actions, changes, read
+    return actions, changes, read, unknown
+
+
+@dataclass(frozen=True)
+class _SetAside:
+    """The set-aside actions stored in the previous version (`stored`), and the fetched actions
+    with them added back (`splits`, `dividends`): a freeze treats a set-aside action as fetched
+    again, so it is applied once the lake holds its symbol's bars."""
+
+    stored: pa.Table
+    splits: pd.DataFrame
+    dividends: pd.DataFrame
+
+    COLUMNS = ("kind", "symbol", "date", "split_from", "split_to", "cash_amount")
+    SCHEMA = pa.schema([("kind", pa.string()), ("symbol", pa.string()), ("date", pa.timestamp("ns")),
+                        ("split_from", pa.float64()), ("split_to", pa.float64()), ("cash_amount", pa.float64())])
+
+    @classmethod
+    def split(cls, stored: pa.Table | None, splits: pd.DataFrame, dividends: pd.DataFrame) -> "_SetAside":
+        stored = stored if stored is not None else cls.SCHEMA.empty_table()
+        if stored.num_rows == 0:
+            return cls(stored, splits, dividends)
+        rows = stored.to_pandas()
+        kept_splits = rows.loc[rows["kind"] == "split"].rename(columns={"date": "execution_date"})
+        kept_divs = rows.loc[rows["kind"] == "dividend"].rename(columns={"date": "ex_dividend_date"})
+        return cls(stored,
+                   pd.concat([schema.normalize_splits(splits), schema.normalize_splits(kept_splits)], ignore_index=True),
+                   pd.concat([schema.normalize_dividends(dividends), schema.normalize_dividends(kept_divs)], ignore_index=True))
+
+    @classmethod
+    def kept(cls, unknown: tuple[pd.DataFrame, pd.DataFrame]) -> pa.Table:
+        """The set-aside table of the new version: the actions of unknown symbols, each once,
+        sorted by every column."""
+        splits, divs = unknown
+        frame = pd.concat([
+            pd.DataFrame({"kind": "split", "symbol": splits["symbol"], "date": splits["execution_date"],
+                          "split_from": splits["split_from"], "split_to": splits["split_to"], "cash_amount": np.nan}),
+            pd.DataFrame({"kind": "dividend", "symbol": divs["symbol"], "date": divs["ex_dividend_date"],
+                          "split_from": np.nan, "split_to": np.nan, "cash_amount": divs["cash_amount"]}),
+        ], ignore_index=True)
+        table = _arrow(frame.astype({"kind": str, "symbol": str, "date": "datetime64[ns]"})[list(cls.COLUMNS)], cls.SCHEMA)
+        table = in_derived_order(table, "actions_set_aside")
+        return _distinct_rows(table)
+
+    @staticmethod
+    def count(table: pa.Table) -> ActionsSetAside:
+        kinds = table.column("kind")
+        splits = int(pc.sum(pc.equal(kinds, "split")).as_py() or 0)
+        return ActionsSetAside(splits=splits, dividends=table.num_rows - splits,
+                               symbols=len(pc.unique(table.column("symbol"))))
+
+
+def _distinct_rows(table: pa.Table) -> pa.Table:
+    """The rows of a sorted table, each once (a row equal to the one before it is dropped; NaN
+    equals NaN)."""
+    if table.num_rows < 2:
+        return table
+    same = np.ones(table.num_rows - 1, dtype=bool)
+    for name in table.column_names:
+        column = table.column(name)
+        head, tail = column.slice(0, table.num_rows - 1), column.slice(1)
+        same &= _equal_or_both_missing(head, tail)
+    return table.filter(pa.array(np.concatenate(([True], ~same))))
+
+
+def _equal_or_both_missing(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:
+    equal = pc.fill_null(pc.equal(a, b), False)
+    both = pc.and_(pc.is_null(a, nan_is_null=True), pc.is_null(b, nan_is_null=True))
+    return pc.or_(equal, both).to_numpy(zero_copy_only=False)
 
 
 def _merge_splits(stored: pd.DataFrame, fetched: pd.DataFrame, touched: set[str], symbols: set[str]
@@ -399,6 +501,7 @@ def _refreshed_factors(
     known = _only_table(stored_events, redo)
     bars_near, _ = _bars_near_events(root, previous, new_rows, splits, divs, also=redo, known=known.to_pandas())
     part = adjustments.compute_factors(bars_near, splits, divs, convention=convention)
+    event_checks.check_adjustment(part)
     factors = _Change(_replace_symbols(stored_factors, _arrow(part.factors, stored_factors.schema), redo,
                                        DERIVED_ORDER["factors"]))
     factors_ready(factors)
@@ -454,6 +557,7 @@ def _all_factors(
     known = stored_events.to_pandas() if _events_with_ex_dates(stored_events) else None
     bars_near, _ = _bars_near_events(root, previous, new_rows, actions.splits, divs, known=known)
     computed = adjustments.compute_factors(bars_near, actions.splits, divs, convention=convention)
+    event_checks.check_adjustment(computed)
     return _Change(computed.factors), _Change(computed.events)
 
 
@@ -629,8 +733,25 @@ def read_table(root: Path, files: list[FileEntry]) -> pa.Table | None:
     no particular order across files; None when there are none."""
     if not files:
         return None
-    # (ParquetFile, not pq.read_table: its dataset layer costs more than reading these tables)
-    return pa.concat_tables([pq.ParquetFile(root / entry.path).read(use_threads=False) for entry in files])
+    return pa.concat_tables(read_files(root, files))
+
+
+def read_files(root: Path, files: list[FileEntry]) -> list[pa.Table]:
+    """Each of the lake's `files` read whole, every page checked against its CRC32 (a file written
+    without page checksums is read unchecked). Raises `LakeCorruptionError` naming a file that
+    cannot be read or whose checksum fails."""
+    tables = []
+    for entry in files:
+        try:
+            # (ParquetFile, not pq.read_table: its dataset layer costs more than reading these tables)
+            table = pq.ParquetFile(root / entry.path, page_checksum_verification=True).read(use_threads=False)
+        except (OSError, pa.ArrowException) as exc:
+            raise LakeCorruptionError(entry.path, f"cannot be read ({' '.join(str(exc).split())}); run `kobe lake verify`") from exc
+        missing = [name for name in DERIVED_ORDER.get(entry.role, []) if name not in table.column_names]
+        if missing:  # the footer (not covered by page checksums) names other columns
+            raise LakeCorruptionError(entry.path, f"lacks the column(s) {missing} of a {entry.role} table; run `kobe lake verify`")
+        tables.append(table)
+    return tables
 
 
 def _arrow(frame: pd.DataFrame, schema_: pa.Schema | None = None) -> pa.Table:

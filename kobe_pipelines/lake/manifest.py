@@ -16,7 +16,7 @@ class FileEntry:
 
     path: str
     sha256: str
-    role: str  # raw_bars | splits | dividends | factors | action_provenance
+    role: str  # raw_bars | splits | dividends | factors | adjustment_events | action_provenance | actions_set_aside
     rows: int
     bytes: int
     min_date: str | None = None
@@ -54,7 +54,7 @@ class Manifest:
 
 # Provenance (when each action was first fetched) is recorded but is not content: re-fetching the
 # same actions later must not make a new version.
-CONTENT_ROLES = ("raw_bars", "splits", "dividends", "factors")
+CONTENT_ROLES = ("raw_bars", "splits", "dividends", "factors", "actions_set_aside")
 
 
 def content_hash(files: list[FileEntry] | tuple[FileEntry, ...], dividend_convention: str) -> str:

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,10 +47,13 @@ from kobe_pipelines import paths
 from kobe_pipelines.data import schema
 from kobe_pipelines.errors import ConfigError
 from kobe_pipelines.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, fsync_dir, sha256_file
-from kobe_pipelines.lake import catalog, duck
-from kobe_pipelines.lake.errors import LakeBusyError, LakeCorruptionError, LakeError, LakeVersionNotFound
+from kobe_pipelines.lake import catalog, duck, sessions
+from kobe_pipelines.lake.errors import (
+    LakeBusyError, LakeCorruptionError, LakeError, LakeVersionNotFound, LakeWriteError, is_write_failure,
+)
 from kobe_pipelines.lake.freeze_steps import (
-    DERIVED_ORDER, NewBars, derive_actions_and_factors, find_new_rows, in_derived_order, read_stored, read_table,
+    DERIVED_ORDER, ActionsSetAside, NewBars, derive_actions_and_factors, find_new_rows, in_derived_order, read_files, read_stored,
+    read_table,
 )
 from kobe_pipelines.lake.manifest import FileEntry, Manifest, content_hash
 
@@ -78,6 +82,7 @@ class Candidate:
     notes: dict
     new_rows: int
     events_table: pa.Table | pd.DataFrame  # the adjustment events of the version
+    actions_set_aside: ActionsSetAside = ActionsSetAside()  # actions of symbols without bars, kept unapplied
 
     @cached_property
     def events(self) -> pd.DataFrame:
@@ -91,6 +96,7 @@ class FreezeResult:
     created: bool  # False when the inputs matched an existing version (no new version made)
     new_rows: int
     events_table: pa.Table | pd.DataFrame  # adjustment events of the version (for metadata and checks)
+    actions_set_aside: ActionsSetAside = ActionsSetAside()  # actions of symbols without bars, kept unapplied
 
     @cached_property
     def events(self) -> pd.DataFrame:
@@ -116,10 +122,11 @@ class Lake:
         if retention < 1:
             raise ConfigError(RETENTION_ENV, "must keep at least 1 version", retention)
         self.retention = retention
-        # Files hashed before (verified or written) and their inode, size and mtime then, kept in
-        # HASH_CACHE_NAME: a freeze re-hashes only files whose stat changed since (git's index
-        # does the same). `verify` always re-hashes everything.
-        self._hashed: dict[str, tuple[str, int, int, int]] | None = None
+        # Files hashed before (verified or written) and their inode, size, mtime and ctime then,
+        # kept in HASH_CACHE_NAME: a freeze re-hashes only files whose stat changed since (git's
+        # index does the same). The ctime is in the key because no user can set it: a file
+        # rewritten with its mtime restored still changes it. `verify` always re-hashes everything.
+        self._hashed: dict[str, tuple[str, int, int, int, int]] | None = None
         self._created: list[Path] = []  # data files written by the prepare in progress
 
     # ---- locations -------------------------------------------------------------------------
@@ -197,34 +204,55 @@ class Lake:
     def pin(self, version_id: str, reason: str) -> None:
         """Keep `version_id` regardless of retention (for example: a production model learned from it)."""
         self.version(version_id)
-        with self._lock():
+        with self._lock(), self._writing("pin a version in"):
             pins = self.pins()
             pins[version_id] = reason
-            atomic_write_json(self.root / "pins.json", pins)
-            self._rebuild_catalog()
+            self._save_pins(pins)
 
     def unpin(self, version_id: str) -> None:
-        with self._lock():
+        with self._lock(), self._writing("unpin a version in"):
             pins = self.pins()
             pins.pop(version_id, None)
+            self._save_pins(pins)
+
+    def _save_pins(self, pins: dict[str, str]) -> None:
+        """pins.json and the catalog's `lake_versions`, the catalog written first."""
+        tmp = catalog.write(self.root, self.catalog_path, self.versions(), self.current_version_id(), pins)
+        try:
             atomic_write_json(self.root / "pins.json", pins)
+        except BaseException:
+            catalog.remove_temporary(tmp)
+            raise
+        catalog.install(tmp, self.catalog_path)
+
+    @contextmanager
+    def _writing(self, doing: str, outcome: str = "nothing was changed") -> Iterator[None]:
+        """Turns the file system refusing a write into one `LakeWriteError` line."""
+        try:
+            yield
+        except BaseException as exc:
+            if is_write_failure(exc) and not isinstance(exc, LakeError):
+                raise LakeWriteError(self.root, doing, exc, outcome) from exc
+            raise
 
     # ---- querying --------------------------------------------------------------------------
     def connect(self, version_id: str | None = None) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB connection with views `bars`, `bars_split_adjusted`, `bars_raw`
-        over `version_id` (default: the current version) and `lake_versions`."""
+        """A read-only DuckDB session (see `sessions`) with views `bars`, `bars_split_adjusted`,
+        `bars_raw` over `version_id` (default: the version CURRENT names) and `lake_versions`.
+        It may read that version's files and nothing else."""
         manifest = self.version(version_id) if version_id else self.current_version()
-        con = duckdb.connect()
-        # Lake files are immutable (content-addressed): their Parquet footers can be cached for
-        # the connection's life, which saves re-reading eleven footers on every query.
-        con.execute("SET parquet_metadata_cache = true")
-        catalog.create_views(con, self.root, manifest.files, schema_name="main")
-        catalog.create_versions_table(con, self.versions(), self.current_version_id(), self.pins())
-        return con
+        return sessions.open_session(self.root, manifest, self.versions(), self.current_version_id(), self.pins())
 
     def query(self, sql: str, version_id: str | None = None) -> pd.DataFrame:
-        with self.connect(version_id) as con:
-            return con.execute(sql).df()
+        """The rows of a read-only query (SELECT only: anything else raises `QueryRefused`) over
+        the views of `version_id` (default: the current version), `lake_versions`, and every
+        retained version as `catalog."<version id>".bars` (from catalog.duckdb, attached
+        read-only)."""
+        statements = sessions.read_only_statements(sql)
+        manifest = self.version(version_id) if version_id else self.current_version()
+        with sessions.open_session(self.root, manifest, self.versions(), self.current_version_id(), self.pins(),
+                                   catalog_path=self.catalog_path) as con:
+            return sessions.run(con, statements)
 
     def read_bars(
         self,
@@ -302,7 +330,7 @@ class Lake:
         target = self.staging_dir / f"{label}.parquet"
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
-        pq.write_table(schema.bars_table(frame), tmp)
+        pq.write_table(schema.bars_table(frame), tmp, write_page_checksum=True)
         os.replace(tmp, target)
         fsync_dir(target.parent)
         return target
@@ -336,7 +364,7 @@ class Lake:
         for name, frame in (("splits", schema.normalize_splits(splits)), ("dividends", schema.normalize_dividends(dividends))):
             table = pa.Table.from_pandas(frame, preserve_index=False)
             buffer = pa.BufferOutputStream()
-            pq.write_table(table, buffer)
+            pq.write_table(table, buffer, write_page_checksum=True)
             atomic_write_bytes(folder / f"{name}.parquet", buffer.getvalue().to_pybytes())
 
     def staged_actions(self) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -415,10 +443,14 @@ class Lake:
                     )
                     added = writing.result()
                     raw_entries = self._compact_raw(stored_raw, added) if previous is not None else added
-                except BaseException:
+                except BaseException as exc:
                     if writing is not None:
                         wait([writing])  # never leave a thread writing into the lake after the lock is released
                     self._remove_created()
+                    if is_write_failure(exc) and not isinstance(exc, LakeError):
+                        current = previous.version_id if previous else "no version"
+                        raise LakeWriteError(self.root, "write new files into", exc,
+                                             f"nothing was published; {current} stays current") from exc
                     raise
             _checkpoint("raw_written")
             _checkpoint("derived_written")
@@ -433,6 +465,7 @@ class Lake:
                 notes=dict(notes or {}),
                 new_rows=len(new_rows),
                 events_table=derived.events,
+                actions_set_aside=derived.set_aside,
             )
 
     def publish(self, candidate: Candidate) -> FreezeResult:
@@ -450,15 +483,15 @@ class Lake:
             for existing in reversed(self.versions()):
                 if existing.content_hash == candidate.content_hash:
                     if existing.version_id != current:
-                        self._set_current(existing.version_id)
-                        self._rebuild_catalog()
-                    return FreezeResult(existing, created=False, new_rows=0, events_table=candidate.events_table)
+                        self._make_current(existing, new=False)
+                    return FreezeResult(existing, created=False, new_rows=0, events_table=candidate.events_table,
+                                        actions_set_aside=candidate.actions_set_aside)
             manifest = self._manifest(
                 list(candidate.entries), candidate.content_hash, candidate.provider, candidate.dividend_convention, candidate.notes
             )
-            self._publish(manifest)
-            self._apply_retention()
-            return FreezeResult(manifest, created=True, new_rows=candidate.new_rows, events_table=candidate.events_table)
+            self._make_current(manifest, new=True)
+            return FreezeResult(manifest, created=True, new_rows=candidate.new_rows, events_table=candidate.events_table,
+                                actions_set_aside=candidate.actions_set_aside)
 
     def _manifest(self, entries: list[FileEntry], chash: str, provider: str, convention: str, notes: dict) -> Manifest:
         raw = [e for e in entries if e.role == "raw_bars"]
@@ -480,20 +513,69 @@ class Lake:
             notes=notes,
         )
 
-    def _publish(self, manifest: Manifest) -> None:
-        self.versions_dir.mkdir(parents=True, exist_ok=True)
-        tmp_dir = self.versions_dir / f".tmp-{manifest.version_id}"
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        tmp_dir.mkdir()
-        atomic_write_text(tmp_dir / "manifest.json", manifest.to_json())
-        _checkpoint("manifest_written")
-        os.replace(tmp_dir, self.versions_dir / manifest.version_id)
-        fsync_dir(self.versions_dir)
-        _checkpoint("version_renamed")
-        self._set_current(manifest.version_id)
+    def _make_current(self, manifest: Manifest, new: bool) -> None:
+        """Publish `manifest` (`new`: a version not stored yet) as the current version, in an
+        order that a crash or a full disk cannot break:
+
+        1. the manifest, in a temporary folder (`new` only);
+        2. the catalog the lake will have, beside catalog.duckdb (retention already applied);
+        3. the version folder renamed into `versions/` (`new` only);
+        4. CURRENT replaced (the publication itself);
+        5. the catalog renamed over catalog.duckdb;
+        6. the versions retention drops, and the files no version references, deleted.
+
+        A failure in 1-4 removes what this call wrote and leaves the previous version current.
+        A crash between 4 and 5 leaves a catalog that shows the previous version: the next
+        writer of the lake notices it and rewrites the catalog, and every reader of the lake
+        reads through CURRENT meanwhile."""
+        previous = self.current_version_id()
+        versions = self.versions() + ([manifest] if new else [])
+        kept, dropped = self._retention(versions, manifest.version_id)
+        staged = self.versions_dir / f".tmp-{manifest.version_id}"
+        final = self.versions_dir / manifest.version_id
+        catalog_tmp: Path | None = None
+        renamed = False
+        try:
+            if new:
+                self.versions_dir.mkdir(parents=True, exist_ok=True)
+                shutil.rmtree(staged, ignore_errors=True)
+                staged.mkdir()
+                atomic_write_text(staged / "manifest.json", manifest.to_json())
+                _checkpoint("manifest_written")
+            catalog_tmp = catalog.write(self.root, self.catalog_path, kept, manifest.version_id, self.pins())
+            _checkpoint("catalog_written")
+            if new:
+                os.replace(staged, final)
+                renamed = True
+                fsync_dir(self.versions_dir)
+                _checkpoint("version_renamed")
+            self._set_current(manifest.version_id)
+        except BaseException as exc:
+            shutil.rmtree(staged, ignore_errors=True)
+            if renamed:
+                shutil.rmtree(final, ignore_errors=True)
+            if catalog_tmp is not None:
+                catalog.remove_temporary(catalog_tmp)
+            if is_write_failure(exc):
+                raise LakeWriteError(self.root, "publish a version in", exc,
+                                     f"nothing was published; {previous or 'no version'} stays current") from exc
+            raise
         _checkpoint("current_switched")
-        self._rebuild_catalog()
+        try:
+            catalog.install(catalog_tmp, self.catalog_path)
+        except OSError as exc:
+            catalog.remove_temporary(catalog_tmp)
+            raise LakeWriteError(self.root, "rewrite catalog.duckdb in", exc,
+                                 f"version {manifest.version_id} is published and current; catalog.duckdb still shows "
+                                 f"{previous} until the next freeze rewrites it") from exc
         _checkpoint("catalog_rebuilt")
+        self._delete_versions(dropped)
+
+    def _retention(self, versions: list[Manifest], current: str) -> tuple[list[Manifest], list[Manifest]]:
+        """`versions` split into those kept -- the newest `retention`, the pinned ones and
+        `current` -- and those to delete, each oldest first."""
+        keep = {m.version_id for m in versions[-self.retention:]} | set(self.pins()) | {current}
+        return [m for m in versions if m.version_id in keep], [m for m in versions if m.version_id not in keep]
 
     def _set_current(self, version_id: str) -> None:
         atomic_write_text(self.root / "CURRENT", version_id + "\n")
@@ -544,7 +626,7 @@ class Lake:
                 continue
             largest = max(files, key=lambda e: (e.rows, e.path))
             merged = [e for e in files if e is not largest]
-            table = pa.concat_tables([_plain_symbols(pq.ParquetFile(self.abspath(e)).read()) for e in merged])
+            table = pa.concat_tables([_plain_symbols(t) for t in read_files(self.root, merged)])
             table = table.take(pc.sort_indices(table, sort_keys=[("symbol", "ascending"), ("date", "ascending")]))
             compacted = self._write_content_file(table, f"raw/bars/{folder}", "", "raw_bars")
             log.info("lake: merged %d raw files of %s into %s", len(merged), folder, compacted.path)
@@ -566,7 +648,9 @@ class Lake:
         rows = {"raw_bars": RAW_ROW_GROUP_ROWS, "factors": FACTOR_ROW_GROUP_ROWS}.get(role, ROW_GROUP_ROWS)
         # LZ4 rather than Snappy: files of the same size, written 6% slower, and DuckDB reads one
         # symbol's history 18% faster and scans everything 27% faster (measured on the benchmark's lake).
-        pq.write_table(table, tmp, row_group_size=rows, compression="lz4", use_dictionary=strings)
+        # Every page carries a CRC32 (Parquet page checksums): a flipped byte fails the read of
+        # that page wherever the pipeline reads with pyarrow, instead of changing a value.
+        pq.write_table(table, tmp, row_group_size=rows, compression="lz4", use_dictionary=strings, write_page_checksum=True)
         digest = sha256_file(tmp)
         final = directory / f"{prefix}{digest[:24]}.parquet"
         if final.exists():
@@ -601,7 +685,9 @@ class Lake:
 
     # ---- integrity, retention --------------------------------------------------------------
     def verify(self, version_id: str | None = None) -> list[str]:
-        """Re-hash every file of a version; returns the problems found (empty when all is well)."""
+        """Re-hash every file of a version (default: the current one) against its manifest and,
+        for the current version, check that catalog.duckdb shows it (`catalog_problems`);
+        returns the problems found (empty when all is well)."""
         manifest = self.version(version_id) if version_id else self.current_version()
         problems = []
         for entry in manifest.files:
@@ -609,7 +695,14 @@ class Lake:
                 self._check_file(entry)
             except LakeCorruptionError as exc:
                 problems.append(str(exc))
+        if manifest.version_id == self.current_version_id():
+            problems += [f"lake catalog {self.catalog_path}: {problem}" for problem in self.catalog_problems()]
         return problems
+
+    def verify_all(self) -> dict[str, list[str]]:
+        """`verify` of every retained version: version id -> the problems found (empty lists
+        when all is well). The whole check: every file re-hashed, and the catalog."""
+        return {manifest.version_id: self.verify(manifest.version_id) for manifest in self.versions()}
 
     def _check_files(self, manifest: Manifest, reuse: bool = False) -> None:
         for entry in manifest.files:
@@ -617,7 +710,7 @@ class Lake:
 
     def _check_file(self, entry: FileEntry, reuse: bool = False) -> None:
         """Re-hash `entry`'s file against its sha256. `reuse`: skip the hashing when the file was
-        hashed before and its inode, size and mtime (ns) have not changed since."""
+        hashed before and its inode, size, mtime and ctime (ns) have not changed since."""
         path = self.abspath(entry)
         if not path.exists():
             raise LakeCorruptionError(entry.path, "is missing")
@@ -629,17 +722,25 @@ class Lake:
         self._remember(entry.path, actual, path)
 
     def _remember(self, rel_path: str, digest: str, path: Path) -> None:
-        self._hash_cache()[rel_path] = (digest, *_stat_key(path))
+        """Record that `path` hashed to `digest`, unless it changed too recently to tell a later
+        change by its stat: file times come from a clock that ticks every few milliseconds, so a
+        file changed again within the same tick would keep its ctime ("racily clean", as git
+        calls it). Such a file is hashed again next time instead."""
+        key = _stat_key(path)
+        if time.time_ns() - key[3] >= RACY_NS:
+            self._hash_cache()[rel_path] = (digest, *key)
+        else:
+            self._hash_cache().pop(rel_path, None)
 
-    def _hash_cache(self) -> dict[str, tuple[str, int, int, int]]:
+    def _hash_cache(self) -> dict[str, tuple[str, int, int, int, int]]:
         """The stat cache of hashed files; unreadable or malformed, it is empty (all re-hashed)."""
         if self._hashed is None:
             self._hashed = {}
             try:
                 data = json.loads((self.root / HASH_CACHE_NAME).read_text())
                 for rel, row in data.items():
-                    digest, ino, size, mtime = row
-                    self._hashed[str(rel)] = (str(digest), int(ino), int(size), int(mtime))
+                    digest, ino, size, mtime, ctime = row
+                    self._hashed[str(rel)] = (str(digest), int(ino), int(size), int(mtime), int(ctime))
             except (OSError, ValueError, TypeError, AttributeError):
                 self._hashed = {}
         return self._hashed
@@ -653,24 +754,14 @@ class Lake:
         except OSError as exc:
             log.warning("lake: could not save the hash cache (%s); the next freeze re-hashes every file", exc)
 
-    def _apply_retention(self) -> list[str]:
-        """Delete versions beyond the newest `retention` (never the current or a pinned one),
-        then the data files no remaining version references."""
-        versions = self.versions()
-        current = self.current_version_id()
-        pins = self.pins()
-        keep = {m.version_id for m in versions[-self.retention :]} | set(pins) | {current}
-        removed = []
-        for manifest in versions:
-            if manifest.version_id not in keep:
-                trash = self.versions_dir / f".trash-{manifest.version_id}"
-                os.replace(self.versions_dir / manifest.version_id, trash)
-                shutil.rmtree(trash, ignore_errors=True)
-                removed.append(manifest.version_id)
+    def _delete_versions(self, dropped: list[Manifest]) -> None:
+        """Delete the versions retention dropped (the catalog no longer lists them), then the
+        data files no remaining version references."""
+        for manifest in dropped:
+            trash = self.versions_dir / f".trash-{manifest.version_id}"
+            os.replace(self.versions_dir / manifest.version_id, trash)
+            shutil.rmtree(trash, ignore_errors=True)
         self._collect_garbage()
-        if removed:
-            self._rebuild_catalog()
-        return removed
 
     def _collect_garbage(self) -> None:
         referenced = {entry.path for m in self.versions() for entry in m.files}
@@ -687,15 +778,69 @@ class Lake:
     def _rebuild_catalog(self) -> None:
         catalog.rebuild(self.root, self.catalog_path, self.versions(), self.current_version_id(), self.pins())
 
+    def catalog_problems(self) -> list[str]:
+        """What is wrong with catalog.duckdb: it shows another version than CURRENT names, was
+        written for another folder or older view definitions, or is missing or unreadable.
+        Empty when all is well. The next writer of the lake (a freeze, a pin, `repair`) rewrites
+        it; readers of the lake read through CURRENT meanwhile."""
+        problems: list[str] = []
+        current = self.current_version_id()
+        if current is None:
+            return problems
+        state = catalog.read_state(self.catalog_path)
+        if state is None:
+            problems.append(f"catalog.duckdb is missing or unreadable (CURRENT names {current})")
+        elif state.root != str(self.root):
+            problems.append(f"catalog.duckdb was written for the lake folder {state.root}")
+        elif state.views != catalog.views_fingerprint():
+            problems.append("catalog.duckdb holds views of an older definition")
+        elif state.current_version != current:
+            problems.append(f"catalog.duckdb shows version {state.current_version} but CURRENT names {current}")
+        return problems
+
+    def repair(self) -> list[str]:
+        """Take the writer lock, which repairs what an interrupted writer left (see `_repair`);
+        the catalog problems found before (empty when there was nothing to rewrite)."""
+        problems = self.catalog_problems()
+        with self._lock():
+            pass
+        return problems
+
+    def _repair(self) -> None:
+        """Undo what an interrupted writer left (run under the lock, where no other writer runs):
+        temporary files beside CURRENT, the pins and the hash cache, temporary catalogs and
+        version folders, and a catalog that disagrees with CURRENT (rewritten)."""
+        for leftover in [*self.root.glob(".*.tmp"), *catalog.leftovers(self.catalog_path)]:
+            leftover.unlink(missing_ok=True)
+        if self.versions_dir.exists():
+            for leftover in self.versions_dir.glob(".t*"):  # .tmp-* and .trash-*
+                shutil.rmtree(leftover, ignore_errors=True)
+        problems = self.catalog_problems()
+        if problems:
+            log.warning("lake: %s; rewriting catalog.duckdb", "; ".join(problems))
+            self._rebuild_catalog()
+
     @contextmanager
     def _lock(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "w") as handle:
+        """The lake's writer lock (one writer at a time; readers never take it). Taking it
+        repairs what an interrupted writer left (`_repair`)."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(self.root / ".lock", "a")
+        except OSError as exc:
+            raise LakeWriteError(self.root, "write", exc, "nothing was changed") from None
+        with handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise LakeBusyError(f"another process is writing the lake at {self.root}") from None
             try:
+                try:
+                    self._repair()
+                except BaseException as exc:
+                    if is_write_failure(exc):
+                        raise LakeWriteError(self.root, "repair", exc, "nothing was changed") from exc
+                    raise
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
@@ -713,12 +858,15 @@ FACTOR_ROW_GROUP_ROWS = 8 * 1024
 # A year partition holds at most this many raw files after a refreeze (see `Lake._compact_raw`).
 RAW_FILES_PER_YEAR = 12
 HASH_CACHE_NAME = ".hash_cache.json"
+# A file whose ctime is this close to the moment it was hashed is not trusted by its stat later
+# (see `Lake._remember`): far more than the file-time clock's tick (at most 10 ms).
+RACY_NS = 50_000_000
 ACTIONS_LOOKBACK = pd.Timedelta(days=30)  # see `Lake.actions_fetch_start`
 
 
-def _stat_key(path: Path) -> tuple[int, int, int]:
+def _stat_key(path: Path) -> tuple[int, int, int, int]:
     st = path.stat()
-    return st.st_ino, st.st_size, st.st_mtime_ns
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def _plain_symbols(table: pa.Table) -> pa.Table:

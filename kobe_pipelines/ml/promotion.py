@@ -8,7 +8,8 @@ All or nothing:
   `training`): both are loaded from the registry and score the same feature rows of the new
   lake version; the score is the mean daily rank IC. Ties and a champion that cannot score the
   window (for example: other feature columns) keep the champion (fail closed); a human can still
-  `kobe models promote`. The decision and both scores are logged as version tags and run metrics.
+  `kobe models promote`. The decision and both scores are logged as version tags
+  (`promotion_record.PromotionRecord`, shown by `kobe models list`) and as run metrics.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from mlflow.entities import Metric, Param
 from mlflow.models import infer_signature
 
 from kobe_pipelines.ml import ensemble
+from kobe_pipelines.ml.promotion_record import PromotionRecord
 from kobe_pipelines.ml.registry import ENSEMBLE_MODEL, LSTM_MODEL, PRODUCTION, TAG_LAKE_HASH, TAG_LAKE_VERSION, ModelRegistry
 from kobe_pipelines.ml.training import TrainingConfig, TrainingResult, train_from_lake, window_frame, window_metrics
 
@@ -149,10 +151,9 @@ def decide(registry: ModelRegistry, name: str, version: str, result: TrainingRes
 
 def _record(registry: ModelRegistry, d: PromotionDecision, run_id: str, window: str) -> None:
     client = registry.client
-    for key, value in {"decision": "promoted" if d.promoted else "refused", "reason": d.reason[:4000], "window": window,
-                       "candidate_rank_ic": repr(d.candidate_score), "champion_version": d.champion_version or "",
-                       "champion_rank_ic": "" if d.champion_score is None else repr(d.champion_score)}.items():
-        client.set_model_version_tag(d.name, d.version, f"kobe.promotion.{key}", value)
+    record = PromotionRecord(d.promoted, window, d.candidate_score, d.champion_version, d.champion_score, d.reason)
+    for key, value in record.tags().items():
+        client.set_model_version_tag(d.name, d.version, key, value)
     prefix = f"promotion_{d.name.replace('-', '_')}"
     client.log_metric(run_id, f"{prefix}_candidate_rank_ic", d.candidate_score)
     if d.champion_score is not None and math.isfinite(d.champion_score):

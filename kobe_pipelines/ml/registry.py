@@ -25,6 +25,7 @@ from mlflow.exceptions import MlflowException
 
 from kobe_pipelines import paths
 from kobe_pipelines.ml.errors import RegistryError
+from kobe_pipelines.ml.promotion_record import PromotionRecord
 
 EXPERIMENT = "kobe-models"
 PRODUCTION = "production"
@@ -59,8 +60,8 @@ class VersionSummary:
     aliases: tuple[str, ...]
     run_id: str | None
     lake_version_id: str | None
-    eval_rank_ic: float | None
-    promotion: str | None  # the automatic decision recorded at registration
+    eval_rank_ic: float | None  # on the version's own evaluation window
+    promotion: PromotionRecord | None  # the comparison that decided its automatic promotion
     created: str  # ISO 8601, UTC
 
 
@@ -124,7 +125,8 @@ class ModelRegistry:
                 metric = mv.tags.get("kobe.eval_rank_ic")
                 out.append(VersionSummary(
                     model.name, str(mv.version), tuple(sorted(aliases.get(str(mv.version), []))), mv.run_id, mv.tags.get(TAG_LAKE_VERSION),
-                    float(metric) if metric is not None else None, mv.tags.get("kobe.promotion.decision"),
+                    float(metric) if metric is not None else None,
+                    PromotionRecord.from_tags(mv.tags, f"{model.name} v{mv.version}"),
                     dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, dt.timezone.utc).isoformat(timespec="seconds"),
                 ))
         return sorted(out, key=lambda v: (v.name, int(v.version)))

@@ -27,13 +27,14 @@ import json
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 import math
 import os
-from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kobe_pipelines import paths
 from kobe_pipelines.fsutil import fsync_dir
-from kobe_pipelines.risk.intent_fields import ParsedIntent
+from kobe_pipelines.regular_files import open_regular
+from kobe_pipelines.orders import SignalLineage
+from kobe_pipelines.orders.validation import ParsedIntent
 from kobe_pipelines.risk.jsonl import iter_records, repair_torn_tail, write_all
 from kobe_pipelines.risk.types import Decision
 
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 
 AUDIT_LOG_NAME = "risk_audit.jsonl"
 INTENT_FIELDS = ("client_order_id", "symbol", "side", "qty", "entry", "stop", "take_profit", "order_type",
-                 "strategy", "strategy_version", "trading_date")
+                 "strategy", "strategy_version", "trading_date", "lineage")
 _TEXT_FIELDS = ("strategy", "strategy_version", "trading_date")
 
 DUCKDB_COLUMNS = {
@@ -50,11 +51,14 @@ DUCKDB_COLUMNS = {
     "decided_at": "TIMESTAMPTZ",
     "approved": "BOOLEAN",
     "intent": "STRUCT(client_order_id VARCHAR, symbol VARCHAR, side VARCHAR, qty BIGINT, entry DOUBLE, stop DOUBLE, "
-              "take_profit DOUBLE, order_type VARCHAR, strategy VARCHAR, strategy_version VARCHAR, trading_date VARCHAR)",
+              "take_profit DOUBLE, order_type VARCHAR, strategy VARCHAR, strategy_version VARCHAR, trading_date VARCHAR, "
+              "lineage STRUCT(model VARCHAR, model_version VARCHAR, lake_version VARCHAR, lake_hash VARCHAR, "
+              "signals_hash VARCHAR, signal_date VARCHAR, score DOUBLE))",
     "invalid": "JSON",
     "checks": "STRUCT(name VARCHAR, passed BOOLEAN, reason VARCHAR)[]",
     "failed": "VARCHAR[]",
-    "context": "STRUCT(equity DOUBLE, buying_power DOUBLE, position_qty BIGINT, last_price DOUBLE, reducing BOOLEAN)",
+    "context": "STRUCT(equity DOUBLE, buying_power DOUBLE, position_qty BIGINT, last_price DOUBLE, reducing BOOLEAN, "
+               "net_position_qty BIGINT, open_entry_qty BIGINT, retry_of VARCHAR)",
 }
 
 
@@ -103,7 +107,7 @@ class AuditLog:
                 raise FileNotFoundError(f"state folder {self.path.parent} does not exist")
             repair_torn_tail(self.path)
             created = not self.path.exists()
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._fd = open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # a FIFO or link: refused
             if created and self.fsync:
                 fsync_dir(self.path.parent)
         return self._fd
@@ -135,7 +139,7 @@ def encode_record(decision: Decision, parsed: ParsedIntent, context: dict[str, A
             "order_type": parsed.order_type.value if parsed.order_type is not None else None,
         }
         for name in problems:
-            invalid[name] = repr(getattr(intent, name))[:200]
+            invalid[name] = repr(getattr(intent, name, None))[:200]
         for name in _TEXT_FIELDS:
             value = getattr(intent, name)
             if isinstance(value, str):
@@ -143,6 +147,8 @@ def encode_record(decision: Decision, parsed: ParsedIntent, context: dict[str, A
             else:
                 typed[name] = None
                 invalid[name] = repr(value)[:200]
+        lineage = intent.lineage
+        typed["lineage"] = lineage.to_dict() if isinstance(lineage, SignalLineage) else None
     # Assembled by hand around the C string encoder: json.dumps of the whole record took ~14 us,
     # a fifth of a decision; the line is the same JSON (tests parse every line back).
     checks = decision.checks
@@ -167,23 +173,8 @@ def finite_or_none(value: Any) -> float | None:
     return None
 
 
-def approved_history(path: str | os.PathLike[str], keep_times: int) -> tuple[set[str], list[str]]:
-    """Client order ids of every approved decision in the log, and the `decided_at` of the last
-    `keep_times` approvals (enough to rebuild a per-minute rate limit after a restart)."""
-    ids: set[str] = set()
-    times: deque[str] = deque(maxlen=max(1, keep_times))
-    for record in iter_records(path):
-        if record.get("approved") is True:
-            intent = record.get("intent") or {}
-            if isinstance(intent.get("client_order_id"), str):
-                ids.add(intent["client_order_id"])
-            if isinstance(record.get("decided_at"), str):
-                times.append(record["decided_at"])
-    return ids, list(times)
-
-
 _FRAME_COLUMNS = ["decided_at", "decision_id", "approved", "client_order_id", "symbol", "side", "qty", "entry", "stop",
-                  "take_profit", "order_type", "strategy", "failed", "reason", "invalid", "checks", "context"]
+                  "take_profit", "order_type", "strategy", "lineage", "failed", "reason", "invalid", "checks", "context"]
 
 
 def read_audit_log(state_dir: str | os.PathLike[str] | None = None, *, path: str | os.PathLike[str] | None = None,
@@ -207,7 +198,7 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
     checks = record.get("checks") or []
     failed = [c for c in checks if not c.get("passed")]
     row = {name: intent.get(name) for name in ("client_order_id", "symbol", "side", "qty", "entry", "stop",
-                                                "take_profit", "order_type", "strategy")}
+                                                "take_profit", "order_type", "strategy", "lineage")}
     row.update(
         decided_at=record.get("decided_at"),
         decision_id=record.get("decision_id"),

@@ -5,17 +5,17 @@ fails closed. Money in USD, prices in USD per share, fractions of equity (0.10 =
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Collection
+from typing import Collection
 
 from kobe_pipelines.errors import StateFileError
+from kobe_pipelines.orders import OrderType, Side
+from kobe_pipelines.orders.validation import ParsedIntent, bracket_problems, tick_problems
+from kobe_pipelines.risk.approvals import Approval
 from kobe_pipelines.risk.drawdown import HighWaterMarkStore
+from kobe_pipelines.risk.exposure import BookExposure
 from kobe_pipelines.risk.heat import CAP_TOLERANCE, order_risk, within_cap
-from kobe_pipelines.risk.intent_fields import ParsedIntent, off_tick
 from kobe_pipelines.risk.kill_switch import HaltStatus
-from kobe_pipelines.risk.types import CheckResult, OrderType, Side
-
-if TYPE_CHECKING:
-    from kobe_pipelines.risk.gate import _Snapshot
+from kobe_pipelines.risk.types import CheckResult
 
 _LIMIT = 1 + CAP_TOLERANCE
 
@@ -85,23 +85,28 @@ def drawdown(store: HighWaterMarkStore, equity: float | None, limit: float, redu
     return _pass("drawdown", f"drawdown {dd:.2%} (limit {limit:.0%})")
 
 
-def heat(p: ParsedIntent, snap: "_Snapshot", added: float | None, mark: float | None, cap: float, reducing: bool) -> CheckResult:
+def heat(p: ParsedIntent, exposure: BookExposure, added: float | None, mark: float | None, cap: float,
+         reducing: bool) -> CheckResult:
     if reducing:
         return _HEAT_EXEMPT
-    equity = snap.equity
+    equity = exposure.equity
     if equity is None or equity <= 0:
-        return _fail("heat", f"equity {snap.book.equity!r} USD is not positive: no new risk")
-    if snap.problems:
-        more = f" (+{len(snap.problems) - 3} more)" if len(snap.problems) > 3 else ""
-        return _fail("heat", "book heat cannot be measured: " + "; ".join(snap.problems[:3]) + more)
+        return _fail("heat", f"equity {exposure.book.equity!r} USD is not positive: no new risk")
+    if exposure.problems:
+        more = f" (+{len(exposure.problems) - 3} more)" if len(exposure.problems) > 3 else ""
+        return _fail("heat", "book heat cannot be measured: " + "; ".join(exposure.problems[:3]) + more)
     missing = _unevaluated("heat", p, ("side", "qty", "entry", "stop"))
     if missing:
         return missing
     if mark is None:
         return _fail("heat", f"no usable last price for {p.symbol} in book.last_prices")
-    before = snap.open_risk + snap.pending_risk
+    before = exposure.open_risk + exposure.pending_risk
     after = before + (added or 0.0)
     text = f"heat {before / equity:.2%} -> {after / equity:.2%} (cap {cap:.0%}; order adds {added:,.2f} USD)"
+    stale = exposure.book.stale_marks
+    if stale:
+        names = ", ".join(f"{symbol} (last bar {day})" for symbol, day in sorted(stale.items())[:5])
+        text += f"; valued at stale marks: {names}" + (f" +{len(stale) - 5} more" if len(stale) > 5 else "")
     return CheckResult("heat", within_cap(after, equity, cap), text)
 
 
@@ -128,11 +133,19 @@ def order_notional(p: ParsedIntent, cap: float) -> CheckResult:
 
 
 def price_collar(p: ParsedIntent, mark: float | None, band: float) -> CheckResult:
+    """A limit or market entry within `band` of the last price; a stop order on the protective
+    side of it (a sell stop below, a buy stop above: one on the other side would trigger at once)."""
     missing = _unevaluated("price_collar", p, ("entry",))
     if missing:
         return missing
     if mark is None:
         return _fail("price_collar", f"no usable last price for {p.symbol} in book.last_prices")
+    if p.order_type is OrderType.STOP and p.side is not None:
+        below = p.side is Side.SELL
+        ok = p.entry < mark if below else p.entry > mark
+        text = (f"stop {p.entry:.4f} is {'below' if p.entry < mark else 'above'} the last price {mark:.4f} "
+                f"(a {p.side.value} stop must be {'below' if below else 'above'} it)")
+        return CheckResult("price_collar", ok, text)
     deviation = abs(p.entry / mark - 1.0)
     text = f"entry {p.entry:.4f} is {deviation:.2%} from last {mark:.4f} (band {band:.0%})"
     return CheckResult("price_collar", deviation <= band + 1e-12, text)
@@ -145,15 +158,9 @@ def bracket(p: ParsedIntent) -> CheckResult:
     entry, stop, target = p.entry, p.stop, p.take_profit
     if stop is None and target is None:
         return _NO_LEGS
-    buy = p.side is Side.BUY
-    word_stop, word_target = ("below", "above") if buy else ("above", "below")
-    problems = []
-    if stop is not None and (stop >= entry if buy else stop <= entry):
-        problems.append(f"field 'stop' {stop:.4f} must be {word_stop} the entry {entry:.4f} for a {p.side.value}")
-    if target is not None and (target <= entry if buy else target >= entry):
-        problems.append(f"field 'take_profit' {target:.4f} must be {word_target} the entry {entry:.4f} for a {p.side.value}")
+    problems = bracket_problems(p)
     if problems:
-        return _fail("bracket", "; ".join(problems))
+        return _fail("bracket", "; ".join(problems.values()))
     return _pass("bracket", f"stop {stop} / entry {entry} / take_profit {target} ordered for a {p.side.value}")
 
 
@@ -178,13 +185,9 @@ def tick_size(p: ParsedIntent) -> CheckResult:
     missing = _unevaluated("tick_size", p, ("entry", "stop", "take_profit", "order_type"))
     if missing:
         return missing
-    priced = [("stop", p.stop), ("take_profit", p.take_profit)]
-    if p.order_type is OrderType.LIMIT:  # a market order sends no entry price
-        priced.append(("entry", p.entry))
-    bad = [f"field '{name}' {price!r} is not on the {'$0.01' if price >= 1 else '$0.0001'} tick"
-           for name, price in priced if price is not None and off_tick(price)]
+    bad = tick_problems(p)
     if bad:
-        return _fail("tick_size", "; ".join(bad))
+        return _fail("tick_size", "; ".join(bad.values()))
     return _TICKS_OK
 
 
@@ -198,14 +201,34 @@ def universe(symbol: str | None, tradable: Collection[str] | None) -> CheckResul
     return _fail("universe", f"field 'symbol' {symbol!r} is not in the tradable universe")
 
 
-def duplicate_id(client_order_id: str | None, approved: Collection[str], history_problem: str | None) -> CheckResult:
+def duplicate_id(p: ParsedIntent, earlier: Approval | None, retry_of: str | None,
+                 history_problem: str | None) -> CheckResult:
+    """A client order id is approved once; `retry_of` names the approval of this id that never
+    reached a broker, and is accepted only for exactly the intent that approval was for."""
     if history_problem:
         return _fail("duplicate_id", history_problem)
-    if client_order_id is None:
+    coid = p.client_order_id
+    if coid is None:
         return _fail("duplicate_id", "not evaluated: field 'client_order_id' invalid")
-    if client_order_id in approved:
-        return _fail("duplicate_id", f"field 'client_order_id' {client_order_id!r} was already approved")
-    return _NEW_ID
+    if earlier is None:
+        if retry_of is not None:
+            return _fail("duplicate_id", f"retry of {retry_of}: client order id {coid!r} has no earlier approval")
+        return _NEW_ID
+    if retry_of is None:
+        return _fail("duplicate_id", f"field 'client_order_id' {coid!r} was already approved ({earlier.decision_id})")
+    if retry_of != earlier.decision_id:
+        return _fail("duplicate_id", f"retry of {retry_of}: the latest approval of {coid!r} is {earlier.decision_id}")
+    differs = _intent_differences(p, earlier.intent)
+    if differs:
+        return _fail("duplicate_id", f"retry of {retry_of} is another order under the same id: {'; '.join(differs)}")
+    return _pass("duplicate_id", f"retry of {retry_of}, which never reached a broker")
+
+
+def _intent_differences(p: ParsedIntent, approved: dict) -> list[str]:
+    mine = {"symbol": p.symbol, "side": p.side.value if p.side is not None else None, "qty": p.qty, "entry": p.entry,
+            "stop": p.stop, "take_profit": p.take_profit,
+            "order_type": p.order_type.value if p.order_type is not None else None}
+    return [f"{name} {approved.get(name)!r} -> {value!r}" for name, value in mine.items() if approved.get(name) != value]
 
 
 def rate_limit(recent: int, cap: int) -> CheckResult:

@@ -12,7 +12,10 @@ rebases the peak to today's equity (`rebase`, `kobe halt clear --rebase-hwm`), o
 update halts again.
 
 Fail closed: a corrupt or unreadable high-water-mark file is never overwritten by an update;
-the monitor engages the kill switch naming the file and the problem.
+the monitor engages the kill switch naming the file and the problem. Corrupt includes anything
+at the path but a regular file (a link, a FIFO, a directory), a field that is not a finite
+amount, a mark below the last equity, and a mark deleted while the equity log holds readings
+(`HighWaterMarkStore`): none of them restarts the peak.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from kobe_pipelines import paths
 from kobe_pipelines.errors import RecordError, StateFileError
 from kobe_pipelines.fsutil import atomic_write_json
+from kobe_pipelines.regular_files import read_regular, regular_stat, version_of
 from kobe_pipelines.risk.jsonl import append_record, iter_records
 from kobe_pipelines.risk.kill_switch import KillSwitch, iso_utc, utc_now
 
@@ -38,6 +42,7 @@ log = logging.getLogger(__name__)
 
 HWM_NAME = "high_water_mark.json"
 EQUITY_LOG_NAME = "equity_log.jsonl"  # one line per reading: for the equity / drawdown plot
+MAX_HWM_BYTES = 1 << 20  # a mark is five fields; more is not a mark this code wrote
 Alert = Callable[[str, str], None]
 
 
@@ -56,56 +61,107 @@ class HighWaterMark:
 
 
 class HighWaterMarkStore:
-    """The high-water-mark file. `read()` re-reads only when the file changed on disk."""
+    """The high-water-mark file. `read()` re-reads only when the file changed on disk.
+
+    Fail closed, never reset: `read()` raises `StateFileError` naming the file (and the field)
+    when the path holds anything but a regular file (`regular_files`), when the file is not
+    one well-formed JSON object of finite amounts with the mark at or above the last equity,
+    and when it is missing although the equity log holds readings (a deleted mark would
+    otherwise restart the peak from the next, lower, equity).
+    """
 
     def __init__(self, state_dir: str | os.PathLike[str] | None = None):
-        self.path = paths.state_dir(state_dir) / HWM_NAME
-        self._cache: tuple[tuple[int, int, int, int], HighWaterMark] | None = None
+        folder = paths.state_dir(state_dir)
+        self.path = folder / HWM_NAME
+        self.equity_log_path = folder / EQUITY_LOG_NAME
+        self._cache: tuple[tuple[int, ...], HighWaterMark] | None = None
 
     def read(self) -> HighWaterMark | None:
         """The stored mark, None when no mark was ever recorded; `StateFileError` when the file
-        exists but cannot be read or parsed (callers treat that as halted)."""
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
+        exists but cannot be read or parsed, or is missing with readings in the equity log
+        (callers treat that as halted)."""
+        key = version_of(self.path)
+        if key is None:
+            self._refuse_missing_with_history()
             return None
-        except OSError as exc:
-            raise StateFileError(self.path, f"cannot be read ({exc})") from exc
-        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
-        mark = self._parse()
-        self._cache = (key, mark)
+        found = read_regular(self.path, MAX_HWM_BYTES)
+        if found is None:  # removed since the lstat
+            self._refuse_missing_with_history()
+            return None
+        mark = parse_high_water_mark(self.path, found.data)
+        self._cache = (found.version, mark)
         return mark
 
     def write(self, mark: HighWaterMark) -> None:
         atomic_write_json(self.path, mark.__dict__)
 
-    def _parse(self) -> HighWaterMark:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise StateFileError(self.path, f"cannot be read ({exc})") from exc
-        if not text.strip():
-            raise StateFileError(self.path, "is empty")
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise StateFileError(self.path, f"is not valid JSON ({exc})") from exc
-        if not isinstance(data, dict):
-            raise StateFileError(self.path, "is not a JSON object")
-        values: dict[str, Any] = {}
-        for name in ("high_water_mark", "last_equity"):
-            value = data.get(name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise StateFileError(self.path, f"field '{name}' must be a finite amount >= 0 (got {value!r})")
-            values[name] = float(value)
-        for name in ("high_water_mark_as_of", "last_as_of", "updated_at"):
-            value = data.get(name)
-            if not isinstance(value, str):
-                raise StateFileError(self.path, f"field '{name}' must be a text timestamp (got {value!r})")
-            values[name] = value
-        return HighWaterMark(**values)
+    def _refuse_missing_with_history(self) -> None:
+        log = regular_stat(self.equity_log_path)
+        if log is not None and log.st_size > 0:
+            raise StateFileError(self.path, f"is missing although {self.equity_log_path.name} holds equity readings: the "
+                                            "drawdown protection is not restarted from a lower peak; set the mark with "
+                                            "`kobe halt clear --rebase-hwm --equity USD`")
+
+
+def parse_high_water_mark(path: os.PathLike[str] | str, data: bytes) -> HighWaterMark:
+    """The mark in `data` (the bytes of `path`), or `StateFileError` naming the file and the field."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StateFileError(path, f"is not UTF-8 text ({exc})") from exc
+    if not text.strip():
+        raise StateFileError(path, "is empty")
+    try:
+        payload = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except _DuplicateKey as exc:
+        raise StateFileError(path, f"field '{exc.args[0]}' appears more than once") from None
+    except ValueError as exc:
+        raise StateFileError(path, f"is not valid JSON ({exc})") from exc
+    if not isinstance(payload, dict):
+        raise StateFileError(path, "is not a JSON object")
+    values: dict[str, Any] = {}
+    for name in ("high_water_mark", "last_equity"):
+        values[name] = _stored_amount(path, name, payload.get(name))
+    for name in ("high_water_mark_as_of", "last_as_of", "updated_at"):
+        value = payload.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise StateFileError(path, f"field '{name}' must be a text timestamp (got {value!r})")
+        values[name] = value
+    if values["high_water_mark"] < values["last_equity"]:
+        raise StateFileError(path, f"field 'high_water_mark' ({values['high_water_mark']!r}) is below field 'last_equity' "
+                                   f"({values['last_equity']!r}); the mark is the highest equity seen")
+    return HighWaterMark(**values)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(key)
+        found[key] = value
+    return found
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _stored_amount(path: os.PathLike[str] | str, name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise StateFileError(path, f"field '{name}' must be an amount in USD (got {str(value)[:80]!r})")
+    try:
+        amount = float(value)
+    except OverflowError:
+        raise StateFileError(path, f"field '{name}' is too large to be an amount in USD ({len(str(value))} digits)") from None
+    if not math.isfinite(amount) or amount < 0:
+        raise StateFileError(path, f"field '{name}' must be a finite amount >= 0 (got {value!r})")
+    return amount
 
 
 @dataclass(frozen=True)
@@ -149,8 +205,11 @@ class DrawdownMonitor:
         self.store = HighWaterMarkStore(self.state_dir)
         self.kill_switch = KillSwitch(self.state_dir, clock=self._clock)
 
-    def update(self, equity: float, as_of: dt.datetime | dt.date | str) -> DrawdownStatus:
-        """Record one account-equity reading (USD) taken at `as_of`; halt at the drawdown limit."""
+    def update(self, equity: float, as_of: dt.datetime | dt.date | str,
+               stale_marks: dict[str, str] | None = None) -> DrawdownStatus:
+        """Record one account-equity reading (USD) taken at `as_of`; halt at the drawdown limit.
+        `stale_marks`: held symbols valued at a mark older than `as_of` (symbol -> session of
+        their last bar), flagged in the reading."""
         stamp = _stamp(as_of)
         value = _equity(equity, stamp)
         if not self.state_dir.is_dir():
@@ -160,6 +219,7 @@ class DrawdownMonitor:
             return DrawdownStatus(value, None, None, True, self._halt(reason, value, None, None), reason)
         try:
             mark = self.store.read()
+            version_of(self.store.equity_log_path)  # the log a deleted mark is checked against: regular too
         except StateFileError as exc:
             reason = (f"high-water mark unusable: {exc}; trading halted until a person repairs the file "
                       f"or rebases it (kobe halt clear --rebase-hwm --equity USD)")
@@ -181,7 +241,8 @@ class DrawdownMonitor:
             result = DrawdownStatus(value, peak, drawdown, True, self._halt(reason, value, peak, drawdown), reason)
         append_record(self.state_dir / EQUITY_LOG_NAME, {"as_of": stamp, "recorded_at": now, "equity": value,
                                                          "high_water_mark": peak, "drawdown": drawdown,
-                                                         "halted": result.halted})
+                                                         "halted": result.halted,
+                                                         **({"stale_marks": stale_marks} if stale_marks else {})})
         return result
 
     def status(self) -> HighWaterMark | None:

@@ -9,15 +9,26 @@ An unexpected error inside the gate, or an audit log that cannot be written, rej
 Checks (names as logged): halted, drawdown, heat, position_size, order_notional, price_collar,
 bracket, quantity, fields, tick_size, universe, duplicate_id, rate_limit, buying_power.
 
-Reducing orders (they move an existing position toward zero without flipping it) pass halted,
-drawdown, heat, position_size and buying_power, so a halt never traps an exit; every sanity
-check (fields, quantity, bracket, tick size, collar, notional, universe, duplicate id, rate)
-still applies to them.
+Reducing orders (they move a position toward zero without flipping it, judged on the position
+net of its working exit legs: a long of 100 with a live sell stop of 100 has nothing left to
+reduce) pass halted, drawdown, heat, position_size and buying_power, so a halt never traps an
+exit; every sanity check (fields, quantity, bracket, tick size, collar, notional, universe,
+duplicate id, rate) still applies to them.
 
-A `Book` is a snapshot. Orders approved against the same Book object accumulate: the next
-intent sees their position change, their heat and the buying power they use, so a burst of
-intents cannot each pass against the same pre-burst book. A new Book object starts afresh and
-must reflect every order approved before it (as positions or in `buying_power`).
+Entries not filled yet count as if filled at their price (`Book.open_orders`, and the orders
+approved against the same Book object since): their quantity in the position-size cap, their
+risk in heat, their notional in buying power (`exposure.BookExposure`). A new Book object starts
+afresh and must reflect every order approved before it (at the broker, or as an approval the
+broker has not seen yet).
+
+Across processes: decisions are made one at a time under `exclusive()` (a file lock in the state
+folder); the caller builds the Book inside the same `exclusive()` block, so the Book includes
+every earlier approval. Duplicate ids and the rate limit count the approvals of every process,
+read from the audit log under that lock (`approvals.ApprovalHistory`).
+
+An approval that never reached a broker (a crash before the submission, or the broker refused
+it) may be decided again for exactly the same intent with `retry_of=<its decision id>`: every
+check runs again, and the duplicate-id check passes for that id only.
 """
 
 from __future__ import annotations
@@ -28,38 +39,27 @@ import logging
 import os
 import secrets
 import threading
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Callable, Collection, Iterable
+from contextlib import contextmanager
+from typing import Callable, Collection, Iterable, Iterator
 
+from kobe_pipelines.errors import StateFileError
+from kobe_pipelines.orders import OrderIntent
+from kobe_pipelines.orders.validation import ParsedIntent, parse_intent
 from kobe_pipelines.risk import checks as chk
-from kobe_pipelines.risk.audit import AuditLog, approved_history, audit_path, encode_record, finite_or_none
+from kobe_pipelines.risk.approvals import Approval, ApprovalHistory, DecisionLock
+from kobe_pipelines.risk.audit import AuditLog, audit_path, encode_record, finite_or_none
 from kobe_pipelines.risk.drawdown import HighWaterMarkStore
-from kobe_pipelines.risk.heat import book_open_risk, is_reducing
-from kobe_pipelines.risk.intent_fields import ParsedIntent, parse_intent
+from kobe_pipelines.risk.exposure import BookExposure
+from kobe_pipelines.risk.heat import is_reducing
 from kobe_pipelines.risk.kill_switch import KillSwitch
 from kobe_pipelines.risk.limits import RiskLimits
-from kobe_pipelines.risk.types import _GATE_TOKEN, Book, CheckResult, Decision, OrderIntent
+from kobe_pipelines.risk.types import _GATE_TOKEN, Book, CheckResult, Decision
 
 log = logging.getLogger(__name__)
 
 CHECK_NAMES = ("halted", "drawdown", "heat", "position_size", "order_notional", "price_collar", "bracket",
                "quantity", "fields", "tick_size", "universe", "duplicate_id", "rate_limit", "buying_power")
 RATE_WINDOW_S = 60.0
-
-
-@dataclass
-class _Snapshot:
-    """What the gate measured on one Book object, plus what it approved against it since."""
-
-    book: Book
-    equity: float | None  # USD, None when not a finite number
-    buying_power: float | None
-    open_risk: float  # USD, at the book's marks
-    problems: tuple[str, ...]  # positions whose risk could not be measured
-    pending_risk: float = 0.0
-    pending_buying_power: float = 0.0
-    pending_qty: dict[str, int] = field(default_factory=dict)
 
 
 def _utc_now() -> dt.datetime:
@@ -73,9 +73,7 @@ class PolicyGate:
     `universe`: tradable symbols (None: any symbol). `clock`: returns the current time,
     timezone-aware (naive is taken as UTC); drives the rate limit and `decided_at`.
     `audit_fsync`: see `kobe_pipelines.risk.audit` (True for live trading).
-    Approved client order ids and recent approvals are rebuilt from the audit log at start,
-    so duplicate ids and the rate limit hold across restarts. Thread-safe; one gate per process
-    and state folder (two processes do not see each other's approvals until restarted).
+    Thread-safe and safe across processes (see the module docstring).
     """
 
     def __init__(
@@ -97,32 +95,43 @@ class PolicyGate:
         self.hwm = HighWaterMarkStore(self.state_dir)
         self.audit = AuditLog(audit_path(self.state_dir), fsync=audit_fsync)
         self._lock = threading.Lock()
-        self._history_problem: str | None = None
-        try:
-            ids, times = approved_history(self.audit.path, limits.max_orders_per_minute)
-        except OSError as exc:  # fail closed: without the history, every id might be a duplicate
-            ids, times = set(), []
-            self._history_problem = f"audit log {self.audit.path} cannot be read ({exc}); duplicates cannot be ruled out"
-        self._approved_ids: set[str] = ids
-        self._approvals: deque[float] = deque(_epoch(t) for t in times)
-        self._snapshot: _Snapshot | None = None
+        self._decisions = DecisionLock(self.state_dir)
         self._prefix = secrets.token_hex(4)
         self._counter = itertools.count(1)
+        self._history = ApprovalHistory(self.audit.path, self._prefix, RATE_WINDOW_S, limits.max_orders_per_minute)
+        self._history_problem: str | None = None
+        self._exposure: BookExposure | None = None
 
     # -- public ---------------------------------------------------------------------------
-    def decide(self, intent: OrderIntent, book: Book) -> Decision:
-        """Decide one intent; the decision is in the audit log (fsynced by default) on return."""
-        with self._lock:
-            decision, line = self._evaluate(intent, book)
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the decision lock of the state folder (re-entrant): build the Book and decide
+        inside one such block, so no other process decides in between."""
+        with self._decisions.hold():
+            yield
+
+    def decide(self, intent: OrderIntent, book: Book, *, retry_of: str | None = None) -> Decision:
+        """Decide one intent; the decision is in the audit log (fsynced by default) on return.
+        `retry_of`: the decision id of this id's earlier approval that never reached a broker."""
+        with self.exclusive(), self._lock:
+            self._catch_up()
+            decision, line = self._evaluate(intent, book, retry_of)
             return self._commit([decision], [line])[0]
 
     def decide_batch(self, intents: Iterable[OrderIntent], book: Book) -> list[Decision]:
         """Decide intents in order against one book (each sees the approvals before it), then
         log them all with one write and one fsync before returning any."""
         batch = list(intents)  # a failing iterable fails here, before anything is decided
-        with self._lock:
-            pairs = [self._evaluate(intent, book) for intent in batch]
+        with self.exclusive(), self._lock:
+            self._catch_up()
+            pairs = [self._evaluate(intent, book, None) for intent in batch]
             return self._commit([d for d, _ in pairs], [line for _, line in pairs])
+
+    def approval_of(self, client_order_id: str) -> Approval | None:
+        """The latest approval of `client_order_id` by any process (read now from the audit log)."""
+        with self.exclusive(), self._lock:
+            self._catch_up()
+            return self._history.approvals.get(client_order_id)
 
     def sync(self) -> None:
         """fsync the audit log (needed only with `audit_fsync=False`)."""
@@ -132,6 +141,7 @@ class PolicyGate:
     def close(self) -> None:
         with self._lock:
             self.audit.close()
+            self._decisions.close()
 
     def __enter__(self) -> "PolicyGate":
         return self
@@ -146,16 +156,24 @@ class PolicyGate:
                 self.audit.append(lines[0])
             else:
                 self.audit.append_many(lines)
-        except OSError as exc:
+        except (OSError, StateFileError) as exc:
             # The approvals already counted (ids, rate, pending exposure) stay counted: that can
             # only make later decisions stricter, never looser.
             log.error("audit log %s cannot be written (%s): rejecting %d decision(s)", self.audit.path, exc, len(lines))
             failed = CheckResult("audit_log", False, f"decision could not be written to {self.audit.path} ({exc})")
             return [Decision._from_gate(_GATE_TOKEN, d.decision_id, d.intent, d.checks + (failed,), d.decided_at)
                     for d in decisions]
+        self._history.appended(sum(len(line) for line in lines))  # our own records: nothing to read back
         return decisions
 
-    def _evaluate(self, intent: OrderIntent, book: Book) -> tuple[Decision, bytes]:
+    def _catch_up(self) -> None:
+        try:
+            self._history.catch_up()
+            self._history_problem = None
+        except (OSError, StateFileError) as exc:  # fail closed: without the history, every id might be a duplicate
+            self._history_problem = f"audit log {self.audit.path} cannot be read ({exc}); duplicates cannot be ruled out"
+
+    def _evaluate(self, intent: OrderIntent, book: Book, retry_of: str | None) -> tuple[Decision, bytes]:
         now = self._clock()
         if now.tzinfo is None:
             now = now.replace(tzinfo=dt.timezone.utc)
@@ -165,7 +183,7 @@ class PolicyGate:
         if "intent" in parsed.problems:  # a Decision needs an OrderIntent; the raw value goes to the log
             intent = OrderIntent(client_order_id="", symbol="", side=None, qty=None, entry=None)
         try:
-            checks, context, approve = self._run_checks(parsed, book, now.timestamp())
+            checks, context, approve = self._run_checks(parsed, book, now, decision_id, retry_of)
         except Exception as exc:  # a bug in a check must reject, and still be logged
             log.exception("policy gate failed while checking %r", intent)
             checks = (CheckResult("gate_error", False, f"the gate could not evaluate this intent: {exc!r}"),)
@@ -182,28 +200,28 @@ class PolicyGate:
             approve()  # only now: the approval counts for duplicates, rate and pending exposure
         return decision, line
 
-    def _run_checks(self, p: ParsedIntent, book: Book, now_s: float):
-        snap = self._snapshot_of(book)
+    def _run_checks(self, p: ParsedIntent, book: Book, now: dt.datetime, decision_id: str, retry_of: str | None):
+        exposure = self._exposure_of(book)
         limits = self.limits
         side, qty, symbol = p.side, p.qty, p.symbol
         sign = side.sign if side is not None else 0
-        held = book.positions.get(symbol) if symbol is not None else None
-        pos_qty = (held.qty if held is not None and type(held.qty) is int else 0) + snap.pending_qty.get(symbol, 0)
-        reducing = sign != 0 and qty is not None and is_reducing(pos_qty, sign, qty)
+        net = exposure.net_position(symbol) if symbol is not None else 0
+        reducing = sign != 0 and qty is not None and is_reducing(net, sign, qty)
+        if_filled = exposure.position_if_filled(symbol) if symbol is not None else 0
         mark = finite_or_none(book.last_prices.get(symbol)) if symbol is not None else None
         if mark is not None and mark <= 0:
             mark = None
-        approvals = self._approvals
-        while approvals and approvals[0] <= now_s - RATE_WINDOW_S:
-            approvals.popleft()
+        now_s = now.timestamp()
+        recent = self._history.recent(now_s)
+        earlier = self._history.approvals.get(p.client_order_id) if p.client_order_id is not None else None
 
         added = chk.order_added_risk(p, mark)
         halt = self.kill_switch.status()
         checks = (
-            chk.halted(halt, reducing, symbol, pos_qty, sign, qty),
-            chk.drawdown(self.hwm, snap.equity, limits.max_drawdown, reducing),
-            chk.heat(p, snap, added, mark, limits.max_heat, reducing),
-            chk.position_size(p, snap.equity, pos_qty, limits.max_position_fraction, reducing),
+            chk.halted(halt, reducing, symbol, net, sign, qty),
+            chk.drawdown(self.hwm, exposure.equity, limits.max_drawdown, reducing),
+            chk.heat(p, exposure, added, mark, limits.max_heat, reducing),
+            chk.position_size(p, exposure.equity, if_filled, limits.max_position_fraction, reducing),
             chk.order_notional(p, limits.max_order_notional),
             chk.price_collar(p, mark, limits.price_collar),
             chk.bracket(p),
@@ -211,37 +229,29 @@ class PolicyGate:
             chk.fields(p),
             chk.tick_size(p),
             chk.universe(symbol, self.universe),
-            chk.duplicate_id(p.client_order_id, self._approved_ids, self._history_problem),
-            chk.rate_limit(len(approvals), limits.max_orders_per_minute),
-            chk.buying_power(p, snap.buying_power, snap.pending_buying_power, reducing),
+            chk.duplicate_id(p, earlier, retry_of, self._history_problem),
+            chk.rate_limit(recent, limits.max_orders_per_minute),
+            chk.buying_power(p, exposure.buying_power, exposure.pending_buying_power, reducing),
         )
-        context = {"equity": snap.equity, "buying_power": snap.buying_power,
-                   "position_qty": pos_qty if symbol is not None else None, "last_price": mark, "reducing": reducing}
+        context = {"equity": exposure.equity, "buying_power": exposure.buying_power,
+                   "position_qty": exposure.held(symbol) if symbol is not None else None, "last_price": mark,
+                   "reducing": reducing, "net_position_qty": net if symbol is not None else None,
+                   "open_entry_qty": exposure.pending_qty.get(symbol, 0) if symbol is not None else None,
+                   "retry_of": retry_of}
 
         def approve() -> None:
-            self._approved_ids.add(p.client_order_id)
-            approvals.append(now_s)
-            snap.pending_qty[symbol] = snap.pending_qty.get(symbol, 0) + sign * qty
-            if not reducing:
-                snap.pending_risk += added or 0.0
-                snap.pending_buying_power += qty * p.entry
+            typed = {"client_order_id": p.client_order_id, "symbol": symbol, "side": side.value, "qty": qty,
+                     "entry": p.entry, "stop": p.stop, "take_profit": p.take_profit,
+                     "order_type": p.order_type.value if p.order_type is not None else None}
+            self._history.add(p.client_order_id, Approval(decision_id, now.isoformat(), typed), now_s)
+            exposure.add_approval(symbol, sign, qty, p.entry, added, reducing)
 
         return checks, context, approve
 
-    def _snapshot_of(self, book: Book) -> _Snapshot:
-        snap = self._snapshot
-        if snap is None or snap.book is not book:
-            risk, problems = book_open_risk(book)
-            snap = _Snapshot(book, finite_or_none(book.equity), finite_or_none(book.buying_power), risk, problems)
-            self._snapshot = snap
-        return snap
+    def _exposure_of(self, book: Book) -> BookExposure:
+        exposure = self._exposure
+        if exposure is None or exposure.book is not book:
+            exposure = BookExposure.of(book)
+            self._exposure = exposure
+        return exposure
 
-
-def _epoch(stamp: str) -> float:
-    try:
-        moment = dt.datetime.fromisoformat(stamp)
-    except ValueError:
-        return 0.0
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.timestamp()

@@ -4,6 +4,9 @@ A record is only complete with its newline. A crash in the middle of an append c
 torn last line; readers skip it with a `TornLineWarning` and keep every complete record, and
 the next writer moves the fragment to a `<name>.torn-<UTC time>` file beside the log (kept as
 evidence) before appending, so the log stays valid JSONL that DuckDB reads as it is.
+
+A log's path must hold a regular file: reading or appending to anything else (a symbolic link,
+a FIFO, a directory, a device) raises `NotRegularFileError` and never blocks (`regular_files`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from kobe_pipelines.fsutil import atomic_write_bytes, fsync_dir
+from kobe_pipelines.regular_files import open_regular, read_regular
 
 
 class TornLineWarning(UserWarning):
@@ -27,13 +31,14 @@ def iter_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
 
     A last line without its newline (a crash mid-append) and any line that does not parse are
     skipped with a `TornLineWarning` naming the file and line; the records around them are kept.
+    `StateFileError` (`NotRegularFileError`) when the path holds anything but a regular file or
+    cannot be read.
     """
     file = Path(path)
-    try:
-        data = file.read_bytes()
-    except FileNotFoundError:
+    found = read_regular(file)
+    if found is None:
         return
-    lines = data.split(b"\n")
+    lines = found.data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -61,12 +66,13 @@ def repair_torn_tail(path: str | os.PathLike[str]) -> Path | None:
     """
     file = Path(path)
     try:
-        size = file.stat().st_size
+        fd = open_regular(file, os.O_RDWR)
     except FileNotFoundError:
         return None
-    if size == 0:
-        return None
-    with open(file, "rb+") as handle:
+    with os.fdopen(fd, "rb+") as handle:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return None
         handle.seek(size - 1)
         if handle.read(1) == b"\n":
             return None
@@ -100,7 +106,7 @@ def append_record(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
     repair_torn_tail(file)
     created = not file.exists()
     line = (json.dumps(record, sort_keys=True, default=str) + "\n").encode("utf-8")
-    fd = os.open(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = open_regular(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
         write_all(fd, line)
         os.fsync(fd)

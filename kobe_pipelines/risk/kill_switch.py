@@ -5,8 +5,10 @@ atomically. Engaging and clearing are appended to `state/halt_log.jsonl`; nothin
 switch automatically, only `clear()` (`kobe halt clear --reason ...`).
 
 Fail closed: when the state folder is missing or is not a folder, or the file cannot be read,
-is empty, is not JSON or lacks a field, the status is *halted* with a reason saying so. Only a
-readable state folder without the file means "not halted".
+is empty, is not JSON or lacks a field, the status is *halted* with a reason saying so. So is
+anything at the path but a regular file: a symbolic link (dangling or not), a FIFO, a directory,
+a device (`regular_files`); reading never blocks. Only a readable state folder with nothing at
+the path means "not halted".
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from kobe_pipelines import paths
-from kobe_pipelines.errors import RecordError
+from kobe_pipelines.errors import RecordError, StateFileError
 from kobe_pipelines.fsutil import atomic_write_json, fsync_dir
+from kobe_pipelines.regular_files import read_regular, version_of
 from kobe_pipelines.risk.jsonl import append_record, iter_records
 
 KILL_SWITCH_NAME = "KILL_SWITCH"
 HALT_LOG_NAME = "halt_log.jsonl"
+MAX_SWITCH_BYTES = 1 << 20  # a switch holds three short texts; more is not a switch this code wrote
 _FIELDS = ("reason", "engaged_at", "engaged_by")
 
 
@@ -60,21 +64,26 @@ class KillSwitch:
         self.path = self.state_dir / KILL_SWITCH_NAME
         self.log_path = self.state_dir / HALT_LOG_NAME
         self._clock = clock or utc_now
-        self._cache: tuple[tuple[int, int, int, int], HaltStatus] | None = None
+        self._cache: tuple[tuple[int, ...], HaltStatus] | None = None
 
     def status(self) -> HaltStatus:
         try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
+            key = version_of(self.path)
+        except StateFileError as exc:
+            return _closed(f"kill switch {exc.path} {exc.problem}")
+        if key is None:
             return self._absent()
-        except OSError as exc:
-            return _closed(f"kill switch {self.path} cannot be read ({exc})")
-        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         cached = self._cache
         if cached is not None and cached[0] == key:
             return cached[1]
-        status = self._read()
-        self._cache = (key, status)
+        try:
+            found = read_regular(self.path, MAX_SWITCH_BYTES)
+        except StateFileError as exc:
+            return _closed(f"kill switch {exc.path} {exc.problem}")
+        if found is None:  # removed since the lstat
+            return self._absent()
+        status = self._parse(found.data)
+        self._cache = (found.version, status)
         return status
 
     def engage(self, reason: str, by: str) -> HaltStatus:
@@ -82,6 +91,10 @@ class KillSwitch:
         the reason shown by `status()`; the log keeps every engagement."""
         reason, by = _text("reason", reason), _text("engaged_by", by)
         record = {"reason": reason, "engaged_at": iso_utc(self._clock()), "engaged_by": by}
+        if self.path.is_dir() and not self.path.is_symlink():
+            # A rename cannot replace a folder. The switch already reads as halted (fail closed).
+            raise StateFileError(self.path, "is a directory, so the switch cannot be written (it reads as halted); "
+                                            "remove the directory, then engage again")
         # Halt first: a failure to log must never leave trading running.
         atomic_write_json(self.path, record)
         append_record(self.log_path, {"event": "engage", "at": record["engaged_at"], "by": by, "reason": reason})
@@ -133,11 +146,11 @@ class KillSwitch:
         # A folder we may not search made the stat of the switch fail with PermissionError above.
         return _CLEAR
 
-    def _read(self) -> HaltStatus:
+    def _parse(self, data: bytes) -> HaltStatus:
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            return _closed(f"kill switch {self.path} cannot be read ({exc})")
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return _closed(f"kill switch {self.path} is not UTF-8 text ({exc})")
         if not text.strip():
             return _closed(f"kill switch {self.path} is empty")
         try:

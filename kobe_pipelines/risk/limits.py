@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from kobe_pipelines.errors import ConfigError
+from kobe_pipelines.errors import ConfigError, StateFileError
+from kobe_pipelines.regular_files import read_regular
 
 ENV_PREFIX = "KOBE_RISK_"
 CONFIG_FILE_ENV = "KOBE_RISK_CONFIG"
@@ -114,9 +115,15 @@ class RiskLimits:
         """Limits from a TOML or JSON file: top-level keys, or a `[risk]` table, named like the fields."""
         file = Path(path)
         try:
-            text = file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(CONFIG_FILE_ENV, f"file {file} cannot be read: {exc}") from exc
+            found = read_regular(file)  # a FIFO, link or folder there is refused, never waited on
+        except StateFileError as exc:
+            raise ConfigError(CONFIG_FILE_ENV, f"file {file} {exc.problem}") from exc
+        if found is None:
+            raise ConfigError(CONFIG_FILE_ENV, f"file {file} does not exist")
+        try:
+            text = found.data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(CONFIG_FILE_ENV, f"file {file} is not UTF-8 text: {exc}") from exc
         try:
             data = json.loads(text) if file.suffix.lower() == ".json" else tomllib.loads(text)
         except (ValueError, tomllib.TOMLDecodeError) as exc:

@@ -1,7 +1,9 @@
-"""Order intents, the book they are judged against, and the gate's decisions.
+"""The book an intent is judged against, and the gate's decisions.
 
-Conventions: prices are USD per share; quantities are whole shares, always positive on an
-intent (the side carries the direction); a position's `qty` is signed (+ long, - short).
+Intents, sides and order types are the order vocabulary's (`kobe_pipelines.orders`), re-exported
+here for the risk package's readers. Conventions: prices are USD per share; quantities are whole
+shares, always positive on an intent (the side carries the direction); a position's `qty` is
+signed (+ long, - short).
 A `Decision` can only be made by the policy gate (`kobe_pipelines.risk.gate`): it carries a
 seal over the exact intent it approved, and brokers refuse anything else.
 """
@@ -13,61 +15,14 @@ import hashlib
 import hmac
 import json
 import secrets
-from dataclasses import asdict, dataclass, field, fields
-from enum import Enum
+from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 from kobe_pipelines.errors import KobeError
+from kobe_pipelines.orders.intent import OrderIntent, OrderType, Side, SignalLineage
 
-
-class Side(str, Enum):
-    BUY = "buy"
-    SELL = "sell"
-
-    @property
-    def sign(self) -> int:
-        """+1 for a buy, -1 for a sell."""
-        return 1 if self is Side.BUY else -1
-
-
-class OrderType(str, Enum):
-    LIMIT = "limit"
-    MARKET = "market"
-
-
-@dataclass(frozen=True)
-class OrderIntent:
-    """What a strategy (or a person) wants to trade. Not yet checked by anyone.
-
-    `entry` is the limit price of the entry leg (the expected price for a market order).
-    `stop` and `take_profit` are the bracket legs; either may be None for a simple order.
-    Fields are typed loosely on purpose: the gate validates them and rejects bad values with
-    a reason naming the field, instead of a constructor raising before anything is logged.
-    """
-
-    client_order_id: str
-    symbol: str
-    side: Any  # Side, or a raw value the gate will reject
-    qty: Any  # positive whole shares
-    entry: Any  # USD per share
-    stop: Any = None
-    take_profit: Any = None
-    order_type: Any = OrderType.LIMIT
-    strategy: str = "manual"
-    strategy_version: str = ""
-    trading_date: str = ""  # YYYY-MM-DD, the exchange session the order is for
-
-    def to_dict(self) -> dict[str, Any]:
-        # Not dataclasses.asdict: its deep copy dominated the gate's cost per decision, and every
-        # field here is a flat value.
-        out = {name: getattr(self, name) for name in _INTENT_FIELD_NAMES}
-        for key in ("side", "order_type"):
-            value = out[key]
-            out[key] = value.value if isinstance(value, Enum) else value
-        return out
-
-
-_INTENT_FIELD_NAMES = tuple(f.name for f in fields(OrderIntent))
+__all__ = ["Book", "CheckResult", "Decision", "FrozenDict", "OpenOrder", "OrderIntent", "OrderType", "Position", "Side",
+           "SignalLineage", "UnapprovedOrderError", "require_decision"]
 
 
 class FrozenDict(dict):
@@ -84,7 +39,8 @@ class FrozenDict(dict):
 
 @dataclass(frozen=True)
 class Position:
-    """An open position. `qty` is signed: positive long, negative short."""
+    """An open position. `qty` is signed: positive long, negative short. `stop`: the stop that
+    protects it at the broker (None: unprotected, its whole market value is at risk)."""
 
     symbol: str
     qty: int
@@ -93,10 +49,32 @@ class Position:
 
 
 @dataclass(frozen=True)
+class OpenOrder:
+    """An entry order that has not filled yet: working at the broker, or approved and not yet
+    there. The gate counts it as if filled at `price` (its limit, or the expected price of a
+    market order), with its `stop`. `qty` is the unfilled shares (positive; `side` carries the
+    direction). `reserved`: the book's buying power already excludes its notional (the broker
+    reserved it); False for an approval the broker has not seen yet."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: int
+    price: float
+    stop: float | None = None
+    reserved: bool = True
+
+
+@dataclass(frozen=True)
 class Book:
     """The account as the gate sees it at decision time.
 
-    `last_prices` holds the latest mark (last close or trade) per symbol, USD.
+    `last_prices` holds the latest mark (last close or trade) per symbol, USD. `open_orders`: the
+    entries not filled yet (`OpenOrder`), counted in heat, position size and buying power as if
+    filled. `exit_legs`: per symbol, the signed shares the working exit orders would trade
+    (a long's sell stop of 100 sh is -100); an order reduces a position only after netting them.
+    `stale_marks`: symbol -> the session of its last bar, for marks older than the book's session
+    (valued at that mark, and named in the heat check's detail).
     """
 
     equity: float
@@ -104,12 +82,18 @@ class Book:
     buying_power: float
     positions: Mapping[str, Position] = field(default_factory=dict)
     last_prices: Mapping[str, float] = field(default_factory=dict)
+    open_orders: tuple[OpenOrder, ...] = ()
+    exit_legs: Mapping[str, int] = field(default_factory=dict)
+    stale_marks: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # A Book is a snapshot: keep read-only copies, so nobody can change it under the gate
         # (which measures each Book object once and caches the result).
         object.__setattr__(self, "positions", FrozenDict(self.positions))
         object.__setattr__(self, "last_prices", FrozenDict(self.last_prices))
+        object.__setattr__(self, "open_orders", tuple(self.open_orders))
+        object.__setattr__(self, "exit_legs", FrozenDict(self.exit_legs))
+        object.__setattr__(self, "stale_marks", FrozenDict(self.stale_marks))
 
     def position_qty(self, symbol: str) -> int:
         pos = self.positions.get(symbol)

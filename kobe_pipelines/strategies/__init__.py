@@ -1,9 +1,9 @@
 """Strategies: turn signals, bars and the book into order intents (domain code, no Dagster import).
 
-- `base`: the `Strategy` interface, `intent_id`, `validate_intents`.
+- `base`: the `Strategy` interface and `validate_intents` (ids and field rules: `kobe_pipelines.orders`).
 - `context`: `StrategyContext` (one trading run's inputs) and `RiskBudget`.
 - `ranked_long`: the shipped strategy (top-N scores, ATR bracket, risk-budget sizing).
-- `hot_reload`: `StrategyRegistry`, serving built-ins and the files in `KOBE_STRATEGY_DIR`,
+- `hot_reload`: `StrategyRegistry`, serving built-ins and the files in the users' folder,
   reloading an edited file on the next run only after it passes a dry run.
 """
 
@@ -11,26 +11,22 @@ from kobe_pipelines.strategies.base import (
     IntentProblem,
     RejectedIntent,
     Strategy,
-    intent_id,
     validate_intents,
 )
 from kobe_pipelines.strategies.context import SIGNAL_COLUMNS, RiskBudget, StrategyContext
 from kobe_pipelines.strategies.hot_reload import (
-    STRATEGY_DIR_ENV,
     LoadedStrategy,
     ReloadFailure,
     StrategyRegistry,
     StrategyRun,
     StrategyUnavailableError,
     UnknownStrategyError,
-    strategy_dir_from_env,
     version_of,
 )
 from kobe_pipelines.strategies.ranked_long import RankedLong, RankedLongConfig
 
 __all__ = [
     "SIGNAL_COLUMNS",
-    "STRATEGY_DIR_ENV",
     "IntentProblem",
     "LoadedStrategy",
     "RankedLong",
@@ -44,8 +40,6 @@ __all__ = [
     "StrategyRun",
     "StrategyUnavailableError",
     "UnknownStrategyError",
-    "intent_id",
-    "strategy_dir_from_env",
     "validate_intents",
     "version_of",
 ]

@@ -1,64 +1,39 @@
-"""The strategy interface, the deterministic intent id, and the intent validator.
+"""The strategy interface and the intent validator.
 
 A strategy turns a `StrategyContext` (signals, bars, book, trading date, risk budget) into
 `OrderIntent`s. Nothing it returns is trusted: `validate_intents` rejects malformed intents
 with a reason naming the field before anything reaches the policy gate, and the gate then
-judges the rest against the account.
+judges the rest against the account. The field rules are the order vocabulary's
+(`kobe_pipelines.orders.validation`, strict); the run's own rules (symbol with bars, strategy,
+version, trading date, unique ids) are added here.
 
-Conventions: prices USD per share on the tick grid (see `ticks`); `qty` whole shares, always
-positive (the side carries the direction).
+Conventions: prices USD per share on the tick grid (`kobe_pipelines.orders.ticks`); `qty` whole
+shares, always positive (the side carries the direction).
 """
 
 from __future__ import annotations
 
 import abc
-import hashlib
-import json
 import logging
-import math
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kobe_pipelines.risk.types import OrderIntent, OrderType, Side
+from kobe_pipelines.orders import OrderIntent, OrderType, Side, client_order_id
+from kobe_pipelines.orders.validation import bracket_problems, parse_intent, tick_problems
 from kobe_pipelines.strategies.context import RiskBudget, StrategyContext
-from kobe_pipelines.strategies.ticks import is_on_tick
 
 __all__ = [
-    "MAX_CLIENT_ORDER_ID_LEN",
     "IntentProblem",
     "RejectedIntent",
     "RiskBudget",
     "Strategy",
     "StrategyContext",
-    "intent_id",
     "validate_intents",
 ]
 
 logger = logging.getLogger(__name__)
-
-MAX_CLIENT_ORDER_ID_LEN = 64
-_CLIENT_ORDER_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-
-
-def intent_id(strategy: str, symbol: str, trading_date: str, side: Side | str) -> str:
-    """Deterministic client order id: the same inputs always give the same id (at most 64 chars).
-
-    One id per (strategy, symbol, session, side): the strategy's version is deliberately left out,
-    so a re-run after an edit cannot place a second order for the same symbol and session (the
-    broker returns the existing one). Quantities and prices are left out for the same reason.
-
-    Shape ``YYYYMMDD-SYMBOL-side-<20 hex of sha256>``; the hash covers all four inputs, the
-    readable prefix only helps a person reading a broker's order list. The symbol part keeps
-    only ``[A-Za-z0-9.]`` and at most 12 characters (the hash still covers the full symbol).
-    """
-    side_value = Side(side).value
-    payload = json.dumps([strategy, symbol, trading_date, side_value], separators=(",", ":"))
-    digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()[:20]
-    readable_symbol = re.sub(r"[^A-Za-z0-9.]", "", symbol)[:12] or "X"
-    return f"{trading_date.replace('-', '')}-{readable_symbol}-{side_value}-{digest}"
 
 
 class Strategy(abc.ABC):
@@ -86,9 +61,11 @@ class Strategy(abc.ABC):
         take_profit: float | None = None,
         order_type: OrderType = OrderType.LIMIT,
     ) -> OrderIntent:
-        """An intent carrying this strategy's name and version and a deterministic client order id."""
+        """An intent carrying this strategy's name and version, the run's signal lineage and a
+        deterministic client order id: one order per (strategy, symbol, session, side), so an
+        edited strategy re-run for the same session meets its earlier order."""
         return OrderIntent(
-            client_order_id=intent_id(self.name, symbol, ctx.trading_date, side),
+            client_order_id=client_order_id(self.name, symbol, ctx.trading_date, side),
             symbol=symbol,
             side=side,
             qty=qty,
@@ -99,6 +76,7 @@ class Strategy(abc.ABC):
             strategy=self.name,
             strategy_version=ctx.strategy_version,
             trading_date=ctx.trading_date,
+            lineage=ctx.lineage_for(symbol),
         )
 
 
@@ -134,54 +112,15 @@ class RejectedIntent:
         return f"intent {label}: {self.reason}"
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _price_problems(name: str, value: Any, required: bool) -> list[IntentProblem]:
-    if value is None:
-        return [IntentProblem(name, "is required")] if required else []
-    if not _is_number(value):
-        return [IntentProblem(name, f"must be a number of USD per share (got {type(value).__name__} {value!r})")]
-    if not math.isfinite(value) or value <= 0:
-        return [IntentProblem(name, f"must be a finite price above 0 (got {value!r})")]
-    if not is_on_tick(value):
-        return [IntentProblem(name, f"{value!r} is not on the tick grid ($0.01 at/above $1, $0.0001 below)")]
-    return []
-
-
 def _problems(intent: Any, ctx: StrategyContext, strategy: str | None) -> list[IntentProblem]:
-    if not isinstance(intent, OrderIntent):
-        return [IntentProblem("intent", f"must be a risk.types.OrderIntent (got {type(intent).__name__})")]
-    out: list[IntentProblem] = []
-    coid = intent.client_order_id
-    if not isinstance(coid, str) or not _CLIENT_ORDER_ID.fullmatch(coid):
-        out.append(IntentProblem("client_order_id", f"must be 1-{MAX_CLIENT_ORDER_ID_LEN} of [A-Za-z0-9._:-] (got {coid!r})"))
+    parsed = parse_intent(intent, strict=True)
+    found = {**parsed.problems, **tick_problems(parsed), **bracket_problems(parsed)}
+    out = [IntentProblem(name, text.removeprefix(f"field '{name}' ")) for name, text in found.items()]
+    if "intent" in found:
+        return out
     if not isinstance(intent.symbol, str) or intent.symbol not in ctx.symbols:
+        out = [p for p in out if p.field != "symbol"]
         out.append(IntentProblem("symbol", f"{intent.symbol!r} has no bars in this run"))
-    side_ok = isinstance(intent.side, Side)
-    if not side_ok:
-        out.append(IntentProblem("side", f"must be Side.BUY or Side.SELL (got {intent.side!r})"))
-    if not isinstance(intent.order_type, OrderType):
-        out.append(IntentProblem("order_type", f"must be an OrderType (got {intent.order_type!r})"))
-    qty = intent.qty
-    if not isinstance(qty, int) or isinstance(qty, bool) or qty <= 0:
-        out.append(IntentProblem("qty", f"must be a positive whole number of shares as int (got {qty!r})"))
-    entry_problems = _price_problems("entry", intent.entry, required=True)
-    stop_problems = _price_problems("stop", intent.stop, required=False)
-    target_problems = _price_problems("take_profit", intent.take_profit, required=False)
-    out += entry_problems + stop_problems + target_problems
-    if side_ok and not entry_problems:
-        entry, sign = intent.entry, intent.side.sign
-        # For a buy the stop sits below the entry and the target above; for a sell the reverse.
-        if intent.stop is not None and not stop_problems and not (sign * (entry - intent.stop) > 0):
-            where = "below" if sign > 0 else "above"
-            out.append(IntentProblem("stop", f"{intent.stop!r} must be {where} the entry {entry!r} for a {intent.side.value}"))
-        if intent.take_profit is not None and not target_problems and not (sign * (intent.take_profit - entry) > 0):
-            where = "above" if sign > 0 else "below"
-            out.append(
-                IntentProblem("take_profit", f"{intent.take_profit!r} must be {where} the entry {entry!r} for a {intent.side.value}")
-            )
     if not isinstance(intent.strategy, str) or not intent.strategy:
         out.append(IntentProblem("strategy", "must name the strategy"))
     elif strategy is not None and intent.strategy != strategy:
@@ -194,6 +133,8 @@ def _problems(intent: Any, ctx: StrategyContext, strategy: str | None) -> list[I
         )
     if intent.trading_date != ctx.trading_date:
         out.append(IntentProblem("trading_date", f"{intent.trading_date!r} is not the run's trading date {ctx.trading_date!r}"))
+    if ctx.lineage is not None and intent.lineage is not None and intent.lineage != ctx.lineage_for(intent.symbol):
+        out.append(IntentProblem("lineage", "is not the run's signal lineage (leave it None: the run stamps its own)"))
     return out
 
 
@@ -202,12 +143,12 @@ def validate_intents(
 ) -> tuple[list[OrderIntent], list[RejectedIntent]]:
     """Split `intents` into well-formed ones and rejections, each rejection with every problem found.
 
-    Checks: the object is an `OrderIntent`; `client_order_id` 1-64 of ``[A-Za-z0-9._:-]`` and
-    unique in the batch (every intent sharing an id is rejected: which one was meant is
-    unknowable); `symbol` has bars in `ctx`; `side` a `Side`; `order_type` an `OrderType`;
-    `qty` a positive `int`; `entry` (required), `stop`, `take_profit` (optional) finite, above
-    0 and on the tick grid; stop below / target above the entry for a buy, the reverse for a
-    sell; `strategy` set (and equal to `strategy` when given); `strategy_version` set (and equal
+    Checks: the order vocabulary's field rules, strict (`orders.validation`: `client_order_id`
+    1-48 of ``[A-Za-z0-9._:-]``; `side` a `Side`; `order_type` an `OrderType`; `qty` a positive
+    `int`; `entry` (required), `stop`, `take_profit` (optional) finite, above 0 and on the tick
+    grid; stop below / target above the entry for a buy, the reverse for a sell); the id unique
+    in the batch (every intent sharing an id is rejected: which one was meant is unknowable);
+    `symbol` has bars in `ctx`; `strategy` set (and equal to `strategy` when given); `strategy_version` set (and equal
     to `ctx.strategy_version` when that is set); `trading_date` equal to the run's. Each
     rejection is logged at WARNING. Order is preserved in both lists.
     """

@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR
 
 import pandas as pd
 
-from kobe_pipelines.errors import ConfigError
-from kobe_pipelines.risk.types import OrderIntent, OrderType, Side
+from kobe_pipelines.errors import ConfigError, RecordError
+from kobe_pipelines.orders import OrderIntent, OrderType, Rounding, Side, to_tick
 from kobe_pipelines.strategies.base import Strategy
 from kobe_pipelines.strategies.context import StrategyContext
-from kobe_pipelines.strategies.ticks import Rounding, round_to_tick, to_decimal
+from kobe_pipelines.strategies.ranked_long import round_to_tick, to_decimal
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,11 @@ class BuyAndHold(Strategy):
         """entry x (1 - stop_fraction), DOWN to the tick; None without a stop or when that is not above $0."""
         if self.config.stop_fraction is None:
             return None
-        stop = round_to_tick(to_decimal(entry) * (1 - Decimal(repr(float(self.config.stop_fraction)))), Rounding.DOWN)
-        return stop if 0 < stop < entry else None
+        try:
+            stop = float(to_tick(to_decimal(entry) * (1 - to_decimal(self.config.stop_fraction)), Rounding.DOWN))
+        except RecordError:
+            return None  # rounds to $0 on the $0.0001 tick
+        return stop if stop < entry else None
 
 
 STRATEGY = BuyAndHold()

@@ -19,6 +19,7 @@ import pandas as pd
 from kobe_pipelines.data.schema import BAR_COLUMNS
 from kobe_pipelines.errors import ConfigError, RecordError
 from kobe_pipelines.market_calendar import is_session
+from kobe_pipelines.orders import SignalLineage
 from kobe_pipelines.risk.types import Book
 
 SIGNAL_COLUMNS: tuple[str, ...] = ("symbol", "date", "score")
@@ -81,6 +82,8 @@ class StrategyContext:
     - `budget`: the risk budget.
     - `strategy_version`: set by the registry to the version of the strategy being run; every
       intent must carry it. Empty outside the registry (the validator then only requires a value).
+    - `lineage`: where the signals came from (model and lake version, signals hash); every
+      intent carries it with its symbol's score (`lineage_for`). None when unknown (tests).
     """
 
     signals: pd.DataFrame
@@ -89,6 +92,7 @@ class StrategyContext:
     trading_date: str
     budget: RiskBudget = RiskBudget()
     strategy_version: str = ""
+    lineage: SignalLineage | None = None
 
     def __post_init__(self) -> None:
         record = f"for {self.trading_date!r}"
@@ -117,6 +121,22 @@ class StrategyContext:
                     raise RecordError(
                         "strategy context", record, name, "has rows on or after the trading date (look-ahead)", str(latest.date())
                     )
+
+    def lineage_for(self, symbol: str) -> SignalLineage | None:
+        """The run's lineage with `symbol`'s latest score (None when the symbol has none)."""
+        if self.lineage is None:
+            return None
+        score = self.latest_scores.get(symbol)
+        return self.lineage.for_score(score if score is not None and math.isfinite(score) else None)
+
+    @cached_property
+    def latest_scores(self) -> dict[str, float]:
+        """Scores of the latest signal date by symbol."""
+        if self.signals.empty:
+            return {}
+        dates = pd.to_datetime(self.signals["date"])
+        latest = self.signals.loc[dates == dates.max()]
+        return {str(s): float(v) for s, v in zip(latest["symbol"], pd.to_numeric(latest["score"], errors="coerce"))}
 
     def with_version(self, version: str) -> "StrategyContext":
         """The same context for running the strategy version `version`."""

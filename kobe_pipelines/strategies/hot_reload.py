@@ -1,7 +1,7 @@
 """Strategy hot-reload: an edited strategy file is picked up by the next trading run, if it works.
 
 `StrategyRegistry` serves the built-in strategies plus one strategy per ``*.py`` file in the
-users' folder (`KOBE_STRATEGY_DIR`; files starting with ``_`` are ignored). A file's strategy
+users' folder (given by the settings layer, `KOBE_STRATEGY_DIR`; files starting with ``_`` are ignored). A file's strategy
 is named after the file (``momo.py`` -> ``"momo"``) and its version is the first 12 hex digits
 of the sha256 of the file's bytes, so the version names exactly the code that ran.
 
@@ -17,9 +17,9 @@ broken content and trading date. No restart is needed; nothing here imports Dags
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
-import os
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -30,7 +30,7 @@ from typing import Any
 
 from kobe_pipelines.errors import KobeError
 from kobe_pipelines.fsutil import atomic_write_bytes
-from kobe_pipelines.risk.types import OrderIntent
+from kobe_pipelines.orders import OrderIntent
 from kobe_pipelines.strategies import ranked_long
 from kobe_pipelines.strategies.base import RejectedIntent, validate_intents
 from kobe_pipelines.strategies.context import StrategyContext
@@ -38,7 +38,6 @@ from kobe_pipelines.strategies.loader import StrategyLoadError, call_with_time_l
 
 logger = logging.getLogger(__name__)
 
-STRATEGY_DIR_ENV = "KOBE_STRATEGY_DIR"
 VERSION_LEN = 12
 DEFAULT_TIME_LIMIT_S = 30.0
 _SHOWN_REJECTIONS = 5
@@ -64,12 +63,6 @@ class StrategyUnavailableError(KobeError):
 def version_of(source: bytes) -> str:
     """A strategy version: the first 12 hex digits of the sha256 of the source file's bytes."""
     return hashlib.sha256(source).hexdigest()[:VERSION_LEN]
-
-
-def strategy_dir_from_env(environ: Mapping[str, str] | None = None) -> Path | None:
-    """`$KOBE_STRATEGY_DIR` as a path, or None when unset/empty (then only built-ins exist)."""
-    raw = (os.environ if environ is None else environ).get(STRATEGY_DIR_ENV, "").strip()
-    return Path(raw).expanduser().resolve() if raw else None
 
 
 @dataclass(frozen=True)
@@ -124,12 +117,20 @@ class LoadedStrategy:
         versioned = ctx.with_version(self.version)
         try:
             result = call_with_time_limit(lambda: self.strategy.generate(versioned), self.time_limit_s, "generate")
-            intents = _as_list(result)
+            intents = [_with_lineage(intent, versioned) for intent in _as_list(result)]
         except StrategyLoadError as exc:
             logger.error("strategy %s %s failed: %s", self.name, self.version, exc)
             return StrategyRun(self.name, self.version, (), (), str(exc))
         good, rejected = validate_intents(intents, versioned, strategy=self.name)
         return StrategyRun(self.name, self.version, tuple(good), tuple(rejected))
+
+
+def _with_lineage(intent: Any, ctx: StrategyContext) -> Any:
+    """An intent without a lineage gets the run's (the signals' provenance is the run's, not the
+    strategy's to state); one that states another is left for the validator to reject."""
+    if isinstance(intent, OrderIntent) and intent.lineage is None and ctx.lineage is not None:
+        return dataclasses.replace(intent, lineage=ctx.lineage_for(intent.symbol))
+    return intent
 
 
 def _as_list(result: Any) -> list[Any]:
@@ -178,11 +179,6 @@ class StrategyRegistry:
                 name, version_of(Path(source).read_bytes()), strategy, Path(source), True, now, None, time_limit_s
             )
         self._builtin_names = frozenset(self._loaded)
-
-    @classmethod
-    def from_env(cls, alert: Alert | None = None, environ: Mapping[str, str] | None = None, **kwargs: Any) -> "StrategyRegistry":
-        """A registry over `$KOBE_STRATEGY_DIR` (read now, at call time)."""
-        return cls(strategy_dir_from_env(environ), alert, **kwargs)
 
     @property
     def strategy_dir(self) -> Path | None:
@@ -283,7 +279,7 @@ class StrategyRegistry:
         versioned = ctx.with_version(candidate.version)
         try:
             result = call_with_time_limit(lambda: candidate.strategy.generate(versioned), self._time_limit_s, "dry_run")
-            intents = _as_list(result)
+            intents = [_with_lineage(intent, versioned) for intent in _as_list(result)]
         except StrategyLoadError as exc:
             return ("dry_run" if exc.stage == "generate" else exc.stage), exc.problem, exc.detail
         _good, rejected = validate_intents(intents, versioned, strategy=candidate.name)

@@ -18,8 +18,8 @@ On each trading run (for `ctx.trading_date`, the session after the latest signal
 5. Exits (only when `exit_threshold` is set): every long position whose latest score is
    strictly below `exit_threshold` gets a MARKET sell of its whole quantity, no bracket, with
    the last close (rounded to the nearest tick) as the expected price. A held symbol without
-   a score today is kept. Note: a position still carrying open bracket legs at the broker
-   needs them cancelled before such a sell (the execution layer's job).
+   a score today is kept. The order path cancels the position's bracket legs before it sends
+   such a sell (`execution.service`), so the sell never meets a live stop.
 
 Output order: exits (symbol A-Z), then entries in rank order. Deterministic: the same context
 gives the same intents and the same client order ids.
@@ -35,11 +35,11 @@ from decimal import ROUND_FLOOR, Decimal
 import pandas as pd
 
 from kobe_pipelines.errors import ConfigError, RecordError
-from kobe_pipelines.risk.types import OrderIntent, OrderType, Side
+from kobe_pipelines.orders import Rounding, to_tick
+from kobe_pipelines.orders import OrderIntent, OrderType, Side
 from kobe_pipelines.strategies.base import Strategy
 from kobe_pipelines.strategies.context import RiskBudget, StrategyContext
 from kobe_pipelines.strategies.indicators import last_close_and_atr
-from kobe_pipelines.strategies.ticks import Rounding, round_to_tick, to_decimal
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +74,16 @@ class RankedLongConfig:
             if ex > self.entry_threshold:
                 # A fresh entry would qualify for an exit on the next run: churn.
                 raise ConfigError("exit_threshold", f"must not exceed entry_threshold {self.entry_threshold}", ex)
+
+
+def to_decimal(value: float | int | Decimal) -> Decimal:
+    """A number as the Decimal of its shortest text (0.1 -> Decimal('0.1'))."""
+    return value if isinstance(value, Decimal) else Decimal(repr(float(value)))
+
+
+def round_to_tick(price: float | Decimal, rounding: Rounding) -> float:
+    """`price` on the tick grid in the given direction, as the float an intent carries."""
+    return float(to_tick(price, rounding))
 
 
 def position_size(equity: float, entry: float, stop: float, budget: RiskBudget, buying_power: Decimal | float) -> int:

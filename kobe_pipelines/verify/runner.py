@@ -39,14 +39,12 @@ def run_phases(phases: list[int] | None = None) -> list[VerifyCheck]:
 
 
 def print_table(results: list[VerifyCheck]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    """One row per check (long details wrap inside the 100 columns), then the count."""
+    from kobe_pipelines.cli.tables import Column, echo_table
 
-    table = Table(title="kobe verify")
-    for column in ("phase", "check", "result", "detail"):
-        table.add_column(column)
-    for r in results:
-        table.add_row(str(r.phase), r.name, "[green]PASS[/]" if r.passed else "[red]FAIL[/]", r.detail)
-    Console(width=160).print(table)
+    rows = [{"phase": r.phase, "check": r.name, "result": "PASS" if r.passed else "FAIL", "detail": r.detail}
+            for r in results]
+    echo_table(rows, [Column("phase", "phase", "int"), Column("check", "check"), Column("result", "result"),
+                      Column("detail", "detail")], title="kobe verify")
     passed = sum(r.passed for r in results)
     print(f"{passed} passed, {len(results) - passed} failed")

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from kobe_pipelines.cli import main
 from kobe_pipelines.lake import Lake
 from kobe_pipelines_tests.lake.conftest import tiny_market
+from kobe_pipelines_tests.support.readable import assert_readable
 
 
 @pytest.fixture()
@@ -34,8 +35,10 @@ def test_lake_freeze_when_files_given_then_a_version_is_published_and_queryable_
                  "WHERE symbol = 'AAA' ORDER BY date")
     # the 2-for-1 split on 2024-01-05 halves the earlier closes 100, 102, 100
     assert query.output == "date,close\n2024-01-02,50.0\n2024-01-03,51.0\n2024-01-04,50.0\n2024-01-05,50.0\n"
-    listed = kobe("lake", "versions", "--lake", lake)
-    assert listed.output.startswith("* v") and "crsp" in listed.output
+    listed = kobe("lake", "versions", "--lake", lake).output.splitlines()
+    assert listed[0].split() == ["lake", "version", "bars", "first", "session", "last", "session", "dividends",
+                                 "pinned", "because"]
+    assert listed[2].split() == ["*", Lake(lake).current_version_id(), "8", "2024-01-02", "2024-01-05", "crsp"]
 
 
 def test_lake_freeze_when_run_again_with_the_same_files_then_no_new_version(tmp_path, source):
@@ -76,4 +79,16 @@ def test_lake_pin_when_reason_given_then_listed_with_it(tmp_path, source):
     kobe("lake", "freeze", "--provider", "files", "--source", str(source), "--lake", lake)
     version = Lake(lake).current_version_id()
     assert kobe("lake", "pin", version, "--reason", "audit 2024", "--lake", lake).exit_code == 0
-    assert "pinned: audit 2024" in kobe("lake", "versions", "--lake", lake).output
+    listed = kobe("lake", "versions", "--lake", lake).output.splitlines()
+    assert listed[2].split() == ["*", version, "8", "2024-01-02", "2024-01-05", "crsp", "audit", "2024"]
+
+
+def test_lake_versions_when_pinned_with_a_long_reason_then_table_fits_100_columns_and_ids_stay_whole(tmp_path, source):
+    lake = str(tmp_path / "lake")
+    kobe("lake", "freeze", "--provider", "files", "--source", str(source), "--lake", lake)
+    version = Lake(lake).current_version_id()
+    reason = "kept for the 2024 audit of the adjustment factors, see ticket 1234 " * 3
+    kobe("lake", "pin", version, "--reason", reason, "--lake", lake)
+    listed = kobe("lake", "versions", "--lake", lake).output
+    assert_readable(listed)
+    assert version in listed and " ".join(listed.split()).count("ticket 1234") == 3

@@ -191,11 +191,15 @@ def test_freeze_when_the_same_data_comes_as_csv_or_parquet_then_same_content_has
     # strings: the lake must not tell them apart.
     from kobe_pipelines.lake import Lake
 
+    # AAA's prices from its 1:4 split on 2024-01-03 on are quartered, as a 1:4 split makes them
+    after_split = (BARS["symbol"] == "AAA") & (BARS["date"] >= "2024-01-03")
+    bars_split = BARS.copy()
+    bars_split.loc[after_split, ["open", "high", "low", "close"]] /= 4
     hashes = {}
     for fmt in ("csv", "parquet"):
         source = tmp_path / f"src-{fmt}"
         source.mkdir()
-        _write(source, "bars", BARS, fmt, "date")
+        _write(source, "bars", bars_split, fmt, "date")
         _write(source, "splits", SPLITS, fmt, "execution_date")
         _write(source, "dividends", DIVIDENDS.iloc[1:], fmt, "ex_dividend_date")
         provider = FilesProvider(source)

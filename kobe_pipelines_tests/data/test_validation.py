@@ -168,7 +168,7 @@ def test_validate_bars_when_symbol_is_blank_then_names_symbol(bars, symbol, vali
     bad.loc[1, "symbol"] = symbol
     with pytest.raises(BarValidationError) as info:
         validate(bad, as_of=AS_OF)
-    assert (info.value.record, info.value.field) == (f"{symbol} 2024-01-03", "symbol")
+    assert (info.value.record, info.value.field) == (" 2024-01-03", "symbol")  # judged trimmed: an empty symbol
 
 
 def test_validate_bars_when_several_rows_are_bad_then_reports_first_by_symbol_and_date_with_count(bars, validate):

@@ -35,11 +35,12 @@ def posts(fake) -> int:
     return sum(1 for method, path in fake.requests if method == "POST")
 
 
-def test_submit_when_bracket_then_posts_alpacas_exact_json_body(fake_alpaca, alpaca, approve):
+def test_submit_when_bracket_then_posts_alpacas_exact_json_body_with_gtc_legs(fake_alpaca, alpaca, approve):
     ack = alpaca.submit(approve(marks=MARKS, **BRACKET))
-    # alpaca-py's LimitOrderRequest writes qty and prices as JSON numbers (qty: float field).
+    # alpaca-py's LimitOrderRequest writes qty and prices as JSON numbers (qty: float field). A bracket
+    # has one time in force for the entry and its legs: gtc, so the legs outlive the entry's session.
     assert fake_alpaca.posted == [{
-        "symbol": "AAA", "qty": 10.0, "side": "buy", "type": "limit", "time_in_force": "day",
+        "symbol": "AAA", "qty": 10.0, "side": "buy", "type": "limit", "time_in_force": "gtc",
         "order_class": "bracket", "client_order_id": "kobe-manual-AAA-20240304-0123456789abcdef",
         "take_profit": {"limit_price": 195.3}, "stop_loss": {"stop_price": 180.1}, "limit_price": 187.45,
     }]
@@ -60,6 +61,19 @@ def test_submit_when_only_a_stop_then_sends_an_oto_order(fake_alpaca, alpaca, ap
     alpaca.submit(approve(marks=MARKS, coid="oto-1", entry=187.45, stop=180.1, take_profit=None))
     body = fake_alpaca.posted[0]
     assert (body["order_class"], body["stop_loss"], "take_profit" in body) == ("oto", {"stop_price": 180.1}, False)
+    assert body["time_in_force"] == "gtc"
+
+
+def test_submit_when_protective_stop_then_sends_a_gtc_stop_order(fake_alpaca, alpaca, approve):
+    from kobe_pipelines.orders import OrderType
+
+    marks = {"AAA": 190.0}
+    alpaca.submit(approve(marks=marks, coid="stop-1", side="sell", entry=180.1, stop=None, take_profit=None,
+                          order_type=OrderType.STOP))
+    assert fake_alpaca.posted[0] == {"symbol": "AAA", "qty": 10.0, "side": "sell", "type": "stop",
+                                     "time_in_force": "gtc", "client_order_id": "stop-1", "stop_price": 180.1}
+    record = alpaca.get_order("stop-1")
+    assert (record.order_type, record.is_protective_stop, record.entry.price) == (OrderType.STOP, True, 180.1)
 
 
 def test_submit_when_no_legs_then_sends_a_simple_order_without_order_class(fake_alpaca, alpaca, approve):

@@ -8,7 +8,7 @@ KEYS = {"ALPACA_API_KEY": "PKKEY", "ALPACA_SECRET_KEY": "SECRET"}
 
 def test_from_env_when_only_keys_then_paper_with_documented_defaults():
     s = AlpacaSettings.from_env(KEYS)
-    assert (s.paper, s.base_url, s.timeout_s, s.retry_attempts, s.time_in_force) == (True, None, 10.0, 3, "day")
+    assert (s.paper, s.base_url, s.timeout_s, s.retry_attempts) == (True, None, 10.0, 3)
 
 
 @pytest.mark.parametrize("missing", ["ALPACA_API_KEY", "ALPACA_SECRET_KEY"])

@@ -61,11 +61,13 @@ def test_from_intent_when_market_then_no_limit_price_but_an_expected_price():
     assert (spec.limit_price, spec.expected_price, spec.order_class) == (None, Decimal("100.00"), OrderClass.OTO)
 
 
-def _order(symbol: str, side: Side, qty: int, stop: float, stop_status: OrderStatus, filled: int = 0) -> OrderRecord:
+def _order(symbol: str, side: Side, qty: int, stop: float, stop_status: OrderStatus, filled: int = 0,
+           entry_status: OrderStatus = OrderStatus.FILLED) -> OrderRecord:
     now = dt.datetime(2024, 3, 4, tzinfo=dt.timezone.utc)
     exit_side = Side.SELL if side is Side.BUY else Side.BUY
+    entry_filled = qty if entry_status is OrderStatus.FILLED else 0
     return OrderRecord("c", "b", symbol, side, qty, OrderClass.BRACKET, now, (
-        LegRecord(LegRole.ENTRY, side, 100.0, OrderStatus.FILLED, qty, 100.0),
+        LegRecord(LegRole.ENTRY, side, 100.0, entry_status, entry_filled, 100.0 if entry_filled else None),
         LegRecord(LegRole.STOP_LOSS, exit_side, stop, stop_status, filled)))
 
 
@@ -79,12 +81,24 @@ def test_protective_stop_when_stops_cover_only_part_then_none():
     assert protective_stop("AAA", 15, orders) is None
 
 
-def test_protective_stop_when_stop_held_or_other_side_then_not_counted():
-    held = [_order("AAA", Side.BUY, 10, 95.0, OrderStatus.HELD)]
+def test_protective_stop_when_stop_held_before_the_entry_filled_or_on_the_other_side_then_not_counted():
+    waiting = [_order("AAA", Side.BUY, 10, 95.0, OrderStatus.HELD, entry_status=OrderStatus.NEW)]
     short_stop = [_order("AAA", Side.SELL, 10, 105.0, OrderStatus.NEW)]
-    assert protective_stop("AAA", 10, held) is None
+    assert protective_stop("AAA", 10, waiting) is None
     assert protective_stop("AAA", 10, short_stop) is None
     assert protective_stop("AAA", -10, short_stop) == 105.0
+
+
+def test_protective_stop_when_stop_held_after_the_entry_filled_then_counted():
+    # Alpaca holds a bracket's stop under its one-cancels-other while the take-profit works
+    assert protective_stop("AAA", 10, [_order("AAA", Side.BUY, 10, 95.0, OrderStatus.HELD)]) == 95.0
+
+
+def test_protective_stop_when_a_simple_stop_order_on_the_other_side_then_counted():
+    now = dt.datetime(2024, 3, 4, tzinfo=dt.timezone.utc)
+    stop = OrderRecord("s", "b", "AAA", Side.SELL, 10, OrderClass.SIMPLE, now,
+                       (LegRecord(LegRole.ENTRY, Side.SELL, 94.0, OrderStatus.NEW),), order_type=OrderType.STOP)
+    assert protective_stop("AAA", 10, [stop]) == 94.0 and protective_stop("AAA", -10, [stop]) is None
 
 
 def test_order_record_when_entry_filled_and_leg_working_then_open():
@@ -99,3 +113,10 @@ def test_brokers_when_checked_against_the_protocol_then_paper_and_alpaca_conform
 
     assert isinstance(PaperBroker(tmp_path), Broker) and isinstance(alpaca, Broker)
     assert not isinstance(object(), Broker)
+
+
+def test_brokers_when_checked_against_the_replay_protocol_then_only_the_paper_broker_replays_bars(tmp_path, alpaca):
+    from kobe_pipelines.execution.broker import BarReplayBroker
+    from kobe_pipelines.execution.paper import PaperBroker
+
+    assert isinstance(PaperBroker(tmp_path), BarReplayBroker) and not isinstance(alpaca, BarReplayBroker)

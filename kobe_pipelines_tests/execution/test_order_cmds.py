@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from kobe_pipelines.cli.order_cmds import order, orders
@@ -10,7 +11,7 @@ from kobe_pipelines.execution.paper import PaperBroker
 from kobe_pipelines.risk import CHECK_NAMES
 
 ORDER = ["bracket", "--symbol", "AAA", "--side", "buy", "--qty", "10", "--entry", "100", "--stop", "95",
-         "--take-profit", "110", "--trading-date", "2024-03-04", "--last-price", "100"]
+         "--take-profit", "110", "--trading-date", "2024-03-04", "--replay", "--last-price", "100"]
 
 
 def run(command, *args):
@@ -51,12 +52,14 @@ def test_order_bracket_when_sub_penny_prices_then_rounded_conservatively_and_sai
     assert "stop 95.001 rounded to the tick: 95.01" in result.output and result.exit_code == 0
 
 
-def test_order_bracket_when_run_twice_then_second_is_a_duplicate_and_not_sent(tmp_path):
+def test_order_bracket_when_run_twice_then_the_second_finds_the_order_at_the_broker_and_sends_nothing(tmp_path):
     state = state_dir(tmp_path)
     run(order, *ORDER)
     again = run(order, *ORDER)  # same order -> same derived client order id
-    assert again.exit_code == 1 and "FAIL  duplicate_id" in again.output
-    assert "not sent again" in again.output and len(PaperBroker(state).open_orders()) == 1
+    assert again.exit_code == 0, again.output
+    assert "already at the broker: not sent again" in again.output and "decision " not in again.output
+    assert len(PaperBroker(state).open_orders()) == 1
+    assert OrderLedger(state).events()["event"].tolist().count("submitted") == 1
 
 
 def test_order_bracket_when_state_folder_missing_then_refuses_without_creating_it(tmp_path):
@@ -81,6 +84,46 @@ def test_orders_when_an_order_was_placed_then_lists_it_and_reconciles(tmp_path):
     assert all(kind in events.output for kind in ("intent", "decision", "submitted", "ack"))
 
 
+@pytest.mark.parametrize("broker, replay, message", [
+    ("alpaca", True, "a live broker cannot trade a past session"),
+    ("paper", False, "pass --replay"),
+])
+def test_order_bracket_when_trading_date_in_the_past_then_refused_unless_a_paper_replay(tmp_path, broker, replay, message):
+    state = state_dir(tmp_path)
+    args = [a for a in ORDER if a != "--replay" or replay] + ["--broker", broker]
+    result = CliRunner().invoke(order, args)
+    assert result.exit_code == 1 and message in result.output
+    assert OrderLedger(state).events().empty  # refused before anything was recorded
+
+
+def test_orders_when_an_intent_was_rejected_or_never_sent_then_still_listed_with_its_state(tmp_path):
+    state = state_dir(tmp_path)
+    run(order, *[a if a != "95" else "101" for a in ORDER], "--client-order-id", "bad-stop")  # rejected by the gate
+    listing = run(orders)
+    assert "bad-stop" in listing.output and "rejected by the gate: bracket" in listing.output
+
+
 def test_orders_when_ledger_empty_then_says_so(tmp_path):
     state_dir(tmp_path)
     assert "the order ledger is empty" in run(orders).output
+
+
+def test_order_bracket_when_five_orders_for_one_symbol_work_then_the_sixth_is_refused_by_the_position_cap(tmp_path):
+    # 40 sh @ 100 = 4 % of 100,000 USD each: five working entries make 20 % (the cap), a sixth 24 %
+    state = state_dir(tmp_path)
+    args = [a if a != "10" else "40" for a in ORDER]
+    codes = [run(order, *args, "--client-order-id", f"five-{i}").exit_code for i in range(6)]
+    assert codes == [0, 0, 0, 0, 0, 1]
+    sixth = run(order, *args, "--client-order-id", "five-6")
+    assert "FAIL  position_size   AAA +240 sh x 100.00 = 24.00% of equity (max 20%)" in sixth.output
+    assert len(PaperBroker(state).open_orders()) == 5 and PaperBroker(state).positions() == {}  # before any fill
+
+
+def test_orders_lineage_when_a_manual_order_then_prints_its_chain_and_that_no_model_made_it(tmp_path):
+    state_dir(tmp_path)
+    run(order, *ORDER, "--client-order-id", "manual-1")
+    result = run(orders, "--lineage", "manual-1")
+    assert result.exit_code == 0, result.output
+    assert "strategy   manual version -" in result.output and "lineage    none: no signal made this order" in result.output
+    assert "recompute: no model made this order's signal; nothing to recompute" in result.output
+    assert run(orders, "--lineage", "nope").exit_code == 1

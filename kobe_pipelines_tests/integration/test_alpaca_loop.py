@@ -26,6 +26,7 @@ from kobe_pipelines.execution.alpaca import AlpacaBroker
 from kobe_pipelines.execution.alpaca_settings import AlpacaSettings
 from kobe_pipelines.execution.ledger import OrderLedger
 from kobe_pipelines.execution.slippage import SlippageTracker
+from kobe_pipelines.lake import Lake
 from kobe_pipelines_tests.integration.conftest import HISTORY, TradingWorld
 from kobe_pipelines_tests.support.alpaca_server import FakeAlpaca, serve
 
@@ -76,6 +77,7 @@ def scenario(tmp_path_factory):
         request, result = world.tick_and_trade()
         seen["runs"].append((request.run_key, result.success))
         seen["posted_first_run"] = [dict(body) for body in fake.posted]
+        seen["orders_first_run"] = set(fake.orders)
         seen["ledger_first_run"] = OrderLedger(world.state).events()
 
         fills = {}  # the exchange fills every entry 1 cent under its limit, at 09:35 New York time
@@ -102,6 +104,10 @@ def scenario(tmp_path_factory):
         seen["same_key_again"] = world.tick()
         seen["rerun"] = world.trade(request)  # a retried run of the same signals
         seen["posts_after_rerun"] = len(fake.posted)
+        world.freeze(SESSIONS[2], SESSIONS[2], with_signals=False)  # a newer lake version, no new signals
+        seen["rerun_after_freeze"] = world.trade(request)
+        seen["current_version"] = Lake(world.root / "lake").current_version_id()
+        seen["posts_after_freeze"] = len(fake.posted)
         yield seen
     finally:
         fake.release.set()
@@ -114,7 +120,8 @@ def test_trading_run_when_signals_land_then_bracket_orders_reach_alpaca_with_the
     assert len(posted) >= 1
     for body in posted:
         entry, stop, target = body["limit_price"], body["stop_loss"]["stop_price"], body["take_profit"]["limit_price"]
-        assert (body["side"], body["type"], body["order_class"], body["time_in_force"]) == ("buy", "limit", "bracket", "day")
+        # one time in force for the entry and its legs: gtc, so the legs outlive the entry's session
+        assert (body["side"], body["type"], body["order_class"], body["time_in_force"]) == ("buy", "limit", "bracket", "gtc")
         assert stop < entry < target  # a buy's bracket: the stop under the entry, the target over it
         assert body["qty"] == int(body["qty"]) > 0
         for price in (entry, stop, target):  # Alpaca refuses sub-penny prices at or above $1.00
@@ -127,7 +134,7 @@ def test_trading_run_when_alpaca_answers_500_after_taking_the_order_then_it_is_r
     posted, ledger = scenario["posted_first_run"], scenario["ledger_first_run"]
     ids = [body["client_order_id"] for body in posted]
     assert len(ids) == len(set(ids))  # the order Alpaca took is never posted a second time
-    assert set(ids) == set(scenario["fake"].orders)
+    assert set(ids) == scenario["orders_first_run"]
     acks = ledger[ledger["event"] == "ack"]
     assert set(acks["client_order_id"]) == set(ids) and set(acks["broker"]) == {"alpaca"}
     reconciled = {coid: json.loads(detail)["reconciled"] for coid, detail in zip(acks["client_order_id"], acks["detail"])}
@@ -165,3 +172,14 @@ def test_trading_sensor_when_ticked_again_or_rerun_then_nothing_is_posted_twice(
     orders = OrderLedger(scenario["world"].state).orders()
     assert not orders.empty and set(orders["broker"]) == {"alpaca"}
     assert pd.Series(orders["client_order_id"]).isin(scenario["fake"].orders).all()
+
+
+def test_trading_run_when_the_lake_moved_on_after_the_signals_then_it_reads_the_signals_own_lake_version(scenario):
+    result = scenario["rerun_after_freeze"]
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("trade_orders")
+    used = materialization.metadata["lake_version"].value
+    events = OrderLedger(scenario["world"].state).events()
+    signals_version = json.loads(events.loc[events["event"] == "intent", "detail"].iloc[-1])["lineage"]["lake_version"]
+    assert used == signals_version != scenario["current_version"]
+    assert scenario["posts_after_freeze"] == scenario["posts_after_rerun"]  # the same orders: nothing sent again

@@ -151,3 +151,24 @@ def test_drawdown_when_past_the_limit_then_halt_engaged_mail_sent_and_no_risk_ad
     assert len(decisions) >= 1
     assert submitted.empty or set(submitted["side"]) == {"sell"}
     assert pd.Series(decisions["detail"]).astype(str).str.contains("halt", case=False).all()
+
+
+def test_order_when_explained_then_its_chain_names_model_and_lake_version_and_the_score_recomputes_to_match(scenario):
+    import json
+
+    from kobe_pipelines.lake import Lake
+    from kobe_pipelines.trading.lineage import explain_order
+
+    world = scenario["world"]
+    ledger = OrderLedger(world.state)
+    events = ledger.events()
+    first = events[events["event"] == "submitted"].iloc[0]
+    lineage = json.loads(first["detail"])["lineage"]
+    assert lineage["model"] == "kobe-ensemble" and lineage["model_version"] and lineage["signals_hash"]
+    lake = Lake(world.root / "lake")
+    assert lake.version(lineage["lake_version"]).content_hash == lineage["lake_hash"]
+    assert lineage["lake_version"] in lake.pins()  # the version an order was made on stays recomputable
+    report = explain_order(ledger, first["client_order_id"], lake_dir=world.root / "lake", state_dir=world.state)
+    labels = [label for label, _ in report.chain]
+    assert labels[:5] == ["intent", "strategy", "model", "lake", "signals"] and "decision" in labels
+    assert report.ok and report.recomputed[-1].endswith("MATCH"), report.recomputed

@@ -8,6 +8,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kobe_pipelines import market_calendar
 from kobe_pipelines.lake.freeze_steps import NewBars, _rows_around
 
 
@@ -97,7 +98,8 @@ _days = st.integers(min_value=0, max_value=20)
        st.booleans(), st.booleans())
 def test_new_bars_rows_around_then_the_rows_a_scan_finds(bar_keys, event_rows, categorical, shuffled):
     day0 = pd.Timestamp("2024-01-01")
-    rows = sorted((s, str((day0 + pd.Timedelta(days=d)).date()), 10.0) for s, d in bar_keys)
+    sessions = market_calendar.sessions("2024-01-02", "2024-02-15")  # bars are dated on sessions; events on any day
+    rows = sorted((s, str(sessions[d].date()), 10.0) for s, d in bar_keys)
     bars = _full_bars(rows)
     if categorical:
         bars = _categorical(bars, ["C", "BRK.B", "B", "AA", "A", "Q"])  # categories not in name order, one unused
@@ -116,7 +118,7 @@ def test_first_freeze_when_bars_are_sorted_then_the_events_are_found_by_validati
     calls = []
     real = freeze_steps._rows_by_keys
     monkeypatch.setattr(freeze_steps, "_rows_by_keys", lambda keys, sessions: calls.append(len(sessions)) or real(keys, sessions))
-    bars = _full_bars([("AAA", "2024-01-02", 10.0), ("AAA", "2024-01-03", 11.0), ("BBB", "2024-01-02", 20.0),
+    bars = _full_bars([("AAA", "2024-01-02", 20.0), ("AAA", "2024-01-03", 10.5), ("BBB", "2024-01-02", 20.0),
                        ("BBB", "2024-01-03", 21.0)])
     splits = pd.DataFrame({"symbol": ["AAA"], "execution_date": [pd.Timestamp("2024-01-03")], "split_from": [1.0],
                            "split_to": [2.0]})

@@ -11,8 +11,8 @@ import duckdb
 import pandas as pd
 import pytest
 
+from kobe_pipelines import market_calendar
 from kobe_pipelines.data import schema
-from kobe_pipelines.data.validation import UnknownSymbolError
 from kobe_pipelines.errors import RecordError
 from kobe_pipelines.fsutil import sha256_file
 from kobe_pipelines.lake import Lake, LakeCorruptionError, LakeVersionNotFound, RawRestatementError
@@ -90,17 +90,18 @@ def test_content_hash_when_symbols_are_categorical_then_equal_to_the_same_bars_a
 
 
 @pytest.mark.parametrize("as_table", [False, True], ids=["frame", "arrow"])
-def test_freeze_when_an_action_names_a_symbol_only_the_symbol_dictionary_lists_then_unknown_symbol(lake, as_table):
+def test_freeze_when_an_action_names_a_symbol_only_the_symbol_dictionary_lists_then_it_is_set_aside(lake, as_table):
     # A Parquet source read with its dictionary lists every symbol of the file (in pandas, a
     # categorical's categories), also one whose bars all lie outside the range read: it has no
-    # bars in the lake, so its dividend names an unknown symbol and must stop the freeze.
+    # bars in the lake, so its dividend is set aside (kept, counted, not applied).
     bars, splits, dividends = tiny_market()
     listed = bars.assign(symbol=pd.Categorical(bars["symbol"], categories=["AAA", "BBB", "CCC"]))
     ccc = pd.concat([dividends, dividends.assign(symbol="CCC")], ignore_index=True)
-    with pytest.raises(UnknownSymbolError) as info:
-        lake.freeze(schema.bars_table(listed) if as_table else listed, splits, ccc, provider="test")
-    assert (info.value.record, info.value.field) == ("CCC 2024-01-04", "symbol")
-    assert lake.versions() == []
+    result = lake.freeze(schema.bars_table(listed) if as_table else listed, splits, ccc, provider="test")
+    assert (result.actions_set_aside.dividends, result.actions_set_aside.splits, result.actions_set_aside.symbols) == (1, 0, 1)
+    assert sorted(set(result.events["symbol"])) == ["AAA"]
+    aside = lake.derived_table("actions_set_aside")
+    assert aside[["kind", "symbol", "cash_amount"]].values.tolist() == [["dividend", "CCC", 1.0]]
 
 
 @pytest.mark.parametrize("order", ["sorted", "shuffled"])
@@ -429,7 +430,7 @@ def test_refreeze_when_a_late_dividend_falls_in_a_long_halt_then_its_closes_come
     # AAA does not trade from 2023-12-18 to 2024-03-01; a dividend going ex on 2024-02-15 (inside
     # the halt) is reported late. Its previous close is 2023-12-15's, in the 2023 file, 62 days
     # before: outside the first, windowed look-up (2024's file), so every file must be searched.
-    days = pd.bdate_range("2023-11-01", "2024-05-31")
+    days = market_calendar.sessions("2023-11-01", "2024-05-31")
     aaa = [d for d in days if not (pd.Timestamp("2023-12-18") <= d < pd.Timestamp("2024-03-01"))]
     rows = [("AAA", d, 100.0 + i * 0.1) for i, d in enumerate(aaa)] + [("BBB", d, 50.0) for d in days]
     bars = pd.DataFrame(rows, columns=["symbol", "date", "close"])

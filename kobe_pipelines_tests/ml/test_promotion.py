@@ -9,6 +9,7 @@ import pytest
 from kobe_pipelines.lake import LakeVersionNotFound
 from kobe_pipelines.ml import promotion
 from kobe_pipelines.ml.promotion import register_training, train_and_register
+from kobe_pipelines.ml.promotion_record import PromotionRecord
 from kobe_pipelines.ml.registry import ENSEMBLE_MODEL, LSTM_MODEL, PRODUCTION, TAG_LAKE_HASH, TAG_LAKE_VERSION
 from kobe_pipelines.ml.training import score_latest
 
@@ -76,6 +77,10 @@ def test_promotion_when_new_version_is_worse_then_alias_stays_and_refusal_is_log
     assert str(registry.version_by_alias(ENSEMBLE_MODEL, PRODUCTION).version) == "1"
     assert registry.get_version(ENSEMBLE_MODEL, "2").tags["kobe.promotion.decision"] == "refused"
     assert registry.client.get_run(outcome.run_id).data.metrics["promotion_kobe_ensemble_promoted"] == 0.0
+    start, end = small_result.eval_window
+    listed = {(v.name, v.version): v.promotion for v in registry.list()}
+    assert listed[(ENSEMBLE_MODEL, "2")] == PromotionRecord(
+        False, f"{start.date()}..{end.date()}", d.candidate_score, "1", d.champion_score, d.reason)
 
 
 def test_promotion_when_new_version_only_ties_then_champion_keeps_production(registry, small_result):

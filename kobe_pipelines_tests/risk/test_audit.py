@@ -5,7 +5,8 @@ import json
 import duckdb
 import pytest
 
-from kobe_pipelines.risk.audit import AuditLog, approved_history, duckdb_source, read_audit_log
+from kobe_pipelines.risk.approvals import ApprovalHistory
+from kobe_pipelines.risk.audit import AuditLog, duckdb_source, read_audit_log
 from kobe_pipelines.risk.jsonl import TornLineWarning
 from kobe_pipelines_tests.risk.conftest import buy, make_book, sell
 
@@ -70,18 +71,34 @@ def test_read_audit_log_when_last_line_torn_by_a_crash_then_warns_and_keeps_earl
 def test_gate_when_restarted_after_a_torn_append_then_moves_fragment_aside_and_keeps_logging(logged, state, make_gate):
     with open(logged, "ab") as handle:
         handle.write(b'{"decision_id": "x", "appro')
-    with pytest.warns(TornLineWarning):
-        gate = make_gate()  # rebuilding approved ids reads the log
-    gate.decide(buy("AAPL", 1, 100.0, client_order_id="a-4"), make_book())
+    gate = make_gate()
+    with pytest.warns(TornLineWarning):  # reading the approvals under the decision lock finds it
+        gate.decide(buy("AAPL", 1, 100.0, client_order_id="a-4"), make_book())
     assert [json.loads(line)["intent"]["client_order_id"] for line in logged.read_text().splitlines()] == [
         "a-1", "a-2", "a-3", "a-4"]
     assert len(list(state.glob("risk_audit.jsonl.torn-*"))) == 1
 
 
-def test_approved_history_when_log_has_mixed_decisions_then_only_approved_ids(logged):
-    ids, times = approved_history(logged, keep_times=10)
-    assert ids == {"a-1", "a-3"}
-    assert times == ["2024-03-01T14:30:00+00:00", "2024-03-01T14:30:02+00:00"]
+def test_approval_history_when_log_has_mixed_decisions_then_only_approved_ids_and_times(logged):
+    history = ApprovalHistory(logged, own_prefix="not-a-prefix-", window_s=60.0, keep_times=100)
+    history.catch_up()
+    assert set(history.approvals) == {"a-1", "a-3"}
+    assert [a.decided_at for a in history.approvals.values()] == ["2024-03-01T14:30:00+00:00", "2024-03-01T14:30:02+00:00"]
+    # approvals at 14:30:00 and :02; at :59 both are inside the trailing minute, at 14:31:00.5 one is
+    t0 = history.approvals["a-1"]
+    import datetime as dt
+
+    start = dt.datetime.fromisoformat(t0.decided_at).timestamp()
+    assert history.recent(start + 59) == 2 and history.recent(start + 60.5) == 1
+
+
+def test_approval_history_when_caught_up_twice_then_reads_only_what_was_appended(logged, make_gate):
+    history = ApprovalHistory(logged, own_prefix="not-a-prefix-", window_s=60.0, keep_times=100)
+    history.catch_up()
+    make_gate().decide(buy("AAPL", 1, 100.0, client_order_id="a-4"), make_book())
+    history.catch_up()
+    history.catch_up()
+    assert set(history.approvals) == {"a-1", "a-3", "a-4"} and len(history._times) == 3
 
 
 def test_audit_log_when_batch_appended_then_lines_in_order(tmp_path):

@@ -11,7 +11,8 @@ import pytest
 from kobe_pipelines.errors import RecordError, StateFileError
 from kobe_pipelines.risk.drawdown import DrawdownMonitor, HighWaterMarkStore
 from kobe_pipelines.risk.kill_switch import KillSwitch
-from kobe_pipelines_tests.risk.conftest import FakeClock
+from kobe_pipelines_tests.risk.conftest import FakeClock, buy, check, make_book
+from kobe_pipelines_tests.support.hostile_files import NOT_REGULAR, WORDS, place
 
 
 @pytest.fixture
@@ -119,10 +120,10 @@ def test_update_when_hwm_file_is_empty_or_corrupt_then_halts_with_reason_and_kee
     assert len(alerts) == 1
 
 
-def test_update_when_hwm_file_cannot_be_read_then_halts(monitor, state):
+def test_update_when_hwm_path_is_a_directory_then_halts(monitor, state):
     (state / "high_water_mark.json").mkdir()
     assert monitor.update(90_000.0, "2024-01-02").halted
-    assert "cannot be read" in KillSwitch(state).status().reason
+    assert "is a directory, not a regular file" in KillSwitch(state).status().reason
 
 
 def test_update_when_state_folder_missing_then_halts_instead_of_starting_a_fresh_peak(tmp_path):
@@ -174,3 +175,75 @@ def test_update_when_called_then_each_reading_is_appended_to_the_equity_log(moni
     # 0 %, (100,000 - 90,000) / 100,000 = 10 %, 16 % (halted)
     assert frame["drawdown"].tolist() == pytest.approx([0.0, 0.10, 0.16])
     assert frame["halted"].tolist() == [False, False, True]
+
+
+def _mark(**fields) -> str:
+    mark = {"high_water_mark": 100_000.0, "high_water_mark_as_of": "2024-01-02", "last_equity": 100_000.0,
+            "last_as_of": "2024-01-02", "updated_at": "2024-01-02T21:00:00+00:00"}
+    mark.update(fields)
+    return json.dumps(mark)
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    # 400 digits: a valid JSON number that float() cannot hold (an OverflowError escaped the monitor)
+    (_mark().replace("100000.0, \"high", "1" + "0" * 400 + ", \"high"), "field 'high_water_mark' is too large"),
+    (_mark(high_water_mark=50_000.0, last_equity=90_000.0), "field 'high_water_mark' (50000.0) is below field 'last_equity'"),
+    (_mark()[:-1] + ', "high_water_mark": 1.0}', "field 'high_water_mark' appears more than once"),
+    ("high_water_mark,last_equity\n50000.0,50000.0\n", "is not valid JSON"),  # a lower mark in CSV
+])
+def test_update_when_hwm_written_over_with_an_unusable_mark_then_halts_naming_file_and_field(
+        monitor, state, alerts, content, problem):
+    path = state / "high_water_mark.json"
+    path.write_text(content)
+    status = monitor.update(90_000.0, "2024-01-03")
+    assert status.halted and status.engaged_now
+    reason = KillSwitch(state).status().reason
+    assert str(path) in reason and problem in reason
+    assert path.read_text() == content and len(alerts) == 1
+
+
+def test_gate_when_hwm_written_over_with_a_mark_below_last_equity_then_still_refuses(monitor, make_gate, state):
+    monitor.update(100_000.0, "2024-01-02")
+    gate = make_gate()
+    assert check(gate.decide(buy("AAPL", 10, 100.0), make_book(equity=80_000.0)), "drawdown").passed is False
+    (state / "high_water_mark.json").write_text(_mark(high_water_mark=1.0))  # mark 1 USD, last equity 100,000
+    refused = check(gate.decide(buy("AAPL", 10, 100.0), make_book(equity=80_000.0)), "drawdown")
+    assert not refused.passed and "field 'high_water_mark' (1.0) is below field 'last_equity'" in refused.reason
+
+
+def test_gate_when_hwm_deleted_while_equity_log_holds_readings_then_drawdown_check_refuses(monitor, make_gate, state):
+    monitor.update(100_000.0, "2024-01-02")
+    (state / "high_water_mark.json").unlink()
+    result = check(make_gate().decide(buy("AAPL", 10, 100.0), make_book(equity=80_000.0)), "drawdown")
+    assert not result.passed and "is missing although equity_log.jsonl holds equity readings" in result.reason
+
+
+def test_update_when_hwm_deleted_while_equity_log_holds_readings_then_halts_instead_of_a_new_lower_peak(monitor, state):
+    monitor.update(100_000.0, "2024-01-02")
+    (state / "high_water_mark.json").unlink()
+    status = monitor.update(80_000.0, "2024-01-03")
+    assert status.halted and status.high_water_mark is None
+    assert not (state / "high_water_mark.json").exists()  # not restarted at 80,000
+
+
+def test_rebase_when_hwm_deleted_with_history_then_repairs_it(monitor, state):
+    monitor.update(100_000.0, "2024-01-02")
+    (state / "high_water_mark.json").unlink()
+    monitor.rebase(80_000.0, "mark lost; reset by hand", "ops")
+    assert HighWaterMarkStore(state).read().high_water_mark == 80_000.0
+
+
+@pytest.mark.timeout(20)  # a FIFO opened for reading would wait for a writer forever
+@pytest.mark.parametrize("kind", NOT_REGULAR)
+def test_gate_when_hwm_path_is_not_a_regular_file_then_drawdown_check_refuses_promptly(make_gate, state, kind):
+    place(kind, state / "high_water_mark.json", _mark(high_water_mark=1.0, last_equity=1.0).encode())
+    result = check(make_gate().decide(buy("AAPL", 10, 100.0), make_book()), "drawdown")
+    assert not result.passed and WORDS[kind] in result.reason
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("kind", ["fifo", "dangling symlink", "directory"])
+def test_update_when_equity_log_is_not_a_regular_file_then_halts_promptly_naming_it(monitor, state, kind):
+    place(kind, state / "equity_log.jsonl")
+    status = monitor.update(100_000.0, "2024-01-02")
+    assert status.halted and "equity_log.jsonl: " + WORDS[kind] in KillSwitch(state).status().reason

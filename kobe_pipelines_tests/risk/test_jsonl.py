@@ -1,10 +1,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 
 import pytest
 
+from kobe_pipelines.regular_files import NotRegularFileError
 from kobe_pipelines.risk.jsonl import TornLineWarning, append_record, iter_records, repair_torn_tail
+from kobe_pipelines_tests.risk.conftest import buy, check, make_book
+from kobe_pipelines_tests.support.hostile_files import NOT_REGULAR, WORDS, place
 
 
 def test_iter_records_when_last_line_is_torn_then_skips_it_with_warning_and_keeps_the_rest(tmp_path):
@@ -59,3 +64,26 @@ def test_append_record_when_called_twice_then_one_json_object_per_line(tmp_path)
     append_record(path, {"a": 1})
     append_record(path, {"b": "two"})
     assert [json.loads(line) for line in path.read_text().splitlines()] == [{"a": 1}, {"b": "two"}]
+
+
+@pytest.mark.timeout(20)  # a FIFO would block a reader or a writer forever
+@pytest.mark.parametrize("kind", NOT_REGULAR)
+def test_iter_records_and_append_record_when_log_path_is_not_a_regular_file_then_refuse_promptly(tmp_path, kind):
+    path = tmp_path / "halt_log.jsonl"
+    place(kind, path, b'{"event": "engage"}\n')
+    with pytest.raises(NotRegularFileError, match=re.escape(WORDS[kind])):
+        list(iter_records(path))
+    with pytest.raises(NotRegularFileError, match=re.escape(WORDS[kind])):
+        append_record(path, {"event": "clear"})
+    if kind == "symlink to a valid file":
+        assert (tmp_path / "halt_log.jsonl.link-target").read_bytes() == b'{"event": "engage"}\n'
+
+
+@pytest.mark.timeout(20)
+def test_gate_when_audit_log_is_a_fifo_then_decides_promptly_and_rejects(make_gate, state):
+    os.mkfifo(state / "risk_audit.jsonl")
+    gate = make_gate()
+    decision = gate.decide(buy("AAPL", 10, 100.0), make_book())
+    assert not decision.approved
+    assert "risk_audit.jsonl: is a FIFO" in check(decision, "audit_log").reason
+    assert "duplicates cannot be ruled out" in check(decision, "duplicate_id").reason

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
-from kobe_pipelines.errors import RecordError
+from kobe_pipelines.errors import RecordError, StateFileError
 from kobe_pipelines.risk.kill_switch import KillSwitch
-from kobe_pipelines_tests.risk.conftest import T0, FakeClock
+from kobe_pipelines_tests.risk.conftest import T0, FakeClock, buy, check, make_book
+from kobe_pipelines_tests.support.hostile_files import NOT_REGULAR, WORDS, place
 
 
 def test_status_when_state_folder_readable_and_no_switch_file_then_not_halted(state):
@@ -57,7 +59,7 @@ def test_status_when_switch_file_replaced_then_new_content_is_seen(state):
     ("[1, 2]", "is not a JSON object"),
     ('{"reason": "drawdown 16%"}', "lacks field(s) engaged_at, engaged_by"),
     ('{"reason": "", "engaged_at": "t", "engaged_by": "b"}', "lacks field(s) reason"),
-    (b"\xff\xfe".decode("latin-1"), "cannot be read"),
+    (b"\xff\xfe".decode("latin-1"), "is not UTF-8 text"),
 ])
 def test_status_when_switch_file_is_empty_or_corrupt_then_halted_with_clear_reason(state, content, problem):
     path = state / "KILL_SWITCH"
@@ -70,11 +72,10 @@ def test_status_when_switch_file_is_empty_or_corrupt_then_halted_with_clear_reas
     assert status.reason.startswith("fail-closed: kill switch") and problem in status.reason
 
 
-def test_status_when_switch_file_cannot_be_read_then_halted(state):
-    # Tests run as root, where chmod 000 does not stop a read; a folder in the file's place does.
+def test_status_when_switch_path_is_a_directory_then_halted(state):
     (state / "KILL_SWITCH").mkdir()
     status = KillSwitch(state).status()
-    assert status.halted and status.fail_closed and "cannot be read" in status.reason
+    assert status.halted and status.fail_closed and "is a directory, not a regular file" in status.reason
 
 
 def test_status_when_state_folder_missing_then_halted(tmp_path):
@@ -113,3 +114,57 @@ def test_engage_when_reason_or_who_is_empty_then_record_error_names_the_field(st
         KillSwitch(state).engage(reason, by)
     assert caught.value.field == field
     assert not (state / "KILL_SWITCH").exists()
+
+
+ENGAGED = b'{"reason": "placed by a link", "engaged_at": "2024-03-01T14:30:00+00:00", "engaged_by": "mallory"}'
+
+
+@pytest.mark.timeout(20)  # a FIFO opened for reading would wait for a writer forever
+@pytest.mark.parametrize("kind", NOT_REGULAR)
+def test_status_when_switch_path_is_not_a_regular_file_then_halted_fail_closed_naming_what_is_there(state, kind):
+    place(kind, state / "KILL_SWITCH", ENGAGED)
+    status = KillSwitch(state).status()
+    assert status.halted and status.fail_closed
+    assert f"kill switch {state / 'KILL_SWITCH'} {WORDS[kind]}" in status.reason
+
+
+def test_gate_when_kill_switch_is_a_dangling_symlink_then_new_orders_are_refused(make_gate, state):
+    (state / "KILL_SWITCH").symlink_to(state / "deleted-switch")  # os.stat says "no such file": read as clear before
+    decision = make_gate().decide(buy("AAPL", 10, 100.0), make_book())
+    assert not decision.approved
+    assert check(decision, "halted").reason.startswith("trading halted: fail-closed: kill switch")
+
+
+def test_engage_when_switch_path_is_a_symlink_then_the_link_is_replaced_and_its_target_untouched(state):
+    target = state.parent / "elsewhere.json"
+    target.write_text("not mine")
+    (state / "KILL_SWITCH").symlink_to(target)
+    KillSwitch(state).engage("link found", "alice")
+    assert not (state / "KILL_SWITCH").is_symlink() and target.read_text() == "not mine"
+    status = KillSwitch(state).status()
+    assert status.halted and not status.fail_closed and status.reason == "link found"
+
+
+def test_engage_when_switch_path_is_a_directory_then_refuses_naming_it_and_status_stays_halted(state):
+    (state / "KILL_SWITCH").mkdir()
+    with pytest.raises(StateFileError, match="is a directory"):
+        KillSwitch(state).engage("x", "y")
+    assert KillSwitch(state).status().halted
+
+
+@pytest.mark.timeout(20)
+def test_engage_when_halt_log_is_a_fifo_then_refuses_the_log_promptly_but_trading_is_halted(state):
+    os.mkfifo(state / "halt_log.jsonl")
+    with pytest.raises(StateFileError, match="halt_log.jsonl: is a FIFO"):
+        KillSwitch(state).engage("outage", "alice")
+    assert KillSwitch(state).status().reason == "outage"
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("kind", ["fifo", "dangling symlink"])
+def test_clear_when_switch_path_is_not_a_regular_file_then_explicit_clear_removes_it(state, kind):
+    place(kind, state / "KILL_SWITCH")
+    switch = KillSwitch(state)
+    assert switch.clear("inspected", "carol").halted is False
+    assert not os.path.lexists(state / "KILL_SWITCH")
+    assert WORDS[kind] in switch.history()[-1]["cleared"]["reason"]

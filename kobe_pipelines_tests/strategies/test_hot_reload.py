@@ -279,13 +279,6 @@ def test_close_when_called_then_user_modules_leave_sys_modules_and_builtins_stay
     assert registry.get("ranked_long", make_ctx())[0].builtin
 
 
-def test_from_env_when_strategy_dir_set_then_reads_it_at_call_time(monkeypatch, strategy_dir):
-    monkeypatch.setenv("KOBE_STRATEGY_DIR", str(strategy_dir))
-    assert StrategyRegistry.from_env().strategy_dir == strategy_dir.resolve()
-    monkeypatch.delenv("KOBE_STRATEGY_DIR")
-    assert StrategyRegistry.from_env().strategy_dir is None
-
-
 class _Scripted:
     """A strategy object whose `generate` does what the test scripts (for LoadedStrategy.run)."""
 

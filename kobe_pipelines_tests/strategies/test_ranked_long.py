@@ -7,7 +7,8 @@ import pytest
 
 from kobe_pipelines.errors import ConfigError, RecordError
 from kobe_pipelines.risk.types import OrderType, Side
-from kobe_pipelines.strategies import RankedLong, RankedLongConfig, RiskBudget, intent_id, validate_intents
+from kobe_pipelines.orders import client_order_id
+from kobe_pipelines.strategies import RankedLong, RankedLongConfig, RiskBudget, validate_intents
 from kobe_pipelines.strategies.ranked_long import bracket_prices, position_size
 from kobe_pipelines_tests.strategies.conftest import AAA, FLAT, TRADING_DATE, bar_frame, book
 
@@ -47,7 +48,7 @@ def test_generate_when_run_then_intents_carry_name_version_date_and_deterministi
     assert first == second
     for intent in first:
         assert (intent.strategy, intent.strategy_version, intent.trading_date) == ("my_ranked", "0123456789ab", TRADING_DATE)
-        assert intent.client_order_id == intent_id("my_ranked", intent.symbol, TRADING_DATE, Side.BUY)
+        assert intent.client_order_id == client_order_id("my_ranked", intent.symbol, TRADING_DATE, Side.BUY)
     good, rejected = validate_intents(first, ctx, strategy="my_ranked")
     assert rejected == [] and len(good) == 3  # AAA, BBB, CCC (not held here)
 

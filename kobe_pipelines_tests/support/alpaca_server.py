@@ -38,7 +38,7 @@ def alpaca_order(body: dict[str, Any], status: str = "accepted") -> dict[str, An
             "hwm": None, **{k: (None if v is None else str(v)) for k, v in prices.items()},
         }
 
-    order = base(body["side"], body["type"], limit_price=body.get("limit_price"))
+    order = base(body["side"], body["type"], limit_price=body.get("limit_price"), stop_price=body.get("stop_price"))
     order["client_order_id"] = body["client_order_id"]
     exit_side = "sell" if body["side"] == "buy" else "buy"
     legs = []
@@ -109,6 +109,28 @@ class FakeAlpaca:
         cash = float(self.account["cash"]) - signed * price
         self.account["cash"] = str(round(cash, 2))
         self.mark({order["symbol"]: price})
+
+    def split(self, symbol: str, ratio: float, cancel_orders: bool = True) -> None:
+        """A split of `ratio` (4.0 for 4-for-1, 0.1 for 1-for-10) as Alpaca applies it overnight: the
+        position's shares x ratio (a fraction paid in cash at the price / ratio), its average and
+        current price / ratio; `cancel_orders`: the symbol's working orders are cancelled."""
+        for pos in self.positions:
+            if pos["symbol"] != symbol:
+                continue
+            exact = int(pos["qty"]) * ratio
+            whole = int(exact)
+            price = float(pos["current_price"]) / ratio
+            sign = 1 if pos["side"] == "long" else -1
+            self.account["cash"] = str(round(float(self.account["cash"]) + sign * (exact - whole) * price, 2))
+            pos.update(qty=str(whole), qty_available=str(whole), avg_entry_price=str(float(pos["avg_entry_price"]) / ratio),
+                       current_price=str(price))
+        if cancel_orders:
+            for order in self.orders.values():
+                if order["symbol"] == symbol:
+                    for item in [order, *(order["legs"] or [])]:
+                        if item["status"] in OPEN_STATUSES:
+                            item["status"] = "canceled"
+        self.mark({})
 
     def mark(self, prices: dict[str, float]) -> None:
         """New current prices for held symbols; equity = cash + sum(qty x price), buying power = cash."""

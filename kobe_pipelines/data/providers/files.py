@@ -58,14 +58,14 @@ class FilesProvider:
         if not self.folder.is_dir():
             raise SourceFileError(self.folder, "is not a folder (expected one holding bars.csv or bars.parquet)")
 
-    def daily_bars(self, start: dt.date | str, end: dt.date | str) -> pd.DataFrame:
+    def daily_bars(self, start: dt.date | str, end: dt.date | str | None) -> pd.DataFrame:
         return self._table("bars", schema.BAR_COLUMNS, "date", start, end, schema.normalize_bars, schema.empty_bars)
 
-    def daily_bars_table(self, start: dt.date | str, end: dt.date | str) -> pa.Table:
+    def daily_bars_table(self, start: dt.date | str, end: dt.date | str | None) -> pa.Table:
         """`daily_bars` as an Arrow table in `schema.BARS_ARROW_SCHEMA` (symbols dictionary-encoded
         when they come from a Parquet file)."""
         path = self._bars_file()
-        lo, hi = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
+        lo, hi = _bounds(start, end)
         if path.suffix == ".parquet":
             table = _read_parquet_table(path, schema.BAR_COLUMNS, "date", lo, hi, symbols_as_dictionary=True)
             filtered = _filters_dates(table.schema.field("date").type)
@@ -82,12 +82,12 @@ class FilesProvider:
         within = pc.fill_null(pc.and_(pc.greater_equal(dates, pa.scalar(lo.date())), pc.less_equal(dates, pa.scalar(hi.date()))), True)
         return table if pc.all(within).as_py() else table.filter(within)
 
-    def splits(self, start: dt.date | str, end: dt.date | str) -> pd.DataFrame:
+    def splits(self, start: dt.date | str, end: dt.date | str | None) -> pd.DataFrame:
         return self._table(
             "splits", schema.SPLIT_COLUMNS, "execution_date", start, end, schema.normalize_splits, schema.empty_splits
         )
 
-    def dividends(self, start: dt.date | str, end: dt.date | str) -> pd.DataFrame:
+    def dividends(self, start: dt.date | str, end: dt.date | str | None) -> pd.DataFrame:
         return self._table(
             "dividends", schema.DIVIDEND_COLUMNS, "ex_dividend_date", start, end, schema.normalize_dividends, schema.empty_dividends
         )
@@ -98,14 +98,14 @@ class FilesProvider:
         columns: tuple[str, ...],
         date_column: str,
         start: dt.date | str,
-        end: dt.date | str,
+        end: dt.date | str | None,
         normalize: Callable[[pd.DataFrame], pd.DataFrame],
         empty: Callable[[], pd.DataFrame],
     ) -> pd.DataFrame:
         path = self._bars_file() if name == "bars" else self._find(name)
         if path is None:
             return empty()
-        lo, hi = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
+        lo, hi = _bounds(start, end)
         if path.suffix == ".parquet":
             frame = _frame(_read_parquet_table(path, columns, date_column, lo, hi, symbols_as_dictionary=name == "bars"))
         else:
@@ -131,6 +131,16 @@ class FilesProvider:
         if len(found) > 1:
             raise SourceFileError(found[0], f"both {found[0].name} and {found[1].name} exist; keep exactly one")
         return found[0] if found else None
+
+
+# The upper bound of a read without an end: the latest midnight pandas holds with a day to spare.
+NO_END = pd.Timestamp("2262-04-10")
+
+
+def _bounds(start: dt.date | str, end: dt.date | str | None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """[start, end] as midnights; no `end` reads every later row (a bar dated in the future then
+    reaches the freeze's validation, which refuses it by name, instead of being left out)."""
+    return pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize() if end is not None else NO_END
 
 
 def _missing_columns(path: Path, have: list[str], columns: tuple[str, ...]) -> None:

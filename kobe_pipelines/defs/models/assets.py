@@ -1,7 +1,6 @@
 """Model assets: features of the current lake version -> LSTM, tree, linear and ensemble -> signals."""
 
 import dataclasses
-import hashlib
 
 import dagster as dg
 import numpy as np
@@ -13,6 +12,7 @@ from kobe_pipelines.ml.features import WARMUP_ROWS, FeatureSet, features_from_la
 from kobe_pipelines.ml.promotion import register_training, scores_frame
 from kobe_pipelines.ml.training import TrainingConfig, TrainingResult, model_window, score_latest, train_on_features
 from kobe_pipelines.trading.cycle import next_trading_date
+from kobe_pipelines.trading.lineage import signals_hash, stamp_signals
 
 GROUP = "models"
 ENSEMBLE = "kobe-ensemble"
@@ -122,12 +122,18 @@ def trained_models(
 )
 def signals(lake_version: str, lake: LakeResource, mlflow: MlflowResource):
     """Scores for the latest session from `models:/kobe-ensemble@production` (higher = more
-    attractive long). Its metadata carries the trading date and a hash of the scores, which
-    the trading sensor uses as its run key."""
+    attractive long), carrying their lineage (model and registry version, lake version and
+    content hash, signals hash: `trading.lineage`). Its metadata carries the trading date and a
+    hash of the scores, which the trading sensor uses as its run key."""
     store = lake.open()
     manifest = store.version(lake_version)
     bars = store.read_bars(version_id=lake_version)
-    model = mlflow.registry().load(ENSEMBLE)
+    registry = mlflow.registry()
+    production = registry.version_by_alias(ENSEMBLE)
+    if production is None:
+        raise dg.Failure(f"model '{ENSEMBLE}' has no production version to score with")
+    model_version = str(production.version)
+    model = registry.load_version(ENSEMBLE, model_version)
     scores = score_latest(model, bars, version_id=manifest.version_id, content_hash=manifest.content_hash, strict=False)
     latest = bars["date"].max()
     # every symbol trading on the latest session with enough history for the feature lookback
@@ -138,15 +144,17 @@ def signals(lake_version: str, lake: LakeResource, mlflow: MlflowResource):
     missing = sorted(set(expected) - set(scores["symbol"]))
     finite = bool(np.isfinite(scores["score"].to_numpy(dtype="float64")).all())
     signal_date = str(pd.Timestamp(latest).date())
-    digest = hashlib.sha256(scores.sort_values("symbol").to_csv(index=False).encode()).hexdigest()
+    digest = signals_hash(scores)
     top = scores.sort_values("score", ascending=False).head(10)
     yield dg.Output(
-        scores,
+        stamp_signals(scores, model=ENSEMBLE, model_version=model_version, lake_version=manifest.version_id,
+                      lake_hash=manifest.content_hash),
         metadata={
             "signal_date": signal_date,
             "trading_date": next_trading_date(signal_date),
             "signals_hash": digest,
             "lake_version": lake_version,
+            "model_version": model_version,
             "scored": len(scores),
             "top_10": dg.MetadataValue.md(top.to_markdown(index=False)),
         },

@@ -7,11 +7,15 @@ from kobe_pipelines.alerts import Alert, AlertKind
 from kobe_pipelines.defs.env_resources import AlertsResource, BrokerResource, RiskResource, StrategyResource
 from kobe_pipelines.defs.plots import png_markdown
 from kobe_pipelines.defs.resources import LakeResource
+from kobe_pipelines.execution.broker import BarReplayBroker
+from kobe_pipelines.execution.corporate_actions import actions_from_tables
 from kobe_pipelines.trading.cycle import run_trading_cycle
+from kobe_pipelines.trading.lineage import signal_lineage
 from kobe_pipelines.risk.drawdown import read_equity_log
 
 GROUP = "trading"
 HISTORY_DAYS = 120  # calendar days of adjusted bars handed to the strategy (ATR and friends)
+RAW_LOOKBACK_DAYS = 30  # calendar days of raw bars read before the signal date (each held symbol's last bar)
 
 
 def _md(frame: pd.DataFrame) -> dg.MetadataValue:
@@ -23,19 +27,27 @@ def trade_orders(
     signals: pd.DataFrame, lake: LakeResource, broker: BrokerResource, risk: RiskResource,
     strategy: StrategyResource, alerts: AlertsResource,
 ) -> dg.MaterializeResult:
-    """One trading run: fills since the last run, then the strategy's intents through the policy
-    gate to the broker, all recorded in the order ledger. Rejections and fills raise alerts."""
+    """One trading run: the book brought through the sessions since the last run (fills,
+    corporate actions, delistings), every position's stop checked, then the strategy's intents
+    through the policy gate to the broker, all recorded in the order ledger. Everything is read
+    from the lake version the signals were scored on. Rejections, fills and book events alert."""
     if not broker.state().is_dir():
         # fail closed: a mistyped KOBE_STATE_DIR must not look like a fresh, un-halted account
         raise dg.Failure(f"state folder {broker.state()} does not exist; create it (or fix KOBE_STATE_DIR) before trading")
     store = lake.open()
+    lineage = signal_lineage(signals)
+    version = lineage.lake_version if lineage is not None else store.current_version_id()
     signal_date = pd.Timestamp(signals["date"].max())
-    bars = store.read_bars(view="total", start=signal_date - pd.Timedelta(days=HISTORY_DAYS), end=signal_date)
+    bars = store.read_bars(version_id=version, view="total", start=signal_date - pd.Timedelta(days=HISTORY_DAYS),
+                           end=signal_date)
     universe = sorted(bars["symbol"].unique())
     venue = broker.build(universe=universe)
-    seen = getattr(venue, "last_session", None)  # the paper broker's last replayed session
-    raw_start = pd.Timestamp(seen) + pd.Timedelta(days=1) if seen else signal_date
-    raw = store.read_bars(view="raw", start=raw_start, end=signal_date)
+    seen = venue.last_session if isinstance(venue, BarReplayBroker) else None
+    lookback = signal_date - pd.Timedelta(days=RAW_LOOKBACK_DAYS)  # a held symbol's last bar, for stale marks
+    raw_start = min(pd.Timestamp(seen) + pd.Timedelta(days=1), lookback) if seen else lookback
+    raw = store.read_bars(version_id=version, view="raw", start=raw_start, end=signal_date)
+    actions = actions_from_tables(store.derived_table("splits", version), store.derived_table("dividends", version),
+                                  start=str(raw_start.date()), end=str(signal_date.date()))
     alerter = alerts.alerter()
     registry = strategy.registry(
         alert=lambda subject, body: alerter.send(Alert(kind=AlertKind.STRATEGY_RELOAD_FAILED, subject=subject, body=body))
@@ -46,8 +58,11 @@ def trade_orders(
             slippage=broker.slippage(), registry=registry, strategy_name=strategy.strategy,
             drawdown=risk.drawdown_monitor(alert=lambda s, b: alerter.send(Alert(kind=AlertKind.HALT, subject=s, body=b,
                                                                                  severity="critical"))),
-            budget=strategy.budget(), send_alert=alerter.send,
+            budget=strategy.budget(), send_alert=alerter.send, actions=actions,
+            delisted_after=broker.delisted_after_sessions,
         )
+    if version and result.sent:  # an order's lineage stays recomputable (`kobe orders --lineage`)
+        store.pin(version, f"orders of {result.trading_date}")
     registry.close()
     flushed = alerter.flush()
     orders = result.orders_frame()
@@ -72,6 +87,12 @@ def trade_orders(
             "fills_table": _md(fills),
             "alerts_mailed": flushed.mails_sent,
             "ledger_drift": dg.MetadataValue.json(result.notes.get("drift", [])),
+            "lake_version": version or "",
+            "model_version": lineage.model_version if lineage is not None else "",
+            "book_events": dg.MetadataValue.json([e.to_dict() for e in result.book_events]),
+            "stale_marks": dg.MetadataValue.json(result.stale_marks),
+            "stops_replaced": sum(1 for p in result.protection if p.placed is not None),
+            "unprotected": sum(1 for p in result.protection if not p.ok),
         }
     )
 

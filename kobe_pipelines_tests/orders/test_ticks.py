@@ -3,22 +3,37 @@ from decimal import Decimal
 import pytest
 
 from kobe_pipelines.errors import RecordError
-from kobe_pipelines.execution.ticks import DOWN, NEAREST, UP, on_tick_decimal, round_bracket, to_tick
+from kobe_pipelines.orders.ticks import Rounding, is_on_tick, on_tick_decimal, round_bracket, tick_for, to_tick
+
+DOWN, UP, NEAREST = Rounding.DOWN, Rounding.UP, Rounding.NEAREST
 
 
 @pytest.mark.parametrize(("price", "mode", "expected"), [
     (187.456, NEAREST, "187.46"),  # $0.01 tick at or above $1
     (187.456, DOWN, "187.45"),
     (187.451, UP, "187.46"),
+    (51.237, DOWN, "51.23"),
+    (10.005, NEAREST, "10.01"),  # written 10.005: half a cent rounds up
     (0.123456, NEAREST, "0.1235"),  # $0.0001 tick below $1
     (0.123456, DOWN, "0.1234"),
+    (0.87651, UP, "0.8766"),
     (0.99995, UP, "1.00"),  # rounds up onto the dollar: written on the penny grid
+    (1.0015, UP, "1.01"),  # at or above $1 the cent grid applies even to 1.0015
     (1.004, DOWN, "1.00"),  # at or above $1 never leaves the penny grid
     (187.45, NEAREST, "187.45"),  # from the float's shortest text, not 187.449999...
 ])
 def test_to_tick_when_rounding_then_uses_the_tick_of_the_price(price, mode, expected):
     assert to_tick(price, mode) == Decimal(expected)
     assert str(to_tick(price, mode)) == expected
+
+
+def test_to_tick_when_float_noise_sits_on_a_boundary_then_snaps_before_rounding():
+    # 0.1 + 0.2 = 0.30000000000000004 and 0.3 - 0.1 = 0.19999999999999998 in floats; the intended
+    # prices are 0.3000 and 0.2000, so UP must not give 0.3001 nor DOWN 0.1999.
+    up_noise, down_noise = 0.1 + 0.2, 0.3 - 0.1
+    assert (up_noise, down_noise) != (0.3, 0.2)
+    assert to_tick(up_noise, UP) == Decimal("0.3000")
+    assert to_tick(down_noise, DOWN) == Decimal("0.2000")
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), 0.0, -1.0, "abc", None, True])
@@ -32,8 +47,24 @@ def test_to_tick_when_sub_penny_price_rounds_to_zero_then_raises():
         to_tick(0.00004, DOWN, field="entry")
 
 
+def test_tick_for_when_price_crosses_one_dollar_then_switches_from_sub_penny_to_cent():
+    assert str(tick_for(0.9999)) == "0.0001"
+    assert str(tick_for(1.0)) == "0.01"
+
+
+@pytest.mark.parametrize(("price", "on"), [
+    (100.0, True), (100.01, True), (100.005, False), (1.0, True), (0.9999, True), (0.99995, False),
+    (12345.67, True), (0.0001, True), (51.235, False), (1.0001, False),
+    (3.3, True),  # 329.99999999999997 cents in binary, 3.3 as written
+    (0.1 + 0.2, True),  # float noise only
+    (float("nan"), False), (True, False),
+])
+def test_is_on_tick_when_checked_then_follows_the_rule_612_grid_in_decimal(price, on):
+    assert is_on_tick(price) is on
+
+
 def test_on_tick_decimal_when_float_noise_then_returns_the_grid_price():
-    assert on_tick_decimal(0.1 + 0.2) == Decimal("0.3000")  # 0.30000000000000004: noise only
+    assert on_tick_decimal(0.1 + 0.2) == Decimal("0.3000")
 
 
 def test_on_tick_decimal_when_off_the_grid_then_raises_naming_the_field():
