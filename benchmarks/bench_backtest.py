@@ -64,7 +64,7 @@ def child(mode: str, workdir: Path, start: str, end: str, lstm: bool) -> dict:
 
     from kobe_pipelines.backtest.market import PointInTimeMarket
     from kobe_pipelines.backtest.runner import BacktestConfig, run_backtest
-    from kobe_pipelines.backtest.session_checks import session_actions
+    from kobe_pipelines.execution.corporate_actions import actions_from_tables
     from kobe_pipelines.backtest.signals import ScoredSignals
     from kobe_pipelines.backtest.walk_forward import TABULAR_MEMBERS, WalkForwardConfig, WalkForwardSignals
     from kobe_pipelines.lake import Lake
@@ -82,7 +82,8 @@ def child(mode: str, workdir: Path, start: str, end: str, lstm: bool) -> dict:
         members = ("lstm", *TABULAR_MEMBERS) if lstm else TABULAR_MEMBERS
         source = WalkForwardSignals(features_from_lake(lake, version), sessions,
                                     WalkForwardConfig(retrain_every=63, members=members))
-    actions = session_actions(lake.derived_table("splits", version), lake.derived_table("dividends", version))
+    actions = actions_from_tables(lake.derived_table("splits", version), lake.derived_table("dividends", version),
+                                  symbols=[str(s) for s in market.symbols], start=start, end=end)
     setup = time.perf_counter() - began
     run = run_backtest(market, source, BacktestConfig(start=start, end=end), workdir / f"out-{mode}", StrategyRegistry(),
                        actions=actions)

@@ -4,13 +4,13 @@ A breach raises `InvariantBreach` naming the session, the symbol (or "account") 
 the backtest stops there. Money is USD, prices USD per share, quantities signed whole shares.
 
 - account identity: cash + sum(qty x mark) = equity as the broker reports it;
-- recomputation: an `IndependentBook` replays the fills, the dividends, the splits (with cash in
-  lieu) and the delisting close-outs, written here independently of the broker, and must agree
-  with the broker on every position, on cash and on equity;
+- recomputation: an `IndependentBook` replays the raw closes, the fills, the dividends, the splits
+  (with cash in lieu) and the delistings by the book's published rules, written here again (not
+  calling the broker's code), and must agree with the broker on every position, on cash and on equity;
 - split continuity: a held position's value is the same across a split (no P&L from the split
   itself): qty_after x (prev_close x split_from / split_to) + cash in lieu = qty_before x prev_close,
   up to the fraction paid in lieu being valued at the open instead of the previous close;
-  its stop moves by the same ratio (within a tick, rounded away from the price);
+  its stop moves by the same ratio (on the tick grid, at most one tick towards the price);
 - no position changes sign through an exit (a stop, a take-profit or a reducing order);
 - every open position has a live stop covering it (unless the strategy trades without one);
 - every order submitted has an intent and an approved gate decision recorded before it;
@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR, Decimal
+from fractions import Fraction
 
 import pandas as pd
 
@@ -68,24 +68,34 @@ def check_account_identity(session: str, cash: float, positions: Mapping[str, in
 
 @dataclass
 class IndependentBook:
-    """Cash and positions replayed from fills and corporate actions (module docstring), USD.
+    """Cash, positions and marks replayed from the raw bars, fills and corporate actions (module
+    docstring), USD, by the book's published rules (`execution.corporate_actions`) written again here.
 
-    Split rule: qty x split_to / split_from, the whole shares toward zero kept and the fraction
-    paid in cash at the session's raw open (a long receives it, a short pays it). Dividend: qty x
-    cash_amount on the ex-date, before that session's fills. Close-out: the position sold or
-    bought back at the price given."""
+    Split, ratio r = split_to / split_from: qty x r, the whole shares toward zero kept and the
+    fraction paid in cash at the session's raw open (without a bar that session: the last close / r),
+    a long receiving it, a short paying it; the mark divided by r. Dividend: qty x cash_amount on
+    the ex-date, in post-split shares, before that session's fills. Delisting: a held symbol
+    without a bar for `delisted_after` sessions in a row is closed at its last raw close.
+    `closes`: the last raw close of each held symbol (in today's share units)."""
 
     cash: float
     positions: dict[str, int] = field(default_factory=dict)
+    closes: dict[str, float] = field(default_factory=dict)
+    missing: dict[str, int] = field(default_factory=dict)  # sessions in a row without a bar, per held symbol
 
-    def apply_split(self, symbol: str, split_from: float, split_to: float, open_price: float) -> float:
+    def apply_split(self, symbol: str, split_from: float | Fraction, split_to: float | Fraction,
+                    open_price: float | None) -> float:
         """Returns the cash in lieu paid (USD, signed: + to us)."""
+        ratio = _fraction(split_to) / _fraction(split_from)
+        if symbol in self.closes:
+            self.closes[symbol] = float(Fraction(repr(self.closes[symbol])) / ratio)
         qty = self.positions.get(symbol, 0)
         if qty == 0:
             return 0.0
-        exact = Decimal(qty) * Decimal(repr(float(split_to))) / Decimal(repr(float(split_from)))
-        whole = int(exact.copy_abs().to_integral_value(rounding=ROUND_FLOOR)) * (1 if qty > 0 else -1)
-        lieu = float(exact - whole) * open_price
+        exact = qty * ratio
+        whole = int(exact)  # toward zero
+        price = open_price if open_price is not None and math.isfinite(open_price) else self.closes.get(symbol, math.nan)
+        lieu = float(exact - whole) * price
         self.cash += lieu
         self._set(symbol, whole)
         return lieu
@@ -104,19 +114,43 @@ class IndependentBook:
         if qty:
             self.apply_fill(symbol, -qty, price)
 
-    def equity(self, marks: Mapping[str, float]) -> float:
-        return self.cash + sum(qty * marks[s] for s, qty in self.positions.items())
+    def mark(self, closes: Mapping[str, float], delisted_after: int) -> list[str]:
+        """The session's raw closes (every symbol that traded) at its close: each held symbol's
+        mark moves to its close; one without a bar for `delisted_after` sessions in a row is closed
+        out at its last close. Returns the symbols delisted."""
+        gone = []
+        for symbol in list(self.positions):
+            close = closes.get(symbol)
+            if close is not None:
+                self.closes[symbol], self.missing[symbol] = float(close), 0
+                continue
+            self.missing[symbol] = self.missing.get(symbol, 0) + 1
+            if self.missing[symbol] >= delisted_after:
+                self.close_out(symbol, self.closes[symbol])
+                gone.append(symbol)
+        return gone
+
+    def equity(self, marks: Mapping[str, float] | None = None) -> float:
+        """Cash plus every position at `marks` (default: its own last closes)."""
+        prices = self.closes if marks is None else marks
+        return self.cash + sum(qty * prices[s] for s, qty in self.positions.items())
 
     def _set(self, symbol: str, qty: int) -> None:
         if qty:
             self.positions[symbol] = qty
         else:
             self.positions.pop(symbol, None)
+            self.missing.pop(symbol, None)
+
+
+def _fraction(value: float | Fraction) -> Fraction:
+    return value if isinstance(value, Fraction) else Fraction(repr(float(value)))
 
 
 def check_recomputed(session: str, book: IndependentBook, positions: Mapping[str, int], cash: float,
-                     marks: Mapping[str, float], equity: float) -> None:
-    """The broker's positions, cash and equity against the independent replay."""
+                     equity: float) -> None:
+    """The broker's positions, cash and equity against the independent replay (valued at its own
+    last raw closes)."""
     for symbol in sorted(set(book.positions) | set(positions)):
         mine, theirs = book.positions.get(symbol, 0), positions.get(symbol, 0)
         if mine != theirs:
@@ -125,7 +159,7 @@ def check_recomputed(session: str, book: IndependentBook, positions: Mapping[str
     if not _close(book.cash, cash):
         raise InvariantBreach("recomputed cash", session, ACCOUNT, round(book.cash, 6), round(cash, 6),
                               "cash from the fills, dividends and cash in lieu against the broker's")
-    mine = book.equity(marks)
+    mine = book.equity()
     if not _close(mine, equity):
         raise InvariantBreach("recomputed equity", session, ACCOUNT, round(mine, 6), round(equity, 6))
 
@@ -160,10 +194,12 @@ def check_split_continuity(session: str, move: SplitMove) -> None:
     if move.stop_before is not None and move.qty_after != 0:  # a position paid out whole in lieu needs no stop
         expected = move.stop_before * ratio
         tick = PRICE_TICK if expected >= 1 else 0.0001
-        if move.stop_after is None or abs(move.stop_after - expected) > tick + 1e-9:
+        # towards the market, never looser: a long's stop at most a tick above, a short's at most a tick below
+        low, high = (expected, expected + tick) if move.qty_after > 0 else (expected - tick, expected)
+        if move.stop_after is None or not low - 1e-9 <= move.stop_after <= high + 1e-9:
             raise InvariantBreach("split stop", session, move.symbol, round(expected, 6),
                                   float("nan") if move.stop_after is None else move.stop_after,
-                                  f"the stop {move.stop_before} x {ratio:g} within one tick")
+                                  f"the stop {move.stop_before} x {ratio:g}, moved at most one tick towards the price")
 
 
 def check_no_sign_flip(session: str, before: Mapping[str, int], after: Mapping[str, int], exited: Iterable[str]) -> None:

@@ -32,15 +32,15 @@ from kobe_pipelines.backtest.market import PointInTimeMarket
 from kobe_pipelines.backtest.model_log import RetrainLog
 from kobe_pipelines.backtest.outputs import write_outputs
 from kobe_pipelines.backtest.runner import STATE_FOLDER, BacktestConfig, BacktestRun, run_backtest
-from kobe_pipelines.backtest.session_checks import session_actions
 from kobe_pipelines.backtest.settings import DEFAULT_SYMBOLS, BacktestSettings, parse_assignments
 from kobe_pipelines.backtest.signals import ScoredSignals, SignalSource, UniverseSignals
 from kobe_pipelines.backtest.stats import Summary
 from kobe_pipelines.backtest.walk_forward import TABULAR_MEMBERS, WalkForwardConfig, WalkForwardSignals
 from kobe_pipelines.errors import ConfigError
+from kobe_pipelines.execution.corporate_actions import actions_from_tables
 from kobe_pipelines.lake import Lake
 from kobe_pipelines.risk.limits import RiskLimits
-from kobe_pipelines.strategies import RankedLong, RankedLongConfig, RiskBudget, StrategyRegistry, strategy_dir_from_env
+from kobe_pipelines.strategies import RankedLong, RankedLongConfig, RiskBudget, StrategyRegistry
 from kobe_pipelines.strategies import buy_and_hold, ranked_long
 from kobe_pipelines.strategies.buy_and_hold import BuyAndHold, BuyAndHoldConfig
 
@@ -138,7 +138,7 @@ def strategy_setup(settings: BacktestSettings, market: PointInTimeMarket,
         "ranked_long": (lambda: RankedLong(rl_config), Path(ranked_long.__file__)),
         "buy_and_hold": (lambda: BuyAndHold(bh_config), Path(buy_and_hold.__file__)),
     }
-    registry = StrategyRegistry(strategy_dir_from_env(), builtins=builtins)
+    registry = StrategyRegistry(settings.strategy_dir, builtins=builtins, keep_dir=settings.out / STATE_FOLDER / "strategies")
     if name not in registry.names():
         raise ConfigError("strategy", f"is unknown (known: {', '.join(registry.names())})", name)
     return registry, require_stops, limits, notes
@@ -180,8 +180,10 @@ def run_settings(settings: BacktestSettings, progress: Callable[[int, int, pd.Ti
     source = signal_source(settings, market, lake, version_id, symbols, sessions)
     config = BacktestConfig(start=settings.start, end=settings.end, strategy=settings.strategy,
                             starting_cash=settings.starting_cash, slippage_bps=settings.slippage_bps, limits=limits,
-                            budget=RiskBudget.from_env(), require_stops=require_stops)
-    actions = session_actions(lake.derived_table("splits", version_id), lake.derived_table("dividends", version_id))
+                            budget=RiskBudget.from_env(), require_stops=require_stops,
+                            delisted_after=settings.delisted_after)
+    actions = actions_from_tables(lake.derived_table("splits", version_id), lake.derived_table("dividends", version_id),
+                                  symbols=[str(s) for s in market.symbols], start=settings.start, end=settings.end)
     say(f"sessions: {settings.start}..{settings.end}")
     run = run_backtest(market, source, config, out, registry, actions=actions, progress=progress)
     manifest = {

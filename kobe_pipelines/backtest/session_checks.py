@@ -1,10 +1,13 @@
 """The invariants of `invariants`, run against the venue at every session's close.
 
-`SessionChecker.start(session)` notes the book before the paper broker replays the session;
-`SessionChecker.close(session, result)` checks, in this order: the decided orders, the independent
-replay (corporate actions first, then the session's fills), split continuity, the account identity,
-no sign change through an exit, live stops; then records cap excesses and returns the session's
-`CloseReading` (equity, cash, positions value, heat) for `equity.csv`.
+`SessionChecker.start()` notes the book before the paper broker replays the session;
+`SessionChecker.close(session, result, raw_bars, actions)` checks, in this order: the decided
+orders, the independent replay (the session's corporate actions first, then its fills, then its
+raw closes and delistings), split continuity, the account identity, no sign change through an
+exit, live stops; then records cap excesses and returns the session's `CloseReading` (equity,
+cash, positions value, heat) for `equity.csv`. The actions are the ones the paper broker is
+given (`execution.corporate_actions.actions_from_tables`: one reader of the lake's tables); what
+they do to the book is replayed here independently.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +24,8 @@ import pandas as pd
 from kobe_pipelines.backtest import invariants as inv
 from kobe_pipelines.backtest.invariants import CapExcess, IndependentBook, SplitMove
 from kobe_pipelines.backtest.venue import BacktestVenue
-from kobe_pipelines.data.adjustments import effective_sessions
 from kobe_pipelines.execution.broker import LegRole
+from kobe_pipelines.execution.corporate_actions import DEFAULT_DELISTED_AFTER, CorporateAction
 from kobe_pipelines.risk.heat import portfolio_heat
 from kobe_pipelines.risk.types import Book, Position
 from kobe_pipelines.trading.cycle import TradingRunResult
@@ -38,26 +42,6 @@ class CloseReading:
     heat: float
     drawdown: float
     halted: bool
-
-
-def session_actions(splits: pd.DataFrame | None, dividends: pd.DataFrame | None) -> pd.DataFrame:
-    """The lake's splits and dividends composed per (session, symbol) on their effective XNYS
-    session: split_from, split_to multiplied, cash_amount added (`data.adjustments`)."""
-    parts = []
-    if splits is not None and not splits.empty:
-        parts.append(pd.DataFrame({"symbol": splits["symbol"].astype(str),
-                                   "session": effective_sessions(pd.to_datetime(splits["execution_date"]).to_numpy()),
-                                   "split_from": splits["split_from"].astype(float), "split_to": splits["split_to"].astype(float),
-                                   "cash_amount": 0.0}))
-    if dividends is not None and not dividends.empty:
-        parts.append(pd.DataFrame({"symbol": dividends["symbol"].astype(str),
-                                   "session": effective_sessions(pd.to_datetime(dividends["ex_dividend_date"]).to_numpy()),
-                                   "split_from": 1.0, "split_to": 1.0, "cash_amount": dividends["cash_amount"].astype(float)}))
-    if not parts:
-        return pd.DataFrame(columns=["symbol", "session", "split_from", "split_to", "cash_amount"])
-    frame = pd.concat(parts, ignore_index=True)
-    return frame.groupby(["session", "symbol"], as_index=False).agg(
-        split_from=("split_from", "prod"), split_to=("split_to", "prod"), cash_amount=("cash_amount", "sum"))
 
 
 class AuditTail:
@@ -87,29 +71,32 @@ class AuditTail:
 class SessionChecker:
     """See the module docstring. `require_stops`: every position must carry a working stop."""
 
-    def __init__(self, venue: BacktestVenue, *, starting_cash: float, actions: pd.DataFrame, require_stops: bool):
+    def __init__(self, venue: BacktestVenue, *, starting_cash: float, require_stops: bool,
+                 delisted_after: int = DEFAULT_DELISTED_AFTER):
         self.venue = venue
         self.book = IndependentBook(cash=float(starting_cash))
         self.require_stops = require_stops
-        self._actions = {pd.Timestamp(day): rows for day, rows in actions.groupby("session")}
+        self.delisted_after = delisted_after
+        self.delisted: list[tuple[str, str]] = []  # (session, symbol) closed out by the replay
         self._audit = AuditTail(venue.gate.audit.path)
         self._start: dict[str, Position] = {}
-        self._start_marks: dict[str, float] = {}
         self.excesses: list[CapExcess] = []
 
     def start(self) -> None:
         self._start = dict(self.venue.broker.positions())
-        self._start_marks = self.venue.broker.marks()
 
-    def close(self, session: pd.Timestamp, result: TradingRunResult, raw_bars: pd.DataFrame) -> CloseReading:
+    def close(self, session: pd.Timestamp, result: TradingRunResult, raw_bars: pd.DataFrame,
+              actions: Sequence[CorporateAction] = ()) -> CloseReading:
         day = str(pd.Timestamp(session).date())
         broker = self.venue.broker
         self._check_orders(day, result)
         opens = dict(zip(raw_bars["symbol"], raw_bars["open"]))
         fills = [f for f in result.fills if f.session == day]
-        moves = self._apply_actions(pd.Timestamp(session), opens)
+        moves = self._apply_actions(actions, opens)
         for fill in fills:
             self.book.apply_fill(fill.symbol, fill.side.sign * fill.qty, fill.price)
+        closes = dict(zip(raw_bars["symbol"], raw_bars["close"]))
+        self.delisted += [(day, s) for s in self.book.mark(closes, self.delisted_after)]
         positions = broker.positions()
         qty = {s: p.qty for s, p in positions.items() if p.qty}
         account = broker.account()
@@ -123,7 +110,7 @@ class SessionChecker:
                 move, qty_after=qty.get(move.symbol, 0) - sum(f.side.sign * f.qty for f in traded),
                 stop_before=None if traded else move.stop_before,
                 stop_after=after.stop if after is not None and not traded else None))
-        inv.check_recomputed(day, self.book, qty, account.cash, marks, account.equity)
+        inv.check_recomputed(day, self.book, qty, account.cash, account.equity)
         inv.check_account_identity(day, account.cash, qty, marks, account.equity)
         exited = {f.symbol for f in fills if f.leg in EXIT_LEGS or _reduces(self._start.get(f.symbol), f.side.sign)}
         inv.check_no_sign_flip(day, {s: p.qty for s, p in self._start.items()}, qty, exited)
@@ -147,23 +134,23 @@ class SessionChecker:
             events = self.venue.ledger.events(str(execution.intent.client_order_id))
             inv.check_orders_decided(events, approved, day)
 
-    def _apply_actions(self, session: pd.Timestamp, opens: dict[str, float]) -> list[SplitMove]:
-        rows = self._actions.get(session)
+    def _apply_actions(self, actions: Sequence[CorporateAction], opens: dict[str, float]) -> list[SplitMove]:
         moves: list[SplitMove] = []
-        if rows is None:
-            return moves
-        for row in rows.itertuples(index=False):
-            held = self.book.positions.get(row.symbol, 0)
-            if not held:
-                continue
-            if row.split_from != row.split_to:
-                lieu = self.book.apply_split(row.symbol, row.split_from, row.split_to, float(opens.get(row.symbol, math.nan)))
-                start = self._start.get(row.symbol)
-                moves.append(SplitMove(row.symbol, row.split_from, row.split_to, self._start_marks.get(row.symbol, math.nan),
-                                       float(opens.get(row.symbol, math.nan)), held, self.book.positions.get(row.symbol, 0),
-                                       lieu, start.stop if start is not None else None))
-            if row.cash_amount:
-                self.book.apply_dividend(row.symbol, row.cash_amount)
+        for action in actions:
+            held = self.book.positions.get(action.symbol, 0)
+            if action.has_split:
+                before = self.book.closes.get(action.symbol, math.nan)
+                opened = opens.get(action.symbol)
+                lieu = self.book.apply_split(action.symbol, action.split_from, action.split_to,
+                                             None if opened is None else float(opened))
+                if held:
+                    start = self._start.get(action.symbol)
+                    moves.append(SplitMove(action.symbol, float(action.split_from), float(action.split_to), before,
+                                           float(opened) if opened is not None else before * float(1 / action.ratio),
+                                           held, self.book.positions.get(action.symbol, 0), lieu,
+                                           start.stop if start is not None else None))
+            if action.cash_amount:
+                self.book.apply_dividend(action.symbol, float(action.cash_amount))
         return moves
 
 

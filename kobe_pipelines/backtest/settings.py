@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from kobe_pipelines.errors import ConfigError
+from kobe_pipelines.execution.corporate_actions import DEFAULT_DELISTED_AFTER
 
 PROVIDERS = ("simulated", "files", "polygon")
 DEFAULT_SYMBOLS = 50
@@ -50,6 +51,8 @@ class BacktestSettings:
     lake_version: str | None = None
     mlflow_uri: str | None = None
     experiment: str = "kobe-backtest"
+    delisted_after: int = DEFAULT_DELISTED_AFTER  # KOBE_DELISTED_AFTER_SESSIONS of the paper broker
+    strategy_dir: Path | None = None  # the users' strategy files (KOBE_STRATEGY_DIR)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -69,6 +72,8 @@ class BacktestSettings:
             raise ConfigError("source", "is required with --provider files (a folder of bars/splits/dividends)")
         if self.symbols is not None and self.symbols < 1:
             raise ConfigError("symbols", "must be at least 1", self.symbols)
+        if self.delisted_after < 1:
+            raise ConfigError("delisted_after", "must be at least 1 session", self.delisted_after)
         if self.retrain_every < 1:
             raise ConfigError("retrain_every", "must be at least 1 session", self.retrain_every)
 

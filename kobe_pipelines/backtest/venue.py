@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from kobe_pipelines.alerts import Alert, AlertKind, Severity
+from kobe_pipelines.execution.corporate_actions import DEFAULT_DELISTED_AFTER, CorporateAction
 from kobe_pipelines.execution.ledger import OrderLedger
 from kobe_pipelines.execution.paper import PaperBroker
 from kobe_pipelines.execution.slippage import SlippageTracker
@@ -57,7 +58,7 @@ class BacktestVenue:
 
     def __init__(self, state_dir: str | os.PathLike[str], *, limits: RiskLimits, registry: StrategyRegistry,
                  strategy_name: str, universe: Collection[str], starting_cash: float, slippage_bps: float,
-                 budget: RiskBudget):
+                 budget: RiskBudget, delisted_after: int = DEFAULT_DELISTED_AFTER):
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.limits = limits
@@ -67,7 +68,7 @@ class BacktestVenue:
         self.strategy_name = strategy_name
         self.budget = budget
         self.broker = PaperBroker(self.state_dir, slippage_bps=slippage_bps, starting_cash=starting_cash,
-                                  symbols=universe, clock=self.clock.now)
+                                  symbols=universe, clock=self.clock.now, delisted_after=delisted_after)
         self.gate = PolicyGate(limits, self.state_dir, universe=universe, clock=self.clock.tick, audit_fsync=False)
         self.ledger = OrderLedger(self.state_dir)
         self.slippage = SlippageTracker(self.state_dir)
@@ -75,14 +76,15 @@ class BacktestVenue:
                                         clock=self.clock.now, by="backtest drawdown monitor")
 
     def run_session(self, session: pd.Timestamp, signals: pd.DataFrame, bars: pd.DataFrame,
-                    raw_bars: pd.DataFrame) -> TradingRunResult:
+                    raw_bars: pd.DataFrame, actions: Sequence[CorporateAction] = ()) -> TradingRunResult:
         """The production trading run for the signals of `session` (orders for the next session);
-        the paper broker first replays `raw_bars`, the bars of `session`."""
+        the paper broker first applies `actions` (the corporate actions effective on `session`),
+        then replays `raw_bars`, the bars of `session`, and books delistings."""
         self.clock.start(session)
         return run_trading_cycle(
             signals=signals, bars=bars, raw_bars=raw_bars, broker=self.broker, gate=self.gate, ledger=self.ledger,
             slippage=self.slippage, registry=self.registry, strategy_name=self.strategy_name, drawdown=self.drawdown,
-            budget=self.budget, send_alert=self._collect,
+            budget=self.budget, send_alert=self._collect, actions=actions, delisted_after=self.broker.delisted_after,
         )
 
     def close(self) -> None:

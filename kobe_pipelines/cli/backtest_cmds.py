@@ -40,11 +40,16 @@ from kobe_pipelines.errors import KobeError
 @click.option("--cash", "starting_cash", type=float, default=100_000.0, show_default=True, help="Starting cash, USD.")
 @click.option("--slippage-bps", type=float, default=5.0, show_default=True, help="Paper broker slippage per fill, bps.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed of the simulated market and the models.")
+@click.option("--strategy-dir", type=click.Path(file_okay=False, path_type=Path), default=None, envvar="KOBE_STRATEGY_DIR",
+              help="Folder of your own strategy files (default: $KOBE_STRATEGY_DIR).")
+@click.option("--delisted-after", type=click.IntRange(min=1), default=5, show_default=True,
+              envvar="KOBE_DELISTED_AFTER_SESSIONS",
+              help="Sessions without a bar after which the paper broker delists a held symbol.")
 @click.option("--dividend-convention", type=click.Choice(["crsp", "quandl"]), default="crsp", show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: ./backtests/<strategy>-<start>-<end>); must not hold a backtest yet.")
 def backtest(start, end, provider, source, lake_path, lake_version, symbols, strategy, params, limits, retrain_every,
-             with_lstm, signals_file, history_start, starting_cash, slippage_bps, seed, dividend_convention, out) -> None:
+             with_lstm, signals_file, history_start, starting_cash, slippage_bps, seed, strategy_dir, delisted_after, dividend_convention, out) -> None:
     """Run the trading loop (strategy, policy gate, paper broker, ledger, drawdown halt) day by day
     over [--start, --end] in its own state folder, and write equity, orders, fills and a tear sheet."""
     from rich.console import Console
@@ -71,7 +76,7 @@ def backtest(start, end, provider, source, lake_path, lake_version, symbols, str
             strategy=strategy, params=params, limits=limits, retrain_every=retrain_every, with_lstm=with_lstm,
             signals_file=signals_file, history_start=history_start, starting_cash=starting_cash,
             slippage_bps=slippage_bps, seed=seed, dividend_convention=dividend_convention, lake=lake_path,
-            lake_version=lake_version,
+            lake_version=lake_version, delisted_after=delisted_after, strategy_dir=strategy_dir,
         )
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       TimeRemainingColumn(), console=console) as progress:

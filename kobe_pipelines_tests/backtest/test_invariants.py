@@ -43,18 +43,46 @@ def test_independent_book_when_dividend_then_long_credited_short_debited():
 
 
 def test_check_recomputed_when_broker_kept_the_old_quantity_after_a_split_then_breach_names_symbol_and_both_quantities():
-    book = IndependentBook(cash=0.0, positions={"AAA": 100})
-    book.apply_split("AAA", 1, 4, 25.0)  # 4-for-1: 400 shares
+    book = IndependentBook(cash=0.0, positions={"AAA": 100}, closes={"AAA": 100.0})
+    book.apply_split("AAA", 1, 4, 25.0)  # 4-for-1: 400 shares, the last close 100 -> 25
     with pytest.raises(InvariantBreach, match=r"for AAA: expected 400, got 100"):
-        inv.check_recomputed(DAY, book, {"AAA": 100}, 0.0, {"AAA": 25.0}, 2500.0)
-    inv.check_recomputed(DAY, book, {"AAA": 400}, 0.0, {"AAA": 25.0}, 10_000.0)
+        inv.check_recomputed(DAY, book, {"AAA": 100}, 0.0, 2500.0)
+    inv.check_recomputed(DAY, book, {"AAA": 400}, 0.0, 10_000.0)
 
 
 def test_check_recomputed_when_a_dividend_was_not_credited_then_cash_breach():
-    book = IndependentBook(cash=1000.0, positions={"AAA": 100})
+    book = IndependentBook(cash=1000.0, positions={"AAA": 100}, closes={"AAA": 10.0})
     book.apply_dividend("AAA", 0.5)
     with pytest.raises(InvariantBreach, match=r"'recomputed cash' .* for account: expected 1050.0, got 1000.0"):
-        inv.check_recomputed(DAY, book, {"AAA": 100}, 1000.0, {"AAA": 10.0}, 2000.0)
+        inv.check_recomputed(DAY, book, {"AAA": 100}, 1000.0, 2000.0)
+
+
+def test_independent_book_when_a_held_symbol_misses_five_bars_then_closed_at_its_last_close_on_the_fifth():
+    # 30 shares marked at 12.50; 4 sessions without a bar keep it (stale); the 5th closes it: cash + 375.00.
+    book = IndependentBook(cash=100.0, positions={"AAA": 30, "BBB": 10})
+    book.mark({"AAA": 12.5, "BBB": 7.0}, delisted_after=5)
+    for _ in range(4):
+        assert book.mark({"BBB": 7.0}, delisted_after=5) == []
+    assert book.positions == {"AAA": 30, "BBB": 10} and book.equity() == pytest.approx(100 + 375 + 70)
+    assert book.mark({"BBB": 7.0}, delisted_after=5) == ["AAA"]
+    assert book.positions == {"BBB": 10} and book.cash == pytest.approx(475.0)
+
+
+def test_independent_book_when_a_bar_returns_before_the_rule_then_the_count_starts_again():
+    book = IndependentBook(cash=0.0, positions={"AAA": 30})
+    book.mark({"AAA": 12.5}, delisted_after=2)
+    book.mark({}, delisted_after=2)
+    book.mark({"AAA": 13.0}, delisted_after=2)
+    assert book.mark({}, delisted_after=2) == [] and book.positions == {"AAA": 30}
+    assert book.equity() == pytest.approx(390.0)
+
+
+def test_independent_book_when_a_split_session_has_no_bar_then_the_fraction_is_paid_at_the_last_close_over_the_ratio():
+    # 101 shares, last close 30.00, a 1-for-2 reverse split without a bar that session: 50 shares,
+    # 0.5 share x (30 x 2 = 60.00) = 30.00 USD in lieu; the mark becomes 60.00.
+    book = IndependentBook(cash=0.0, positions={"AAA": 101}, closes={"AAA": 30.0})
+    assert book.apply_split("AAA", 2, 1, None) == pytest.approx(30.0)
+    assert book.positions == {"AAA": 50} and book.closes["AAA"] == pytest.approx(60.0)
 
 
 def test_check_split_continuity_when_quantity_and_stop_follow_the_ratio_then_passes():
@@ -132,3 +160,11 @@ def test_check_split_continuity_when_a_reverse_split_leaves_no_whole_share_then_
     # 5 sh at 1.93 through 1-for-10: 0.5 sh -> 0 whole shares, 0.5 x open 19.49 = 9.745 USD in lieu;
     # value 9.65 before, 9.745 after: within 0.5 x |19.49 - 19.30| = 0.095 USD.
     inv.check_split_continuity(DAY, SplitMove("AAA", 10, 1, 1.93, 19.49, 5, 0, 9.745, 1.69, None))
+
+
+def test_check_split_continuity_when_a_long_stop_is_rounded_away_from_the_price_then_breach():
+    # 3-for-1 at a previous close of 120: a long's stop 100.00 -> 33.333...; the book's rule rounds it
+    # up to 33.34 (never looser); 33.33 would loosen the stop and breaches.
+    inv.check_split_continuity(DAY, SplitMove("AAA", 1, 3, 120.0, 40.0, 30, 90, 0.0, 100.0, 33.34))
+    with pytest.raises(InvariantBreach, match=r"'split stop' .* for AAA: expected 33.333333, got 33.33"):
+        inv.check_split_continuity(DAY, SplitMove("AAA", 1, 3, 120.0, 40.0, 30, 90, 0.0, 100.0, 33.33))

@@ -13,7 +13,9 @@ from kobe_pipelines.backtest.outputs import FILL_COLUMNS, LINEAGE_COLUMNS, ORDER
 from kobe_pipelines.backtest.runner import BacktestConfig, run_backtest
 from kobe_pipelines.backtest.signals import ScoredSignals, UniverseSignals
 from kobe_pipelines.errors import ConfigError
+from kobe_pipelines.execution.corporate_actions import actions_from_tables
 from kobe_pipelines.execution.ledger import OrderLedger
+from kobe_pipelines.lake import Lake
 from kobe_pipelines.risk.audit import read_audit_log
 from kobe_pipelines.risk.limits import RiskLimits
 from kobe_pipelines.strategies import StrategyRegistry, buy_and_hold
@@ -119,3 +121,42 @@ def test_run_backtest_when_range_has_no_session_then_config_error(quiet_market, 
     with pytest.raises(ConfigError, match="no session"):
         run_backtest(quiet_market, UniverseSignals(quiet_market), BacktestConfig(start="2030-01-02", end="2030-02-01"),
                      tmp_path, StrategyRegistry())
+
+
+def test_run_backtest_when_a_split_is_planted_on_a_held_position_then_the_drawdown_does_not_move(oracle_run, quiet_lake,
+                                                                                                   tmp_path):
+    # The same market with a 4-for-1 split planted on a symbol ranked_long holds: raw prices from the
+    # split session on divided by 4, volumes x 4. A split is no P&L: every session's equity and
+    # drawdown up to the position's exit are the unplanted run's (the stop moves to stop / 4 on the tick).
+    run, _out, _summary = oracle_run
+    fills = run.venue.broker.fills()
+    sessions = [r.reading.session for r in run.sessions]
+    held = None
+    for entry in (f for f in fills if f.leg.value == "entry"):
+        exits = [f.session for f in fills if f.symbol == entry.symbol and f.session > entry.session]
+        last = min(exits) if exits else sessions[-1]
+        if sessions.index(last) - sessions.index(entry.session) >= 4:
+            held = (entry.symbol, sessions[sessions.index(entry.session) + 2], last)
+            break
+    assert held is not None
+    symbol, split_day, exit_day = held
+    raw = quiet_lake.lake.read_bars(quiet_lake.version_id, "raw")
+    after = (raw["symbol"] == symbol) & (raw["date"] >= pd.Timestamp(split_day))
+    raw.loc[after, ["open", "high", "low", "close"]] /= 4
+    raw.loc[after, "volume"] *= 4
+    splits = pd.DataFrame({"symbol": [symbol], "execution_date": [pd.Timestamp(split_day)], "split_from": [1.0],
+                           "split_to": [4.0]})
+    planted_lake = Lake(tmp_path / "lake")
+    version = planted_lake.freeze(raw, splits, pd.DataFrame(columns=["symbol", "ex_dividend_date", "cash_amount"]),
+                                  provider="simulated").version.version_id
+    planted = run_backtest(PointInTimeMarket.from_lake(planted_lake, version),
+                           ScoredSignals(quiet_lake.sim.oracle_score(5), model_name="oracle"),
+                           BacktestConfig(start=START, end=END), tmp_path / "out", StrategyRegistry(),
+                           actions=actions_from_tables(splits, None))
+    assert [e.kind for e in planted.venue.broker.book_events()] == ["split"]
+    before = {r.reading.session: r.reading for r in run.sessions}
+    compared = [r.reading for r in planted.sessions if r.reading.session < exit_day]
+    assert split_day in {r.session for r in compared}
+    for reading in compared:
+        assert reading.equity == pytest.approx(before[reading.session].equity, abs=1e-6), reading.session
+        assert reading.drawdown == pytest.approx(before[reading.session].drawdown, abs=1e-12), reading.session

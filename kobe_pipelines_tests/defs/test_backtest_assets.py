@@ -8,7 +8,7 @@ import pytest
 
 from kobe_pipelines.defs.backtest.assets import backtest_report
 from kobe_pipelines.defs.backtest.resources import BacktestResource
-from kobe_pipelines.defs.resources import LakeResource
+from kobe_pipelines.defs.resources import BrokerResource, LakeResource, StrategyResource
 from kobe_pipelines_tests.backtest.conftest import QUIET, freeze
 from kobe_pipelines.data.providers.simulated import SimulatedProvider
 
@@ -19,7 +19,9 @@ def test_materialize_when_buy_and_hold_on_the_current_lake_version_then_tear_she
     result = dg.materialize(
         [backtest_report],
         resources={"lake": LakeResource(lake_dir=str(tmp_path / "lake")),
-                   "backtest": BacktestResource(backtest_dir=str(tmp_path / "backtests"))},
+                   "backtest": BacktestResource(backtest_dir=str(tmp_path / "backtests")),
+                   "broker": BrokerResource(state_dir=str(tmp_path / "live-state")),
+                   "strategy": StrategyResource(state_dir=str(tmp_path / "live-state"))},
         run_config={"ops": {"backtest_report": {"config": config}}},
         instance=dg.DagsterInstance.ephemeral(),
     )

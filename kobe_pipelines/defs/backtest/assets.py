@@ -4,12 +4,13 @@
 """
 
 import base64
+from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
 from kobe_pipelines.defs.backtest.resources import BacktestResource
-from kobe_pipelines.defs.resources import LakeResource
+from kobe_pipelines.defs.resources import BrokerResource, LakeResource, StrategyResource
 
 GROUP = "backtest"
 
@@ -30,10 +31,12 @@ class BacktestRunConfig(dg.Config):
 
 @dg.asset(group_name=GROUP, kinds={"python"})
 def backtest_report(context: dg.AssetExecutionContext, config: BacktestRunConfig, lake: LakeResource,
-                    backtest: BacktestResource) -> dg.MaterializeResult:
+                    backtest: BacktestResource, broker: BrokerResource, strategy: StrategyResource) -> dg.MaterializeResult:
     """The production trading loop (strategy, policy gate, paper broker, ledger, drawdown halt)
     replayed day by day over [start, end] on the current lake version, in its own state folder,
-    with walk-forward models; its tear sheet, equity, orders and fills."""
+    with walk-forward models; its tear sheet, equity, orders and fills. From the broker and strategy
+    resources it takes only the delisting rule (`KOBE_DELISTED_AFTER_SESSIONS`) and the users'
+    strategy folder (`KOBE_STRATEGY_DIR`): never a state folder."""
     from kobe_pipelines.backtest.launch import run_settings
     from kobe_pipelines.backtest.report import summary_rows
     from kobe_pipelines.backtest.settings import BacktestSettings
@@ -43,7 +46,8 @@ def backtest_report(context: dg.AssetExecutionContext, config: BacktestRunConfig
     settings = BacktestSettings(
         start=config.start, end=config.end, out=out, lake=store.root, symbols=config.symbols, strategy=config.strategy,
         params=tuple(config.params), limits=tuple(config.limits), retrain_every=config.retrain_every,
-        with_lstm=config.with_lstm, starting_cash=config.starting_cash,
+        with_lstm=config.with_lstm, starting_cash=config.starting_cash, delisted_after=broker.delisted_after_sessions,
+        strategy_dir=Path(strategy.strategy_dir) if strategy.strategy_dir else None,
     )
     outcome = run_settings(settings, progress=lambda done, total, day: (
         context.log.info(f"backtest: {done}/{total} sessions ({day.date()})") if done % 63 == 0 or done == total else None))
