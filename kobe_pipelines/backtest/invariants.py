@@ -223,20 +223,19 @@ def check_orders_decided(events: pd.DataFrame, approved_decisions: set[str], ses
     """Every `submitted` ledger event follows an `intent` and an approved `decision` of the same
     client order id (lower `seq`), whose decision id is approved in the gate's audit log.
     `events`: the ledger's rows (seq, event, client_order_id, symbol, status, decision_id)."""
-    submitted = events.loc[events["event"] == "submitted"]
-    if submitted.empty:
-        return
-    by_id = events.groupby("client_order_id")
-    for row in submitted.itertuples(index=False):
-        group = by_id.get_group(row.client_order_id)
-        earlier = group.loc[group["seq"] < row.seq]
-        intents = earlier.loc[earlier["event"] == "intent", "seq"]
-        decisions = earlier.loc[(earlier["event"] == "decision") & (earlier["status"] == "approved")]
+    rows = list(events.itertuples(index=False))
+    by_id: dict[str, list] = {}
+    for row in rows:
+        by_id.setdefault(row.client_order_id, []).append(row)
+    for row in (r for r in rows if r.event == "submitted"):
+        earlier = [r for r in by_id[row.client_order_id] if r.seq < row.seq]
+        intents = [r for r in earlier if r.event == "intent"]
+        decisions = [r for r in earlier if r.event == "decision" and r.status == "approved"]
         symbol = str(row.symbol)
-        if intents.empty:
+        if not intents:
             raise InvariantBreach("intent before submission", session, symbol, int(row.seq), -1,
                                   f"order {row.client_order_id}: submission seq against the intent's (none)")
-        if decisions.empty:
+        if not decisions:
             raise InvariantBreach("approved decision before submission", session, symbol, int(row.seq), -1,
                                   f"order {row.client_order_id}: submission seq against an approved decision's (none)")
         if row.decision_id not in approved_decisions:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,36 @@ class AuditTail:
         return self.approved
 
 
+class LedgerTail:
+    """The ledger's intent, decision and submission rows (seq, event, client_order_id, symbol,
+    status, decision_id), read from its SQLite file incrementally (only rows after the last seen),
+    read-only and independently of `OrderLedger`, kept per client order id."""
+
+    EVENTS = ("intent", "decision", "submitted")
+    COLUMNS = ("seq", "event", "client_order_id", "symbol", "status", "decision_id")
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._seq = 0
+        self.rows: dict[str, list[tuple]] = {}
+
+    def read(self) -> dict[str, list[tuple]]:
+        con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            found = con.execute(f"SELECT {', '.join(self.COLUMNS)} FROM events WHERE seq > ? AND event IN (?, ?, ?) "
+                                "ORDER BY seq", (self._seq, *self.EVENTS)).fetchall()
+        finally:
+            con.close()
+        for row in found:
+            self.rows.setdefault(row[2], []).append(row)
+            self._seq = row[0]
+        return self.rows
+
+    def frame(self, client_order_ids) -> pd.DataFrame:
+        return pd.DataFrame([row for coid in client_order_ids for row in self.rows.get(coid, ())],
+                            columns=list(self.COLUMNS))
+
+
 class SessionChecker:
     """See the module docstring. `require_stops`: every position must carry a working stop."""
 
@@ -79,6 +110,7 @@ class SessionChecker:
         self.delisted_after = delisted_after
         self.delisted: list[tuple[str, str]] = []  # (session, symbol) closed out by the replay
         self._audit = AuditTail(venue.gate.audit.path)
+        self._ledger = LedgerTail(venue.ledger.path)
         self._start: dict[str, Position] = {}
         self.excesses: list[CapExcess] = []
 
@@ -130,9 +162,9 @@ class SessionChecker:
         if not sent:
             return
         approved = self._audit.read()
-        for execution in sent:
-            events = self.venue.ledger.events(str(execution.intent.client_order_id))
-            inv.check_orders_decided(events, approved, day)
+        self._ledger.read()
+        inv.check_orders_decided(self._ledger.frame(dict.fromkeys(str(e.intent.client_order_id) for e in sent)),
+                                 approved, day)
 
     def _apply_actions(self, actions: Sequence[CorporateAction], opens: dict[str, float]) -> list[SplitMove]:
         moves: list[SplitMove] = []

@@ -8,8 +8,11 @@ folder it is given, never the live `state/`.
 
 Time is simulated: `SessionClock` stands at the session's close (16:00 New York) while a
 session runs, and each gate decision moves it on by one order's spacing at the rate limit
-(60 / max_orders_per_minute seconds), as a sender pacing its orders would. The audit log is
-written without fsync (`risk.audit`: for simulations and backtests).
+(60 / max_orders_per_minute seconds), as a sender pacing its orders would. The state is written
+without waiting for the disk: the audit log without fsync (`risk.audit`), the ledger and the
+slippage records with `synchronous=OFF` (`execution.sqlite_store`), the paper broker's file
+replaced atomically without fsync: the same records, in the same transactions, but a backtest's
+state is rebuilt by running it again, so it does not pay for surviving an OS crash.
 """
 
 from __future__ import annotations
@@ -68,10 +71,11 @@ class BacktestVenue:
         self.strategy_name = strategy_name
         self.budget = budget
         self.broker = PaperBroker(self.state_dir, slippage_bps=slippage_bps, starting_cash=starting_cash,
-                                  symbols=universe, clock=self.clock.now, delisted_after=delisted_after)
+                                  symbols=universe, clock=self.clock.now, delisted_after=delisted_after,
+                                  durable=False)
         self.gate = PolicyGate(limits, self.state_dir, universe=universe, clock=self.clock.tick, audit_fsync=False)
-        self.ledger = OrderLedger(self.state_dir)
-        self.slippage = SlippageTracker(self.state_dir)
+        self.ledger = OrderLedger(self.state_dir, durable=False)
+        self.slippage = SlippageTracker(self.state_dir, durable=False)
         self.drawdown = DrawdownMonitor(self.state_dir, max_drawdown=limits.max_drawdown, alert=self._halt_alert,
                                         clock=self.clock.now, by="backtest drawdown monitor")
 

@@ -39,7 +39,9 @@ def last_close_and_atr(bars: pd.DataFrame, period: int = 14) -> pd.DataFrame:
     grouped = frame.groupby("symbol", sort=True)
     last = grouped.tail(1).set_index("symbol").sort_index()
     tail = frame.groupby("symbol", sort=False).tail(period)
-    atr = tail.groupby("symbol", sort=True)["tr"].agg(lambda s: s.mean() if len(s) == period and s.notna().all() else float("nan"))
+    by_symbol = tail.groupby("symbol", sort=True)["tr"]
+    complete = (by_symbol.size() == period) & (by_symbol.count() == period)  # period ranges, none NaN
+    atr = by_symbol.mean().where(complete)
     out = pd.DataFrame({"last_date": last["date"], "last_close": last["close"], "atr": atr.reindex(last.index)})
     out.index.name = "symbol"
     return out
