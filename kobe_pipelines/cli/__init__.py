@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from kobe_pipelines.cli.alerts_cmds import alerts
+from kobe_pipelines.cli.backtest_cmds import backtest
 from kobe_pipelines.cli.errors import KobeGroup
 from kobe_pipelines.cli.dagster_cmds import dagster
 from kobe_pipelines.cli.lake_cmds import lake
@@ -34,3 +35,4 @@ main.add_command(orders)
 main.add_command(models)
 main.add_command(alerts)
 main.add_command(dagster)
+main.add_command(backtest)

@@ -11,6 +11,7 @@ from typing import Mapping
 
 import dagster as dg
 
+from kobe_pipelines.defs.backtest.assets import backtest_assets
 from kobe_pipelines.defs.lake.assets import IN_MEMORY, lake_assets
 from kobe_pipelines.defs.lake.schedules import nightly_refreeze, refreeze_job, verify_lake_job, weekly_lake_verify
 from kobe_pipelines.defs.models.assets import model_assets
@@ -21,7 +22,7 @@ from kobe_pipelines.defs.trading.sensors import (
     alerts_flush_sensor, drawdown_sensor, run_failure_alert_sensor, trading_job, trading_sensor,
 )
 
-ALL_ASSETS = [*lake_assets, *model_assets, *trading_assets]
+ALL_ASSETS = [*lake_assets, *model_assets, *trading_assets, *backtest_assets]
 JOBS = [refreeze_job, training_job, trading_job, verify_lake_job]
 
 

@@ -17,6 +17,7 @@ from pydantic import Field
 from kobe_pipelines.defs.env_resources import (
     AlertsResource, BrokerResource, MlflowResource, RiskResource, StrategyResource,
 )
+from kobe_pipelines.defs.backtest.resources import BacktestResource
 from kobe_pipelines.errors import ConfigError
 from kobe_pipelines.settings import LakeSettings, MarketDataSettings
 
@@ -78,6 +79,7 @@ ENV_FIELDS: dict[str, tuple[str, str, type]] = {
     "MLFLOW_TRACKING_URI": ("mlflow", "tracking_uri", str),
     "KOBE_STRATEGY": ("strategy", "strategy", str),
     "KOBE_STRATEGY_DIR": ("strategy", "strategy_dir", str),
+    "KOBE_BACKTEST_DIR": ("backtest", "backtest_dir", str),
 }
 # the env-backed resources: each field named in their ENV, plus the shared state folder
 for _key, _cls in (("alerts", AlertsResource), ("risk", RiskResource), ("broker", BrokerResource),
@@ -94,6 +96,7 @@ RESOURCE_CLASSES: dict[str, type[dg.ConfigurableResource]] = {
     "broker": BrokerResource,
     "mlflow": MlflowResource,
     "strategy": StrategyResource,
+    "backtest": BacktestResource,
 }
 
 

@@ -85,13 +85,15 @@ def _now() -> str:
 
 
 class OrderLedger:
-    def __init__(self, state_dir: str | os.PathLike[str] | None = None):
+    def __init__(self, state_dir: str | os.PathLike[str] | None = None, durable: bool = True):
+        """`durable=False`: commits do not wait for the disk (`sqlite_store`; backtests only)."""
         self.path = paths.state_dir(state_dir) / LEDGER_NAME
+        self.durable = durable
         with self._db(write=False):  # a corrupt file fails here, at start
             pass
 
     def _db(self, write: bool = True):
-        return connect(self.path, _SCHEMA, "events", COLUMNS, write=write)
+        return connect(self.path, _SCHEMA, "events", COLUMNS, write=write, durable=self.durable)
 
     def _append(self, con: Any, event: str, **values: Any) -> None:
         detail = values.pop("detail", None)

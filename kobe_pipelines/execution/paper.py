@@ -88,7 +88,8 @@ class PaperBroker:
     """See the module docstring. `slippage_bps`: adverse slippage per fill, in basis points of
     price (5.0 = 0.05 %). `starting_cash` (USD) is used only when no state file exists yet.
     `symbols`: the tradable universe (None: any symbol). `clock`: UTC time of submissions.
-    `delisted_after`: sessions without a bar after which a held symbol is delisted."""
+    `delisted_after`: sessions without a bar after which a held symbol is delisted. `durable=False`:
+    the state file is replaced atomically but without fsync (backtests, whose state a rerun rebuilds)."""
 
     name = "paper"
 
@@ -100,6 +101,7 @@ class PaperBroker:
         symbols: Collection[str] | None = None,
         clock: Callable[[], dt.datetime] | None = None,
         delisted_after: int = DEFAULT_DELISTED_AFTER,
+        durable: bool = True,
     ):
         if isinstance(slippage_bps, bool) or not isinstance(slippage_bps, (int, float)) or not (
             math.isfinite(slippage_bps) and 0 <= slippage_bps < 10_000
@@ -119,6 +121,7 @@ class PaperBroker:
         self.symbols = frozenset(symbols) if symbols is not None else None
         self._clock = clock or _utc_now
         self.delisted_after = delisted_after
+        self.durable = durable
         self._cached: tuple[tuple[int, int, int], dict[str, Any]] | None = None
         with self._state(write=False):  # a corrupt file fails here, at start
             pass
@@ -372,7 +375,7 @@ class PaperBroker:
                     self._cached = None  # the block may have changed the cached state: read it again
                     raise
                 if write:
-                    ps.save(self.path, state)
+                    ps.save(self.path, state, self.durable)
                     self._cached = (_stat_key(self.path), state)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)

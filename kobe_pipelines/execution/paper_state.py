@@ -75,8 +75,9 @@ def upgrade(payload: Any) -> Any:
     return payload
 
 
-def save(path: Path, state: dict[str, Any]) -> None:
-    atomic_write_bytes(path, json.dumps(state, separators=(",", ":"), sort_keys=True).encode("utf-8"))
+def save(path: Path, state: dict[str, Any], durable: bool = True) -> None:
+    """Atomically (temp file + rename); `durable=False` skips the fsyncs (`fsutil`; backtests only)."""
+    atomic_write_bytes(path, json.dumps(state, separators=(",", ":"), sort_keys=True).encode("utf-8"), fsync=durable)
 
 
 def check_state(path: Path, payload: Any) -> dict[str, Any]:

@@ -113,13 +113,15 @@ def _price(value: object, field: str, record: str) -> float:
 class SlippageTracker:
     """Records fills' slippage durably and summarises it (see the module docstring)."""
 
-    def __init__(self, state_dir: str | os.PathLike[str] | None = None):
+    def __init__(self, state_dir: str | os.PathLike[str] | None = None, durable: bool = True):
+        """`durable=False`: commits do not wait for the disk (`sqlite_store`; backtests only)."""
         self.path = paths.state_dir(state_dir) / SLIPPAGE_NAME
+        self.durable = durable
         with self._db(write=False):  # a corrupt file fails here, at start
             pass
 
     def _db(self, write: bool = True):
-        return connect(self.path, _SCHEMA, "slippage", COLUMNS, write=write)
+        return connect(self.path, _SCHEMA, "slippage", COLUMNS, write=write, durable=self.durable)
 
     def record(self, fill: Fill) -> SlippageRecord:
         return self.record_many([fill])[0]

@@ -2,7 +2,9 @@
 
 SQLite, not DuckDB: several processes (the CLI, Dagster runs) open these files at once, and
 SQLite takes turns on a write lock where DuckDB refuses a second process outright. Every
-write is one transaction with `synchronous=FULL` (on disk when `commit` returns); a file that
+write is one transaction with `synchronous=FULL` (on disk when `commit` returns; `durable=False`,
+for simulations and backtests whose state can be rebuilt by running them again: `synchronous=OFF`,
+the same transactions without waiting for the disk, so an OS crash can lose them); a file that
 is not a database, or has a table of another shape, raises `StateFileError` instead of being
 recreated.
 """
@@ -32,7 +34,8 @@ def _file_key(path: Path, schema: str, table: str) -> tuple | None:
 
 
 @contextmanager
-def connect(path: Path, schema: str, table: str, columns: tuple[str, ...], write: bool = True) -> Iterator[sqlite3.Connection]:
+def connect(path: Path, schema: str, table: str, columns: tuple[str, ...], write: bool = True,
+            durable: bool = True) -> Iterator[sqlite3.Connection]:
     """A connection to `path` with `schema` applied (CREATE ... IF NOT EXISTS) and `table`
     checked to have exactly `columns`, inside one transaction (holding the write lock from the
     start when `write`); commits on success, rolls back on error, always closes."""
@@ -43,7 +46,7 @@ def connect(path: Path, schema: str, table: str, columns: tuple[str, ...], write
         raise StateFileError(path, f"cannot be opened ({exc})") from exc
     try:
         try:
-            con.execute("PRAGMA synchronous=FULL")
+            con.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=OFF")
             key = _file_key(path, schema, table)
             if key is None or key not in _CHECKED:
                 con.executescript(schema)

@@ -115,3 +115,43 @@ def signal_metrics(frame: pd.DataFrame, horizon: int, score: str = "score", labe
         n_dates=int(len(ric)),
         n_rows=int((frame[score].notna() & frame[label].notna()).sum()),
     )
+
+
+@dataclass(frozen=True)
+class OracleComparison:
+    """A score's mean rank IC against the oracle's on the same rows (see `compare_to_oracle`)."""
+
+    rank_ic: float
+    oracle_rank_ic: float
+    difference: float  # mean over dates of (rank IC - oracle rank IC)
+    difference_se: float  # block standard error of that mean (blocks of `horizon` dates)
+    n_dates: int
+
+    @property
+    def share(self) -> float:
+        """The score's mean rank IC as a fraction of the oracle's (0.88 = 88 %)."""
+        return self.rank_ic / self.oracle_rank_ic
+
+    def judge(self, min_share: float, max_se_above: float = 2.0) -> str | None:
+        """None when the score reaches `min_share` of the oracle and is not above it by more than
+        `max_se_above` standard errors of the difference (above would mean a leak); else why not."""
+        if not self.share >= min_share:
+            return f"rank IC {self.rank_ic:.4f} is {self.share:.0%} of the oracle's {self.oracle_rank_ic:.4f} (need {min_share:.0%})"
+        if not self.difference <= max_se_above * self.difference_se:
+            return (f"rank IC {self.rank_ic:.4f} is above the oracle's {self.oracle_rank_ic:.4f} by {self.difference:.4f}, "
+                    f"more than {max_se_above:g} standard errors ({self.difference_se:.4f}): a leak of future data?")
+        return None
+
+
+def compare_to_oracle(frame: pd.DataFrame, horizon: int, score: str = "score", oracle: str = "oracle",
+                      label: str = "label") -> OracleComparison:
+    """Rank ICs of `score` and `oracle` per date on the rows where both are set, and their paired
+    difference with the block standard error of `block_mean_se` (the same dates enter both, so
+    the market's day-to-day luck cancels in the difference)."""
+    rows = frame.loc[frame[score].notna() & frame[oracle].notna() & frame[label].notna()]
+    ours = daily_ic(rows, score, label, "spearman")
+    best = daily_ic(rows, oracle, label, "spearman")
+    both = ours.index.intersection(best.index)
+    diff = ours.loc[both] - best.loc[both]
+    mean_diff, se = block_mean_se(diff, horizon)
+    return OracleComparison(float(ours.loc[both].mean()), float(best.loc[both].mean()), mean_diff, se, len(both))

@@ -171,21 +171,28 @@ def _log_models(client, run_id: str, result: TrainingResult) -> dict[str, tuple[
              ENSEMBLE_MODEL: (result.spec, "eval_ensemble_rank_ic")}
     artifact_uri = client.get_run(run_id).info.artifact_uri
     out = {}
-    with tempfile.TemporaryDirectory(prefix="kobe-model-") as tmp:
-        for name, (spec, metric) in specs.items():
-            artifacts = ensemble.write_artifacts(Path(tmp) / "members" / name, spec, result.members)
-            scored = ensemble.score_frame(spec, result.members, sample)
-            folder = name.removeprefix("kobe-")
-            with warnings.catch_warnings():  # MLflow asks for an input example; the signature says it all
-                warnings.filterwarnings("ignore", message=".*input example.*")
-                mlflow.pyfunc.save_model(
-                    path=str(Path(tmp) / folder), python_model=str(Path(ensemble.__file__).with_name("signal_model_code.py")),
-                    artifacts=artifacts, signature=infer_signature(sample.loc[:, input_cols], scored),
-                    pip_requirements=_requirements(),
-                )
-            client.log_artifacts(run_id, str(Path(tmp) / folder), artifact_path=folder)
-            out[name] = (f"{artifact_uri}/{folder}", float(result.metrics.get(metric, float("nan"))))
+    for name, (spec, metric) in specs.items():
+        folder = name.removeprefix("kobe-")
+        log_signal_model(client, run_id, folder, spec, result.members, sample.loc[:, input_cols])
+        out[name] = (f"{artifact_uri}/{folder}", float(result.metrics.get(metric, float("nan"))))
     return out
+
+
+def log_signal_model(client, run_id: str, folder: str, spec: ensemble.EnsembleSpec, members: dict[str, object],
+                     sample: pd.DataFrame) -> None:
+    """Save `spec` and its fitted members as a pyfunc model (in a temporary folder, removed after)
+    and upload it as the artifact folder `folder` of the run. `sample`: input rows (symbol, date,
+    the features) for the model's signature."""
+    with tempfile.TemporaryDirectory(prefix="kobe-model-") as tmp:
+        artifacts = ensemble.write_artifacts(Path(tmp) / "members", spec, members)
+        scored = ensemble.score_frame(spec, members, sample)
+        with warnings.catch_warnings():  # MLflow asks for an input example; the signature says it all
+            warnings.filterwarnings("ignore", message=".*input example.*")
+            mlflow.pyfunc.save_model(
+                path=str(Path(tmp) / folder), python_model=str(Path(ensemble.__file__).with_name("signal_model_code.py")),
+                artifacts=artifacts, signature=infer_signature(sample, scored), pip_requirements=_requirements(),
+            )
+        client.log_artifacts(run_id, str(Path(tmp) / folder), artifact_path=folder)
 
 
 def _requirements() -> list[str]:

@@ -25,9 +25,13 @@ def last_close_and_atr(bars: pd.DataFrame, period: int = 14) -> pd.DataFrame:
     columns = ["last_date", "last_close", "atr"]
     if bars.empty:
         return pd.DataFrame(columns=columns, index=pd.Index([], name="symbol"))
-    frame = bars.loc[:, ["symbol", "date", "high", "low", "close"]].sort_values(["symbol", "date"], kind="mergesort")
-    # Only the last period + 1 bars of each symbol matter.
-    frame = frame.groupby("symbol", sort=False).tail(period + 1)
+    frame = bars.loc[:, ["symbol", "date", "high", "low", "close"]]
+    # Only the last period + 1 bars of each symbol matter: taken before sorting when the rows are
+    # already in date order (each symbol's rows then are too), else after a full sort.
+    if frame["date"].is_monotonic_increasing:
+        frame = frame.groupby("symbol", sort=False).tail(period + 1).sort_values(["symbol", "date"], kind="mergesort")
+    else:
+        frame = frame.sort_values(["symbol", "date"], kind="mergesort").groupby("symbol", sort=False).tail(period + 1)
     prev_close = frame.groupby("symbol", sort=False)["close"].shift(1)
     ranges = pd.concat(
         [frame["high"] - frame["low"], (frame["high"] - prev_close).abs(), (frame["low"] - prev_close).abs()],
@@ -39,7 +43,9 @@ def last_close_and_atr(bars: pd.DataFrame, period: int = 14) -> pd.DataFrame:
     grouped = frame.groupby("symbol", sort=True)
     last = grouped.tail(1).set_index("symbol").sort_index()
     tail = frame.groupby("symbol", sort=False).tail(period)
-    atr = tail.groupby("symbol", sort=True)["tr"].agg(lambda s: s.mean() if len(s) == period and s.notna().all() else float("nan"))
+    by_symbol = tail.groupby("symbol", sort=True)["tr"]
+    complete = (by_symbol.size() == period) & (by_symbol.count() == period)  # period ranges, none NaN
+    atr = by_symbol.mean().where(complete)
     out = pd.DataFrame({"last_date": last["date"], "last_close": last["close"], "atr": atr.reindex(last.index)})
     out.index.name = "symbol"
     return out

@@ -73,6 +73,7 @@ def _end_to_end(workdir: Path) -> str:
     from kobe_pipelines.defs.env_resources import (
         AlertsResource, BrokerResource, MlflowResource, RiskResource, StrategyResource,
     )
+    from kobe_pipelines.defs.backtest.resources import BacktestResource
     from kobe_pipelines.defs.resources import LakeResource, MarketDataResource
     from kobe_pipelines.execution.ledger import OrderLedger
 
@@ -85,6 +86,7 @@ def _end_to_end(workdir: Path) -> str:
         "broker": BrokerResource(state_dir=state),
         "mlflow": MlflowResource(state_dir=state),
         "strategy": StrategyResource(state_dir=state),
+        "backtest": BacktestResource(backtest_dir=str(workdir / "backtests")),
     }
     driver = LoopDriver(resources, dg.DagsterInstance.ephemeral())
     driver.freeze(*HISTORY, with_signals=False)

@@ -9,7 +9,7 @@ import pytest
 
 from kobe_pipelines.data import schema
 
-from kobe_pipelines_tests.testdata import QUANDL_WIKI_2014_CSV
+from kobe_pipelines_tests.testdata import QUANDL_WIKI_2014_CSV, quandl_wiki_2014_inputs
 
 MakeBars = Callable[..., pd.DataFrame]
 
@@ -58,22 +58,5 @@ def refdata() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def refdata_inputs(refdata: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(bars, splits, dividends) built from the vendor's raw columns: split_ratio 7.0 means
-    7 new shares per old one (split_from=1, split_to=7); ex-dividend is USD per share of that day."""
-    bars = schema.normalize_bars(refdata.rename(columns={"ticker": "symbol"}))
-    split_rows = refdata.loc[refdata["split_ratio"] != 1.0]
-    splits = schema.normalize_splits(
-        pd.DataFrame(
-            {
-                "symbol": split_rows["ticker"],
-                "execution_date": split_rows["date"],
-                "split_from": 1.0,
-                "split_to": split_rows["split_ratio"],
-            }
-        )
-    )
-    div_rows = refdata.loc[refdata["ex-dividend"] > 0]
-    dividends = schema.normalize_dividends(
-        pd.DataFrame({"symbol": div_rows["ticker"], "ex_dividend_date": div_rows["date"], "cash_amount": div_rows["ex-dividend"]})
-    )
-    return bars, splits, dividends
+    """(bars, splits, dividends) built from the vendor's raw columns (`testdata.quandl_wiki_2014_inputs`)."""
+    return quandl_wiki_2014_inputs()

@@ -8,6 +8,7 @@ import dagster as dg
 import pytest
 
 from kobe_pipelines.defs.driver import LoopDriver
+from kobe_pipelines.defs.backtest.resources import BacktestResource
 from kobe_pipelines.defs.env_resources import (
     AlertsResource, BrokerResource, MlflowResource, RiskResource, StrategyResource,
 )
@@ -18,7 +19,8 @@ def lake_resources(root: Path, market: MarketDataResource) -> dict:
     state = str(root / "state")
     return {"lake": LakeResource(lake_dir=str(root / "lake")), "market_data": market, "alerts": AlertsResource(state_dir=state),
             "mlflow": MlflowResource(state_dir=state), "broker": BrokerResource(state_dir=state),
-            "risk": RiskResource(state_dir=state), "strategy": StrategyResource(state_dir=state)}
+            "risk": RiskResource(state_dir=state), "strategy": StrategyResource(state_dir=state),
+            "backtest": BacktestResource(backtest_dir=str(root / "backtests"))}
 
 
 @pytest.fixture()

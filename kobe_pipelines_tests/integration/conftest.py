@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from kobe_pipelines.defs.backtest.resources import BacktestResource
 from kobe_pipelines.defs.driver import LoopDriver, training_config
 from kobe_pipelines.defs.env_resources import (
     AlertsResource, BrokerResource, MlflowResource, RiskResource, StrategyResource,
@@ -50,6 +51,7 @@ class TradingWorld:
             "broker": self.broker_class(state_dir=state, broker=self.broker_kind, **self.broker_extra),
             "mlflow": MlflowResource(state_dir=state),
             "strategy": StrategyResource(state_dir=state, strategy=self.strategy, strategy_dir=str(self.strategy_dir)),
+            "backtest": BacktestResource(backtest_dir=str(Path(state).parent / "backtests")),
         }
 
     def freeze(self, first: str, last: str, with_signals: bool = True) -> None:

@@ -97,11 +97,12 @@ def inverted(result: TrainingResult) -> TrainingResult:
     return dataclasses.replace(result, spec=spec)
 
 
-def oracle_frame(sim: SimulatedProvider, rows: pd.DataFrame) -> pd.DataFrame:
-    """The simulator's oracle score on the given (symbol, date, label) rows."""
+def oracle_frame(sim: SimulatedProvider, rows: pd.DataFrame, horizon: int = 5) -> pd.DataFrame:
+    """The given rows (symbol, date, label and any scores) with the simulator's exact
+    `horizon`-session expectation as column `oracle` (rows it does not score are dropped)."""
     start, end = rows["date"].min(), rows["date"].max()
-    oracle = sim.planted_signal(start, end)
-    return rows.loc[:, ["symbol", "date", "label"]].merge(oracle, on=["symbol", "date"], how="inner")
+    oracle = sim.oracle_score(horizon, start, end).rename(columns={"score": "oracle"})
+    return rows.merge(oracle, on=["symbol", "date"], how="inner")
 
 
 def ramp_bars(n_days: int, symbols=("AAA", "BBB", "CCC"), start: str = "2023-01-02", seed: int = 0) -> pd.DataFrame:

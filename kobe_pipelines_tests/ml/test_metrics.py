@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kobe_pipelines.ml.metrics import block_mean_se, daily_ic, hit_rate, long_short_returns, signal_metrics
+from kobe_pipelines.ml.metrics import block_mean_se, compare_to_oracle, daily_ic, hit_rate, long_short_returns, signal_metrics
 
 
 def _frame(score_by_date: dict[str, list[float]], label_by_date: dict[str, list[float]]) -> pd.DataFrame:
@@ -71,3 +71,28 @@ def test_signal_metrics_when_score_equals_label_then_ic_one_and_hit_rate_one():
     m = signal_metrics(frame, horizon=5)
     assert (m.ic, m.rank_ic, m.hit_rate, m.n_dates, m.n_rows) == pytest.approx((1.0, 1.0, 1.0, 20, 200))
     assert m.long_short_sharpe > 0
+
+
+def test_compare_to_oracle_when_daily_rank_ics_known_then_share_difference_and_block_se_by_hand():
+    # Four dates, three symbols, label ranks 1,2,3. The oracle ranks perfectly on every date (rank IC 1);
+    # the score ranks perfectly on dates 1 and 3 (IC 1) and as 1,3,2 on dates 2 and 4 (IC 0.5).
+    # Differences 0, -0.5, 0, -0.5; blocks of 2: means -0.25, -0.25 -> mean -0.25, se 0.
+    days = ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"]
+    frame = _frame({d: ([1, 2, 3] if i % 2 == 0 else [1, 3, 2]) for i, d in enumerate(days)},
+                   {d: [0.01, 0.02, 0.03] for d in days})
+    frame["oracle"] = np.tile([1.0, 2.0, 3.0], 4)
+    versus = compare_to_oracle(frame, horizon=2)
+    assert (versus.rank_ic, versus.oracle_rank_ic, versus.difference, versus.difference_se, versus.n_dates) == pytest.approx(
+        (0.75, 1.0, -0.25, 0.0, 4))
+    assert versus.share == pytest.approx(0.75)
+    assert versus.judge(0.6) is None
+    assert "need 80%" in versus.judge(0.8)
+
+
+def test_compare_to_oracle_when_score_beats_the_oracle_by_more_than_two_se_then_judged_a_leak():
+    # The score ranks perfectly, the oracle as 1,3,2 on every date: difference +0.5 with se 0.
+    days = pd.bdate_range("2024-01-01", periods=4)
+    frame = _frame({str(d.date()): [1, 2, 3] for d in days}, {str(d.date()): [0.01, 0.02, 0.03] for d in days})
+    frame["oracle"] = np.tile([1.0, 3.0, 2.0], 4)
+    verdict = compare_to_oracle(frame, horizon=2).judge(0.6)
+    assert verdict is not None and "leak" in verdict

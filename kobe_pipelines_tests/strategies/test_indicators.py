@@ -50,3 +50,15 @@ def test_last_close_and_atr_when_a_price_is_nan_then_atr_is_nan():
 def test_last_close_and_atr_when_period_zero_then_raises():
     with pytest.raises(ValueError, match="period"):
         last_close_and_atr(bar_frame({"AAA": AAA}), period=0)
+
+
+def test_last_close_and_atr_when_two_symbols_in_date_order_then_each_gets_its_own_last_bars():
+    # Rows in date order with the symbols interleaved (as the lake hands them): the same values as
+    # each symbol alone; GAP has only its 2 bars, AAA its hand-computed ATR(1) of 1.82.
+    gap = {"GAP": [(10.5, 9.5, 10.0), (15.0, 14.0, 14.5)]}
+    both = pd.concat([bar_frame({"AAA": AAA}), bar_frame(gap, days=["2024-06-06", "2024-06-07"])])
+    both = both.sort_values(["date", "symbol"], kind="mergesort")
+    assert both["date"].is_monotonic_increasing and both["symbol"].iloc[-2:].tolist() == ["AAA", "GAP"]
+    out = last_close_and_atr(both, period=1)
+    assert out.loc["AAA", "atr"] == pytest.approx(1.82, abs=1e-12) and out.loc["GAP", "atr"] == 5.0
+    assert list(out.index) == ["AAA", "GAP"] and out.loc["GAP", "last_close"] == 14.5

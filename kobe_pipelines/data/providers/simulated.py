@@ -15,8 +15,10 @@ A weak, known predictable component is planted in the true returns: short-term m
     x_t = u_t - signal_strength * (x_{t-1} + ... + x_{t-5}),
     u_t = mu + beta * (MARKET_DRIFT + MARKET_VOL * m_t) + sigma * e_t,   m_t, e_t ~ N(0, 1)
 
-so the oracle score at t is -(x_t + ... + x_{t-4}) (the sum of the last five true log returns,
-negated); `signal_strength=0` switches it off.
+so the planted signal at t is -(x_t + ... + x_{t-4}) (the sum of the last five true log returns,
+negated); `signal_strength=0` switches it off. `oracle_score(horizon)` is the exact expectation of
+the next `horizon` sessions' simple total return under these equations (`simulated_oracle`), the
+yardstick of the models.
 
 Generation is prefix-stable and seekable: the random draws come in blocks of `BLOCK` sessions, each
 block from its own seeded stream, so extending `end` only appends sessions, and the bars of any
@@ -134,9 +136,56 @@ class SimulatedProvider:
         return frame.loc[mask].reset_index(drop=True)
 
     def planted_signal(self, start: dt.date | str, end: dt.date | str) -> pd.DataFrame:
-        """Oracle score per (symbol, date): -(sum of the last five true log returns up to t)."""
+        """The planted signal per (symbol, date): -(sum of the last five true log returns up to t)."""
         first, last = self._market.span(start, end)
         return self._market.signal(first, last)
+
+    def symbol_parameters(self) -> pd.DataFrame:
+        """Per-symbol drift `mu`, market beta `beta` and idiosyncratic volatility `sigma` (daily log units)."""
+        p = self._market.params
+        return pd.DataFrame({"symbol": self.symbols, "mu": p.mu, "beta": p.beta, "sigma": p.sigma})
+
+    def true_returns(self, start: dt.date | str, end: dt.date | str) -> pd.DataFrame:
+        """The true total log return x_t per (symbol, date) where the symbol trades: the process
+        the mean reversion runs on (it runs before a listing too, unseen)."""
+        first, last = self._market.span(start, end)
+        return self._traded(first, last, self._log_returns(first, last), "log_return")
+
+    def oracle_score(self, horizon: int, start: dt.date | str | None = None, end: dt.date | str | None = None) -> pd.DataFrame:
+        """Oracle score per (symbol, date): E[close-to-close simple total return over the next
+        `horizon` sessions | everything up to t], exact under the simulator's equations
+        (`simulated_oracle.expected_total_return`). Rows where the symbol trades on t."""
+        from kobe_pipelines.data.providers.simulated_oracle import LAGS, expected_total_return
+
+        days, p = self._market.days, self._market.params
+        first, last = self._market.span(start or days[0], end or days[-1])
+        returns = self._log_returns(first - (LAGS - 1), last)  # each window needs the four sessions before it
+        windows = np.lib.stride_tricks.sliding_window_view(returns, LAGS, axis=0)  # (sessions, n, LAGS), oldest first
+        sessions, n = windows.shape[0], self.config.n_symbols
+        drift = np.broadcast_to(p.mu + p.beta * MARKET_DRIFT, (sessions, n)).ravel()
+        variance = np.broadcast_to(p.beta**2 * MARKET_VOL**2 + p.sigma**2, (sessions, n)).ravel()
+        score = expected_total_return(windows.reshape(-1, LAGS), drift, variance, self.config.signal_strength,
+                                      horizon).reshape(sessions, n)
+        return self._traded(first, last, score, "score")
+
+    def _log_returns(self, first: int, last: int) -> np.ndarray:
+        """x_t (sessions, n) for t in [first, last] (zero before session 0)."""
+        level = self._market.cumulative_returns(first - 1, last)
+        return np.diff(level, axis=0)
+
+    def _traded(self, first: int, last: int, values: np.ndarray, name: str) -> pd.DataFrame:
+        """A long (symbol, date, `name`) frame of (sessions, n) `values`, rows where the symbol trades."""
+        if last < first:
+            return pd.DataFrame({"symbol": pd.Series([], dtype=object), "date": pd.Series([], dtype="datetime64[ns]"),
+                                 name: pd.Series([], dtype="float64")})
+        rows = _LongRows(self._market.params, first, last, self.config.n_symbols)
+        where, at = rows.positions(first, last)
+        column = np.empty(rows.total)
+        column[at] = values[where]
+        frame = rows.table(self._market.days, {name: column}).to_pandas()
+        frame["symbol"] = frame["symbol"].astype(str)
+        frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
+        return frame
 
 
 def _symbol(i: int) -> str:
