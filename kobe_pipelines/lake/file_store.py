@@ -41,10 +41,10 @@ ROW_GROUP_ROWS = 128 * 1024
 # the groups and 128k more for the decoding. A fixed size: the bytes do not depend on how the rows
 # were handed in.
 RAW_ROW_GROUP_ROWS = 64 * 1024
-# Factors (sorted by symbol) in row groups of a few thousand symbols, for the same reason: a
-# one-symbol read of the adjusted views decodes one row group of the factor table, not all of it,
-# and weighs the statistics of 40 groups for 50,000 symbols (160 with groups of 8k rows).
-FACTOR_ROW_GROUP_ROWS = 32 * 1024
+# Factors (sorted by symbol) in row groups of a few hundred symbols, for the same reason: a
+# one-symbol read of the adjusted views scans one row group of the factor table, not all of it;
+# smaller groups make the table larger and its write slower.
+FACTOR_ROW_GROUP_ROWS = 8 * 1024
 HASH_CACHE_NAME = ".hash_cache.json"
 # A file whose ctime is this close to the moment it was hashed is not trusted by its stat later
 # (see `ContentStore.remember`): far more than the file-time clock's tick (at most 10 ms).
