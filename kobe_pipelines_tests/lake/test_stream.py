@@ -234,3 +234,34 @@ def test_raw_file_when_its_rows_pass_the_growth_point_then_its_row_groups_grow_w
             written += size
         assert sizes == [*expected, entry.rows - written]
         assert sizes[0] == 64 and max(sizes) > 64
+
+
+def test_one_symbol_read_when_files_hold_many_row_groups_then_exactly_its_bars_after_a_nightly_refreeze_and_per_version(
+        tmp_path, sim, monkeypatch):
+    # row groups of a few symbols' rows, so that a one-symbol read skips most groups of every file
+    monkeypatch.setattr(file_store, "RAW_ROW_GROUP_ROWS", 64)
+    monkeypatch.setattr(file_store, "FACTOR_ROW_GROUP_ROWS", 2)
+    lake = Lake(tmp_path / "lake")
+    first = lake.freeze(*sim_inputs(sim, end="2021-06-29"), provider="simulated").version
+    bars, splits, dividends = sim_inputs(sim)
+    second = lake.freeze(bars, splits, dividends, provider="simulated").version  # the nightly one
+    groups = {e.path: pq.ParquetFile(tmp_path / "lake" / e.path).metadata.num_row_groups for e in second.files
+              if e.role == "factors" or (e.role == "raw_bars" and e.rows > 128)}
+    assert len(groups) >= 3 and min(groups.values()) > 2
+    split_symbol = str(splits["symbol"].iloc[0])
+    for version, end in ((first, "2021-06-29"), (second, "2021-06-30")):
+        # the input bars of that symbol (raw), and its rows of a full scan of each adjusted view
+        own = bars.loc[(bars["symbol"].astype(str) == split_symbol) & (bars["date"] <= end)]
+        expected_raw = schema.normalize_bars(own.sort_values("date", ignore_index=True))
+        pd.testing.assert_frame_equal(lake.read_bars(version.version_id, "raw", symbols=[split_symbol]), expected_raw,
+                                      check_categorical=False)
+        for view, table in (("total", "bars"), ("split", "bars_split_adjusted")):
+            whole = lake.read_bars(version.version_id, view)
+            expected = whole.loc[whole["symbol"].astype(str) == split_symbol].reset_index(drop=True)
+            assert len(expected) == len(own) > 200
+            pd.testing.assert_frame_equal(lake.read_bars(version.version_id, view, symbols=[split_symbol]), expected,
+                                          check_categorical=False)
+            scanned = lake.query(f"SELECT * FROM {table} WHERE symbol = '{split_symbol}' ORDER BY date", version.version_id)
+            pd.testing.assert_frame_equal(schema.normalize_bars(scanned), expected, check_categorical=False)
+    # the split changes the adjusted prices before it: the factors were read, not skipped
+    assert not lake.read_bars(view="total", symbols=[split_symbol])["close"].equals(expected_raw["close"])
