@@ -34,14 +34,15 @@ class RepeatedSplitError(ActionValidationError):
     """Two splits of one symbol a few sessions apart, of which the raw prices show only one."""
 
 
-def check_adjustment(adjustment: Adjustment, max_abs_log_return: float = rules.MAX_ABS_EVENT_LOG_RETURN) -> None:
+def check_adjustment(adjustment: Adjustment, max_abs_log_return: float = rules.MAX_ABS_EVENT_LOG_RETURN) -> pd.DataFrame:
     """Raise `RepeatedSplitError` or `UnexplainedJumpError` for the first offending event (by
-    symbol and date) of `adjustment`; return when every event passes."""
+    symbol and date) of `adjustment`; when every event passes, return the returns it judged
+    (`event_jumps`), which a caller may report."""
     repeated_splits(adjustment, max_abs_log_return)
     jumps = event_jumps(adjustment)
     bad = jumps.loc[(jumps[["split_log_return", "total_log_return"]].abs() > max_abs_log_return).any(axis=1)]
     if bad.empty:
-        return
+        return jumps
     row = bad.iloc[0]
     view, value = (("split-adjusted", row["split_log_return"]) if abs(row["split_log_return"]) > max_abs_log_return
                    else ("total-return", row["total_log_return"]))

@@ -51,6 +51,7 @@ class Derivation:
         self.stored_files = stored_files
         self.events: pa.Table | pd.DataFrame | None = None
         self.set_aside = ActionsSetAside()
+        self.event_jumps: pd.DataFrame | None = None
 
     def changes(self) -> Iterator[TableChange]:
         now = freeze_time()
@@ -61,9 +62,10 @@ class Derivation:
         stored_factors, stored_events = self.stored.table("factors"), self.stored.table("adjustment_events")
         if factors_reusable(self.previous, self.convention, stored_factors, stored_events):
             produced = refreshed_factors(self.root, self.previous, self.new_rows, merge.actions, stored_factors,
-                                         stored_events, self.convention)
+                                         stored_events, self.convention, checked=self._checked)
         else:
-            produced = all_factors(self.root, self.previous, self.new_rows, merge.actions, stored_events, self.convention)
+            produced = all_factors(self.root, self.previous, self.new_rows, merge.actions, stored_events, self.convention,
+                                   checked=self._checked)
         events_change = None
         for change in produced:
             if change.role == "adjustment_events":
@@ -75,3 +77,6 @@ class Derivation:
             self.events = pa.concat_tables([stored_events, events_change.table()])
         else:
             self.events = events_change.rows
+
+    def _checked(self, jumps: pd.DataFrame) -> None:
+        self.event_jumps = jumps

@@ -9,13 +9,13 @@ their stored rows. When every stored event of the recomputed symbols comes out a
 events table grows by the new rows alone (one more segment); otherwise it is rewritten.
 
 Every computed adjustment passes `data.event_checks` (no unexplained jump, no split listed
-twice) before anything of it is written.
+twice) before anything of it is written; the returns it judged go to `checked` when given.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -49,7 +49,7 @@ def events_have_ex_dates(events: pa.Table | None) -> bool:
 
 def refreshed_factors(
     root: Path, previous: Manifest, new_rows: NewRows, actions: MergedActions, stored_factors: pa.Table,
-    stored_events: pa.Table, convention: str,
+    stored_events: pa.Table, convention: str, checked: Callable[[pd.DataFrame], None] | None = None,
 ) -> Iterator[TableChange]:
     """The changes of the factor table and then of the events, each yielded as soon as it is
     known (the factor table can be written while the events are compared); nothing when no
@@ -63,7 +63,9 @@ def refreshed_factors(
     known = table_rows_of(stored_events, redo)
     bars_near, _ = bars_near_events(root, previous, new_rows, splits, divs, also=redo, known=known.to_pandas())
     part = adjustments.compute_factors(bars_near, splits, divs, convention=convention)
-    event_checks.check_adjustment(part)
+    jumps = event_checks.check_adjustment(part)
+    if checked is not None:
+        checked(jumps)
     yield TableChange("factors", replace_symbols(stored_factors, to_arrow(part.factors, stored_factors.schema), redo,
                                                  DERIVED_ORDER["factors"]))
     events = to_arrow(part.events, stored_events.schema)
@@ -76,14 +78,17 @@ def refreshed_factors(
 
 
 def all_factors(root: Path, previous: Manifest | None, new_rows: NewRows, actions: MergedActions,
-                stored_events: pa.Table | None, convention: str) -> Iterator[TableChange]:
+                stored_events: pa.Table | None, convention: str,
+                checked: Callable[[pd.DataFrame], None] | None = None) -> Iterator[TableChange]:
     """Every symbol's factors and events (a first freeze, or another dividend convention). Events
     a previous version applied lend their closes (raw bars are immutable)."""
     divs = actions.dividends_frame()
     known = stored_events.to_pandas() if events_have_ex_dates(stored_events) else None
     bars_near, _ = bars_near_events(root, previous, new_rows, actions.splits, divs, known=known)
     computed = adjustments.compute_factors(bars_near, actions.splits, divs, convention=convention)
-    event_checks.check_adjustment(computed)
+    jumps = event_checks.check_adjustment(computed)
+    if checked is not None:
+        checked(jumps)
     yield TableChange("factors", computed.factors)
     yield TableChange("adjustment_events", computed.events)
 

@@ -75,6 +75,9 @@ class Candidate:
     new_rows: int
     events_table: pa.Table | pd.DataFrame  # the adjustment events of the version
     actions_set_aside: ActionsSetAside = ActionsSetAside()  # actions of symbols without bars, kept unapplied
+    # the returns the prepare's own jump check judged (`Derivation.event_jumps`): on the sessions
+    # of every event whose factors it computed; None when it computed none
+    event_jumps: pd.DataFrame | None = None
 
     @cached_property
     def events(self) -> pd.DataFrame:
@@ -201,6 +204,7 @@ def prepare(root: Path, files: ContentStore, versions: VersionStore, bars: pd.Da
         new_rows=len(new_rows),
         events_table=derivation.events,
         actions_set_aside=derivation.set_aside,
+        event_jumps=derivation.event_jumps,
     )
 
 

@@ -13,7 +13,8 @@ from pydantic import Field
 
 from kobe_pipelines.defs.env_resources import AlertsResource
 from kobe_pipelines.defs.lake.checks import (
-    RAW_BARS_CHECK, SPLIT_JUMPS_CHECK, TOTAL_JUMPS_CHECK, candidate_check_specs, check_result, raw_bars_check_specs,
+    RAW_BARS_CHECK, SPLIT_JUMPS_CHECK, TOTAL_JUMPS_CHECK, added_event_returns, candidate_check_specs, check_result,
+    raw_bars_check_specs,
 )
 from kobe_pipelines.defs.lake.sessions import SessionRange, held_sessions, sessions_to_ingest, staged_range
 from kobe_pipelines.defs.resources import LakeResource, MarketDataResource
@@ -135,8 +136,9 @@ def corporate_actions(market_data: MarketDataResource, lake: LakeResource) -> dg
 def lake_candidate(lake: LakeResource, market_data: MarketDataResource, alerts: AlertsResource):
     """The next lake version, prepared but not published: the staged bars validated and stored,
     the actions of the symbols and sessions it holds applied (others kept aside and counted), the
-    factor tables derived. Its blocking checks read the split-adjusted and total-return views on
-    the dates of the events it adds: no unexplained jump."""
+    factor tables derived. Its blocking checks report, for the sessions of the events it adds, the
+    split-adjusted and total-return close-to-close returns that the prepare itself judged
+    (`Candidate.event_jumps`): no unexplained jump."""
     from kobe_pipelines.data.quality import check_adjusted_jumps
     from kobe_pipelines.defs.lake.keep_aside import HeldScope, actions_in_scope
     from kobe_pipelines.defs.lake.plots import split_plot_markdown
@@ -157,7 +159,7 @@ def lake_candidate(lake: LakeResource, market_data: MarketDataResource, alerts: 
     )
     events = candidate.events
     added = _added_events(store, candidate)
-    returns = store.event_returns(candidate.entries, added)
+    returns = added_event_returns(candidate, added)
     reports = {view: check_adjusted_jumps(frame, view) for view, frame in returns.items()}
     for view, report in reports.items():
         if not report.success:
