@@ -252,7 +252,7 @@ def test_one_symbol_read_when_files_hold_many_row_groups_then_exactly_its_bars_a
     for version, end in ((first, "2021-06-29"), (second, "2021-06-30")):
         # the input bars of that symbol (raw), and its rows of a full scan of each adjusted view
         own = bars.loc[(bars["symbol"].astype(str) == split_symbol) & (bars["date"] <= end)]
-        expected_raw = schema.normalize_bars(own.sort_values("date", ignore_index=True))
+        expected_raw = schema.normalize_bars(own.assign(symbol=own["symbol"].astype(str)).sort_values("date", ignore_index=True))
         pd.testing.assert_frame_equal(lake.read_bars(version.version_id, "raw", symbols=[split_symbol]), expected_raw,
                                       check_categorical=False)
         for view, table in (("total", "bars"), ("split", "bars_split_adjusted")):
