@@ -40,12 +40,12 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, fsync: bool = 
     return target
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | os.PathLike[str], text: str, fsync: bool = True) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync)
 
 
-def atomic_write_json(path: str | os.PathLike[str], payload: Any) -> Path:
-    return atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+def atomic_write_json(path: str | os.PathLike[str], payload: Any, fsync: bool = True) -> Path:
+    return atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n", fsync=fsync)
 
 
 def fsync_dir(directory: str | os.PathLike[str]) -> None:

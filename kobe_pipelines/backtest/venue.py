@@ -11,7 +11,8 @@ session runs, and each gate decision moves it on by one order's spacing at the r
 (60 / max_orders_per_minute seconds), as a sender pacing its orders would. The state is written
 without waiting for the disk: the audit log without fsync (`risk.audit`), the ledger and the
 slippage records with `synchronous=OFF` (`execution.sqlite_store`), the paper broker's file
-replaced atomically without fsync: the same records, in the same transactions, but a backtest's
+and the drawdown monitor's high-water mark replaced atomically without fsync, its equity log
+appended without fsync: the same records, in the same transactions, but a backtest's
 state is rebuilt by running it again, so it does not pay for surviving an OS crash.
 """
 
@@ -77,7 +78,7 @@ class BacktestVenue:
         self.ledger = OrderLedger(self.state_dir, durable=False)
         self.slippage = SlippageTracker(self.state_dir, durable=False)
         self.drawdown = DrawdownMonitor(self.state_dir, max_drawdown=limits.max_drawdown, alert=self._halt_alert,
-                                        clock=self.clock.now, by="backtest drawdown monitor")
+                                        clock=self.clock.now, by="backtest drawdown monitor", durable=False)
 
     def run_session(self, session: pd.Timestamp, signals: pd.DataFrame, bars: pd.DataFrame,
                     raw_bars: pd.DataFrame, actions: Sequence[CorporateAction] = ()) -> TradingRunResult:

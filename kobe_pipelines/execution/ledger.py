@@ -32,6 +32,7 @@ import pandas as pd
 from kobe_pipelines import paths
 from kobe_pipelines.execution.broker import Broker, Fill, LegRecord, LegRole, OrderAck, OrderRecord, OrderSpec, OrderStatus
 from kobe_pipelines.execution.corporate_actions import BookEvent
+from kobe_pipelines.execution.order_states import LatestOrderStates
 from kobe_pipelines.execution.sqlite_store import connect
 from kobe_pipelines.market_calendar import EXCHANGE_TZ
 from kobe_pipelines.orders import OrderIntent, Side
@@ -89,6 +90,7 @@ class OrderLedger:
         """`durable=False`: commits do not wait for the disk (`sqlite_store`; backtests only)."""
         self.path = paths.state_dir(state_dir) / LEDGER_NAME
         self.durable = durable
+        self._states = LatestOrderStates(_ORDER_STATE_EVENTS)
         with self._db(write=False):  # a corrupt file fails here, at start
             pass
 
@@ -264,18 +266,14 @@ class OrderLedger:
         return intent_rows(self.events(), approvals)
 
     def open_order_ids(self, broker: str) -> set[str]:
-        return {coid for coid, (_, is_open) in self._latest_states(broker).items() if is_open}
+        """Orders whose latest order-state event at `broker` says open."""
+        return self._latest_states().open_ids(broker)
 
-    def _latest_states(self, broker: str) -> dict[str, tuple[str, bool]]:
-        """Client order id -> (its latest order-state event, whether the order is open) at `broker`."""
+    def _latest_states(self) -> LatestOrderStates:
+        """The latest order-state event of every order, brought up to the ledger's last row."""
         with self._db(write=False) as con:
-            rows = con.execute(
-                "SELECT client_order_id, event, is_open FROM events e WHERE broker = ? AND event IN "
-                f"({', '.join('?' * len(_ORDER_STATE_EVENTS))}) AND seq = (SELECT max(seq) FROM events WHERE "
-                "client_order_id = e.client_order_id AND event IN "
-                f"({', '.join('?' * len(_ORDER_STATE_EVENTS))}))",
-                (broker, *_ORDER_STATE_EVENTS, *_ORDER_STATE_EVENTS)).fetchall()
-        return {coid: (event, bool(is_open)) for coid, event, is_open in rows}
+            self._states.refresh(con, self.path)
+        return self._states
 
     def known_order_ids(self, broker: str) -> set[str]:
         with self._db(write=False) as con:
@@ -347,7 +345,7 @@ class OrderLedger:
     def unsent_approvals(self, broker: str) -> dict[str, dict[str, Any]]:
         """Submissions to `broker` with no answer yet (a crash or another process between the
         write-ahead record and the broker): they count as orders not filled yet."""
-        waiting = {coid for coid, (event, _) in self._latest_states(broker).items() if event == "submitted"}
+        waiting = self._latest_states().submitted_ids(broker)
         return self.submissions(broker, waiting)
 
     # -- reconciliation --------------------------------------------------------------------

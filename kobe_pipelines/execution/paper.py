@@ -123,6 +123,8 @@ class PaperBroker:
         self.delisted_after = delisted_after
         self.durable = durable
         self._cached: tuple[tuple[int, int, int], dict[str, Any]] | None = None
+        # The working orders of the cached state, by the file version they were found in.
+        self._working: tuple[tuple[int, int, int], list[dict[str, Any]]] | None = None
         with self._state(write=False):  # a corrupt file fails here, at start
             pass
 
@@ -186,7 +188,7 @@ class PaperBroker:
 
     def open_orders(self) -> list[OrderRecord]:
         with self._state(write=False) as state:
-            orders = sorted((o for o in state["orders"].values() if ps.is_open(o)), key=lambda o: o["seq"])
+            orders = sorted(self._working_orders(state), key=lambda o: o["seq"])
         return [ps.order_record(o) for o in orders]
 
     def fills(self) -> list[Fill]:
@@ -201,12 +203,12 @@ class PaperBroker:
     # -- account ---------------------------------------------------------------------------
     def positions(self) -> dict[str, Position]:
         with self._state(write=False) as state:
-            return ps.positions(state)
+            return ps.positions(state, self._working_orders(state))
 
     def account(self) -> Account:
         with self._state(write=False) as state:
             equity = ps.equity(state)
-            return Account(float(equity), float(Decimal(state["cash"])), float(ps.buying_power(state)))
+            return Account(float(equity), float(Decimal(state["cash"])), float(ps.buying_power(state, self._working_orders(state))))
 
     def marks(self) -> dict[str, float]:
         """Latest close seen per symbol with a position or an order, USD."""
@@ -368,6 +370,8 @@ class PaperBroker:
         with open(self.state_dir / LOCK_NAME, "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
             try:
+                if write:
+                    self._working = None  # the block may change which orders are working
                 state = self._load()
                 try:
                     yield state
@@ -379,6 +383,17 @@ class PaperBroker:
                     self._cached = (_stat_key(self.path), state)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _working_orders(self, state: dict[str, Any]) -> list[dict[str, Any]]:
+        """`paper_state.working_orders` of `state`, read in a read-only block: found once per
+        version of the state file (a write block drops it before it can change the state)."""
+        key = self._cached[0] if self._cached is not None and self._cached[1] is state else None
+        if key is not None and self._working is not None and self._working[0] == key:
+            return self._working[1]
+        working = ps.working_orders(state)
+        if key is not None:
+            self._working = (key, working)
+        return working
 
     def _load(self) -> dict[str, Any]:
         found = read_regular(self.path)  # a link, FIFO or folder there: StateFileError, never a fresh book

@@ -263,19 +263,26 @@ def equity(state: dict[str, Any]) -> Decimal:
     return Decimal(state["cash"]) + sum((pos["qty"] * mark_of(state, s) for s, pos in state["positions"].items()), Decimal(0))
 
 
-def buying_power(state: dict[str, Any]) -> Decimal:
+def working_orders(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The orders with a leg still open, in the state's order."""
+    return [order for order in state["orders"].values() if is_open(order)]
+
+
+def buying_power(state: dict[str, Any], working: list[dict[str, Any]] | None = None) -> Decimal:
     """1x account: equity - |market value| of every position - notional of working entries
-    (a protective stop order reserves nothing: it only closes)."""
+    (a protective stop order reserves nothing: it only closes). `working`: the state's
+    `working_orders`, when already known."""
     tied = sum((abs(pos["qty"]) * mark_of(state, s) for s, pos in state["positions"].items()), Decimal(0))
-    reserved = sum((order["qty"] * Decimal(order["expected_price"]) for order in state["orders"].values()
-                    if order["legs"]["entry"]["status"] == OrderStatus.NEW.value and order.get("order_type") != "stop"),
-                   Decimal(0))
+    entries = [order for order in (working_orders(state) if working is None else working)
+               if order["legs"]["entry"]["status"] == OrderStatus.NEW.value and order.get("order_type") != "stop"]
+    reserved = sum((order["qty"] * Decimal(order["expected_price"]) for order in entries), Decimal(0))
     return max(Decimal(0), equity(state) - tied - reserved)
 
 
-def positions(state: dict[str, Any]) -> dict[str, Position]:
-    """Positions with the stop that protects them (`broker.protective_stop`)."""
-    working = [order_record(o) for o in state["orders"].values() if is_open(o)]
+def positions(state: dict[str, Any], working: list[dict[str, Any]] | None = None) -> dict[str, Position]:
+    """Positions with the stop that protects them (`broker.protective_stop`). `working`: the
+    state's `working_orders`, when already known."""
+    records = [order_record(o) for o in (working_orders(state) if working is None else working)]
     return {symbol: Position(symbol, int(pos["qty"]), float(Decimal(pos["avg_entry"])),
-                             protective_stop(symbol, int(pos["qty"]), working))
+                             protective_stop(symbol, int(pos["qty"]), records))
             for symbol, pos in state["positions"].items()}

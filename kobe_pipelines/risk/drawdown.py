@@ -70,8 +70,10 @@ class HighWaterMarkStore:
     otherwise restart the peak from the next, lower, equity).
     """
 
-    def __init__(self, state_dir: str | os.PathLike[str] | None = None):
+    def __init__(self, state_dir: str | os.PathLike[str] | None = None, durable: bool = True):
+        """`durable=False`: writes stay atomic but do not wait for the disk (backtests only)."""
         folder = paths.state_dir(state_dir)
+        self.durable = durable
         self.path = folder / HWM_NAME
         self.equity_log_path = folder / EQUITY_LOG_NAME
         self._cache: tuple[tuple[int, ...], HighWaterMark] | None = None
@@ -95,7 +97,7 @@ class HighWaterMarkStore:
         return mark
 
     def write(self, mark: HighWaterMark) -> None:
-        atomic_write_json(self.path, mark.__dict__)
+        atomic_write_json(self.path, mark.__dict__, fsync=self.durable)
 
     def _refuse_missing_with_history(self) -> None:
         log = regular_stat(self.equity_log_path)
@@ -185,6 +187,8 @@ class DrawdownMonitor:
 
     `alert(subject, body)` is called once when this monitor engages the halt (default: a
     CRITICAL log record); an alert that raises is logged and never undoes the halt.
+    `durable=False` (backtests only): the mark and the equity log are written without waiting
+    for the disk (the mark still replaced atomically); engaging the halt always waits.
     """
 
     def __init__(
@@ -194,6 +198,7 @@ class DrawdownMonitor:
         alert: Alert | None = None,
         clock: Callable[[], dt.datetime] | None = None,
         by: str = "drawdown-monitor",
+        durable: bool = True,
     ):
         if isinstance(max_drawdown, bool) or not isinstance(max_drawdown, (int, float)) or not 0 < max_drawdown <= 1:
             raise RecordError("drawdown monitor", "config", "max_drawdown", "must be a fraction in (0, 1]", max_drawdown)
@@ -202,7 +207,8 @@ class DrawdownMonitor:
         self.alert = alert or _log_alert
         self._clock = clock or utc_now
         self.by = by
-        self.store = HighWaterMarkStore(self.state_dir)
+        self.durable = durable
+        self.store = HighWaterMarkStore(self.state_dir, durable=durable)
         self.kill_switch = KillSwitch(self.state_dir, clock=self._clock)
 
     def update(self, equity: float, as_of: dt.datetime | dt.date | str,
@@ -242,7 +248,8 @@ class DrawdownMonitor:
         append_record(self.state_dir / EQUITY_LOG_NAME, {"as_of": stamp, "recorded_at": now, "equity": value,
                                                          "high_water_mark": peak, "drawdown": drawdown,
                                                          "halted": result.halted,
-                                                         **({"stale_marks": stale_marks} if stale_marks else {})})
+                                                         **({"stale_marks": stale_marks} if stale_marks else {})},
+                      fsync=self.durable)
         return result
 
     def status(self) -> HighWaterMark | None:

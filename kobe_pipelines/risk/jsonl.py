@@ -97,8 +97,10 @@ def repair_torn_tail(path: str | os.PathLike[str]) -> Path | None:
     return side
 
 
-def append_record(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
-    """Append one record as a line and fsync it (for rare events such as halts and clears).
+def append_record(path: str | os.PathLike[str], record: dict[str, Any], fsync: bool = True) -> None:
+    """Append one record as a line and fsync it (for rare events such as halts and clears);
+    `fsync=False` (simulations whose state a rerun rebuilds): the same append without waiting
+    for the disk.
 
     The folder must exist: creating the state folder is never a side effect of logging.
     """
@@ -109,10 +111,11 @@ def append_record(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
     fd = open_regular(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
         write_all(fd, line)
-        os.fsync(fd)
+        if fsync:
+            os.fsync(fd)
     finally:
         os.close(fd)
-    if created:
+    if created and fsync:
         fsync_dir(file.parent)
 
 

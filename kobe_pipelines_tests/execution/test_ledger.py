@@ -146,3 +146,44 @@ def test_record_decision_when_rejected_then_logged_with_its_status(ledger, gate)
     ledger.record_decision(decision, "paper")
     assert ledger.events()[["event", "status", "decision_id"]].values.tolist() == [
         ["decision", "rejected", decision.decision_id]]
+
+
+MARKS = {"AAA": 100.0, "BBB": 100.0, "CCC": 100.0}
+
+
+def _states_from_scratch(path, broker: str) -> tuple[set[str], set[str]]:
+    """Open and awaiting-answer order ids at `broker`, from every row: each order's highest-seq
+    order-state event, read with one query over the whole table."""
+    with sqlite3.connect(path) as con:
+        rows = con.execute("SELECT client_order_id, broker, event, is_open FROM events e WHERE seq = (SELECT max(seq) "
+                           "FROM events WHERE client_order_id = e.client_order_id AND event IN "
+                           "('submitted', 'ack', 'refused', 'unknown', 'status', 'cancel'))").fetchall()
+    return ({c for c, b, _, o in rows if b == broker and o}, {c for c, b, e, _ in rows if b == broker and e == "submitted"})
+
+
+def test_open_order_ids_when_another_ledger_object_writes_between_reads_then_each_read_sees_every_row(tmp_path, gate):
+    reader, writer = OrderLedger(tmp_path / "state"), OrderLedger(tmp_path / "state")  # a second process's view
+    decisions = {c: gate.decide(intent(coid=c, symbol=s), book(MARKS)) for c, s in (("o-1", "AAA"), ("o-2", "BBB"), ("o-3", "CCC"))}
+    writer.record_submission(decisions["o-1"], "paper")
+    writer.record_submission(decisions["o-2"], "paper")
+    assert reader.open_order_ids("paper") == {"o-1", "o-2"}
+    assert set(reader.unsent_approvals("paper")) == {"o-1", "o-2"}
+    writer.record_broker_error("o-1", "paper", RuntimeError("no"), outcome_unknown=False)  # refused: closed
+    writer.record_submission(decisions["o-3"], "alpaca")
+    writer.record_broker_error("o-3", "alpaca", RuntimeError("lost"), outcome_unknown=True)  # unknown: stays open
+    assert reader.open_order_ids("paper") == {"o-2"} and reader.open_order_ids("alpaca") == {"o-3"}
+    assert set(reader.unsent_approvals("paper")) == {"o-2"} and reader.unsent_approvals("alpaca") == {}
+    for broker in ("paper", "alpaca"):
+        assert (reader.open_order_ids(broker), set(reader.unsent_approvals(broker))) == \
+            _states_from_scratch(reader.path, broker)
+
+
+def test_open_order_ids_when_ledger_file_replaced_by_another_then_reads_the_new_file_from_its_start(tmp_path, gate):
+    ledger = OrderLedger(tmp_path / "state")
+    ledger.record_submission(gate.decide(intent(coid="o-1"), book(MARKS)), "paper")
+    ledger.record_submission(gate.decide(intent(coid="o-2", symbol="BBB"), book(MARKS)), "paper")
+    assert ledger.open_order_ids("paper") == {"o-1", "o-2"}
+    other = OrderLedger(tmp_path / "other")  # a different ledger with one order and a lower highest seq
+    other.record_submission(gate.decide(intent(coid="o-9", symbol="CCC"), book(MARKS)), "paper")
+    (tmp_path / "other" / LEDGER_NAME).replace(ledger.path)
+    assert ledger.open_order_ids("paper") == {"o-9"}

@@ -229,3 +229,19 @@ def test_submit_when_id_taken_by_a_different_order_then_refused(tmp_path, paper,
     with pytest.raises(DuplicateClientOrderIdError, match="qty 10 != 20"):
         paper.submit(different)
     assert paper.get_order("ord-1").qty == 10
+
+
+def test_open_orders_when_read_between_writes_of_this_and_another_broker_then_each_read_sees_the_latest_book(
+        tmp_path, paper, approve):
+    other = PaperBroker(tmp_path / "state", slippage_bps=5.0, starting_cash=100_000.0)  # a second process's view
+    paper.submit(approve())
+    assert [o.client_order_id for o in paper.open_orders()] == ["ord-1"]
+    assert paper.account().buying_power == 99_000.0  # 10 x 100.00 reserved
+    other.cancel("ord-1")
+    assert paper.open_orders() == [] and paper.account().buying_power == 100_000.0
+    paper.submit(approve(intent(coid="ord-2")))
+    other.advance(bars(ENTRY_BAR))  # ord-2 enters at 100.00: its stop works, its entry reserves nothing now
+    assert [o.client_order_id for o in paper.open_orders()] == ["ord-2"]
+    assert paper.positions()["AAA"].stop == 95.0 and paper.account().buying_power == 99_000.0
+    paper.cancel("ord-2")  # the position stays, unprotected
+    assert paper.open_orders() == [] and paper.positions()["AAA"].stop is None

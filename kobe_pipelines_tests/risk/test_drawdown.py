@@ -247,3 +247,22 @@ def test_update_when_equity_log_is_not_a_regular_file_then_halts_promptly_naming
     place(kind, state / "equity_log.jsonl")
     status = monitor.update(100_000.0, "2024-01-02")
     assert status.halted and "equity_log.jsonl: " + WORDS[kind] in KillSwitch(state).status().reason
+
+
+@pytest.mark.parametrize("durable, syncs", [(True, True), (False, False)])
+def test_update_when_durable_or_not_then_same_files_written_and_fsync_only_when_durable(tmp_path, monkeypatch, durable, syncs):
+    calls = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real_fsync(fd)))
+    folder = tmp_path / f"state-{durable}"
+    folder.mkdir()
+    monitor = DrawdownMonitor(folder, max_drawdown=0.15, clock=FakeClock(), durable=durable)
+    monitor.update(100_000.0, "2024-01-02")
+    status = monitor.update(90_000.0, "2024-01-03")
+    assert (status.high_water_mark, status.drawdown, status.halted) == (100_000.0, pytest.approx(0.10), False)
+    stored = json.loads((folder / "high_water_mark.json").read_text())
+    assert (stored["high_water_mark"], stored["last_equity"]) == (100_000.0, 90_000.0)
+    log = [json.loads(line) for line in (folder / "equity_log.jsonl").read_text().splitlines()]
+    assert [(r["as_of"], r["equity"]) for r in log] == [("2024-01-02", 100_000.0), ("2024-01-03", 90_000.0)]
+    assert bool(calls) is syncs
+    assert not list(folder.glob(".*.tmp"))  # the mark replaced by rename: no temporary file left behind
