@@ -149,7 +149,7 @@ class SimulatedProvider:
         """The true total log return x_t per (symbol, date) where the symbol trades: the process
         the mean reversion runs on (it runs before a listing too, unseen)."""
         first, last = self._market.span(start, end)
-        return self._traded(first, last, self._log_returns(first, last), "log_return")
+        return self._market.long_frame(first, last, self._market.log_returns(first, last), "log_return")
 
     def oracle_score(self, horizon: int, start: dt.date | str | None = None, end: dt.date | str | None = None) -> pd.DataFrame:
         """Oracle score per (symbol, date): E[close-to-close simple total return over the next
@@ -159,33 +159,14 @@ class SimulatedProvider:
 
         days, p = self._market.days, self._market.params
         first, last = self._market.span(start or days[0], end or days[-1])
-        returns = self._log_returns(first - (LAGS - 1), last)  # each window needs the four sessions before it
+        returns = self._market.log_returns(first - (LAGS - 1), last)  # each window needs the four sessions before it
         windows = np.lib.stride_tricks.sliding_window_view(returns, LAGS, axis=0)  # (sessions, n, LAGS), oldest first
         sessions, n = windows.shape[0], self.config.n_symbols
         drift = np.broadcast_to(p.mu + p.beta * MARKET_DRIFT, (sessions, n)).ravel()
         variance = np.broadcast_to(p.beta**2 * MARKET_VOL**2 + p.sigma**2, (sessions, n)).ravel()
         score = expected_total_return(windows.reshape(-1, LAGS), drift, variance, self.config.signal_strength,
                                       horizon).reshape(sessions, n)
-        return self._traded(first, last, score, "score")
-
-    def _log_returns(self, first: int, last: int) -> np.ndarray:
-        """x_t (sessions, n) for t in [first, last] (zero before session 0)."""
-        level = self._market.cumulative_returns(first - 1, last)
-        return np.diff(level, axis=0)
-
-    def _traded(self, first: int, last: int, values: np.ndarray, name: str) -> pd.DataFrame:
-        """A long (symbol, date, `name`) frame of (sessions, n) `values`, rows where the symbol trades."""
-        if last < first:
-            return pd.DataFrame({"symbol": pd.Series([], dtype=object), "date": pd.Series([], dtype="datetime64[ns]"),
-                                 name: pd.Series([], dtype="float64")})
-        rows = _LongRows(self._market.params, first, last, self.config.n_symbols)
-        where, at = rows.positions(first, last)
-        column = np.empty(rows.total)
-        column[at] = values[where]
-        frame = rows.table(self._market.days, {name: column}).to_pandas()
-        frame["symbol"] = frame["symbol"].astype(str)
-        frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
-        return frame
+        return self._market.long_frame(first, last, score, "score")
 
 
 def _symbol(i: int) -> str:
@@ -519,14 +500,27 @@ class _Market:
 
     def signal(self, first: int, last: int) -> pd.DataFrame:
         if last < first:
-            return pd.DataFrame({"symbol": pd.Series([], dtype=object), "date": pd.Series([], dtype="datetime64[ns]"),
-                                 "score": pd.Series([], dtype="float64")})
+            return self.long_frame(first, last, np.zeros((0, self.cfg.n_symbols)), "score")
         level = self.cumulative_returns(first - 5, last)
+        return self.long_frame(first, last, -(level[5:] - level[:-5]), "score")
+
+    def log_returns(self, first: int, last: int) -> np.ndarray:
+        """x_t (sessions, n) for t in [first, last] (zero before session 0)."""
+        if last < first:
+            return np.zeros((0, self.cfg.n_symbols))
+        return np.diff(self.cumulative_returns(first - 1, last), axis=0)
+
+    def long_frame(self, first: int, last: int, values: np.ndarray, name: str) -> pd.DataFrame:
+        """A long (symbol, date, `name`) frame of the (sessions, n) `values` of [first, last], rows
+        where the symbol trades."""
+        if last < first:
+            return pd.DataFrame({"symbol": pd.Series([], dtype=object), "date": pd.Series([], dtype="datetime64[ns]"),
+                                 name: pd.Series([], dtype="float64")})
         rows = _LongRows(self.params, first, last, self.cfg.n_symbols)
         where, at = rows.positions(first, last)
-        score = np.empty(rows.total)
-        score[at] = -(level[5:] - level[:-5])[where]
-        frame = rows.table(self.days, {"score": score}).to_pandas()
+        column = np.empty(rows.total)
+        column[at] = values[where]
+        frame = rows.table(self.days, {name: column}).to_pandas()
         frame["symbol"] = frame["symbol"].astype(str)
         frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
         return frame
