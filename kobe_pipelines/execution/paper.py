@@ -71,7 +71,7 @@ from kobe_pipelines.execution.errors import (
 )
 from kobe_pipelines.execution.paper_model import Bar, ExitFill, ModelFill, entry_fill, exit_fill
 from kobe_pipelines.market_calendar import is_session, xnys
-from kobe_pipelines.regular_files import read_regular
+from kobe_pipelines.regular_files import read_regular, version_of
 from kobe_pipelines.orders import OrderType, Side
 from kobe_pipelines.risk.heat import is_reducing
 from kobe_pipelines.risk.types import Decision, Position
@@ -122,7 +122,7 @@ class PaperBroker:
         self._clock = clock or _utc_now
         self.delisted_after = delisted_after
         self.durable = durable
-        self._cached: tuple[tuple[int, int, int], dict[str, Any]] | None = None
+        self._cached: tuple[tuple[int, int, int, int, int] | None, dict[str, Any]] | None = None
         # The working orders of the cached state, by the file version they were found in.
         self._working: tuple[tuple[int, int, int], list[dict[str, Any]]] | None = None
         with self._state(write=False):  # a corrupt file fails here, at start
@@ -380,7 +380,7 @@ class PaperBroker:
                     raise
                 if write:
                     ps.save(self.path, state, self.durable)
-                    self._cached = (_stat_key(self.path), state)
+                    self._cached = (version_of(self.path), state)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -396,24 +396,18 @@ class PaperBroker:
         return working
 
     def _load(self) -> dict[str, Any]:
-        found = read_regular(self.path)  # a link, FIFO or folder there: StateFileError, never a fresh book
+        # a link, FIFO or folder there: StateFileError, never a fresh book
+        if self._cached is not None and version_of(self.path) == self._cached[0]:
+            return self._cached[1]  # unchanged since it was parsed: neither read nor parsed again
+        found = read_regular(self.path)
         if found is None:
             return ps.fresh_state(self._starting_cash)
-        key = _stat_key(self.path)
-        if self._cached is not None and self._cached[0] == key:
-            return self._cached[1]
         try:
             payload = json.loads(found.data)
         except ValueError as exc:
             raise StateFileError(self.path, f"is not valid JSON ({exc}); refusing to reset the paper account") from exc
         state = ps.check_state(self.path, ps.upgrade(payload))
-        self._cached = (key, state)
+        self._cached = (found.version, state)
         return state
-
-
-def _stat_key(path: os.PathLike[str]) -> tuple[int, int, int]:
-    stat = os.stat(path)
-    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-
 
 __all__ = ["AdvanceResult", "PaperBroker", "STATE_NAME"]
