@@ -44,7 +44,6 @@ def market(days_2024: list[str] = DAYS_2024) -> tuple[pd.DataFrame, pd.DataFrame
 def small_groups(monkeypatch):
     """Raw row groups of exactly GROUP_ROWS rows, factor row groups of 2 rows."""
     monkeypatch.setattr(file_store, "RAW_ROW_GROUP_ROWS", GROUP_ROWS)
-    monkeypatch.setattr(file_store, "RAW_ROW_GROUP_GROWTH", 0)
     monkeypatch.setattr(file_store, "FACTOR_ROW_GROUP_ROWS", 2)
 
 
