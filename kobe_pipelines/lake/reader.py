@@ -194,7 +194,8 @@ def pruned_bars(plan: symbol_reads.SymbolPlan, view: str, start: dt.date | str |
     if end is not None:
         raw = raw.filter(pc.less_equal(raw.column("date"), pa.scalar(pd.Timestamp(end).date(), pa.date32())))
     raw = raw.take(pc.sort_indices(raw, [("symbol", "ascending"), ("date", "ascending")]))
-    bars = schema.normalize_bars(raw.select(list(schema.BAR_COLUMNS)).to_pandas(date_as_object=False))
+    frame = raw.select(list(schema.BAR_COLUMNS)).to_pandas(date_as_object=False, coerce_temporal_nanoseconds=True)
+    bars = schema.normalize_bars(frame)
     if factors is None or factors.num_rows == 0:
         return bars
     if intervals_overlap(factors):

@@ -110,6 +110,8 @@ def file_index(path: Path) -> FileIndex:
 
 @dataclass(frozen=True)
 class FileGroups:
+    """One file of a plan and the row groups of it to read."""
+
     entry: FileEntry
     index: FileIndex
     groups: list[int]  # the row groups that may hold a wanted symbol
@@ -138,15 +140,17 @@ class SymbolPlan:
         return self.groups_read <= SESSION_GROUPS + self.groups_visited / SCAN_VISITS_PER_READ
 
     def read(self, *roles: str) -> list[pa.Table | None]:
-        """For each of `roles`, the rows of the symbols in the planned files of that role, in file order then row order: None when the plan has no such file, a table of
-        the first such file's schema and no rows when none holds a symbol. Symbols come back as
-        plain strings; every page read is checked against its CRC32. The row groups of all roles
-        are decoded READ_THREADS at a time. Raises `LakeCorruptionError` naming a file that
-        cannot be read."""
+        """For each of `roles`, the rows of the symbols in the planned files of that role, in file
+        order then row order: None when the plan has no such file, a table of the first such
+        file's schema and no rows when none holds a symbol. Symbols come back as plain strings;
+        every page read is checked against its CRC32. The row groups of all roles are decoded
+        READ_THREADS at a time. Raises `LakeCorruptionError` naming a file that cannot be read."""
         wanted = pa.array(self.symbols, pa.string())
         jobs = [(part, group) for part in self.files for group in part.groups]
-        rows = list(_pool().map(lambda job: _rows_of(self.root, job[0], job[1], wanted), jobs)) if len(jobs) > 1 else \
-            [_rows_of(self.root, part, group, wanted) for part, group in jobs]
+        if len(jobs) > 1:
+            rows = list(_pool().map(lambda job: _rows_of(self.root, *job, wanted), jobs))
+        else:
+            rows = [_rows_of(self.root, part, group, wanted) for part, group in jobs]
         out = []
         for role in roles:
             files = [part for part in self.files if part.entry.role == role]

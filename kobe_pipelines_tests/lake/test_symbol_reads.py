@@ -13,7 +13,7 @@ import pytest
 
 from kobe_pipelines import market_calendar
 from kobe_pipelines.data import schema
-from kobe_pipelines.lake import Lake, SymbolRequestError, file_store, symbol_reads
+from kobe_pipelines.lake import Lake, LakeCorruptionError, SymbolRequestError, file_store, symbol_reads
 
 GROUP_ROWS = 10
 DAYS_2023 = [str(day.date()) for day in market_calendar.sessions("2023-12-01", "2023-12-29")][-10:]
@@ -23,7 +23,8 @@ EX_DAY = DAYS_2024[4]  # BBB pays $1 going ex: its bars before this session x (1
 
 
 def bars_of(symbol: str, days: list[str], close: float) -> pd.DataFrame:
-    closes = [close * (0.5 if symbol == "AAA" and day >= SPLIT_DAY else 1.0) + 0.25 * i for i, day in enumerate(days)]
+    closes = [close * (0.5 if symbol == "AAA" and day >= SPLIT_DAY else 1.0) + 0.25 * i
+              for i, day in enumerate(days)]
     return pd.DataFrame({"symbol": symbol, "date": days, "open": closes, "high": [c + 1 for c in closes],
                          "low": [c - 1 for c in closes], "close": closes, "volume": [1000.0 + i for i in range(len(days))]})
 
@@ -47,7 +48,8 @@ def small_groups(monkeypatch):
     monkeypatch.setattr(file_store, "FACTOR_ROW_GROUP_ROWS", 2)
 
 
-def read_both_ways(lake: Lake, monkeypatch, symbols, view: str = "total", version_id: str | None = None, **dates) -> pd.DataFrame:
+def read_both_ways(lake: Lake, monkeypatch, symbols, view: str = "total", version_id: str | None = None,
+                   **dates) -> pd.DataFrame:
     """`read_bars` by the pruned read and by the DuckDB scan, which must agree exactly; the pruned one."""
     with monkeypatch.context() as patch:
         patch.setattr(symbol_reads, "SESSION_GROUPS", 10**9)
@@ -187,3 +189,40 @@ def test_file_index_when_a_file_at_the_same_path_changes_then_its_footer_is_read
     os.replace(replacement, path)
     assert symbol_reads.file_index(path).num_row_groups == 4
     assert symbol_reads.file_index(path).groups_holding(["C"]) == [2]
+
+
+def test_read_bars_when_a_byte_of_a_page_it_reads_is_flipped_then_the_read_fails_naming_the_file_or_gives_the_same_rows(
+        tmp_path, small_groups, monkeypatch):
+    lake = Lake(tmp_path / "lake")
+    lake.freeze(*market(), provider="test")
+    expected = read_both_ways(lake, monkeypatch, ["CCC"])
+    entry = [e for e in lake.current_version().files_with_role("raw_bars") if "year=2023" in e.path][0]
+    path = lake.abspath(entry)
+    original, before = path.read_bytes(), path.stat()
+    metadata = pq.ParquetFile(path).metadata
+    offsets = []  # every byte of the pages of the row groups holding CCC (groups 1 and 2)
+    for group in (1, 2):
+        for column in range(metadata.num_columns):
+            chunk = metadata.row_group(group).column(column)
+            start = chunk.dictionary_page_offset if chunk.has_dictionary_page else chunk.data_page_offset
+            offsets += range(start, start + chunk.total_compressed_size)
+    failed = silent = 0
+    with monkeypatch.context() as patch:
+        patch.setattr(symbol_reads, "SESSION_GROUPS", 10**9)  # the pruned read, which checks page CRCs
+        for offset in offsets[::max(1, len(offsets) // 150)]:
+            with open(path, "r+b") as handle:
+                handle.seek(offset)
+                byte = handle.read(1)[0]
+                handle.seek(offset)
+                handle.write(bytes([byte ^ (1 << offset % 8)]))
+            os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # the cached footer stays in use
+            try:
+                got = lake.read_bars(symbols=["CCC"])
+            except LakeCorruptionError as exc:
+                assert entry.path in str(exc)
+                failed += 1
+            else:
+                silent += not got.equals(expected)
+            path.write_bytes(original)
+            os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert silent == 0 and failed > 50
