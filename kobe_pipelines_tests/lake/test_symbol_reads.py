@@ -13,7 +13,9 @@ import pytest
 
 from kobe_pipelines import market_calendar
 from kobe_pipelines.data import schema
-from kobe_pipelines.lake import Lake, LakeCorruptionError, SymbolRequestError, file_store, symbol_reads
+from kobe_pipelines.lake import Lake, SymbolRequestError, file_store, symbol_reads
+
+from .conftest import flips_caught, page_bytes
 
 GROUP_ROWS = 10
 DAYS_2023 = [str(day.date()) for day in market_calendar.sessions("2023-12-01", "2023-12-29")][-10:]
@@ -195,34 +197,9 @@ def test_read_bars_when_a_byte_of_a_page_it_reads_is_flipped_then_the_read_fails
         tmp_path, small_groups, monkeypatch):
     lake = Lake(tmp_path / "lake")
     lake.freeze(*market(), provider="test")
-    expected = read_both_ways(lake, monkeypatch, ["CCC"])
     entry = [e for e in lake.current_version().files_with_role("raw_bars") if "year=2023" in e.path][0]
     path = lake.abspath(entry)
-    original, before = path.read_bytes(), path.stat()
-    metadata = pq.ParquetFile(path).metadata
-    offsets = []  # every byte of the pages of the row groups holding CCC (groups 1 and 2)
-    for group in (1, 2):
-        for column in range(metadata.num_columns):
-            chunk = metadata.row_group(group).column(column)
-            start = chunk.dictionary_page_offset if chunk.has_dictionary_page else chunk.data_page_offset
-            offsets += range(start, start + chunk.total_compressed_size)
-    failed = silent = 0
-    with monkeypatch.context() as patch:
-        patch.setattr(symbol_reads, "SESSION_GROUPS", 10**9)  # the pruned read, which checks page CRCs
-        for offset in offsets[::max(1, len(offsets) // 150)]:
-            with open(path, "r+b") as handle:
-                handle.seek(offset)
-                byte = handle.read(1)[0]
-                handle.seek(offset)
-                handle.write(bytes([byte ^ (1 << offset % 8)]))
-            os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # the cached footer stays in use
-            try:
-                got = lake.read_bars(symbols=["CCC"])
-            except LakeCorruptionError as exc:
-                assert entry.path in str(exc)
-                failed += 1
-            else:
-                silent += not got.equals(expected)
-            path.write_bytes(original)
-            os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    offsets = page_bytes(path, groups=(1, 2))  # the row groups holding CCC
+    monkeypatch.setattr(symbol_reads, "SESSION_GROUPS", 10**9)  # the pruned read, which checks page CRCs
+    failed, silent = flips_caught(path, offsets[::max(1, len(offsets) // 150)], lambda: lake.read_bars(symbols=["CCC"]), entry.path)
     assert silent == 0 and failed > 50
