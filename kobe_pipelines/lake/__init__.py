@@ -10,6 +10,7 @@ Each module owns one job; each imports only the ones above it in this list:
     versions      versions on disk: manifests, CURRENT, pins, retention
     catalog       catalog.duckdb: views over the current and retained versions
     sessions      read-only DuckDB sessions: statement check and locked configuration
+    symbol_reads  a few symbols' rows from only the row groups holding them (cached footers)
     reader        queries, read_bars, event returns, derived tables
     staging       ingested batches waiting for a freeze
     segments      derived tables: roles, row order, whole or one more segment
@@ -25,6 +26,7 @@ Each module owns one job; each imports only the ones above it in this list:
 from kobe_pipelines.lake.actions import ActionsSetAside
 from kobe_pipelines.lake.errors import (
     LakeCorruptionError, LakeError, LakeVersionNotFound, LakeWriteError, QueryRefused, RawRestatementError,
+    SymbolRequestError,
 )
 from kobe_pipelines.lake.manifest import FileEntry, Manifest
 from kobe_pipelines.lake.publish import Candidate, FreezeResult
@@ -32,5 +34,5 @@ from kobe_pipelines.lake.store import Lake, LakeVersion
 
 __all__ = [
     "ActionsSetAside", "Candidate", "FileEntry", "FreezeResult", "Lake", "LakeCorruptionError", "LakeError", "LakeVersion",
-    "LakeVersionNotFound", "LakeWriteError", "Manifest", "QueryRefused", "RawRestatementError",
+    "LakeVersionNotFound", "LakeWriteError", "Manifest", "QueryRefused", "RawRestatementError", "SymbolRequestError",
 ]

@@ -33,6 +33,13 @@ class RawRestatementError(RecordError):
     """A provider re-delivered a stored raw bar with different values; raw bars are immutable."""
 
 
+class SymbolRequestError(RecordError):
+    """A read asked for a symbol that cannot be a ticker (or for one string instead of a list of them)."""
+
+    def __init__(self, symbol: str, field: str, problem: str):
+        super().__init__("symbol", symbol, field, problem)
+
+
 class LakeBusyError(LakeError):
     """Another freeze holds the lake's lock."""
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import threading
 import time
@@ -35,17 +34,10 @@ from kobe_pipelines.lake.manifest import FileEntry
 log = logging.getLogger(__name__)
 
 ROW_GROUP_ROWS = 128 * 1024
-# Raw bars are sorted by (symbol, date): a row group of 16k rows holds a few symbols' year, so a
-# one-symbol read touches ~16k rows per year file instead of 128k (row groups are skipped by their
-# symbol statistics).
+# Raw bars are sorted by (symbol, date): a row group of 16k rows holds a few dozen symbols' year,
+# and a read of a few symbols decodes only the row groups holding them (`symbol_reads`), each
+# whole: its cost is set by this size, whatever the size of the file.
 RAW_ROW_GROUP_ROWS = 16 * 1024
-# A reader pays for every row group of a file (DuckDB checks each one's statistics) and decodes
-# the groups it keeps: for a one-symbol read the cost is least with groups of about sqrt(n x 300)
-# rows in a file of n rows. A raw file's groups grow that way with the rows already written, in
-# steps of RAW_ROW_GROUP_ROWS (16k up to 4.2M rows, 32k up to 9.4M, then 48k): a year of 50,000
-# symbols (12.6M rows) has 481 row groups where fixed 16k ones gave 769. The sizes follow from the rows alone, so the bytes do
-# not depend on how the rows were handed in.
-RAW_ROW_GROUP_GROWTH = 256
 # Factors (sorted by symbol) in row groups of a few hundred symbols, for the same reason: a
 # one-symbol read of the adjusted views scans one row group of the factor table, not all of it;
 # smaller groups make the table larger and its write slower.
@@ -236,7 +228,6 @@ class ContentWriter:
         strings = [f.name for f in schema
                    if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_dictionary(f.type)]
         self.group_rows = {"raw_bars": RAW_ROW_GROUP_ROWS, "factors": FACTOR_ROW_GROUP_ROWS}.get(role, ROW_GROUP_ROWS)
-        self.group_growth = RAW_ROW_GROUP_GROWTH if role == "raw_bars" else 0
         # LZ4 rather than Snappy: files of the same size, and DuckDB reads them faster. Every page
         # carries a CRC32: a flipped byte fails the read of that page wherever the pipeline reads
         # with pyarrow, instead of changing a value.
@@ -244,20 +235,13 @@ class ContentWriter:
         self._writer = pq.ParquetWriter(self.tmp, schema, compression="lz4", use_dictionary=strings, write_page_checksum=True)
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
-        self._written = 0  # rows in the row groups written so far
         self.rows = 0
         self.min_date = self.max_date = None
 
     @property
     def rows_held(self) -> int:
-        """Rows kept for the next row group (fewer than `next_group_rows`)."""
+        """Rows kept for the next row group (fewer than `group_rows`)."""
         return self._pending_rows
-
-    @property
-    def next_group_rows(self) -> int:
-        """The size of the next row group (see RAW_ROW_GROUP_GROWTH)."""
-        grown = math.isqrt(self._written * self.group_growth)
-        return max(self.group_rows, grown // self.group_rows * self.group_rows)
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows == 0:
@@ -270,14 +254,13 @@ class ContentWriter:
             self.max_date = high if self.max_date is None else max(self.max_date, high)
         self._pending.append(table)
         self._pending_rows += table.num_rows
-        if self._pending_rows < self.next_group_rows:
+        if self._pending_rows < self.group_rows:
             return
         rows = pa.concat_tables(self._pending).combine_chunks()
         done = 0
-        while self._pending_rows - done >= (size := self.next_group_rows):
+        while self._pending_rows - done >= (size := self.group_rows):
             self._writer.write_table(rows.slice(done, size), row_group_size=size)
             done += size
-            self._written += size
         rest = self._pending_rows - done
         # a copy of the rest, so that the written rows' buffers are not kept alive by a slice
         self._pending = [rows.take(pa.array(np.arange(done, self._pending_rows)))] if rest else []
@@ -286,7 +269,7 @@ class ContentWriter:
     def close(self) -> FileEntry:
         try:
             if self._pending_rows:
-                self._writer.write_table(pa.concat_tables(self._pending).combine_chunks(), row_group_size=self.next_group_rows)
+                self._writer.write_table(pa.concat_tables(self._pending).combine_chunks(), row_group_size=self.group_rows)
             elif self.rows == 0:  # one empty row group, as a write of an empty table gives
                 self._writer.write_table(self.schema.empty_table(), row_group_size=self.group_rows)
             self._pending, self._pending_rows = [], 0

@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Sequence
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from kobe_pipelines.data import schema
-from kobe_pipelines.lake import catalog, sessions
+from kobe_pipelines.data import adjustments, rules, schema
+from kobe_pipelines.lake import catalog, sessions, symbol_reads
+from kobe_pipelines.lake.errors import SymbolRequestError
 from kobe_pipelines.lake.file_store import ContentStore
 from kobe_pipelines.lake.manifest import FileEntry, Manifest
 from kobe_pipelines.lake.segments import DERIVED_ORDER, in_derived_order
@@ -60,12 +63,26 @@ class LakeReader:
                                    catalog_path=self.root / "catalog.duckdb") as con:
             return sessions.run(con, statements)
 
-    def read_bars(self, version_id: str | None = None, view: str = "total", symbols: list[str] | None = None,
+    def read_bars(self, version_id: str | None = None, view: str = "total", symbols: Sequence[str] | None = None,
                   start: dt.date | str | None = None, end: dt.date | str | None = None) -> pd.DataFrame:
         """Bars of one version in `schema.BAR_COLUMNS`, sorted by symbol and date. `view`: "total"
-        (split- and dividend-adjusted), "split" (split-adjusted) or "raw"."""
+        (split- and dividend-adjusted), "split" (split-adjusted) or "raw". `symbols`: tickers
+        (`SymbolRequestError` names one that cannot be a ticker); a symbol the version lacks has no rows.
+
+        A read of a few symbols opens only the row groups holding them and adjusts those rows
+        itself (`symbol_reads`), when that beats a DuckDB scan of the files (`SymbolPlan.pays`);
+        both give exactly the rows and values of the view."""
         if view not in VIEWS:
             raise ValueError(f"view must be one of {VIEWS} (got {view!r})")
+        files = files_between(self.manifest(version_id).files, start, end)
+        if symbols is not None:
+            symbols = checked_symbols(symbols)
+            roles = ("raw_bars",) if view == "raw" else ("raw_bars", "factors")
+            plan = symbol_reads.plan(self.root, [e for e in files if e.role in roles], symbols)
+            if plan.pays:
+                bars = pruned_bars(plan, view, start, end)
+                if bars is not None:
+                    return bars
         where, params = [], []
         if symbols is not None:
             # a list_contains filter is applied in the scan (row groups of other symbols are
@@ -79,9 +96,13 @@ class LakeReader:
             where.append("date <= ?")
             params.append(pd.Timestamp(end).date())
         sql = f"SELECT * FROM {VIEW_TABLES[view]}" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY symbol, date"
-        with self.connect(version_id, start, end) as con:
+        with self._session(version_id, files) as con:
             frame = con.execute(sql, params).df()
         return schema.normalize_bars(frame)
+
+    def _session(self, version_id: str | None, files: Sequence[FileEntry]) -> duckdb.DuckDBPyConnection:
+        return sessions.open_session(self.root, files, self.versions.versions(), self.versions.current_version_id(),
+                                     self.versions.pins())
 
     def event_returns(self, files: Sequence[FileEntry], events: pd.DataFrame) -> dict[str, pd.DataFrame]:
         """Close-to-close log return on each event date, per adjusted view ("split", "total"),
@@ -143,3 +164,49 @@ def files_between(files: Sequence[FileEntry], start: dt.date | str | None, end: 
         return (low is None or entry.max_date >= low) and (high is None or entry.min_date <= high)
 
     return [entry for entry in files if needed(entry)]
+
+
+def checked_symbols(symbols: Sequence[str]) -> list[str]:
+    """`symbols` as a list, each a ticker (`rules.symbol_problem`); raises `SymbolRequestError`
+    naming the first that is not, or when `symbols` is one string rather than a list of them."""
+    if isinstance(symbols, (str, bytes)):
+        raise SymbolRequestError(repr(symbols), "symbols", f"must be a list of tickers, not one string (pass [{symbols!r}])")
+    out = list(symbols)
+    for symbol in out:
+        problem = rules.symbol_problem(symbol)
+        if problem is not None:
+            raise SymbolRequestError(repr(symbol), "symbols", problem)
+    return out
+
+
+def pruned_bars(plan: symbol_reads.SymbolPlan, view: str, start: dt.date | str | None,
+                end: dt.date | str | None) -> pd.DataFrame | None:
+    """`read_bars` of the planned symbols from the planned row groups: the raw rows between
+    `start` and `end` by symbol and date, times the factor of the interval each falls in
+    (`adjustments.apply_factors`, the views' join: valid_from <= date < valid_to, factor 1 outside
+    every interval). None when some symbol's factor intervals overlap (the views' join would then
+    repeat bars): the caller scans instead."""
+    raw, factors = plan.read("raw_bars", "factors") if view != "raw" else (*plan.read("raw_bars"), None)
+    if raw is None:
+        return schema.empty_bars()
+    if start is not None:
+        raw = raw.filter(pc.greater_equal(raw.column("date"), pa.scalar(pd.Timestamp(start).date(), pa.date32())))
+    if end is not None:
+        raw = raw.filter(pc.less_equal(raw.column("date"), pa.scalar(pd.Timestamp(end).date(), pa.date32())))
+    raw = raw.take(pc.sort_indices(raw, [("symbol", "ascending"), ("date", "ascending")]))
+    frame = raw.select(list(schema.BAR_COLUMNS)).to_pandas(date_as_object=False, coerce_temporal_nanoseconds=True)
+    bars = schema.normalize_bars(frame)
+    if factors is None or factors.num_rows == 0:
+        return bars
+    if intervals_overlap(factors):
+        return None
+    return adjustments.apply_factors(bars, factors.to_pandas(), view)
+
+
+def intervals_overlap(factors: pa.Table) -> bool:
+    """Whether two factor intervals of one symbol overlap (valid_to null: open-ended)."""
+    ordered = factors.take(pc.sort_indices(factors, [("symbol", "ascending"), ("valid_from", "ascending")]))
+    symbols = ordered.column("symbol").to_numpy(zero_copy_only=False)
+    starts = ordered.column("valid_from").cast(pa.int64()).to_numpy()
+    ends = ordered.column("valid_to").cast(pa.int64()).fill_null(np.iinfo(np.int64).max).to_numpy()
+    return bool(((symbols[1:] == symbols[:-1]) & (ends[:-1] > starts[1:])).any())

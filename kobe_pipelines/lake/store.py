@@ -125,9 +125,11 @@ class Lake:
         """The rows of a read-only SELECT (anything else raises `QueryRefused`)."""
         return self.reader.query(sql, version_id)
 
-    def read_bars(self, version_id: str | None = None, view: str = "total", symbols: list[str] | None = None,
+    def read_bars(self, version_id: str | None = None, view: str = "total", symbols: Sequence[str] | None = None,
                   start: dt.date | str | None = None, end: dt.date | str | None = None) -> pd.DataFrame:
-        """Bars of one version in `schema.BAR_COLUMNS`, sorted by symbol and date; `view` "total", "split" or "raw"."""
+        """Bars of one version in `schema.BAR_COLUMNS`, sorted by symbol and date; `view` "total", "split" or "raw";
+        `symbols` a list of tickers (`SymbolRequestError` names one that is not); a few symbols
+        are read from only the row groups holding them."""
         return self.reader.read_bars(version_id, view, symbols, start, end)
 
     def event_returns(self, files: Sequence[FileEntry], events: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -4,11 +4,8 @@ page, and the weekly Dagster job re-hashes everything and alerts."""
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
 from kobe_pipelines.alerts.sinks import read_alert_log
@@ -18,18 +15,7 @@ from kobe_pipelines.defs.lake.schedules import LAKE_CORRUPTION_ALERT, verify_lak
 from kobe_pipelines.defs.resources import LakeResource
 from kobe_pipelines.lake import Lake, LakeCorruptionError
 
-from .conftest import sim_inputs
-
-
-def flip(path, offset: int, bit: int = 0) -> None:
-    """Flip one bit of `path` in place, then give the file back its access and modification times."""
-    before = path.stat()
-    with open(path, "r+b") as handle:
-        handle.seek(offset)
-        byte = handle.read(1)[0]
-        handle.seek(offset)
-        handle.write(bytes([byte ^ (1 << bit)]))
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+from .conftest import flip, flips_caught, page_bytes, sim_inputs
 
 
 def test_freeze_when_a_raw_byte_is_flipped_and_its_mtime_restored_then_the_next_freeze_refuses(lake, sim):
@@ -43,39 +29,14 @@ def test_freeze_when_a_raw_byte_is_flipped_and_its_mtime_restored_then_the_next_
     assert Lake(lake.root).current_version_id() == first.version_id
 
 
-def page_bytes(path) -> list[int]:
-    """The offsets of every byte of the file's pages (each column chunk's dictionary and data
-    pages with their headers): what page checksums cover. The footer is covered by sha256 only."""
-    metadata = pq.ParquetFile(path).metadata
-    offsets = []
-    for group in range(metadata.num_row_groups):
-        for column in range(metadata.num_columns):
-            chunk = metadata.row_group(group).column(column)
-            start = chunk.dictionary_page_offset if chunk.has_dictionary_page else chunk.data_page_offset
-            offsets += range(start, start + chunk.total_compressed_size)
-    return offsets
-
-
 def test_derived_table_when_a_byte_of_a_page_is_flipped_then_the_read_fails_or_returns_the_same_rows(lake, sim):
     # Page checksums: every page read with pyarrow is checked against its CRC32, so a flipped byte
     # either fails the read (naming the file) or lies where it changes no value; never a silent change.
     lake.freeze(*sim_inputs(sim), provider="simulated")
     entry = lake.current_version().files_with_role("factors")[0]
     path = lake.abspath(entry)
-    original = path.read_bytes()
-    expected = lake.derived_table("factors")
     offsets = page_bytes(path)
-    failed = silent = 0
-    for offset in offsets[::max(1, len(offsets) // 200)]:
-        flip(path, offset, bit=offset % 8)
-        try:
-            got = lake.derived_table("factors")
-        except LakeCorruptionError as exc:
-            assert entry.path in str(exc)
-            failed += 1
-        else:
-            silent += not got.equals(expected)
-        path.write_bytes(original)
+    failed, silent = flips_caught(path, offsets[::max(1, len(offsets) // 200)], lambda: lake.derived_table("factors"), entry.path)
     assert silent == 0 and failed > 100
 
 
