@@ -66,6 +66,12 @@ def _gx():
     return gx, gxe
 
 
+def import_great_expectations() -> None:
+    """Import Great Expectations now (it is imported on first use otherwise), e.g. in a thread
+    while the bars to check are fetched."""
+    _gx()
+
+
 def _run_suite(suite_name: str, frame: pd.DataFrame, expectations: list[Any], *, keys: list[str] | None = None,
                parameters: dict[str, Any] | None = None, every_row: bool = False) -> list[Any]:
     """GE's results of `expectations` on `frame`. A ValidationDefinition loads (and fingerprints)
@@ -133,10 +139,13 @@ def trimmed_symbols(symbols: pd.Series) -> pd.Categorical:
     trimmed share one category, so their bars on one date are duplicates; a missing symbol stays
     missing."""
     values = symbols.array if isinstance(symbols.dtype, pd.CategoricalDtype) else pd.Categorical(symbols)
-    trimmed = pd.Index(values.categories.astype(str)).str.strip()
+    names = pd.Index(values.categories.astype(str))
+    trimmed = names.str.strip()
+    if trimmed.equals(names) and trimmed.equals(values.categories):
+        return values  # every symbol already trimmed: the column as it is
     to_trimmed, categories = pd.factorize(trimmed)
-    codes = values.codes
-    return pd.Categorical.from_codes(np.where(codes >= 0, to_trimmed[codes], -1), categories=categories)
+    # code -1 (missing) takes the appended last slot, -1
+    return pd.Categorical.from_codes(np.append(to_trimmed, -1)[values.codes], categories=categories)
 
 
 def check_raw_bars(bars: pd.DataFrame, as_of: dt.date) -> QualityReport:

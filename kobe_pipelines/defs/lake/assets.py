@@ -54,6 +54,29 @@ def _alert_failed_check(alerts: AlertsResource, asset: str, scope: str, report) 
     alerter.flush()
 
 
+def _check_while_writing(beside, store, label: str, bars, frame):
+    """The raw-bar check of `frame`, with its batch written meanwhile on the `beside` thread
+    (Parquet writing runs outside the GIL) and staged only when the check passes: a refused batch,
+    or a check that raises, leaves nothing staged."""
+    from kobe_pipelines import market_calendar
+    from kobe_pipelines.data.quality import check_raw_bars
+
+    written = beside.submit(store.write_pending_bars, label, bars) if len(frame) else None
+    try:
+        report = check_raw_bars(frame, as_of=market_calendar.last_completed_session().date())
+    except BaseException:
+        if written is not None and written.exception() is None:
+            written.result().discard()
+        raise
+    if written is not None:
+        pending = written.result()
+        if report.success:
+            pending.commit()
+        else:
+            pending.discard()
+    return report
+
+
 def _preview(frame, rows: int = 5) -> dg.MetadataValue:
     return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False) if len(frame) else "_empty_")
 
@@ -62,12 +85,13 @@ def _preview(frame, rows: int = 5) -> dg.MetadataValue:
 def raw_daily_bars(config: SessionsConfig, market_data: MarketDataResource, lake: LakeResource, alerts: AlertsResource):
     """Raw (unadjusted) daily bars of the sessions this run ingests, checked and staged for the
     freeze. A batch that fails its blocking check is not staged and nothing downstream runs."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import pyarrow as pa
 
-    from kobe_pipelines import market_calendar
     from kobe_pipelines.data import schema
     from kobe_pipelines.data.providers.base import bars_for_freeze
-    from kobe_pipelines.data.quality import QualityReport, check_raw_bars
+    from kobe_pipelines.data.quality import QualityReport, import_great_expectations
 
     store = lake.open()
     held = last_session_held(store)
@@ -79,14 +103,17 @@ def raw_daily_bars(config: SessionsConfig, market_data: MarketDataResource, lake
             check_results=[check_result(RAW_BARS_CHECK, "raw_daily_bars", report)],
         )
         return
-    bars = bars_for_freeze(market_data.build(), span.first, span.last)
-    # the checks read a frame of `schema.BAR_COLUMNS` types (dates as datetime64[ns]); the Arrow
-    # table itself is what is staged
-    frame = schema.normalize_bars(bars.to_pandas(date_as_object=False) if isinstance(bars, pa.Table) else bars)
-    report = check_raw_bars(frame, as_of=market_calendar.last_completed_session().date())
-    if report.success and len(frame):
-        store.stage_bars(span.label, bars)
-    elif not report.success:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw_daily_bars") as beside:
+        # Great Expectations is imported while the bars are fetched
+        imported = beside.submit(import_great_expectations)
+        bars = bars_for_freeze(market_data.build(), span.first, span.last)
+        # the checks read a frame of `schema.BAR_COLUMNS` types (dates as datetime64[ns]); the
+        # Arrow table itself is what is staged
+        frame = schema.normalize_bars(bars.to_pandas(date_as_object=False, split_blocks=True)
+                                      if isinstance(bars, pa.Table) else bars)
+        imported.result()
+        report = _check_while_writing(beside, store, span.label, bars, frame)
+    if not report.success:
         _alert_failed_check(alerts, "raw_daily_bars", str(span), report)
     days = frame["date"]
     yield dg.MaterializeResult(
@@ -189,7 +216,7 @@ def _held_scope(store, staged_bars):
     import pyarrow.compute as pc
 
     version_id = store.current_version_id()
-    symbols = set(pc.unique(staged_bars.column("symbol").cast("string")).to_pylist()) if staged_bars.num_rows else set()
+    symbols = set(pc.unique(staged_bars.column("symbol")).cast("string").to_pylist()) if staged_bars.num_rows else set()
     firsts, lasts = [], []
     if staged_bars.num_rows:
         bounds = pc.min_max(staged_bars.column("date")).as_py()
