@@ -131,6 +131,9 @@ def raw_daily_bars(config: SessionsConfig, market_data: MarketDataResource, lake
         if worker is not None:
             def check():
                 worker.submit(table, as_of)
+                # the candidate's jump checks use Great Expectations in this process: imported
+                # beside (after the batch is written) while the worker checks
+                beside.submit(import_great_expectations)
                 return worker.result()
         else:
             # the check reads a frame of `schema.BAR_COLUMNS` types (dates as datetime64[ns]), its
