@@ -172,12 +172,13 @@ def _production_model(root: Path, env: dict) -> None:
 import dagster as dg
 from kobe_pipelines.defs.driver import LoopDriver, training_config
 from kobe_pipelines.defs.env_resources import AlertsResource, BrokerResource, MlflowResource, RiskResource, StrategyResource
+from kobe_pipelines.defs.backtest.resources import BacktestResource
 from kobe_pipelines.defs.resources import LakeResource, MarketDataResource
 state = {str(root / 'state')!r}
 resources = dict(lake=LakeResource(lake_dir={str(root / 'model-lake')!r}), alerts=AlertsResource(state_dir=state),
                  market_data=MarketDataResource(sim_symbols={SMALL_MODEL_SYMBOLS}, history_start="2022-01-03", sim_end="2024-06-28"),
                  mlflow=MlflowResource(state_dir=state), broker=BrokerResource(state_dir=state), risk=RiskResource(state_dir=state),
-                 strategy=StrategyResource(state_dir=state))
+                 strategy=StrategyResource(state_dir=state), backtest=BacktestResource(backtest_dir={str(root / 'backtests')!r}))
 driver = LoopDriver(resources, dg.DagsterInstance.ephemeral())
 driver.freeze("2022-01-03", "2024-06-28", with_signals=False)
 driver.train(training_config(max_epochs=2, n_folds=1))

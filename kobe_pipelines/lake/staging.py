@@ -5,20 +5,108 @@
     staging/actions/dividends.parquet
 
 Staged files are not part of any version; a freeze that publishes clears the labels it used.
+The batch this process staged last is also kept in memory, in (symbol, date) order, until it is
+read or cleared: a freeze that follows in the same process (a Dagster run of the lake group)
+takes it from there instead of reading its file back, as long as the file is the one written.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kobe_pipelines.data import schema
 from kobe_pipelines.fsutil import atomic_write_bytes, fsync_dir
 from kobe_pipelines.lake import duck
+
+
+def _file_identity(path: Path) -> tuple[int, int, int]:
+    stat = path.stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+class _LastStaged:
+    """The batch this process staged last (its path, file identity and table), held until read."""
+
+    held: tuple[Path, tuple[int, int, int], pa.Table] | None = None
+
+    @classmethod
+    def keep(cls, path: Path, table: pa.Table) -> None:
+        cls.held = (path, _file_identity(path), table)
+
+    @classmethod
+    def take(cls, path: Path) -> pa.Table | None:
+        """The table kept for `path` if its file is still the one written (then no longer kept)."""
+        held = cls.held
+        if held is None or held[0] != path:
+            return None
+        cls.held = None
+        try:
+            return held[2] if _file_identity(path) == held[1] else None
+        except FileNotFoundError:
+            return None
+
+    @classmethod
+    def forget(cls, paths: list[Path]) -> None:
+        if cls.held is not None and cls.held[0] in paths:
+            cls.held = None
+
+
+def in_symbol_date_order(table: pa.Table) -> bool:
+    """Whether the rows are strictly increasing in (symbol, date), symbols compared as strings:
+    the order `bars_table` reads staged batches in."""
+    if table.num_rows < 2:
+        return True
+    symbols = table.column("symbol").combine_chunks()
+    if symbols.null_count:
+        return False
+    days = table.column("date").combine_chunks().cast(pa.int32()).to_numpy(zero_copy_only=False)
+    if pa.types.is_dictionary(symbols.type):
+        names = symbols.dictionary
+        if names.null_count or len(pc.unique(names)) != len(names):
+            return False
+        rank = np.empty(len(names), dtype=np.int64)
+        rank[pc.sort_indices(names).to_numpy()] = np.arange(len(names))
+        keys = rank[symbols.indices.to_numpy(zero_copy_only=False)]
+        after, same = keys[1:] > keys[:-1], keys[1:] == keys[:-1]
+    else:
+        earlier, later = symbols.slice(0, len(symbols) - 1), symbols.slice(1)
+        after = pc.greater(later, earlier).to_numpy(zero_copy_only=False)
+        same = pc.equal(later, earlier).to_numpy(zero_copy_only=False)
+    return bool(np.all(after | (same & (days[1:] > days[:-1]))))
+
+
+@dataclass(frozen=True)
+class PendingBatch:
+    """A batch of bars written under a hidden name beside the staged ones, not staged yet: a check
+    can judge it while it is written. `commit` stages it (atomic rename, replacing the same
+    label); `discard` removes it. A hidden file a crash leaves is never read and is overwritten by
+    the next write of its label. `table` is the batch as written; `in_order` whether its rows are
+    in (symbol, date) order already (then a freeze in this process can take it from memory)."""
+
+    written: Path
+    target: Path
+    table: pa.Table
+    in_order: bool
+
+    def commit(self) -> Path:
+        os.replace(self.written, self.target)
+        fsync_dir(self.target.parent)
+        if self.in_order:
+            _LastStaged.keep(self.target, self.table)
+        else:
+            _LastStaged.forget([self.target])
+        return self.target
+
+    def discard(self) -> None:
+        self.written.unlink(missing_ok=True)
 
 
 class Staging:
@@ -38,13 +126,16 @@ class Staging:
     def stage_bars(self, label: str, bars: pd.DataFrame | pa.Table) -> Path:
         """Store an ingested batch (a frame or an Arrow table of `schema.BAR_COLUMNS`) until the
         next freeze; replaces the same label."""
+        return self.write_pending(label, bars).commit()
+
+    def write_pending(self, label: str, bars: pd.DataFrame | pa.Table) -> PendingBatch:
+        """Write a batch as `stage_bars` does, staged only when the returned batch is committed."""
         target = self.bars_dir / f"{label}.parquet"
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        pq.write_table(schema.bars_table(bars), tmp, write_page_checksum=True)
-        os.replace(tmp, target)
-        fsync_dir(target.parent)
-        return target
+        written = target.with_name(f".{target.name}.tmp")
+        table = schema.bars_table(bars)
+        pq.write_table(table, written, write_page_checksum=True)
+        return PendingBatch(written, target, table, in_symbol_date_order(table))
 
     def labels(self) -> list[str]:
         if not self.bars_dir.exists():
@@ -58,6 +149,8 @@ class Staging:
         labels = self.labels() if labels is None else labels
         if not labels:
             return schema.bars_table(schema.empty_bars())
+        if len(labels) == 1 and (kept := _LastStaged.take(self.bars_dir / f"{labels[0]}.parquet")) is not None:
+            return kept
         files = [str(self.bars_dir / f"{label}.parquet") for label in labels]
         with duck.cursor() as con:
             table = con.sql(f"SELECT {', '.join(schema.BAR_COLUMNS)} FROM read_parquet(?) ORDER BY symbol, date",
@@ -65,6 +158,7 @@ class Staging:
         return schema.bars_table(table)
 
     def clear(self, labels: list[str]) -> None:
+        _LastStaged.forget([self.bars_dir / f"{label}.parquet" for label in labels])
         for label in labels:
             (self.bars_dir / f"{label}.parquet").unlink(missing_ok=True)
 

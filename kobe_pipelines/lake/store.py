@@ -38,7 +38,7 @@ from kobe_pipelines.lake.manifest import FileEntry, Manifest
 from kobe_pipelines.lake.publish import Candidate, FreezeResult
 from kobe_pipelines.lake.raw_bars import DEFAULT_BATCH_ROWS
 from kobe_pipelines.lake.reader import LakeReader
-from kobe_pipelines.lake.staging import Staging
+from kobe_pipelines.lake.staging import PendingBatch, Staging
 from kobe_pipelines.lake.versions import VersionStore
 
 DEFAULT_RETENTION = 10
@@ -148,6 +148,11 @@ class Lake:
     def stage_bars(self, label: str, bars: pd.DataFrame | pa.Table) -> Path:
         """Store an ingested batch (a frame or an Arrow table of `schema.BAR_COLUMNS`) until the next freeze."""
         return self.staging.stage_bars(label, bars)
+
+    def write_pending_bars(self, label: str, bars: pd.DataFrame | pa.Table) -> PendingBatch:
+        """Write a batch as `stage_bars` does, staged only once the returned `PendingBatch` is
+        committed (discarded, nothing of it is staged)."""
+        return self.staging.write_pending(label, bars)
 
     def staged_labels(self) -> list[str]:
         return self.staging.labels()

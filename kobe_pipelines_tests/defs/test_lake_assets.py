@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from kobe_pipelines.alerts.sinks import read_alert_log
+from kobe_pipelines.defs.lake import assets as lake_assets
 from kobe_pipelines.defs.resources import MarketDataResource
 from kobe_pipelines.lake import Lake
 from kobe_pipelines_tests.defs.conftest import driver_for
@@ -98,19 +99,26 @@ def test_refreeze_when_a_range_leaves_actions_of_other_symbols_and_sessions_then
     assert list(zip(splits["symbol"], splits["split_to"])) == [("AAA", 2.0)]
 
 
-def test_refreeze_when_a_raw_bar_is_bad_then_blocking_check_fails_and_nothing_is_frozen(tmp_path, instance):
+def _refreeze_bars(tmp_path, instance, bars: pd.DataFrame):
+    """A refreeze of `bars` (files provider) over their first to last date, failures allowed; the
+    run's result and its raw-bar check."""
     source = tmp_path / "src"
     source.mkdir()
+    bars.to_csv(source / "bars.csv", index=False)
+    first, last = min(bars["date"]), max(bars["date"])
+    market = MarketDataResource(provider="files", files_dir=str(source), history_start=first)
+    result = driver_for(tmp_path, market, instance).freeze(first, last, with_signals=False, raise_on_error=False)
+    return result, {e.check_name: e for e in result.get_asset_check_evaluations()}["check_raw_bars_quality"]
+
+
+def test_refreeze_when_a_raw_bar_is_bad_then_blocking_check_fails_and_nothing_is_frozen(tmp_path, instance):
     bars = pd.DataFrame(
         {"symbol": ["AAA", "AAA"], "date": ["2024-01-02", "2024-01-03"], "open": [10.0, 10.0],
          "high": [11.0, 9.0], "low": [9.5, 9.5], "close": [10.5, 9.6], "volume": [100.0, 100.0]}
     )  # 2024-01-03: high 9.0 < low 9.5
-    bars.to_csv(source / "bars.csv", index=False)
-    market = MarketDataResource(provider="files", files_dir=str(source), history_start="2024-01-02")
-    result = driver_for(tmp_path, market, instance).freeze("2024-01-02", "2024-01-03", with_signals=False, raise_on_error=False)
-    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    assert checks["check_raw_bars_quality"].passed is False
-    failed = checks["check_raw_bars_quality"].metadata["failed_expectations"].value
+    result, check = _refreeze_bars(tmp_path, instance, bars)
+    assert check.passed is False
+    failed = check.metadata["failed_expectations"].value
     assert any(f["examples"] and f["examples"][0]["date"] == "2024-01-03" for f in failed)
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "lake_version" not in materialized and "lake_candidate" not in materialized
@@ -129,3 +137,36 @@ def test_refreeze_when_no_production_model_then_the_lake_is_published_and_the_ru
     logs = instance.all_logs(result.run_id)
     assert any("no production version yet" in (entry.user_message or "") and "training_job" in entry.user_message for entry in logs)
     assert Lake(tmp_path / "lake").current_version_id() == result.output_for_node("lake_version")
+
+
+def test_refreeze_when_a_year_of_sessions_holds_a_bad_bar_then_the_check_in_its_worker_blocks_the_freeze(
+        tmp_path, instance, monkeypatch):
+    # a span of a year or more with enough bars is checked in a worker process; its refusal blocks
+    # the freeze just as the check in this process does
+    monkeypatch.setattr(lake_assets, "CHECK_IN_WORKER_FROM_ROWS", 1)
+    days = ["2023-01-03", "2023-06-01", "2024-01-03"]
+    bars = pd.DataFrame({"symbol": ["AAA"] * 3, "date": days, "open": 10.0, "high": [11.0, 9.0, 11.0],
+                         "low": 9.5, "close": [10.5, 9.6, 10.5], "volume": 100.0})  # 2023-06-01: high 9.0 < low 9.5
+    result, check = _refreeze_bars(tmp_path, instance, bars)
+    assert check.passed is False
+    failed = check.metadata["failed_expectations"].value
+    assert {"expectation": "expect_column_pair_values_a_to_be_greater_than_b", "column": "high,close", "unexpected": 1,
+            "examples": [{"high": 9.0, "close": 9.6, "symbol": "AAA", "date": "2023-06-01"}]} in failed
+    assert _metadata(result, "raw_daily_bars")["staged"] is False
+    lake = Lake(tmp_path / "lake")
+    assert lake.current_version_id() is None and lake.staged_labels() == []
+    assert list(lake.staging_dir.iterdir()) == []  # the batch written beside the check was discarded
+
+
+def test_refreeze_when_a_year_of_simulated_sessions_then_the_worker_passes_them_and_the_version_holds_them(
+        tmp_path, instance, monkeypatch):
+    monkeypatch.setattr(lake_assets, "CHECK_IN_WORKER_FROM_ROWS", 1)
+    market = MarketDataResource(sim_symbols=3, history_start="2023-01-03", sim_end="2024-01-31")
+    result = driver_for(tmp_path, market, instance).freeze("2023-01-03", "2024-01-31", with_signals=False)
+    assert result.success
+    assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()}["check_raw_bars_quality"] is True
+    meta = _metadata(result, "raw_daily_bars")
+    delivered = market.build().daily_bars("2023-01-03", "2024-01-31")
+    assert (meta["rows"], meta["sessions"], meta["symbols"]) == (len(delivered), delivered["date"].nunique(), 3)
+    assert (meta["first_date"], meta["last_date"]) == ("2023-01-03", "2024-01-31")
+    assert Lake(tmp_path / "lake").query("SELECT count(*) AS n FROM bars")["n"].iloc[0] == len(delivered)

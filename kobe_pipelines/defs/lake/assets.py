@@ -54,6 +54,39 @@ def _alert_failed_check(alerts: AlertsResource, asset: str, scope: str, report) 
     alerter.flush()
 
 
+# a batch of a year or more of sessions and millions of bars is checked in a process of its own
+# (`data.quality_worker`), started before the fetch; a smaller one in this process
+CHECK_IN_WORKER_FROM_DAYS = 365
+CHECK_IN_WORKER_FROM_ROWS = 2_000_000
+
+
+def _check_while_writing(beside, store, label: str, table, check):
+    """The raw-bar check (`check()`), with the batch written meanwhile on the `beside` thread
+    (Parquet writing runs outside the GIL) and staged only when the check passes: a refused batch,
+    or a check that raises, leaves nothing staged."""
+    written = beside.submit(store.write_pending_bars, label, table) if table.num_rows else None
+    try:
+        report = check()
+    except BaseException:
+        if written is not None and written.exception() is None:
+            written.result().discard()
+        raise
+    if written is not None:
+        pending = written.result()
+        if report.success:
+            pending.commit()
+        else:
+            pending.discard()
+    return report
+
+
+def _distinct_count(column) -> int:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return len(pc.unique(pc.unique(column).cast(pa.string()).drop_null())) if len(column) else 0
+
+
 def _preview(frame, rows: int = 5) -> dg.MetadataValue:
     return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False) if len(frame) else "_empty_")
 
@@ -62,12 +95,16 @@ def _preview(frame, rows: int = 5) -> dg.MetadataValue:
 def raw_daily_bars(config: SessionsConfig, market_data: MarketDataResource, lake: LakeResource, alerts: AlertsResource):
     """Raw (unadjusted) daily bars of the sessions this run ingests, checked and staged for the
     freeze. A batch that fails its blocking check is not staged and nothing downstream runs."""
-    import pyarrow as pa
+    from concurrent.futures import ThreadPoolExecutor
+    from contextlib import ExitStack
+
+    import pyarrow.compute as pc
 
     from kobe_pipelines import market_calendar
     from kobe_pipelines.data import schema
     from kobe_pipelines.data.providers.base import bars_for_freeze
-    from kobe_pipelines.data.quality import QualityReport, check_raw_bars
+    from kobe_pipelines.data.quality import QualityReport, check_raw_bars, import_great_expectations
+    from kobe_pipelines.data.quality_worker import RawBarsCheckWorker
 
     store = lake.open()
     held = last_session_held(store)
@@ -79,26 +116,48 @@ def raw_daily_bars(config: SessionsConfig, market_data: MarketDataResource, lake
             check_results=[check_result(RAW_BARS_CHECK, "raw_daily_bars", report)],
         )
         return
-    bars = bars_for_freeze(market_data.build(), span.first, span.last)
-    # the checks read a frame of `schema.BAR_COLUMNS` types (dates as datetime64[ns]); the Arrow
-    # table itself is what is staged
-    frame = schema.normalize_bars(bars.to_pandas(date_as_object=False) if isinstance(bars, pa.Table) else bars)
-    report = check_raw_bars(frame, as_of=market_calendar.last_completed_session().date())
-    if report.success and len(frame):
-        store.stage_bars(span.label, bars)
-    elif not report.success:
+    as_of = market_calendar.last_completed_session().date()
+    with ExitStack() as stack:
+        beside = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw_daily_bars"))
+        # Great Expectations is imported while the bars are fetched: by a worker process when they
+        # may be many (a thread would share the interpreter lock with the fetch), else beside
+        long_span = (span.last - span.first).days >= CHECK_IN_WORKER_FROM_DAYS
+        worker = stack.enter_context(RawBarsCheckWorker()) if long_span else None
+        imported = None if worker else beside.submit(import_great_expectations)
+        table = schema.bars_table(bars_for_freeze(market_data.build(), span.first, span.last))
+        if worker is not None and table.num_rows < CHECK_IN_WORKER_FROM_ROWS:
+            worker.close()  # so few bars check sooner here than the worker is ready
+            worker = None
+        if worker is not None:
+            def check():
+                worker.submit(table, as_of)
+                # the candidate's jump checks use Great Expectations in this process: imported
+                # beside (after the batch is written) while the worker checks
+                beside.submit(import_great_expectations)
+                return worker.result()
+        else:
+            # the check reads a frame of `schema.BAR_COLUMNS` types (dates as datetime64[ns]), its
+            # columns as Arrow holds them, not copied into one block
+            frame = schema.normalize_bars(table.to_pandas(date_as_object=False, coerce_temporal_nanoseconds=True,
+                                                          split_blocks=True))
+            (imported or beside.submit(import_great_expectations)).result()
+
+            def check():
+                return check_raw_bars(frame, as_of=as_of)
+        report = _check_while_writing(beside, store, span.label, table, check)
+    if not report.success:
         _alert_failed_check(alerts, "raw_daily_bars", str(span), report)
-    days = frame["date"]
+    bounds = pc.min_max(table.column("date")).as_py()
     yield dg.MaterializeResult(
         metadata={
             "sessions_asked": str(span),
-            "sessions": int(days.nunique()),
-            "rows": len(frame),
-            "symbols": int(frame["symbol"].nunique()),
-            "first_date": str(days.min().date()) if len(frame) else "",
-            "last_date": str(days.max().date()) if len(frame) else "",
-            "staged": bool(report.success and len(frame)),
-            "preview": _preview(frame),
+            "sessions": _distinct_count(table.column("date")),
+            "rows": table.num_rows,
+            "symbols": _distinct_count(table.column("symbol")),
+            "first_date": str(bounds["min"] or ""),
+            "last_date": str(bounds["max"] or ""),
+            "staged": bool(report.success and table.num_rows),
+            "preview": _preview(table.slice(0, 5).to_pandas()),
         },
         check_results=[check_result(RAW_BARS_CHECK, "raw_daily_bars", report)],
     )
@@ -189,7 +248,7 @@ def _held_scope(store, staged_bars):
     import pyarrow.compute as pc
 
     version_id = store.current_version_id()
-    symbols = set(pc.unique(staged_bars.column("symbol").cast("string")).to_pylist()) if staged_bars.num_rows else set()
+    symbols = set(pc.unique(staged_bars.column("symbol")).cast("string").to_pylist()) if staged_bars.num_rows else set()
     firsts, lasts = [], []
     if staged_bars.num_rows:
         bounds = pc.min_max(staged_bars.column("date")).as_py()
