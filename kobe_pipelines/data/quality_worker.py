@@ -28,6 +28,19 @@ if TYPE_CHECKING:
 SHARED_MEMORY = Path("/dev/shm")
 
 
+def handover_folder(nbytes: int, shared: Path = SHARED_MEMORY) -> Path | None:
+    """Where `nbytes` of bars are handed to the worker: shared memory when it is a writable folder
+    with room for them twice over (a container's /dev/shm is often 64 MB), else None (the temporary
+    folder, on disk)."""
+    try:
+        if not (shared.is_dir() and os.access(shared, os.W_OK)):
+            return None
+        room = os.statvfs(shared)
+    except OSError:
+        return None
+    return shared if room.f_bavail * room.f_frsize >= 2 * nbytes else None
+
+
 class QualityWorkerError(RuntimeError):
     """The check's worker failed (its traceback is the message) or ended without a report."""
 
@@ -59,8 +72,7 @@ class RawBarsCheckWorker:
     def submit(self, bars: pa.Table, as_of: dt.date) -> None:
         """Hand over the bars (a table of `schema.BARS_ARROW_SCHEMA` columns) and the exchange
         date after which a bar is 'future'; the check starts at once."""
-        folder = SHARED_MEMORY if SHARED_MEMORY.is_dir() and os.access(SHARED_MEMORY, os.W_OK) else None
-        handle, name = tempfile.mkstemp(prefix="kobe-raw-bars-", suffix=".arrow", dir=folder)
+        handle, name = tempfile.mkstemp(prefix="kobe-raw-bars-", suffix=".arrow", dir=handover_folder(bars.nbytes))
         self._bars_file = Path(name)
         with os.fdopen(handle, "wb") as sink, pa.ipc.new_file(sink, bars.schema) as writer:
             writer.write_table(bars)

@@ -4,12 +4,15 @@ errors carried back, nothing left behind."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from kobe_pipelines.data import quality, schema
-from kobe_pipelines.data.quality_worker import QualityWorkerError, RawBarsCheckWorker
+from kobe_pipelines.data.quality_worker import QualityWorkerError, RawBarsCheckWorker, handover_folder
 
 AS_OF = dt.date(2024, 1, 31)
 
@@ -45,3 +48,19 @@ def test_worker_when_closed_before_any_bars_then_it_ends_without_a_report():
     worker = RawBarsCheckWorker()
     worker.close()
     assert not worker.running and worker.bars_file is None
+
+
+def test_handover_folder_when_shared_memory_has_room_then_it_is_used(tmp_path):
+    free = os.statvfs(tmp_path).f_bavail * os.statvfs(tmp_path).f_frsize
+    assert handover_folder(1024, shared=tmp_path) == tmp_path
+    assert handover_folder(free // 4, shared=tmp_path) == tmp_path  # needs half the free room
+
+
+def test_handover_folder_when_the_bars_would_not_fit_twice_then_the_temporary_folder_on_disk():
+    # e.g. a container's 64 MB /dev/shm and a decade of 5,000 symbols' bars (about 700 MB)
+    free = os.statvfs("/tmp").f_bavail * os.statvfs("/tmp").f_frsize
+    assert handover_folder(free, shared=Path("/tmp")) is None  # would need twice the free room
+
+
+def test_handover_folder_when_there_is_no_shared_memory_folder_then_the_temporary_folder(tmp_path):
+    assert handover_folder(1024, shared=tmp_path / "absent") is None
