@@ -2,9 +2,10 @@
 
 Importing Great Expectations is seconds of pure Python. A worker started before the bars are
 fetched imports it on the other core meanwhile (a thread would share the interpreter lock with
-the fetch), then maps the bars from an Arrow IPC file (in shared memory where there is one)
-without copying them, checks them, sends the `QualityReport` back on its stdout and exits at once.
-Anything the check prints goes to the worker's stderr. An error in the worker, or a worker that
+the fetch), then maps the bars from an Arrow IPC file (in shared memory where it has room)
+without copying them and removes the file's name once mapped, checks them, sends the
+`QualityReport` back on its stdout and exits at once. Anything the check prints goes to the
+worker's stderr. An error in the worker, or a worker that
 ends without a report, raises `QualityWorkerError` in the caller with what is known.
 """
 
@@ -112,6 +113,9 @@ def _serve() -> None:
         quality.import_great_expectations()
         path, as_of = pickle.load(sys.stdin.buffer)
         with pa.memory_map(path) as source:
+            # mapped, its name is no longer needed: a caller killed before it could remove the
+            # file leaves nothing in (shared) memory
+            os.unlink(path)
             table = pa.ipc.open_file(source).read_all()
         frame = schema.normalize_bars(table.to_pandas(date_as_object=False, coerce_temporal_nanoseconds=True,
                                                       split_blocks=True))

@@ -38,7 +38,7 @@ def test_worker_when_the_check_raises_then_the_caller_gets_its_traceback_and_the
     with RawBarsCheckWorker() as worker:
         worker.submit(table, AS_OF)
         bars_file = worker.bars_file
-        assert bars_file is not None and bars_file.exists()
+        assert bars_file is not None
         with pytest.raises(QualityWorkerError, match="volume"):
             worker.result()
     assert not bars_file.exists()
@@ -64,3 +64,13 @@ def test_handover_folder_when_the_bars_would_not_fit_twice_then_the_temporary_fo
 
 def test_handover_folder_when_there_is_no_shared_memory_folder_then_the_temporary_folder(tmp_path):
     assert handover_folder(1024, shared=tmp_path / "absent") is None
+
+
+def test_worker_when_it_has_mapped_the_bars_then_their_file_is_gone_before_the_report():
+    # a caller killed while the worker checks leaves no file behind in (shared) memory
+    with RawBarsCheckWorker() as worker:
+        worker.submit(schema.bars_table(bad_bars()), AS_OF)
+        bars_file = worker.bars_file
+        worker._process.stdout.peek(1)  # the report has started to arrive: the check is done
+        assert not bars_file.exists()
+        assert not worker.result().success
