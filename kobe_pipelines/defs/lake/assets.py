@@ -54,32 +54,6 @@ def _alert_failed_check(alerts: AlertsResource, asset: str, scope: str, report) 
     alerter.flush()
 
 
-# a batch of a year or more of sessions and millions of bars is checked in a process of its own
-# (`data.quality_worker`), started before the fetch; a smaller one in this process
-CHECK_IN_WORKER_FROM_DAYS = 365
-CHECK_IN_WORKER_FROM_ROWS = 2_000_000
-
-
-def _check_while_writing(beside, store, label: str, table, check):
-    """The raw-bar check (`check()`), with the batch written meanwhile on the `beside` thread
-    (Parquet writing runs outside the GIL) and staged only when the check passes: a refused batch,
-    or a check that raises, leaves nothing staged."""
-    written = beside.submit(store.write_pending_bars, label, table) if table.num_rows else None
-    try:
-        report = check()
-    except BaseException:
-        if written is not None and written.exception() is None:
-            written.result().discard()
-        raise
-    if written is not None:
-        pending = written.result()
-        if report.success:
-            pending.commit()
-        else:
-            pending.discard()
-    return report
-
-
 def _distinct_count(column) -> int:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -95,16 +69,13 @@ def _preview(frame, rows: int = 5) -> dg.MetadataValue:
 def raw_daily_bars(config: SessionsConfig, market_data: MarketDataResource, lake: LakeResource, alerts: AlertsResource):
     """Raw (unadjusted) daily bars of the sessions this run ingests, checked and staged for the
     freeze. A batch that fails its blocking check is not staged and nothing downstream runs."""
-    from concurrent.futures import ThreadPoolExecutor
-    from contextlib import ExitStack
-
     import pyarrow.compute as pc
 
     from kobe_pipelines import market_calendar
     from kobe_pipelines.data import schema
     from kobe_pipelines.data.providers.base import bars_for_freeze
-    from kobe_pipelines.data.quality import QualityReport, check_raw_bars, import_great_expectations
-    from kobe_pipelines.data.quality_worker import RawBarsCheckWorker
+    from kobe_pipelines.data.quality import QualityReport
+    from kobe_pipelines.lake.checked_ingest import fetch_check_and_stage
 
     store = lake.open()
     held = last_session_held(store)
@@ -116,35 +87,12 @@ def raw_daily_bars(config: SessionsConfig, market_data: MarketDataResource, lake
             check_results=[check_result(RAW_BARS_CHECK, "raw_daily_bars", report)],
         )
         return
-    as_of = market_calendar.last_completed_session().date()
-    with ExitStack() as stack:
-        beside = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw_daily_bars"))
-        # Great Expectations is imported while the bars are fetched: by a worker process when they
-        # may be many (a thread would share the interpreter lock with the fetch), else beside
-        long_span = (span.last - span.first).days >= CHECK_IN_WORKER_FROM_DAYS
-        worker = stack.enter_context(RawBarsCheckWorker()) if long_span else None
-        imported = None if worker else beside.submit(import_great_expectations)
-        table = schema.bars_table(bars_for_freeze(market_data.build(), span.first, span.last))
-        if worker is not None and table.num_rows < CHECK_IN_WORKER_FROM_ROWS:
-            worker.close()  # so few bars check sooner here than the worker is ready
-            worker = None
-        if worker is not None:
-            def check():
-                worker.submit(table, as_of)
-                # the candidate's jump checks use Great Expectations in this process: imported
-                # beside (after the batch is written) while the worker checks
-                beside.submit(import_great_expectations)
-                return worker.result()
-        else:
-            # the check reads a frame of `schema.BAR_COLUMNS` types (dates as datetime64[ns]), its
-            # columns as Arrow holds them, not copied into one block
-            frame = schema.normalize_bars(table.to_pandas(date_as_object=False, coerce_temporal_nanoseconds=True,
-                                                          split_blocks=True))
-            (imported or beside.submit(import_great_expectations)).result()
-
-            def check():
-                return check_raw_bars(frame, as_of=as_of)
-        report = _check_while_writing(beside, store, span.label, table, check)
+    batch = fetch_check_and_stage(
+        store, span.label, span.first, span.last,
+        fetch=lambda: schema.bars_table(bars_for_freeze(market_data.build(), span.first, span.last)),
+        as_of=market_calendar.last_completed_session().date(),
+    )
+    table, report = batch.table, batch.report
     if not report.success:
         _alert_failed_check(alerts, "raw_daily_bars", str(span), report)
     bounds = pc.min_max(table.column("date")).as_py()
