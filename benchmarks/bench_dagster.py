@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -138,11 +139,13 @@ def nightly(symbols: int, work: Path, multiprocess: bool) -> dict:
     trade = run([str(BIN / "dagster"), "job", "execute", "-m", "kobe_pipelines.definitions", "-j", "trading_job",
                  "--tags", json.dumps({**request["tags"], "dagster/run_key": request["run_key"]})], env)
     grown_kb = _folder_kb(root / "home") - before_kb
+    outputs_kb = _asset_outputs_kb(root / "home")
     total = refreeze.seconds + tick.seconds + trade.seconds
     peak = max(refreeze.peak_kb, tick.peak_kb, trade.peak_kb) / GIB
     print(f"nightly, {symbols:,} symbols: {total:.2f} s (refreeze_job {refreeze.seconds:.2f} s, sensor tick {tick.seconds:.2f} s, "
-          f"trading_job {trade.seconds:.2f} s), peak {peak:.2f} GiB; Dagster storage +{grown_kb:,} KB", flush=True)
-    out = {"total_s": total, "refreeze_s": refreeze.seconds, "peak_gib": peak, "storage_kb": grown_kb}
+          f"trading_job {trade.seconds:.2f} s), peak {peak:.2f} GiB; Dagster storage +{grown_kb:,} KB, of which "
+          f"{outputs_kb:,} KB the assets' latest outputs (replaced, not added to, by the next night)", flush=True)
+    out = {"total_s": total, "refreeze_s": refreeze.seconds, "peak_gib": peak, "storage_kb": grown_kb, "outputs_kb": outputs_kb}
     if multiprocess:
         shutil.rmtree(root / "lake")
         shutil.copytree(snapshot, root / "lake")
@@ -188,6 +191,19 @@ driver.train(training_config(max_epochs=2, n_folds=1))
 
 def _folder_kb(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) // 1024
+
+
+RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _asset_outputs_kb(home: Path) -> int:
+    """KB of the IO manager's asset outputs under `storage/` (one file per asset key, overwritten
+    by each materialization), as opposed to each run's own folder there (its captured logs)."""
+    storage = home / "storage"
+    if not storage.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in storage.rglob("*")
+               if p.is_file() and not RUN_ID.fullmatch(p.relative_to(storage).parts[0])) // 1024
 
 
 # ---- the demo and the import -----------------------------------------------------------------------
@@ -255,7 +271,7 @@ def main() -> None:
               f"against {nightly_sizes[0]:,}: {hi['total_s'] / lo['total_s']:.2f}  [< 3]; peak {max(lo['peak_gib'], hi['peak_gib']):.2f} GiB")
         if "multiprocess_s" in lo:
             print(f"  refreeze_job, multiprocess / in-process executor: {lo['multiprocess_s'] / lo['refreeze_s']:.2f}")
-        print(f"  Dagster storage per nightly run: {hi['storage_kb']:,} KB")
+        print(f"  Dagster storage per nightly run: {hi['storage_kb']:,} KB, of which {hi['outputs_kb']:,} KB replaced by the next night")
     if "demo" in results:
         print(f"  kobe demo, fresh folder: {results['demo']['seconds']:.2f} s  [< 120]; again with nothing new "
               f"{results['demo']['again_s']:.2f} s  [seconds]; peak {results['demo']['peak_gib']:.2f} GiB")
