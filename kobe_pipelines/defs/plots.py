@@ -82,9 +82,6 @@ def plot_markdown(draw: Callable, title: str) -> dg.MetadataValue:
     return chart_markdown(title, series, "; ".join(notes))
 
 
-png_markdown = plot_markdown  # the name the trading assets import
-
-
 def _label(label: str) -> str:
     return "" if label.startswith("_") else label
 

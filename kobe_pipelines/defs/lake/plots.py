@@ -10,7 +10,9 @@ from kobe_pipelines.defs.plots import CYCLE, Series, chart_markdown
 def split_plot_markdown(store, candidate, events, window_days: int = 40) -> dg.MetadataValue:
     """Raw, split-adjusted and total-return closes of one symbol around the latest split among
     `events` (the events the candidate adds; its latest split overall when they hold none)."""
-    chosen = _latest_split(events) if _latest_split(events) is not None else _latest_split(candidate.events)
+    chosen = _latest_split(events)
+    if chosen is None:
+        chosen = _latest_split(candidate.events)
     if chosen is None:
         return dg.MetadataValue.md("_no split in this version_")
     import duckdb

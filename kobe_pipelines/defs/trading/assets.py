@@ -5,7 +5,7 @@ pandas and the trading modules load inside the assets, not when the definitions 
 import dagster as dg
 
 from kobe_pipelines.defs.env_resources import AlertsResource, BrokerResource, RiskResource, StrategyResource
-from kobe_pipelines.defs.plots import png_markdown
+from kobe_pipelines.defs.plots import plot_markdown
 from kobe_pipelines.defs.resources import LakeResource
 
 GROUP = "trading"
@@ -116,7 +116,7 @@ def slippage_report(broker: BrokerResource) -> dg.MaterializeResult:
     }
     if not records.empty:
         meta["by_symbol"] = _md(tracker.by_symbol())
-        meta["plot"] = png_markdown(lambda ax: (ax.hist(records["slippage_bps"], bins=30), ax.set_xlabel("slippage, bps (cost > 0)")),
+        meta["plot"] = plot_markdown(lambda ax: (ax.hist(records["slippage_bps"], bins=30), ax.set_xlabel("slippage, bps (cost > 0)")),
                                     "slippage per fill")
     return dg.MaterializeResult(metadata=meta)
 
@@ -147,7 +147,7 @@ def equity_curve(risk: RiskResource) -> dg.MaterializeResult:
             "high_water_mark_usd": float(frame["high_water_mark"].dropna().iloc[-1]) if frame["high_water_mark"].notna().any() else float("nan"),
             "max_drawdown": float(drawdown.max()),
             "halted": bool(frame["halted"].iloc[-1]),
-            "plot": png_markdown(draw, "equity and drawdown"),
+            "plot": plot_markdown(draw, "equity and drawdown"),
         })
     return dg.MaterializeResult(metadata=meta)
 
