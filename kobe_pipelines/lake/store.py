@@ -157,9 +157,6 @@ class Lake:
     def staged_labels(self) -> list[str]:
         return self.staging.labels()
 
-    def staged_bars(self, labels: list[str] | None = None) -> pd.DataFrame:
-        return schema.normalize_bars(self.staging.bars_table(labels).to_pandas())
-
     def staged_bars_table(self, labels: list[str] | None = None) -> pa.Table:
         """The staged batches as one Arrow table in `schema.BARS_ARROW_SCHEMA`."""
         return self.staging.bars_table(labels)
