@@ -15,13 +15,16 @@ from __future__ import annotations
 import datetime as dt
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from kobe_pipelines import market_calendar
-from kobe_pipelines.data import rules
+from kobe_pipelines.data import rules, schema
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 DEFAULT_MAX_ABS_LOG_RETURN = rules.MAX_ABS_EVENT_LOG_RETURN
 
@@ -176,6 +179,13 @@ def check_raw_bars(bars: pd.DataFrame, as_of: dt.date) -> QualityReport:
                          parameters={"xnys_sessions": list(sessions)})
     outcomes = [_outcome(item) for item in results] + _symbol_outcomes(symbols, dates, gxe)
     return QualityReport(suite="raw_bars", rows=len(bars), outcomes=tuple(outcomes))
+
+
+def check_raw_bars_table(bars: pa.Table, as_of: dt.date) -> QualityReport:
+    """`check_raw_bars` of an Arrow table of `schema.BAR_COLUMNS`: read as a frame of their
+    types (dates as datetime64[ns]), its columns as Arrow holds them, not copied into one block."""
+    frame = schema.normalize_bars(bars.to_pandas(date_as_object=False, coerce_temporal_nanoseconds=True, split_blocks=True))
+    return check_raw_bars(frame, as_of)
 
 
 def _symbol_outcomes(symbols: pd.Categorical, dates: pd.Series, gxe: Any) -> list[ExpectationOutcome]:

@@ -108,7 +108,7 @@ def _serve() -> None:
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # stdout carries the report only
     try:
-        from kobe_pipelines.data import quality, schema
+        from kobe_pipelines.data import quality
 
         quality.import_great_expectations()
         path, as_of = pickle.load(sys.stdin.buffer)
@@ -117,9 +117,7 @@ def _serve() -> None:
             # file leaves nothing in (shared) memory
             os.unlink(path)
             table = pa.ipc.open_file(source).read_all()
-        frame = schema.normalize_bars(table.to_pandas(date_as_object=False, coerce_temporal_nanoseconds=True,
-                                                      split_blocks=True))
-        reply = ("report", quality.check_raw_bars(frame, as_of))
+        reply = ("report", quality.check_raw_bars_table(table, as_of))
     except EOFError:  # closed before any bars came: nothing to check
         os._exit(0)
     except BaseException:

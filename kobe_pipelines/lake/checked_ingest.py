@@ -20,8 +20,7 @@ from typing import Callable
 
 import pyarrow as pa
 
-from kobe_pipelines.data import schema
-from kobe_pipelines.data.quality import QualityReport, check_raw_bars, import_great_expectations
+from kobe_pipelines.data.quality import QualityReport, check_raw_bars_table, import_great_expectations
 from kobe_pipelines.data.quality_worker import RawBarsCheckWorker
 from kobe_pipelines.lake.store import Lake
 
@@ -59,14 +58,10 @@ def fetch_check_and_stage(store: Lake, label: str, first: dt.date, last: dt.date
                 beside.submit(import_great_expectations)  # after the batch is written, while the worker checks
                 return worker.result()
         else:
-            # a frame of `schema.BAR_COLUMNS` types (dates as datetime64[ns]), its columns as Arrow
-            # holds them, not copied into one block
-            frame = schema.normalize_bars(table.to_pandas(date_as_object=False, coerce_temporal_nanoseconds=True,
-                                                          split_blocks=True))
             (imported or beside.submit(import_great_expectations)).result()
 
             def check() -> QualityReport:
-                return check_raw_bars(frame, as_of=as_of)
+                return check_raw_bars_table(table, as_of)
         report = _check_while_writing(beside, store, label, table, check)
     return CheckedBatch(table, report)
 
