@@ -49,18 +49,14 @@ class LakeReader:
         over `version_id` (default: the current version) and `lake_versions`. It may read that
         version's files and nothing else; with `start`/`end`, only its raw files of those dates
         (`files_between`): the views then hold those dates' bars and perhaps others."""
-        manifest = self.manifest(version_id)
-        return sessions.open_session(self.root, files_between(manifest.files, start, end), self.versions.versions(),
-                                     self.versions.current_version_id(), self.versions.pins())
+        return self._session(files_between(self.manifest(version_id).files, start, end))
 
     def query(self, sql: str, version_id: str | None = None) -> pd.DataFrame:
         """The rows of a read-only query (SELECT only: anything else raises `QueryRefused`) over
         the views of `version_id` (default: the current version), `lake_versions`, and every
         retained version as `catalog."<version id>".bars` (catalog.duckdb, attached read-only)."""
         statements = sessions.read_only_statements(sql)
-        with sessions.open_session(self.root, self.manifest(version_id).files, self.versions.versions(),
-                                   self.versions.current_version_id(), self.versions.pins(),
-                                   catalog_path=self.root / "catalog.duckdb") as con:
+        with self._session(self.manifest(version_id).files, catalog_path=self.root / "catalog.duckdb") as con:
             return sessions.run(con, statements)
 
     def read_bars(self, version_id: str | None = None, view: str = "total", symbols: Sequence[str] | None = None,
@@ -96,13 +92,14 @@ class LakeReader:
             where.append("date <= ?")
             params.append(pd.Timestamp(end).date())
         sql = f"SELECT * FROM {VIEW_TABLES[view]}" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY symbol, date"
-        with self._session(version_id, files) as con:
+        with self._session(files) as con:
             frame = con.execute(sql, params).df()
         return schema.normalize_bars(frame)
 
-    def _session(self, version_id: str | None, files: Sequence[FileEntry]) -> duckdb.DuckDBPyConnection:
+    def _session(self, files: Sequence[FileEntry], catalog_path: Path | None = None) -> duckdb.DuckDBPyConnection:
+        """A read-only session over `files`, beside `lake_versions` (and the catalog, when given)."""
         return sessions.open_session(self.root, files, self.versions.versions(), self.versions.current_version_id(),
-                                     self.versions.pins())
+                                     self.versions.pins(), catalog_path=catalog_path)
 
     def event_returns(self, files: Sequence[FileEntry], events: pd.DataFrame) -> dict[str, pd.DataFrame]:
         """Close-to-close log return on each event date, per adjusted view ("split", "total"),
