@@ -16,7 +16,7 @@ from kobe_pipelines.alerts.alerter import (
 )
 from kobe_pipelines.alerts.history import AlertEntry, Delivery, alert_history, pending_outbox
 from kobe_pipelines.alerts.mail import Mail, compose_mail
-from kobe_pipelines.alerts.model import Alert, AlertKind, Clock, Severity, utc_now
+from kobe_pipelines.alerts.model import Alert, AlertKind, Clock, Severity, alert_key, utc_now
 from kobe_pipelines.alerts.outbox import KeyState, Outbox, OutboxState, PendingAlert
 from kobe_pipelines.alerts.settings import AlertSettings, load_dotenv_if_present
 from kobe_pipelines.alerts.sinks import DeliveryError, EmailSink, LogSink, read_alert_log
@@ -44,6 +44,7 @@ __all__ = [
     "RetryPolicy",
     "Severity",
     "alert_history",
+    "alert_key",
     "build_alerter",
     "compose_mail",
     "due_groups",

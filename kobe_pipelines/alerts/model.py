@@ -54,6 +54,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def alert_key(kind: str, subject: str) -> str:
+    """The grouping key of `kind` alerts about one subject (a symbol, a job): "kind:subject" in
+    lower case, as keys are lower-case names ("delisted:brk.b")."""
+    return f"{kind}:{subject}".lower()
+
+
 @dataclass(frozen=True)
 class Alert:
     """One thing a person should know about.

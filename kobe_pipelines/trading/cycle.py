@@ -37,7 +37,7 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from kobe_pipelines.alerts import Alert, AlertKind, Severity
+from kobe_pipelines.alerts import Alert, AlertKind, Severity, alert_key
 from kobe_pipelines.execution.broker import BarReplayBroker, Broker, Fill
 from kobe_pipelines.execution.corporate_actions import DEFAULT_DELISTED_AFTER, BookEvent, CorporateAction
 from kobe_pipelines.execution.ledger import OrderLedger
@@ -147,7 +147,7 @@ def run_trading_cycle(
         cancelled, failed = cancel_expired_entries(broker, ledger, trading_date)
         notes = {"expired_entries_cancelled": cancelled}
         for symbol, last_bar in gone.items():
-            alert(Alert(kind=AlertKind.ORDER_REJECTED, severity=Severity.CRITICAL, key=f"delisted:{symbol.lower()}",
+            alert(Alert(kind=AlertKind.ORDER_REJECTED, severity=Severity.CRITICAL, key=alert_key("delisted", symbol),
                         subject=f"{symbol} has had no bar since {last_bar}: delisted by the rule",
                         body=f"{symbol} is held at {broker.name} without a bar for {delisted_after} sessions or more. "
                              "The broker closes or converts a delisted position itself: check the account."))
@@ -243,7 +243,7 @@ def _live_staleness(broker: Broker, raw: pd.DataFrame, signal_date: str, deliste
 def _alert_book_events(events: list[BookEvent], alert: SendAlert) -> None:
     for event in events:
         if event.kind == "delisting":
-            alert(Alert(kind=AlertKind.ORDER_REJECTED, severity=Severity.CRITICAL, key=f"delisting:{event.symbol.lower()}",
+            alert(Alert(kind=AlertKind.ORDER_REJECTED, severity=Severity.CRITICAL, key=alert_key("delisting", event.symbol),
                         subject=f"{event.symbol} delisted: position of {event.qty_before:+d} sh closed at {event.price}",
                         body=f"no bar since {event.detail.get('last_bar')}; booked as of {event.session} "
                              f"({event.cash} USD, realized P&L {event.detail.get('realized_pnl')} USD)"))
@@ -259,11 +259,11 @@ def _alert_protection(outcomes: tuple[ProtectionOutcome, ...], alert: SendAlert)
     for outcome in outcomes:
         p = outcome.protection
         if not outcome.ok:
-            alert(Alert(kind=AlertKind.ORDER_REJECTED, severity=Severity.CRITICAL, key=f"unprotected:{p.symbol.lower()}",
+            alert(Alert(kind=AlertKind.ORDER_REJECTED, severity=Severity.CRITICAL, key=alert_key("unprotected", p.symbol),
                         subject=f"{p.symbol}: {p.qty} sh without a stop; it could not be placed again",
                         body=f"bracket {p.order_id}, stop {p.stop}: {outcome.error}"))
         elif outcome.placed is not None:
-            alert(Alert(kind=AlertKind.ORDER_REJECTED, severity=Severity.WARNING, key=f"stop_replaced:{p.symbol.lower()}",
+            alert(Alert(kind=AlertKind.ORDER_REJECTED, severity=Severity.WARNING, key=alert_key("stop_replaced", p.symbol),
                         subject=f"{p.symbol}: missing stop placed again at {p.stop}",
                         body=f"bracket {p.order_id}: {p.qty - outcome.covered} sh were not covered by a live stop at the "
                              f"book's price; cancelled at another price: {', '.join(outcome.cancelled) or 'none'}"))

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from kobe_pipelines.alerts import Alert, Severity
+from kobe_pipelines.alerts import Alert, Severity, alert_key
 from kobe_pipelines.errors import RecordError
 from kobe_pipelines_tests.alerts.conftest import T0
 
@@ -53,3 +53,9 @@ def test_from_dict_when_created_at_missing_then_record_error_names_it():
 
     with pytest.raises(RecordError, match="created_at"):
         Alert.from_dict(data)
+
+
+def test_alert_key_when_symbol_has_capitals_and_a_dot_then_lower_case_key_an_alert_accepts():
+    key = alert_key("delisted", "BRK.B")
+    assert key == "delisted:brk.b"
+    assert Alert(kind="order_rejected", subject="BRK.B delisted", key=key).key == "delisted:brk.b"
