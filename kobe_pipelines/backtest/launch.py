@@ -36,10 +36,13 @@ from kobe_pipelines.backtest.settings import DEFAULT_SYMBOLS, BacktestSettings, 
 from kobe_pipelines.backtest.signals import ScoredSignals, SignalSource, UniverseSignals
 from kobe_pipelines.backtest.stats import Summary
 from kobe_pipelines.backtest.walk_forward import TABULAR_MEMBERS, WalkForwardConfig, WalkForwardSignals
+from kobe_pipelines.data.providers.base import MarketDataProvider, bar_batches_for_freeze
+from kobe_pipelines.data.providers.factory import build_provider
 from kobe_pipelines.errors import ConfigError
 from kobe_pipelines.execution.corporate_actions import actions_from_tables
 from kobe_pipelines.lake import Lake
 from kobe_pipelines.risk.limits import RiskLimits
+from kobe_pipelines.settings import MarketDataSettings
 from kobe_pipelines.strategies import RankedLong, RankedLongConfig, RiskBudget, StrategyRegistry
 from kobe_pipelines.strategies import buy_and_hold, ranked_long
 from kobe_pipelines.strategies.buy_and_hold import BuyAndHold, BuyAndHoldConfig
@@ -67,30 +70,29 @@ def open_lake(settings: BacktestSettings) -> tuple[Lake, str]:
     if settings.lake is not None:
         lake = Lake(settings.lake)
         return lake, lake.version(settings.lake_version).version_id if settings.lake_version else lake.current_version().version_id
-    provider = _provider(settings)
+    provider = market_data(settings)
     first, last = settings.first_history_session, settings.end
-    from kobe_pipelines.data.providers.base import bars_for_freeze
-
     lake = Lake(settings.out / "lake")
-    result = lake.freeze(bars_for_freeze(provider, first, last), provider.splits(first, last), provider.dividends(first, last),
+    result = lake.freeze(bar_batches_for_freeze(provider, first, last), provider.splits(first, last),
+                         provider.dividends(first, last),
                          provider=settings.provider, dividend_convention=settings.dividend_convention,
                          notes={"backtest": str(settings.out)})
     return lake, result.version.version_id
 
 
-def _provider(settings: BacktestSettings):
+def market_data(settings: BacktestSettings) -> MarketDataProvider:
+    """The provider a backtest freezes its own lake from, built as `kobe lake freeze` and the assets
+    build theirs (`KOBE_*` market-data settings, e.g. POLYGON_API_KEY), with the backtest's own
+    choices on top: the provider, the source folder, and for the simulated market its seed, its
+    number of symbols and its sessions (the backtest's history start to its end)."""
+    base = MarketDataSettings.from_env()
     if settings.provider == "files":
-        from kobe_pipelines.data.providers.files import FilesProvider
-
-        return FilesProvider(settings.source)
+        return build_provider(base.replace(provider="files", files_dir=str(settings.source)))
     if settings.provider == "polygon":
-        from kobe_pipelines.data.providers.polygon import PolygonProvider
-
-        return PolygonProvider.from_env()
-    from kobe_pipelines.data.providers.simulated import SimConfig, SimulatedProvider
-
-    return SimulatedProvider(SimConfig(seed=settings.seed, n_symbols=settings.symbols or DEFAULT_SYMBOLS,
-                                       start=settings.first_history_session, end=settings.end))
+        return build_provider(base.replace(provider="polygon"))
+    return build_provider(base.replace(provider="simulated", sim_seed=settings.seed,
+                                       sim_symbols=settings.symbols or DEFAULT_SYMBOLS,
+                                       history_start=settings.first_history_session, sim_end=settings.end))
 
 
 def universe(lake: Lake, version_id: str, settings: BacktestSettings) -> list[str] | None:
