@@ -76,12 +76,12 @@ def fills_frame(run: BacktestRun, orders: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=list(FILL_COLUMNS))
     slippage = run.venue.slippage.records().set_index("fill_id")
     lineage = orders.drop_duplicates("client_order_id").set_index("client_order_id")
-    rows = []
+    rows, opens = [], {}
     for f in fills:
         cost = slippage.loc[f.fill_id] if f.fill_id in slippage.index else None
         row = {"fill_id": f.fill_id, "client_order_id": f.client_order_id, "session": f.session, "symbol": f.symbol,
                "side": f.side.value, "qty": f.qty, "price": f.price, "expected_price": f.expected_price,
-               "leg": f.leg.value, "cost_usd": execution_cost(run, f),
+               "leg": f.leg.value, "cost_usd": execution_cost(run, f, opens),
                "slippage_bps": None if cost is None else cost["slippage_bps"],
                "slippage_usd": None if cost is None else cost["slippage_usd"], "realized_pnl": None}
         source = lineage.loc[f.client_order_id] if f.client_order_id in lineage.index else None
@@ -94,13 +94,16 @@ def fills_frame(run: BacktestRun, orders: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def execution_cost(run: BacktestRun, fill) -> float:
+def execution_cost(run: BacktestRun, fill, opens: dict[str, pd.Series]) -> float:
     """USD a fill cost against the bar's price when it filled: the raw open for a fill at the
-    session's open, else the price its leg was placed at (positive = cost)."""
+    session's open, else the price its leg was placed at (positive = cost). `opens` keeps each
+    session's raw opens by symbol, read once for all the session's fills."""
     at_open = pd.Timestamp(fill.filled_at) == xnys().session_open(pd.Timestamp(fill.session))
     if at_open:
-        bars = run.market.raw_bars(fill.session)
-        reference = float(bars.loc[bars["symbol"] == fill.symbol, "open"].iloc[0])
+        if fill.session not in opens:
+            bars = run.market.raw_bars(fill.session)
+            opens[fill.session] = pd.Series(bars["open"].to_numpy(), index=bars["symbol"])
+        reference = float(opens[fill.session][fill.symbol])
     else:
         reference = fill.expected_price
     return fill.side.sign * (fill.price - reference) * fill.qty
