@@ -19,13 +19,8 @@ def polygon_settings(tmp_path) -> BacktestSettings:
 
 def test_open_lake_with_polygon_when_the_key_is_set_then_the_served_bars_and_split_are_frozen(tmp_path, monkeypatch,
                                                                                              httpserver: HTTPServer):
-    monkeypatch.setenv("POLYGON_API_KEY", fx.API_KEY)
-    monkeypatch.setenv("KOBE_POLYGON_BASE_URL", httpserver.url_for("/"))
-    for day, close in (("2024-01-03", 40.0), ("2024-01-04", 20.4)):
-        httpserver.expect_request(fx.GROUPED_PATH.format(day=day)).respond_with_json(
-            fx.grouped_daily([fx.bar("AAA", day, close, close, close, close, 1000)]))
-    httpserver.expect_request(fx.SPLITS_PATH).respond_with_json(fx.page([fx.split("AAA", "2024-01-04", 1, 2)]))
-    httpserver.expect_request(fx.DIVIDENDS_PATH).respond_with_json(fx.page([]))
+    fx.serve_flat_market(httpserver, monkeypatch, "AAA", {"2024-01-03": 40.0, "2024-01-04": 20.4},
+                         splits=[fx.split("AAA", "2024-01-04", 1, 2)])
 
     lake, version_id = open_lake(polygon_settings(tmp_path))
 

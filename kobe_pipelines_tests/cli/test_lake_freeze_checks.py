@@ -212,13 +212,8 @@ def test_freeze_when_a_symbols_bars_arrive_later_then_its_set_aside_action_is_ap
 
 def test_freeze_with_polygon_when_an_action_names_a_ticker_without_bars_then_set_aside(tmp_path, httpserver: HTTPServer,
                                                                                        monkeypatch):
-    monkeypatch.setenv("POLYGON_API_KEY", fx.API_KEY)
-    monkeypatch.setenv("KOBE_POLYGON_BASE_URL", httpserver.url_for("/"))
-    for day, close in (("2024-01-03", 10.0), ("2024-01-04", 10.2)):
-        httpserver.expect_request(fx.GROUPED_PATH.format(day=day)).respond_with_json(
-            fx.grouped_daily([fx.bar("AAA", day, close, close, close, close, 1000)]))
-    httpserver.expect_request(fx.SPLITS_PATH).respond_with_json(fx.page([fx.split("AMZN", "2024-01-04", 1, 20)]))
-    httpserver.expect_request(fx.DIVIDENDS_PATH).respond_with_json(fx.page([fx.dividend("OTCX", "2024-01-04", 0.1)]))
+    fx.serve_flat_market(httpserver, monkeypatch, "AAA", {"2024-01-03": 10.0, "2024-01-04": 10.2},
+                         splits=[fx.split("AMZN", "2024-01-04", 1, 20)], dividends=[fx.dividend("OTCX", "2024-01-04", 0.1)])
     result = CliRunner().invoke(main, ["lake", "freeze", "--provider", "polygon", "--start", "2024-01-03", "--end", "2024-01-04",
                                        "--lake", str(tmp_path / "lake")])
     assert result.exit_code == 0, result.output

@@ -68,3 +68,16 @@ def page(results: list[dict[str, Any]], next_url: str | None = None) -> dict[str
 
 def error_body(message: str) -> dict[str, Any]:
     return {"status": "ERROR", "request_id": "0d1e2c3b4a5968778695a4b3c2d1e0f9", "error": message}
+
+
+def serve_flat_market(httpserver, monkeypatch, symbol: str, closes: dict[str, float],
+                      splits: list[dict[str, Any]] = (), dividends: list[dict[str, Any]] = ()) -> None:
+    """Point POLYGON_API_KEY / KOBE_POLYGON_BASE_URL at `httpserver`, serving one flat bar of `symbol`
+    per session (open = high = low = close, volume 1,000) and the given splits and dividends."""
+    monkeypatch.setenv("POLYGON_API_KEY", API_KEY)
+    monkeypatch.setenv("KOBE_POLYGON_BASE_URL", httpserver.url_for("/"))
+    for day, close in closes.items():
+        httpserver.expect_request(GROUPED_PATH.format(day=day)).respond_with_json(
+            grouped_daily([bar(symbol, day, close, close, close, close, 1000)]))
+    httpserver.expect_request(SPLITS_PATH).respond_with_json(page(list(splits)))
+    httpserver.expect_request(DIVIDENDS_PATH).respond_with_json(page(list(dividends)))
