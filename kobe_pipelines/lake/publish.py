@@ -1,10 +1,13 @@
 """Writing the lake: preparing a candidate version, publishing it, the writer lock, and repairing
 what an interrupted writer left. The only module of the lake that runs threads.
 
-Prepare: validate the bars, keep the new ones (`raw_bars`), write them as one file per year in
-the background while the derived tables are computed (`derivation`), each derived table written
-as soon as it is known, then merge a year's small raw files if it has too many. Any failure
-removes every file the prepare wrote. Nothing is visible until publish.
+Prepare: validate the bars, keep the new ones (`raw_bars`), write them (a first freeze: the
+history file and the later years' files; a refreeze: one file per year) in the background while
+the derived tables are computed (`derivation`), each derived table written as soon as it is
+known, then merge a year's small raw files if it has too many, and compact the closed years into
+the history file when a year closed since it was written (`history`). Any failure removes every
+file the prepare wrote. Nothing is visible until publish. `prepare_compaction` is a prepare
+that only compacts (`Lake.compact`).
 
 Publish, in an order that a crash (kill -9 included) or a full disk cannot break:
 
@@ -323,6 +326,7 @@ def prepare_compaction(root: Path, files: ContentStore, versions: VersionStore, 
         raise
     if compacted is raw:
         return None
+    checkpoint("compacted")
     files.save_hash_cache()
     entries = compacted + [e for e in previous.files if e.role != "raw_bars"]
     return Candidate(base_version_id=previous.version_id, entries=tuple(entries),

@@ -14,8 +14,10 @@ from click.testing import CliRunner
 
 from kobe_pipelines.cli import main as cli
 from kobe_pipelines.data import schema
-from kobe_pipelines.lake import Lake, LakeWriteError, file_store, history, symbol_reads
+from kobe_pipelines.lake import Lake, LakeCorruptionError, LakeWriteError, RawRestatementError, file_store, history, symbol_reads
 from kobe_pipelines.lake.file_store import ContentWriter
+
+from .conftest import flip, page_bytes
 
 AS_OF = dt.date(2024, 1, 4)  # 2022 and 2023 are closed years, 2024 the current one
 
@@ -148,6 +150,27 @@ def test_refreeze_when_bars_are_added_to_a_closed_year_then_a_year_file_beside_t
     assert lake.compact(as_of=AS_OF) is None  # nothing left to merge
 
 
+def test_refreeze_when_a_bar_in_the_history_file_comes_again_with_another_close_then_refused_naming_it(tmp_path, small_groups):
+    lake = frozen(tmp_path)
+    current = lake.current_version_id()
+    restated = BARS.copy()
+    at = (restated["symbol"] == "BBB") & (restated["date"] == "2023-12-20")
+    restated.loc[at, "close"] = 21.25
+    with pytest.raises(RawRestatementError, match="BBB 2023-12-20"):
+        lake.freeze(restated, SPLITS, DIVIDENDS, provider="simulated", as_of=AS_OF)
+    assert lake.current_version_id() == current
+
+
+def test_refreeze_when_a_dividend_goes_ex_in_a_closed_year_then_its_factor_uses_the_close_in_the_history_file(tmp_path, small_groups):
+    lake = frozen(tmp_path)
+    dividends = schema.normalize_dividends(pd.DataFrame({"symbol": ["BBB"], "ex_dividend_date": ["2023-12-22"],
+                                                         "cash_amount": [1.0]}))
+    lake.freeze(BARS, SPLITS, dividends, provider="simulated", as_of=AS_OF)
+    # $1 ex on 2023-12-22, the close before it 22.0 (2023-12-21): x 21/22 before it; the 2024 split x 1/2 before 2024-01-03
+    got = closes(lake.read_bars(view="total", symbols=["BBB"]))
+    assert got == [round(c * 21 / 22 * 0.5, 9) for c in (20.0, 21.0, 22.0)] + [11.5, 12.0, 12.5, 13.0, 13.5, 14.0, 14.5, 15.0]
+
+
 def test_refreeze_when_the_first_after_a_year_closes_then_that_year_is_compacted_into_the_history(tmp_path, small_groups):
     lake = frozen(tmp_path)
     before = every_read(lake)
@@ -210,6 +233,18 @@ def test_compact_when_the_disk_fails_then_nothing_is_published_and_no_file_is_le
         lake.compact(as_of=dt.date(2025, 1, 3))
     assert lake.current_version_id() == current and raw_layout(lake) == layout
     assert sorted(p for p in (tmp_path / "lake" / "raw").rglob("*") if p.is_file()) == files_before
+
+
+def test_compact_when_a_page_of_a_merged_file_is_damaged_then_it_stops_naming_the_file(tmp_path, small_groups):
+    lake = frozen(tmp_path)
+    current = lake.current_version_id()
+    (entry,) = [e for e in lake.current_version().files_with_role("raw_bars") if "year=2024" in e.path]
+    path = lake.abspath(entry)
+    flip(path, page_bytes(path)[3])
+    with pytest.raises(LakeCorruptionError, match=entry.path):
+        lake.compact(as_of=dt.date(2025, 1, 3))
+    assert lake.current_version_id() == current
+    assert not list((tmp_path / "lake" / "raw" / "bars").glob("through=2024/*"))
 
 
 def test_cli_lake_compact_then_one_history_file_and_the_same_bars(tmp_path, small_groups):
