@@ -72,20 +72,22 @@ def year_of(entry: FileEntry) -> int | None:
     return int(partition.removeprefix("year=")) if partition.startswith("year=") else None
 
 
-def to_compact(raw: Sequence[FileEntry], through: int, forced: bool = False) -> list[FileEntry]:
-    """The raw files a compaction up to `through` merges into one history file: the history
-    files and the year files up to `through`; empty when there is nothing to do. Unless
-    `forced`, a compaction is due only once a year closed after the newest history file's last
-    year (year files of years the history file already covers wait for that); forced, whenever
-    there is more than one file to merge or a year file to fold in."""
+def to_compact(raw: Sequence[FileEntry], through: int, forced: bool = False) -> tuple[list[FileEntry], int]:
+    """What a compaction of the closed years up to `through` merges into one history file, and
+    the last year that file holds: the history files and the year files up to the later of
+    `through` and the newest history file's last year (nothing when there is nothing to do).
+    Unless `forced`, a compaction is due only once a year closed after the newest history file's
+    last year (year files of years the history file already covers wait for that); forced,
+    whenever there is more than one file to merge or a year file to fold in."""
     histories = [e for e in raw if history_through(e) is not None]
-    closed = [e for e in raw if (year := year_of(e)) is not None and year <= through]
-    if not closed and len(histories) <= 1:
-        return []
     newest = max((history_through(e) for e in histories), default=None)
+    last = through if newest is None else max(through, newest)
+    closed = [e for e in raw if (year := year_of(e)) is not None and year <= last]
+    if not closed and len(histories) <= 1:
+        return [], last
     if not forced and newest is not None and newest >= through:
-        return []
-    return histories + closed
+        return [], last
+    return histories + closed, last
 
 
 @dataclass

@@ -297,11 +297,11 @@ def merge_small_raw_files(files: ContentStore, stored: list[FileEntry], added: l
 def compact(root: Path, files: ContentStore, raw: list[FileEntry], through: int, forced: bool = False) -> list[FileEntry]:
     """The raw files `raw` with the closed years up to `through` compacted into one history file
     when a compaction is due (`history.to_compact`; `forced`: whenever there is one to do)."""
-    merged = to_compact(raw, through, forced)
+    merged, last = to_compact(raw, through, forced)
     if not merged:
         return raw
-    history = merge_history(root, files, merged, through)
-    log.info("lake: compacted %d raw files through %d into %s", len(merged), through, history.path)
+    history = merge_history(root, files, merged, last)
+    log.info("lake: compacted %d raw files through %d into %s", len(merged), last, history.path)
     return [e for e in raw if all(e is not m for m in merged)] + [history]
 
 

@@ -84,7 +84,8 @@ def test_first_freeze_when_streamed_or_held_at_once_then_the_same_history_file(t
     streamed = frozen(tmp_path / "a", batch_rows=4).current_version()
     whole = frozen(tmp_path / "b", batch_rows=None).current_version()
     assert streamed.content_hash == whole.content_hash
-    assert sorted(e.sha256 for e in streamed.files) == sorted(e.sha256 for e in whole.files)
+    assert sorted((e.path, e.sha256) for e in streamed.files_with_role("raw_bars")) == \
+        sorted((e.path, e.sha256) for e in whole.files_with_role("raw_bars"))
 
 
 def test_read_bars_when_a_symbol_spans_two_history_row_groups_then_all_its_bars(tmp_path, small_groups):
@@ -198,6 +199,14 @@ def test_compact_when_an_older_version_is_pinned_then_it_still_reads_its_own_fil
     for view, frame in every_read(lake).items():
         pd.testing.assert_frame_equal(frame, before[view])
     assert lake.verify() == [] and lake.verify(old) == []
+
+
+def test_compact_when_asked_as_of_a_year_the_history_file_already_passed_then_it_keeps_its_last_year(tmp_path, small_groups):
+    lake = frozen(tmp_path)  # history through 2023
+    late = bars_of(EEE=[("2022-12-30", 5.0)])
+    lake.freeze(late, SPLITS, DIVIDENDS, provider="simulated", as_of=dt.date(2023, 6, 1))
+    assert lake.compact(as_of=dt.date(2023, 6, 1)) is not None  # 2022 closed: the year=2022 file folded in
+    assert raw_layout(lake) == [("through=2023", 16, "2022-12-29", "2023-12-29"), ("year=2024", 8, "2024-01-02", "2024-01-04")]
 
 
 def test_compact_then_the_rows_held_at_once_are_bounded_by_the_range(tmp_path, small_groups, monkeypatch):
