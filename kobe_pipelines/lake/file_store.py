@@ -35,14 +35,15 @@ from kobe_pipelines.lake.manifest import FileEntry
 log = logging.getLogger(__name__)
 
 ROW_GROUP_ROWS = 128 * 1024
-# Raw bars are sorted by (symbol, date): a row group of 16k rows holds a few dozen symbols' year,
-# and a read of a few symbols decodes only the row groups holding them (`symbol_reads`), each
-# whole: its cost is set by this size, whatever the size of the file.
-RAW_ROW_GROUP_ROWS = 16 * 1024
+# Raw bars are sorted by (symbol, date). A year file's row group of 32k rows holds about 140
+# symbols' year: a read of a few symbols decodes only the row groups holding them (`symbol_reads`),
+# each whole, and a DuckDB scan weighs every row group of every file it visits (a year of 50,000
+# symbols: 360 groups); the size balances the two.
+RAW_ROW_GROUP_ROWS = 32 * 1024
 # The history file (every closed year's bars in one file, sorted by (symbol, date)) is cut into
 # row groups of whole symbols, each at most this many rows (a symbol with more has groups of its
-# own): one symbol's ten years are one row group, and a DuckDB scan of the file visits a tenth of
-# the groups that year files of RAW_ROW_GROUP_ROWS would make it visit.
+# own): one symbol's ten years are one row group, and a DuckDB scan of the file visits a few
+# hundred groups where ten year files would make it visit thousands.
 HISTORY_ROW_GROUP_ROWS = 120 * 1024
 # Factors (sorted by symbol) in row groups of a few hundred symbols, for the same reason: a
 # one-symbol read of the adjusted views scans one row group of the factor table, not all of it;
