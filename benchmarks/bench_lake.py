@@ -18,6 +18,7 @@ Targets (issue 20), at 5,000 and at 50,000 symbols:
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import multiprocessing as mp
 import os
 import resource
@@ -132,6 +133,12 @@ def _freeze(source: Path, lake_dir: Path, start: str, end: str, only_day: str | 
     actions_from = lake.actions_fetch_start(start) if only_day else start
     bars = bars_for_freeze(provider, only_day, end) if only_day else bar_batches_for_freeze(provider, start, end)
     lake.freeze(bars, provider.splits(actions_from, end), provider.dividends(actions_from, end), provider="files")
+
+
+def _compact_after_year_end(lake_dir: Path, end: str) -> None:
+    """The compaction the first refreeze of the next year runs: the history file and the year of
+    `end` merged into one history file."""
+    Lake(lake_dir).compact(as_of=dt.date(int(end[:4]) + 1, 1, 2))
 
 
 def _child(target, args, queue) -> None:
@@ -260,6 +267,10 @@ def main() -> None:
             target = "target <= 1.5"
             print(f"read {name:<32} lake {lake_t * 1000:7.1f} ms  plain parquet {plain_t * 1000:7.1f} ms  "
                   f"ratio {lake_t / plain_t:.2f} ({target})")
+        # once a year: the year just ended merged into the history file (after the reads above)
+        compact_s, compact_peak = in_child(_compact_after_year_end, lake_dir, end)
+        print(f"year-end compaction: {compact_s:.2f} s = {compact_s / freeze_s:.2f}x the best full refreeze, "
+              f"peak RSS {compact_peak / 2**30:.2f} GiB")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

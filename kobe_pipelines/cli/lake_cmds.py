@@ -161,6 +161,20 @@ def repair(lake_path: str | None) -> None:
 
 
 @lake.command()
+@lake_option
+def compact(lake_path: str | None) -> None:
+    """Merge the closed years' raw files into one history file (a new version, the same bars).
+
+    The first freeze after a year closes does this by itself; run it after bars were added to a
+    closed year, to read each symbol's history from one file again."""
+    try:
+        version = _open(lake_path).compact()
+    except KobeError as exc:
+        _fail(exc)
+    click.echo(f"compacted into version {version.version_id}" if version is not None else "nothing to compact")
+
+
+@lake.command()
 @click.argument("version_id")
 @click.option("--reason", required=True, help="Why this version must be kept (shown in `kobe lake versions`).")
 @lake_option

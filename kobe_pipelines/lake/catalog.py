@@ -41,8 +41,8 @@ def view_sql(root: Path, files: Sequence[FileEntry]) -> dict[str, str]:
     raw_files = [str(root / e.path) for e in files if e.role == "raw_bars"]
     factor_files = [str(root / e.path) for e in files if e.role == "factors"]
     if raw_files:
-        # The year=YYYY folders are not read as a partition column: the paths are listed, and
-        # DuckDB's detection of them would add work to every query.
+        # The year=YYYY and through=YYYY folders are not read as a partition column: the paths
+        # are listed, and DuckDB's detection of them would add work to every query.
         raw = f"SELECT {_RAW_COLUMNS} FROM read_parquet({_quote_list(raw_files)}, hive_partitioning = false) b"
     else:
         raw = (

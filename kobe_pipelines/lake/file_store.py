@@ -5,7 +5,8 @@ A file's name is its sha256 (the first 24 hex digits), so a table written twice 
 and two versions share every file they have in common; a stored file is never changed. Where
 each role's files live (under the lake root):
 
-    raw/bars/year=YYYY/<sha>.parquet    raw bars (`raw_bars`), one folder per calendar year
+    raw/bars/through=YYYY/<sha>.parquet raw bars of every closed year up to YYYY (`raw_bars`: the history file)
+    raw/bars/year=YYYY/<sha>.parquet    raw bars (`raw_bars`) of one calendar year
     factors/<sha>.parquet                the factor table (`factors`)
     factors/adjustment_events-<sha>.parquet
     actions/<role>-<sha>.parquet         splits, dividends, action_provenance, actions_set_aside
@@ -34,10 +35,16 @@ from kobe_pipelines.lake.manifest import FileEntry
 log = logging.getLogger(__name__)
 
 ROW_GROUP_ROWS = 128 * 1024
-# Raw bars are sorted by (symbol, date): a row group of 16k rows holds a few dozen symbols' year,
-# and a read of a few symbols decodes only the row groups holding them (`symbol_reads`), each
-# whole: its cost is set by this size, whatever the size of the file.
-RAW_ROW_GROUP_ROWS = 16 * 1024
+# Raw bars are sorted by (symbol, date). A year file's row group of 32k rows holds about 140
+# symbols' year: a read of a few symbols decodes only the row groups holding them (`symbol_reads`),
+# each whole, and a DuckDB scan weighs every row group of every file it visits (a year of 50,000
+# symbols: 360 groups); the size balances the two.
+RAW_ROW_GROUP_ROWS = 32 * 1024
+# The history file (every closed year's bars in one file, sorted by (symbol, date)) is cut into
+# row groups of whole symbols, each at most this many rows (a symbol with more has groups of its
+# own): one symbol's ten years are one row group, and a DuckDB scan of the file visits a few
+# hundred groups where ten year files would make it visit thousands.
+HISTORY_ROW_GROUP_ROWS = 120 * 1024
 # Factors (sorted by symbol) in row groups of a few hundred symbols, for the same reason: a
 # one-symbol read of the adjusted views scans one row group of the factor table, not all of it;
 # smaller groups make the table larger and its write slower.
@@ -49,10 +56,11 @@ RACY_NS = 50_000_000
 DATA_FOLDERS = ("raw", "actions", "factors")
 
 
-def folder_of(role: str, year: int | None = None) -> tuple[str, str]:
-    """(folder under the root, file name prefix) of a file of `role` (`year`: a raw file's)."""
+def folder_of(role: str, partition: str | None = None) -> tuple[str, str]:
+    """(folder under the root, file name prefix) of a file of `role` (`partition`: a raw file's,
+    `year=YYYY` or `through=YYYY`)."""
     if role == "raw_bars":
-        return f"raw/bars/year={year}", ""
+        return f"raw/bars/{partition}", ""
     if role == "factors":
         return "factors", ""
     return ("factors" if role == "adjustment_events" else "actions"), f"{role}-"
@@ -77,10 +85,10 @@ class ContentStore:
         return self.root / entry.path
 
     # ---- writing -----------------------------------------------------------------------------
-    def write(self, table: pa.Table, role: str, year: int | None = None) -> FileEntry:
+    def write(self, table: pa.Table, role: str, partition: str | None = None) -> FileEntry:
         """Store `table` as a file of `role` and return its entry (an identical file already
         stored is kept, and the table not written twice)."""
-        writer = self.writer(table.schema, role, year)
+        writer = self.writer(table.schema, role, partition)
         try:
             writer.write(table)
         except BaseException:
@@ -88,10 +96,10 @@ class ContentStore:
             raise
         return writer.close()
 
-    def writer(self, schema: pa.Schema, role: str, year: int | None = None) -> "ContentWriter":
+    def writer(self, schema: pa.Schema, role: str, partition: str | None = None) -> "ContentWriter":
         """A file of `role` written a table at a time (`ContentWriter`): the same bytes as `write`
         of all its rows at once."""
-        return ContentWriter(self, schema, role, year)
+        return ContentWriter(self, schema, role, partition)
 
     def name_by_content(self, tmp: Path, directory: Path, prefix: str) -> tuple[Path, str]:
         """Give a written temporary file its content address; the final path and its sha256."""
@@ -216,10 +224,10 @@ class ContentWriter:
     all its rows: at most one row group of rows is held here between calls. `close` names the
     file by its sha256 and returns its entry; `abort` removes what was written."""
 
-    def __init__(self, store: ContentStore, schema: pa.Schema, role: str, year: int | None):
+    def __init__(self, store: ContentStore, schema: pa.Schema, role: str, partition: str | None):
         self.store = store
         self.role = role
-        folder, self.prefix = folder_of(role, year)
+        folder, self.prefix = folder_of(role, partition)
         self.directory = store.root / folder
         self.directory.mkdir(parents=True, exist_ok=True)
         self.tmp = self.directory / f".{self.prefix}{os.getpid()}-{threading.get_ident()}-{id(self)}.parquet.tmp"
@@ -228,6 +236,12 @@ class ContentWriter:
         strings = [f.name for f in schema
                    if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_dictionary(f.type)]
         self.group_rows = {"raw_bars": RAW_ROW_GROUP_ROWS, "factors": FACTOR_ROW_GROUP_ROWS}.get(role, ROW_GROUP_ROWS)
+        # the history file's groups end where a symbol ends (`_group_end`)
+        self.whole_symbols = role == "raw_bars" and (partition or "").startswith("through=")
+        if self.whole_symbols:
+            self.group_rows = HISTORY_ROW_GROUP_ROWS
+        # rows needed to cut a group: a group of whole symbols needs the row after it too
+        self.rows_to_cut = self.group_rows + 1 if self.whole_symbols else self.group_rows
         # LZ4 rather than Snappy: files of the same size, and DuckDB reads them faster. Every page
         # carries a CRC32: a flipped byte fails the read of that page wherever the pipeline reads
         # with pyarrow, instead of changing a value.
@@ -240,7 +254,7 @@ class ContentWriter:
 
     @property
     def rows_held(self) -> int:
-        """Rows kept for the next row group (fewer than `group_rows`)."""
+        """Rows kept for the next row group (at most `group_rows`)."""
         return self._pending_rows
 
     def write(self, table: pa.Table) -> None:
@@ -254,17 +268,27 @@ class ContentWriter:
             self.max_date = high if self.max_date is None else max(self.max_date, high)
         self._pending.append(table)
         self._pending_rows += table.num_rows
-        if self._pending_rows < self.group_rows:
+        if self._pending_rows < self.rows_to_cut:
             return
         rows = pa.concat_tables(self._pending).combine_chunks()
         done = 0
-        while self._pending_rows - done >= (size := self.group_rows):
+        while self._pending_rows - done >= self.rows_to_cut:
+            size = self._group_end(rows.slice(done, self.group_rows + 1)) if self.whole_symbols else self.group_rows
             self._writer.write_table(rows.slice(done, size), row_group_size=size)
             done += size
         rest = self._pending_rows - done
         # a copy of the rest, so that the written rows' buffers are not kept alive by a slice
         self._pending = [rows.take(pa.array(np.arange(done, self._pending_rows)))] if rest else []
         self._pending_rows = rest
+
+    def _group_end(self, rows: pa.Table) -> int:
+        """Where the row group starting at `rows` ends (`rows`: group_rows + 1 rows): after the
+        last whole symbol that fits, or after group_rows rows when its first symbol alone fills it."""
+        symbols = rows.column("symbol")
+        # True at i: row i + 1 starts another symbol
+        changes = pc.not_equal(symbols.slice(1), symbols.slice(0, len(symbols) - 1)).to_numpy(zero_copy_only=False)
+        ends = np.flatnonzero(changes)
+        return int(ends[-1]) + 1 if len(ends) else self.group_rows
 
     def close(self) -> FileEntry:
         try:

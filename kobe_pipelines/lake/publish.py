@@ -1,10 +1,13 @@
 """Writing the lake: preparing a candidate version, publishing it, the writer lock, and repairing
 what an interrupted writer left. The only module of the lake that runs threads.
 
-Prepare: validate the bars, keep the new ones (`raw_bars`), write them as one file per year in
-the background while the derived tables are computed (`derivation`), each derived table written
-as soon as it is known, then merge a year's small raw files if it has too many. Any failure
-removes every file the prepare wrote. Nothing is visible until publish.
+Prepare: validate the bars, keep the new ones (`raw_bars`), write them (a first freeze: the
+history file and the later years' files; a refreeze: one file per year) in the background while
+the derived tables are computed (`derivation`), each derived table written as soon as it is
+known, then merge a year's small raw files if it has too many, and compact the closed years into
+the history file when a year closed since it was written (`history`). Any failure removes every
+file the prepare wrote. Nothing is visible until publish. `prepare_compaction` is a prepare
+that only compacts (`Lake.compact`).
 
 Publish, in an order that a crash (kill -9 included) or a full disk cannot break:
 
@@ -44,6 +47,7 @@ from kobe_pipelines.lake.actions import ActionsSetAside
 from kobe_pipelines.lake.derivation import Derivation
 from kobe_pipelines.lake.errors import LakeBusyError, LakeError, LakeWriteError, is_write_failure
 from kobe_pipelines.lake.file_store import ContentStore, ContentWriter
+from kobe_pipelines.lake.history import closed_through, is_history, merge_history, to_compact, year_partition
 from kobe_pipelines.lake.manifest import FileEntry, Manifest, content_hash
 from kobe_pipelines.lake.raw_bars import (
     DEFAULT_BATCH_ROWS, BarsOutOfOrder, NewBars, StreamedBars, YearFiles, YearSplit, batches_of, event_sessions, find_new_rows,
@@ -55,7 +59,6 @@ from kobe_pipelines.lake.versions import VersionStore, new_manifest, retained
 log = logging.getLogger(__name__)
 
 RAW_WRITERS = 4  # threads writing the year files of a freeze's new raw bars
-RAW_STREAM_WRITERS = 2  # threads writing a streamed freeze's year files (encoding is its costliest step)
 
 
 def checkpoint(step: str) -> None:
@@ -73,7 +76,7 @@ class Candidate:
     dividend_convention: str
     notes: dict
     new_rows: int
-    events_table: pa.Table | pd.DataFrame  # the adjustment events of the version
+    events_table: pa.Table | pd.DataFrame | None  # the adjustment events of the version (None: a compaction's, unchanged)
     actions_set_aside: ActionsSetAside = ActionsSetAside()  # actions of symbols without bars, kept unapplied
     # the returns the prepare's own jump check judged (`Derivation.event_jumps`): on the sessions
     # of every event whose factors it computed; None when it computed none
@@ -90,7 +93,7 @@ class FreezeResult:
     version: Manifest
     created: bool  # False when the inputs matched an existing version (no new version made)
     new_rows: int
-    events_table: pa.Table | pd.DataFrame  # adjustment events of the version (for metadata and checks)
+    events_table: pa.Table | pd.DataFrame | None  # adjustment events of the version (for metadata and checks)
     actions_set_aside: ActionsSetAside = ActionsSetAside()  # actions of symbols without bars, kept unapplied
 
     @cached_property
@@ -165,12 +168,14 @@ def prepare(root: Path, files: ContentStore, versions: VersionStore, bars: pd.Da
         writing: list[Future] = []
         raw: Future | None = None
         try:
+            through = closed_through(as_of)
             if previous is None and batch_rows is not None:
-                closing, new_rows = stream_raw_files(root, files, bars, splits, dividends, as_of, batch_rows, background)
-                writing += closing  # the year files are closed (and hashed) while the derived tables are computed
+                closing, new_rows = stream_raw_files(root, files, bars, splits, dividends, as_of, through, batch_rows, background)
+                writing += closing  # the raw files are closed (and hashed) while the derived tables are computed
             else:
                 new_rows = find_new_rows(root, previous, NewBars.validated(whole_table(bars), as_of))
-                raw = background.submit(write_new_rows, files, new_rows)
+                # a first freeze writes the closed years into the history file; a refreeze adds year files
+                raw = background.submit(write_new_rows, files, new_rows, through if previous is None else None)
                 writing.append(raw)
             derivation = Derivation(root, previous, stored_raw, new_rows, splits, dividends, convention, stored, stored_files)
             derived: dict[str, Future] = {}
@@ -181,8 +186,10 @@ def prepare(root: Path, files: ContentStore, versions: VersionStore, bars: pd.Da
                                for entry in (derived[role].result() if role in derived else stored_files[role])]
             if raw is None:
                 raw_entries = [file.result() for file in closing]
+            elif previous is None:
+                raw_entries = raw.result()
             else:
-                raw_entries = merge_small_raw_files(files, stored_raw, raw.result()) if previous is not None else raw.result()
+                raw_entries = compact(root, files, merge_small_raw_files(files, stored_raw, raw.result()), through)
         except BaseException as exc:
             wait(writing + stored.pending())  # no thread writes into the lake after this returns
             files.remove_created()
@@ -217,38 +224,41 @@ def whole_table(bars: pd.DataFrame | pa.Table | Iterable[pa.Table]) -> pd.DataFr
 
 
 def stream_raw_files(root: Path, files: ContentStore, bars: pd.DataFrame | pa.Table | Iterable[pa.Table],
-                     splits: pd.DataFrame, dividends: pd.DataFrame, as_of: dt.date | None, batch_rows: int,
-                     pool: ThreadPoolExecutor) -> tuple[list[Future], StreamedBars]:
-    """The raw files of a first freeze, its bars streamed `batch_rows` at a time (`YearFiles`),
-    each batch written by `pool` while the next is validated; the files being closed by `pool`
-    (each future gives one file's entry, in year order), and what the freeze needs of the bars.
+                     splits: pd.DataFrame, dividends: pd.DataFrame, as_of: dt.date | None, history_through: int,
+                     batch_rows: int, pool: ThreadPoolExecutor) -> tuple[list[Future], StreamedBars]:
+    """The raw files of a first freeze (the history file of the years up to `history_through`, a
+    file per later year), its bars streamed `batch_rows` at a time (`YearFiles`), each batch
+    written while the next is validated; the files being closed by `pool` (each future gives one
+    file's entry, the history file first), and what the freeze needs of the bars.
     Bars out of (symbol, date) order are sorted first (`raw_bars.sorted_batches`); `bars` given
     as batches must then be iterable again. The closes around every action's session are kept
     for the factors."""
     sessions = event_sessions(splits, dividends)
     batches = batches_of(bars, batch_rows)
     try:
-        return _stream(files, batches, sessions, as_of, pool)
+        return _stream(files, batches, sessions, as_of, history_through, pool)
     except BarsOutOfOrder as disorder:
         log.info("lake: the bars are not in (symbol, date) order (%s): sorting them first", disorder)
-        return _stream(files, sorted_batches(batches, root / "staging" / ".sort", batch_rows), sessions, as_of, pool)
+        return _stream(files, sorted_batches(batches, root / "staging" / ".sort", batch_rows), sessions, as_of,
+                       history_through, pool)
 
 
 def _stream(files: ContentStore, batches: Iterable[pa.Table], sessions: pd.DataFrame, as_of: dt.date | None,
-            pool: ThreadPoolExecutor) -> tuple[list[Future], StreamedBars]:
-    """Stream `batches` into year files: the years are written by RAW_STREAM_WRITERS threads (a
-    year always by the same one, so its rows stay in order), one batch while the next is read
-    and validated."""
-    years = YearFiles(files, sessions, as_of)
-    writers = [ThreadPoolExecutor(max_workers=1) for _ in range(RAW_STREAM_WRITERS)]
+            history_through: int, pool: ThreadPoolExecutor) -> tuple[list[Future], StreamedBars]:
+    """Stream `batches` into raw files: the history file by one thread, the later years by
+    another (a file always by the same one, so its rows stay in order), one batch while the
+    next is read and validated."""
+    years = YearFiles(files, sessions, as_of, history_through)
+    # encoding is the costliest step of a streamed freeze: a thread writes the history file, another the later years
+    writers = {history: ThreadPoolExecutor(max_workers=1) for history in (True, False)}
     writing: list[Future] = []
     try:
         for batch in batches:
             pieces = years.take(batch)
             for future in writing:
                 future.result()  # one batch written while the next is validated: two at most held
-            writing = [writer.submit(years.write, [piece for piece in pieces if piece[0] % len(writers) == index])
-                       for index, writer in enumerate(writers)]
+            writing = [writer.submit(years.write, [piece for piece in pieces if is_history(piece[0]) == history])
+                       for history, writer in writers.items()]
         for future in writing:
             future.result()
         years.check()
@@ -257,19 +267,20 @@ def _stream(files: ContentStore, batches: Iterable[pa.Table], sessions: pd.DataF
         years.abort()
         raise
     finally:
-        for writer in writers:
+        for writer in writers.values():
             writer.shutdown(wait=True)
-    return [pool.submit(file.close) for file in years.files_by_year()], years.summary()
+    return [pool.submit(file.close) for file in years.files_in_order()], years.summary()
 
 
-def write_new_rows(files: ContentStore, new_rows: NewBars) -> list[FileEntry]:
-    """The new raw bars as one file per calendar year, each year gathered and written in its own
-    thread (Arrow and Parquet release the GIL)."""
+def write_new_rows(files: ContentStore, new_rows: NewBars, history_through: int | None) -> list[FileEntry]:
+    """The new raw bars as one file per raw partition (`YearSplit`: with `history_through`, the
+    years up to it in one history file), each gathered and written in its own thread (Arrow and
+    Parquet release the GIL)."""
     if new_rows.empty:
         return []
-    split = YearSplit.of(new_rows)
+    split = YearSplit.of(new_rows, history_through)
     with ThreadPoolExecutor(max_workers=min(RAW_WRITERS, os.cpu_count() or 1)) as pool:
-        return list(pool.map(lambda year: files.write(split.year_table(year), "raw_bars", year), split.years))
+        return list(pool.map(lambda part: files.write(split.partition_table(part), "raw_bars", part), split.partitions))
 
 
 def merge_small_raw_files(files: ContentStore, stored: list[FileEntry], added: list[FileEntry]) -> list[FileEntry]:
@@ -277,10 +288,51 @@ def merge_small_raw_files(files: ContentStore, stored: list[FileEntry], added: l
     files merged (`raw_bars.years_to_merge`)."""
     entries = stored + added
     for year, merged in years_to_merge(stored, added).items():
-        compacted = files.write(merged_year(files.read(merged)), "raw_bars", year)
+        compacted = files.write(merged_year(files.read(merged)), "raw_bars", year_partition(year))
         log.info("lake: merged %d raw files of %s into %s", len(merged), year, compacted.path)
         entries = [e for e in entries if all(e is not m for m in merged)] + [compacted]
     return entries
+
+
+def compact(root: Path, files: ContentStore, raw: list[FileEntry], through: int, forced: bool = False) -> list[FileEntry]:
+    """The raw files `raw` with the closed years up to `through` compacted into one history file
+    when a compaction is due (`history.to_compact`; `forced`: whenever there is one to do)."""
+    merged, last = to_compact(raw, through, forced)
+    if not merged:
+        return raw
+    history = merge_history(root, files, merged, last)
+    log.info("lake: compacted %d raw files through %d into %s", len(merged), last, history.path)
+    return [e for e in raw if all(e is not m for m in merged)] + [history]
+
+
+def prepare_compaction(root: Path, files: ContentStore, versions: VersionStore, as_of: dt.date | None) -> Candidate | None:
+    """A candidate version with the current version's bars and tables, its closed years (before
+    `as_of`'s year) compacted into one history file; None when there is nothing to compact. Run
+    under the writer lock; a failure removes what it wrote."""
+    previous = versions.current_or_none()
+    if previous is None:
+        return None
+    files.hash_cache()
+    for entry in previous.files:
+        files.check(entry, reuse=True)
+    raw = previous.files_with_role("raw_bars")
+    files.forget_created()
+    try:
+        compacted = compact(root, files, raw, closed_through(as_of), forced=True)
+    except BaseException as exc:
+        files.remove_created()
+        if is_write_failure(exc) and not isinstance(exc, LakeError):
+            raise LakeWriteError(root, "compact the raw files of", exc, f"nothing was published; {previous.version_id} stays current") from exc
+        raise
+    if compacted is raw:
+        return None
+    checkpoint("compacted")
+    files.save_hash_cache()
+    entries = compacted + [e for e in previous.files if e.role != "raw_bars"]
+    return Candidate(base_version_id=previous.version_id, entries=tuple(entries),
+                     content_hash=content_hash(entries, previous.dividend_convention), provider=previous.provider,
+                     dividend_convention=previous.dividend_convention, notes=dict(previous.notes), new_rows=0,
+                     events_table=None)
 
 
 def write_change(files: ContentStore, change: TableChange, stored: list[FileEntry], stored_rows: _StoredReads) -> list[FileEntry]:

@@ -1,14 +1,15 @@
-"""Raw bars in the lake: which bars of a freeze are new, the refusal of a restated bar, one file
-per calendar year, and merging a year's small files.
+"""Raw bars in the lake: which bars of a freeze are new, the refusal of a restated bar, the raw
+files (one history file for the closed years, one file per later year: `history`), and merging a
+year's small files.
 
 Raw bars are stored as traded and never changed: a stored bar delivered again with other values
-is a restatement, refused (`RawRestatementError`). Each freeze writes its new bars as one file per
-calendar year they fall in (`year=YYYY` folders), sorted by (symbol, date), symbols as plain
-strings (Parquet dictionary-encodes each row group with the symbols it holds, so the file is the
-same whatever encoding the bars came in). A refreeze adds a small file to its year; a year that
-would pass `RAW_FILES_PER_YEAR` files has all of them but the largest merged into one, since one
-symbol's history is a read of every file of every year.
-"""
+is a restatement, refused (`RawRestatementError`). A first freeze writes its bars of the closed
+years into one history file and those of each later year into a file of that year; a refreeze
+writes its new bars as one file per calendar year they fall in (`year=YYYY` folders), a closed
+year's beside the history file until the next compaction. Every file is sorted by (symbol, date),
+symbols as plain strings (Parquet dictionary-encodes each row group with the symbols it holds, so
+the file is the same whatever encoding the bars came in). A year that would pass
+`RAW_FILES_PER_YEAR` files has all of them but the largest merged into one."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 import duckdb
 import numpy as np
@@ -31,6 +32,7 @@ from kobe_pipelines.lake import duck
 from kobe_pipelines.lake.arrow_keys import close_frame, frame_of_query, positions_around, rows_around, rows_found_in
 from kobe_pipelines.lake.errors import RawRestatementError
 from kobe_pipelines.lake.file_store import ContentStore, ContentWriter
+from kobe_pipelines.lake.history import history_partition, is_history, year_of, year_partition
 from kobe_pipelines.lake.manifest import FileEntry, Manifest
 
 VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -145,21 +147,44 @@ def find_new_rows(root: Path, previous: Manifest | None, bars: NewBars) -> NewBa
 
 @dataclass(frozen=True)
 class YearSplit:
-    """New rows by calendar year: `years` present, and each row's year."""
+    """New rows by raw partition: with `history_through`, the rows of every year up to it as one
+    history partition (in their (symbol, date) order), and each later year as its own partition;
+    without it, each year as its own. `row_years`: each row's year."""
 
     table: pa.Table
     row_years: np.ndarray
     years: list[int]
+    history_through: int | None = None
 
     @classmethod
-    def of(cls, new_rows: NewBars) -> "YearSplit":
+    def of(cls, new_rows: NewBars, history_through: int | None = None) -> "YearSplit":
         table = new_rows.table
         row_years = calendar_years(table.column("date").cast(pa.int32()).to_numpy())
         first = int(row_years.min())  # the years present, counted (not a set of millions of Python ints)
-        return cls(table, row_years, (np.flatnonzero(np.bincount(row_years - first)) + first).tolist())
+        return cls(table, row_years, (np.flatnonzero(np.bincount(row_years - first)) + first).tolist(), history_through)
 
-    def year_tables(self) -> list[tuple[int, pa.Table]]:
-        """Every year's rows, in order (`year_table` of each year, from one take of all rows)."""
+    @property
+    def partitions(self) -> list[str]:
+        """The partitions of the rows, the history first."""
+        through = self.history_through
+        if through is None:
+            return [year_partition(year) for year in self.years]
+        history = [history_partition(through)] if self.years[0] <= through else []
+        return history + [year_partition(year) for year in self.years if year > through]
+
+    def partition_tables(self) -> list[tuple[str, pa.Table]]:
+        """Every partition's rows, in order, symbols as plain strings."""
+        through = self.history_through
+        if through is None or self.years[0] > through:
+            return [(year_partition(year), table) for year, table in self._year_tables()]
+        if self.years[-1] <= through:
+            return [(history_partition(through), plain_symbols(self.table.combine_chunks()))]
+        later = self.row_years > through
+        rest = YearSplit(self.table.filter(pa.array(later)), self.row_years[later], [y for y in self.years if y > through])
+        return [(history_partition(through), self.partition_table(history_partition(through)))] + rest.partition_tables()
+
+    def _year_tables(self) -> list[tuple[int, pa.Table]]:
+        """Every year's rows, in order (from one take of all rows)."""
         if len(self.years) == 1:
             return [(self.years[0], plain_symbols(self.table.combine_chunks()))]
         order = np.argsort(self.row_years, kind="stable")
@@ -168,20 +193,21 @@ class YearSplit:
         starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
         return [(year, ordered.slice(int(start), int(count))) for year, start, count in zip(self.years, starts, counts)]
 
-    def year_table(self, year: int) -> pa.Table:
-        """The rows of `year`, in order, symbols as plain strings: the year's new raw file."""
+    def partition_table(self, partition: str) -> pa.Table:
+        """The rows of `partition`, in order, symbols as plain strings: its new raw file."""
+        if is_history(partition):
+            return self._rows_where(lambda years: years <= self.history_through)
+        year = int(partition.removeprefix("year="))
+        return self._rows_where(lambda years: years == year)
+
+    def _rows_where(self, wanted: Callable[[np.ndarray], np.ndarray]) -> pa.Table:
         pieces, start = [], 0
         for batch in self.table.to_batches():  # a take per batch: on the chunked table it is slower
-            rows = np.flatnonzero(self.row_years[start:start + batch.num_rows] == year)
+            rows = np.flatnonzero(wanted(self.row_years[start:start + batch.num_rows]))
             start += batch.num_rows
             if len(rows):
                 pieces.append(batch.take(pa.array(rows)))
-        return plain_symbols(pa.Table.from_batches(pieces).combine_chunks())
-
-
-def year_of(entry: FileEntry) -> int:
-    """The calendar year of a raw file (its `year=YYYY` folder)."""
-    return int(entry.path.split("/")[2].removeprefix("year="))
+        return plain_symbols(pa.Table.from_batches(pieces, schema=self.table.schema).combine_chunks())
 
 
 def years_to_merge(stored: list[FileEntry], added: list[FileEntry]) -> dict[int, list[FileEntry]]:
@@ -190,7 +216,8 @@ def years_to_merge(stored: list[FileEntry], added: list[FileEntry]) -> dict[int,
     older version lists them (retention removes them)."""
     by_year: dict[int, list[FileEntry]] = {}
     for entry in stored + added:
-        by_year.setdefault(year_of(entry), []).append(entry)
+        if (year := year_of(entry)) is not None:  # the history file is merged by compactions only
+            by_year.setdefault(year, []).append(entry)
     grown = {year_of(entry) for entry in added}
     merges = {}
     for year, files in sorted(by_year.items()):
@@ -286,20 +313,22 @@ def event_sessions(splits: pd.DataFrame, dividends: pd.DataFrame) -> pd.DataFram
 
 class YearFiles:
     """The raw files of a first freeze written as its bars stream past in (symbol, date) order:
-    one file per calendar year, each filled batch after batch (a year's rows arrive in its own
-    order), with the same bytes as a freeze holding every bar at once.
+    the history file of the years up to `history_through` and one file per later year, each
+    filled batch after batch (a partition's rows arrive in its own order), with the same bytes as
+    a freeze holding every bar at once.
 
     `take` validates a batch (every check of `validation`, and that it follows the one before)
-    and returns its rows by year; `write` appends them (it may run in another thread, one batch
-    at a time); `check` raises the first bad bar of all the batches; then the files are closed
-    (`files_by_year`) and `summary` tells the freeze what it needs of the bars."""
+    and returns its rows by partition; `write` appends them (it may run in another thread, one
+    batch at a time); `check` raises the first bad bar of all the batches; then the files are
+    closed (`files_in_order`) and `summary` tells the freeze what it needs of the bars."""
 
-    def __init__(self, files: ContentStore, sessions: pd.DataFrame, as_of: dt.date | None):
+    def __init__(self, files: ContentStore, sessions: pd.DataFrame, as_of: dt.date | None, history_through: int):
         self.files = files
         self.sessions = sessions.sort_values(["symbol", "event_date"], ignore_index=True)
         self.session_symbols = self.sessions["symbol"].to_numpy(dtype=object)
         self.as_of = as_of
-        self.writers: dict[int, ContentWriter] = {}
+        self.history_through = history_through
+        self.writers: dict[str, ContentWriter] = {}
         self.rows = 0
         self.symbols: set[str] = set()
         self.first_dates: list[pd.Series] = []
@@ -308,8 +337,8 @@ class YearFiles:
         self.last_key: tuple[str, int] | None = None
         self.batch_rows_held = 0  # the largest batch taken, in rows
 
-    def take(self, batch: pa.Table) -> list[tuple[int, pa.Table]]:
-        """Validate `batch` and return its rows by calendar year, in order (nothing once some
+    def take(self, batch: pa.Table) -> list[tuple[str, pa.Table]]:
+        """Validate `batch` and return its rows by raw partition, in order (nothing once some
         batch failed: the freeze will fail, the rest is only counted)."""
         self.rows += batch.num_rows
         self.batch_rows_held = max(self.batch_rows_held, batch.num_rows)
@@ -341,13 +370,13 @@ class YearFiles:
         high = np.searchsorted(self.session_symbols, self.last_key[0], side="right")
         if high > low:
             self.around.append(bars.rows_around(self.sessions.iloc[low:high]))
-        return YearSplit.of(bars).year_tables()
+        return YearSplit.of(bars, self.history_through).partition_tables()
 
-    def write(self, pieces: list[tuple[int, pa.Table]]) -> None:
-        for year, rows in pieces:
-            if year not in self.writers:
-                self.writers[year] = self.files.writer(rows.schema, "raw_bars", year)
-            self.writers[year].write(rows)
+    def write(self, pieces: list[tuple[str, pa.Table]]) -> None:
+        for partition, rows in pieces:
+            if partition not in self.writers:
+                self.writers[partition] = self.files.writer(rows.schema, "raw_bars", partition)
+            self.writers[partition].write(rows)
 
     @property
     def rows_held(self) -> int:
@@ -359,9 +388,10 @@ class YearFiles:
         if self.errors:
             raise validation.BarValidationError.first_of(self.errors, self.rows)
 
-    def files_by_year(self) -> list[ContentWriter]:
-        """The year files, in year order, to be closed once every batch is written."""
-        return [self.writers[year] for year in sorted(self.writers)]
+    def files_in_order(self) -> list[ContentWriter]:
+        """The raw files (the history file first, then the years in order), to be closed once
+        every batch is written."""
+        return [self.writers[partition] for partition in sorted(self.writers, key=lambda p: (not is_history(p), p))]
 
     def summary(self) -> StreamedBars:
         firsts = pd.concat(self.first_dates) if self.first_dates else pd.Series([], dtype="datetime64[ns]")

@@ -2,7 +2,9 @@
 
 Layout under the lake root (`data_lake/` by default)::
 
-    raw/bars/year=YYYY/<sha>.parquet    raw bars as traded; a file is never changed (raw_bars)
+    raw/bars/through=YYYY/<sha>.parquet raw bars of the closed years up to YYYY, as traded (history)
+    raw/bars/year=YYYY/<sha>.parquet    raw bars of one later year, or a closed year's added bars;
+                                         a file is never changed (raw_bars)
     actions/<role>-<sha>.parquet         splits, dividends, provenance, actions set aside (actions)
     factors/<sha>.parquet                adjustment factor intervals and applied events (factors)
     versions/<version_id>/manifest.json  one per published lake version (versions)
@@ -203,6 +205,17 @@ class Lake:
         becomes current and no new version is made). Refuses if the lake moved on meanwhile."""
         with self._lock():
             return publish.publish(self.root, self.files, self.version_store, candidate, self.retention)
+
+    def compact(self, as_of: dt.date | None = None) -> Manifest | None:
+        """Merge the history file and every year file of the closed years (those before the year
+        of `as_of`, default the last completed session) into one history file, and publish that
+        as a new version with the same bars and tables; None when there is nothing to merge. The
+        first refreeze after a year closes compacts by itself."""
+        with self._lock():
+            candidate = publish.prepare_compaction(self.root, self.files, self.version_store, as_of)
+            if candidate is None:
+                return None
+            return publish.publish(self.root, self.files, self.version_store, candidate, self.retention).version
 
     # ---- integrity -------------------------------------------------------------------------
     def verify(self, version_id: str | None = None) -> list[str]:

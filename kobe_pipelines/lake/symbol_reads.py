@@ -159,7 +159,7 @@ class SymbolPlan:
                 out.append(None)
             else:
                 out.append(pa.concat_tables(parts) if parts else
-                           _plain_symbols(files[0].index.metadata.schema.to_arrow_schema()).empty_table())
+                           plain_symbol_schema(files[0].index.metadata.schema.to_arrow_schema()).empty_table())
         return out
 
 
@@ -183,7 +183,7 @@ def plan(root: Path, entries: Sequence[FileEntry], symbols: Sequence[str]) -> Sy
         try:
             index = file_index(path)
         except (OSError, pa.ArrowException) as exc:
-            raise _unreadable(entry, exc) from exc
+            raise unreadable(entry, exc) from exc
         files.append(FileGroups(entry, index, index.groups_holding(wanted)))
     return SymbolPlan(root, wanted, files)
 
@@ -196,7 +196,7 @@ def _rows_of(root: Path, part: FileGroups, group: int, wanted: pa.Array) -> pa.T
                               read_dictionary=["symbol"])
         rows = file.read_row_group(group, use_threads=False)
     except (OSError, pa.ArrowException) as exc:
-        raise _unreadable(part.entry, exc) from exc
+        raise unreadable(part.entry, exc) from exc
     symbols = rows.column("symbol").combine_chunks()
     wanted_here = pc.is_in(symbols.dictionary, value_set=wanted.cast(symbols.dictionary.type))
     rows = rows.filter(pc.take(wanted_here, symbols.indices))
@@ -204,10 +204,12 @@ def _rows_of(root: Path, part: FileGroups, group: int, wanted: pa.Array) -> pa.T
     return rows.set_column(at, rows.schema.field(at).with_type(pa.string()), rows.column(at).cast(pa.string()))
 
 
-def _plain_symbols(schema: pa.Schema) -> pa.Schema:
+def plain_symbol_schema(schema: pa.Schema) -> pa.Schema:
+    """`schema` with its symbol column as plain strings."""
     at = schema.get_field_index("symbol")
     return schema.set(at, schema.field(at).with_type(pa.string()))
 
 
-def _unreadable(entry: FileEntry, exc: BaseException) -> LakeCorruptionError:
+def unreadable(entry: FileEntry, exc: BaseException) -> LakeCorruptionError:
+    """The error naming a lake file that pyarrow could not read."""
     return LakeCorruptionError(entry.path, f"cannot be read ({' '.join(str(exc).split())}); run `kobe lake verify`")

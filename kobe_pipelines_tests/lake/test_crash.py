@@ -108,3 +108,46 @@ def test_freeze_when_killed_after_current_switched_and_run_again_unchanged_then_
     assert [m.version_id for m in lake.versions()] == [current]
     assert catalog_version(lake) == current and lake.catalog_problems() == []  # ... but the catalog is repaired
     assert not [p for p in lake.root.iterdir() if p.name.endswith((".tmp", ".wal"))]
+
+
+def run_compaction(lake_dir, crash_at: str) -> subprocess.CompletedProcess:
+    script = textwrap.dedent(
+        f"""
+        import datetime as dt, os, signal
+        from kobe_pipelines.lake import publish, store
+        def checkpoint(step):
+            if step == {crash_at!r}:
+                os.kill(os.getpid(), signal.SIGKILL)
+        publish.checkpoint = checkpoint
+        store.Lake({str(lake_dir)!r}).compact(as_of=dt.date(2022, 1, 3))
+        """
+    )
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step", ["compacted", "manifest_written", "current_switched"])
+def test_compact_when_killed_at_step_then_one_version_with_the_same_bars_and_the_next_writer_repairs(tmp_path, step):
+    import datetime as dt
+
+    from kobe_pipelines.data.providers.simulated import SimConfig, SimulatedProvider
+
+    sim = SimulatedProvider(SimConfig(seed=11, n_symbols=12, start="2020-01-02", end="2021-06-30"))
+    lake = Lake(tmp_path / "lake")
+    s, e = "2020-01-02", "2021-06-30"
+    lake.freeze(sim.daily_bars(s, e), sim.splits(s, e), sim.dividends(s, e), provider="simulated", as_of=dt.date(2021, 6, 30))
+    previous = lake.current_version_id()
+    sql = "SELECT * FROM bars ORDER BY symbol, date"
+    before = lake.query(sql)
+
+    assert run_compaction(tmp_path / "lake", step).returncode == -signal.SIGKILL
+
+    lake = Lake(tmp_path / "lake")
+    folders = sorted(e.path.split("/")[2] for e in lake.current_version().files_with_role("raw_bars"))
+    if step == "current_switched":
+        assert lake.current_version_id() != previous and folders == ["through=2021"]
+    else:
+        assert lake.current_version_id() == previous and folders == ["through=2020", "year=2021"]
+    assert lake.query(sql).equals(before)
+    lake.repair()
+    assert verify_cli(lake).exit_code == 0 and catalog_version(lake) == lake.current_version_id()

@@ -305,10 +305,11 @@ def test_refreeze_when_a_year_passes_the_raw_file_limit_then_its_small_files_are
     bars, splits, divs = sim_inputs(sim)
     days = sorted(bars["date"].unique())[-5:]
     stepwise = Lake(tmp_path / "stepwise", retention=100)
-    stepwise.freeze(bars[bars["date"] < days[0]], splits, divs, provider="simulated")
+    as_of = days[-1].date()  # 2021 is the current year: its bars are in year files
+    stepwise.freeze(bars[bars["date"] < days[0]], splits, divs, provider="simulated", as_of=as_of)
     counts = []
     for day in days:  # one session per refreeze, as the nightly schedule adds them
-        version = stepwise.freeze(bars[bars["date"] <= day], splits, divs, provider="simulated").version
+        version = stepwise.freeze(bars[bars["date"] <= day], splits, divs, provider="simulated", as_of=as_of).version
         counts.append(sum(e.path.startswith("raw/bars/year=2021/") for e in version.files_with_role("raw_bars")))
     # 1 + 1, + 1, then 4 > 3: the three small files merged beside the largest, and again
     assert counts == [2, 3, 2, 3, 2]
@@ -318,7 +319,7 @@ def test_refreeze_when_a_year_passes_the_raw_file_limit_then_its_small_files_are
     fresh.freeze(bars, splits, divs, provider="simulated")
     sql = "SELECT * FROM bars ORDER BY symbol, date"
     pd.testing.assert_frame_equal(stepwise.query(sql), fresh.query(sql))
-    again = stepwise.freeze(bars, splits, divs, provider="simulated")  # nothing new: nothing merged, no version
+    again = stepwise.freeze(bars, splits, divs, provider="simulated", as_of=as_of)  # nothing new: nothing merged, no version
     assert not again.created
 
 

@@ -4,6 +4,7 @@ that ask for a subset read only that subset."""
 
 from __future__ import annotations
 
+import datetime as dt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -16,7 +17,10 @@ from kobe_pipelines.lake import Lake, file_store
 from kobe_pipelines.lake.file_store import ContentWriter
 from kobe_pipelines.lake.raw_bars import NewBars
 
-from .conftest import sim_inputs
+from .conftest import SIM_END, sim_inputs
+
+# as of the last session of the simulated bars: 2020 is a closed year (the history file), 2021 the current one
+AS_OF = dt.date.fromisoformat(SIM_END)
 
 
 def sorted_table(bars: pd.DataFrame) -> pa.Table:
@@ -29,9 +33,9 @@ def cut(table: pa.Table, *at: int) -> list[pa.Table]:
     return [table.slice(a, b - a) for a, b in zip(edges, edges[1:])]
 
 
-def freeze(tmp_path, name: str, bars, sim_actions, batch_rows: int | None = 1 << 20):
+def freeze(tmp_path, name: str, bars, sim_actions, batch_rows: int | None = 1 << 20, as_of: dt.date | None = None):
     _, splits, dividends = sim_actions
-    return Lake(tmp_path / name).freeze(bars, splits, dividends, provider="simulated", batch_rows=batch_rows).version
+    return Lake(tmp_path / name).freeze(bars, splits, dividends, provider="simulated", batch_rows=batch_rows, as_of=as_of).version
 
 
 def raw_files(version) -> list[tuple[str, str]]:
@@ -78,6 +82,7 @@ def test_streamed_freeze_when_bars_come_out_of_order_then_sorted_first_and_the_s
 def test_streamed_freeze_then_the_rows_held_at_once_are_bounded_by_the_batch(tmp_path, sim, monkeypatch):
     inputs = sim_inputs(sim)
     monkeypatch.setattr(file_store, "RAW_ROW_GROUP_ROWS", 64)  # so that the files' row groups are few rows
+    monkeypatch.setattr(file_store, "HISTORY_ROW_GROUP_ROWS", 64)
     validated, held = [], []
     real_validated, real_write = NewBars.validated.__func__, ContentWriter.write
 
@@ -92,12 +97,12 @@ def test_streamed_freeze_then_the_rows_held_at_once_are_bounded_by_the_batch(tmp
 
     monkeypatch.setattr(NewBars, "validated", classmethod(counting_validated))
     monkeypatch.setattr(ContentWriter, "write", counting_write)
-    version = freeze(tmp_path, "lake", inputs[0], inputs, batch_rows=100)
-    years = len(raw_files(version))
+    version = freeze(tmp_path, "lake", inputs[0], inputs, batch_rows=100, as_of=AS_OF)
+    files = len(raw_files(version))
     assert sum(validated) == len(inputs[0]) > 20 * 100  # every bar went through, 100 at a time
     assert max(validated) <= 100
-    # each year file keeps less than one row group between writes
-    assert all(rows < group == 64 for rows, group in held) and years == 2
+    # the history file and the year file each keep at most one row group between writes
+    assert all(rows <= group == 64 for rows, group in held) and files == 2
 
 
 def test_streamed_freeze_when_bad_bars_lie_in_two_batches_then_the_same_error_as_held_at_once(tmp_path, sim):
@@ -150,14 +155,14 @@ def test_files_provider_when_read_in_batches_then_the_rows_of_the_whole_read_aga
 
 def test_event_returns_when_events_are_recent_then_older_years_are_not_read(tmp_path, sim):
     lake = Lake(tmp_path / "lake")
-    lake.freeze(*sim_inputs(sim), provider="simulated")
+    lake.freeze(*sim_inputs(sim), provider="simulated", as_of=AS_OF)
     version = lake.current_version()
     events = lake.events()
     recent = events.loc[events["prev_date"] >= "2021-01-04"]
     expected = lake.event_returns(version.files, recent)
     for entry in version.files_with_role("raw_bars"):
         if entry.max_date < "2021-01-01":
-            lake.abspath(entry).unlink()  # the 2020 file: a read of it would fail now
+            lake.abspath(entry).unlink()  # the history file (2020): a read of it would fail now
     got = lake.event_returns(version.files, recent)
     assert len(recent) > 0 and len(got["total"]) == len(expected["total"]) > 0
     for view in ("split", "total"):
@@ -166,7 +171,7 @@ def test_event_returns_when_events_are_recent_then_older_years_are_not_read(tmp_
 
 def test_read_bars_when_a_date_range_is_asked_then_only_its_years_are_read(tmp_path, sim):
     lake = Lake(tmp_path / "lake")
-    lake.freeze(*sim_inputs(sim), provider="simulated")
+    lake.freeze(*sim_inputs(sim), provider="simulated", as_of=AS_OF)
     expected = lake.read_bars(start="2021-03-01", end="2021-03-31")
     for entry in lake.current_version().files_with_role("raw_bars"):
         if entry.max_date < "2021-01-01":
@@ -178,7 +183,7 @@ def test_read_bars_when_a_date_range_is_asked_then_only_its_years_are_read(tmp_p
 
 def test_lake_connect_when_dates_are_asked_then_only_their_years_are_opened(tmp_path, sim):
     lake = Lake(tmp_path / "lake")
-    lake.freeze(*sim_inputs(sim), provider="simulated")
+    lake.freeze(*sim_inputs(sim), provider="simulated", as_of=AS_OF)
     sql = "SELECT symbol, date, close FROM bars WHERE date BETWEEN DATE '2021-03-01' AND DATE '2021-03-31' ORDER BY symbol, date"
     with lake.connect() as con:
         expected = con.execute(sql).df()
@@ -217,25 +222,40 @@ def test_read_bars_when_symbols_are_asked_then_exactly_their_bars(tmp_path, sim)
 
 def test_raw_file_when_written_in_any_batches_then_row_groups_of_the_set_size_and_the_same_bytes(tmp_path, sim, monkeypatch):
     monkeypatch.setattr(file_store, "RAW_ROW_GROUP_ROWS", 64)
+    monkeypatch.setattr(file_store, "HISTORY_ROW_GROUP_ROWS", 300)
     inputs = sim_inputs(sim)
-    versions = {batch_rows: freeze(tmp_path, f"lake-{batch_rows}", inputs[0], inputs, batch_rows) for batch_rows in (7, 500, None)}
+    versions = {batch_rows: freeze(tmp_path, f"lake-{batch_rows}", inputs[0], inputs, batch_rows, AS_OF)
+                for batch_rows in (7, 500, None)}
     assert raw_files(versions[7]) == raw_files(versions[500]) == raw_files(versions[None])
+    kinds = []
     for entry in versions[None].files_with_role("raw_bars"):
-        metadata = pq.ParquetFile(tmp_path / "lake-None" / entry.path).metadata
-        sizes = [metadata.row_group(index).num_rows for index in range(metadata.num_row_groups)]
-        assert sizes == [64] * (entry.rows // 64) + ([entry.rows % 64] if entry.rows % 64 else [])
-        assert len(sizes) > 10
+        file = pq.ParquetFile(tmp_path / "lake-None" / entry.path)
+        sizes = [file.metadata.row_group(index).num_rows for index in range(file.metadata.num_row_groups)]
+        if "/year=" in entry.path:  # a year file: groups of exactly 64 rows, the last one the rest
+            kinds.append("year")
+            assert sizes == [64] * (entry.rows // 64) + ([entry.rows % 64] if entry.rows % 64 else [])
+            assert len(sizes) > 10
+            continue
+        # the history file: groups of at most 300 rows, each ending where a symbol ends (a symbol
+        # has 252 bars in 2020: one per group, each whole)
+        kinds.append("history")
+        symbols = [file.read_row_group(index, columns=["symbol"]).column("symbol").to_pylist() for index in range(len(sizes))]
+        assert max(sizes) <= 300 and len(sizes) > 5
+        assert all(len(set(group)) == 1 for group in symbols)
+        assert len({group[0] for group in symbols}) == len(symbols)
+    assert sorted(kinds) == ["history", "year"]
 
 
 def test_one_symbol_read_when_files_hold_many_row_groups_then_exactly_its_bars_after_a_nightly_refreeze_and_per_version(
         tmp_path, sim, monkeypatch):
     # row groups of a few symbols' rows, so that a one-symbol read skips most groups of every file
     monkeypatch.setattr(file_store, "RAW_ROW_GROUP_ROWS", 64)
+    monkeypatch.setattr(file_store, "HISTORY_ROW_GROUP_ROWS", 64)
     monkeypatch.setattr(file_store, "FACTOR_ROW_GROUP_ROWS", 2)
     lake = Lake(tmp_path / "lake")
-    first = lake.freeze(*sim_inputs(sim, end="2021-06-29"), provider="simulated").version
+    first = lake.freeze(*sim_inputs(sim, end="2021-06-29"), provider="simulated", as_of=AS_OF).version
     bars, splits, dividends = sim_inputs(sim)
-    second = lake.freeze(bars, splits, dividends, provider="simulated").version  # the nightly one
+    second = lake.freeze(bars, splits, dividends, provider="simulated", as_of=AS_OF).version  # the nightly one
     groups = {e.path: pq.ParquetFile(tmp_path / "lake" / e.path).metadata.num_row_groups for e in second.files
               if e.role == "factors" or (e.role == "raw_bars" and e.rows > 128)}
     assert len(groups) >= 3 and min(groups.values()) > 2

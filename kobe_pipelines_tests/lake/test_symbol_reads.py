@@ -13,7 +13,7 @@ import pytest
 
 from kobe_pipelines import market_calendar
 from kobe_pipelines.data import schema
-from kobe_pipelines.lake import Lake, SymbolRequestError, file_store, symbol_reads
+from kobe_pipelines.lake import Lake, SymbolRequestError, file_store, publish, symbol_reads
 
 from .conftest import flips_caught, page_bytes
 
@@ -45,9 +45,11 @@ def market(days_2024: list[str] = DAYS_2024) -> tuple[pd.DataFrame, pd.DataFrame
 
 @pytest.fixture()
 def small_groups(monkeypatch):
-    """Raw row groups of exactly GROUP_ROWS rows, factor row groups of 2 rows."""
+    """Raw row groups of exactly GROUP_ROWS rows, factor row groups of 2 rows, and no closed year
+    before 2023: the bars are in year files, read here (the history file's reads: test_history)."""
     monkeypatch.setattr(file_store, "RAW_ROW_GROUP_ROWS", GROUP_ROWS)
     monkeypatch.setattr(file_store, "FACTOR_ROW_GROUP_ROWS", 2)
+    monkeypatch.setattr(publish, "closed_through", lambda as_of: 2022)
 
 
 def read_both_ways(lake: Lake, monkeypatch, symbols, view: str = "total", version_id: str | None = None,
