@@ -88,7 +88,7 @@ def raw_daily_bars(config: SessionsConfig, market_data: MarketDataResource, lake
         )
         return
     batch = fetch_check_and_stage(
-        store, span.label, span.first, span.last,
+        store, span.label,
         fetch=lambda: schema.bars_table(bars_for_freeze(market_data.build(), span.first, span.last)),
         as_of=market_calendar.last_completed_session().date(),
     )
@@ -146,8 +146,9 @@ def lake_candidate(lake: LakeResource, market_data: MarketDataResource, alerts: 
     factor tables derived. Its blocking checks report, for the sessions of the events it adds, the
     split-adjusted and total-return close-to-close returns that the prepare itself judged
     (`Candidate.event_jumps`): no unexplained jump."""
-    from kobe_pipelines.data.quality import check_adjusted_jumps
-    from kobe_pipelines.defs.lake.keep_aside import HeldScope, actions_in_scope
+    from kobe_pipelines.data.quality import DEFAULT_MAX_ABS_LOG_RETURN
+    from kobe_pipelines.data.quality_worker import check_adjusted_jumps_in_worker
+    from kobe_pipelines.defs.lake.keep_aside import actions_in_scope
     from kobe_pipelines.defs.lake.plots import split_plot_markdown
 
     store = lake.open()
@@ -167,7 +168,7 @@ def lake_candidate(lake: LakeResource, market_data: MarketDataResource, alerts: 
     events = candidate.events
     added = _added_events(store, candidate)
     returns = added_event_returns(candidate, added)
-    reports = {view: check_adjusted_jumps(frame, view) for view, frame in returns.items()}
+    reports = check_adjusted_jumps_in_worker(returns, DEFAULT_MAX_ABS_LOG_RETURN)
     for view, report in reports.items():
         if not report.success:
             _alert_failed_check(alerts, "lake_candidate", f"{view} view", report)
