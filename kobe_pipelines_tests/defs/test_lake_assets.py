@@ -166,3 +166,16 @@ def test_refreeze_when_a_year_of_simulated_sessions_then_the_worker_passes_them_
     assert (meta["rows"], meta["sessions"], meta["symbols"]) == (len(delivered), delivered["date"].nunique(), 3)
     assert (meta["first_date"], meta["last_date"]) == ("2023-01-03", "2024-01-31")
     assert Lake(tmp_path / "lake").query("SELECT count(*) AS n FROM bars")["n"].iloc[0] == len(delivered)
+
+
+def test_refreeze_when_the_run_scores_then_raw_daily_bars_starts_loading_the_scoring_libraries(tmp_path, instance, monkeypatch):
+    from kobe_pipelines.ml import preload
+
+    started = []
+    monkeypatch.setattr(preload, "start", lambda: started.append("scoring"))
+    market = MarketDataResource(sim_symbols=3, history_start="2024-01-02", sim_end="2024-01-31")
+    driver = driver_for(tmp_path, market, instance)
+    assert driver.freeze("2024-01-02", "2024-01-12", with_signals=False).success
+    assert started == []  # the lake alone: nothing to score, nothing loaded
+    assert driver.freeze("2024-01-16", "2024-01-31", with_signals=True).success
+    assert started == ["scoring"]

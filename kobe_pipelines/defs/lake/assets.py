@@ -21,6 +21,7 @@ from kobe_pipelines.defs.resources import LakeResource, MarketDataResource
 
 GROUP = "lake"
 IN_MEMORY = "mem_io_manager"  # the candidate is handed on within the run, never pickled
+SIGNALS = dg.AssetKey("signals")  # scored after the lake steps in a refreeze run
 
 
 class SessionsConfig(dg.Config):
@@ -66,9 +67,11 @@ def _preview(frame, rows: int = 5) -> dg.MetadataValue:
 
 
 @dg.asset(group_name=GROUP, check_specs=raw_bars_check_specs, kinds={"parquet"})
-def raw_daily_bars(config: SessionsConfig, market_data: MarketDataResource, lake: LakeResource, alerts: AlertsResource):
+def raw_daily_bars(context: dg.AssetExecutionContext, config: SessionsConfig, market_data: MarketDataResource,
+                   lake: LakeResource, alerts: AlertsResource):
     """Raw (unadjusted) daily bars of the sessions this run ingests, checked and staged for the
-    freeze. A batch that fails its blocking check is not staged and nothing downstream runs."""
+    freeze. A batch that fails its blocking check is not staged and nothing downstream runs. In a
+    run that scores too, the scoring libraries load on a thread meanwhile (`ml.preload`)."""
     import pyarrow.compute as pc
 
     from kobe_pipelines import market_calendar
@@ -76,7 +79,10 @@ def raw_daily_bars(config: SessionsConfig, market_data: MarketDataResource, lake
     from kobe_pipelines.data.providers.base import bars_for_freeze
     from kobe_pipelines.data.quality import QualityReport
     from kobe_pipelines.lake.checked_ingest import fetch_check_and_stage
+    from kobe_pipelines.ml import preload
 
+    if SIGNALS in context.job_def.asset_layer.selected_asset_keys:
+        preload.start()
     store = lake.open()
     held = last_session_held(store)
     span = sessions_to_ingest(held, market_data.settings().history_start, config.first, config.last)
