@@ -3,7 +3,7 @@ there and never in the caller.
 
 Importing Great Expectations is seconds of pure Python. A worker started before the bars are
 fetched imports it on the other core meanwhile (a thread would share the interpreter lock with
-the fetch), then answers the checks it is handed, in order: raw-bar batches (mapped from an
+the fetch), says that it is ready, then answers the checks it is handed, in order: raw-bar batches (mapped from an
 Arrow IPC file, in shared memory where it has room, whose name the worker removes once mapped)
 and the adjusted returns of the jump checks (pickled on its stdin). Each report comes back on its
 stdout; anything a check prints goes to the worker's stderr. An error in a check, or a worker
@@ -20,6 +20,7 @@ import atexit
 import datetime as dt
 import os
 import pickle
+import select
 import subprocess
 import sys
 import tempfile
@@ -64,7 +65,9 @@ class QualityWorker:
 
     def __init__(self) -> None:
         self._bars_files: list[Path] = []
-        self._waiting = 0  # checks submitted whose reports are not read yet
+        self._waiting = 0  # checks submitted whose replies are not read yet
+        self._answered: list[tuple[str, object]] = []  # replies read (by `idle`) but not yet returned
+        self._ready = False  # whether its "ready" (checks loaded) has been read
         self._process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
     def __enter__(self) -> QualityWorker:
@@ -108,18 +111,31 @@ class QualityWorker:
             raise QualityWorkerError(f"the quality worker ended before it took the {request[0]} check") from exc
         self._waiting += 1
 
+    def idle(self) -> bool:
+        """Whether the worker has loaded its checks and answered every check submitted, without
+        waiting: a caller holds its next bars back while the worker is busy, and hands them over
+        together once it is idle (a check has a fixed cost)."""
+        while (not self._ready or self._waiting) and select.select([self._process.stdout], [], [], 0)[0]:
+            self._receive()
+        return self._ready and not self._waiting
+
     def reports(self) -> list[QualityReport]:
         """The reports of the checks submitted since the last call, in their order (waits for
         them); raises `QualityWorkerError`, and ends the worker, if one failed or none came."""
-        reports = []
+        while self._waiting:
+            self._receive()
+        replies, self._answered = self._answered, []
+        self._bars_files = []  # each mapped and removed by the worker
+        for kind, payload in replies:
+            if kind != "report":
+                self.close()
+                raise QualityWorkerError(f"a check failed in the quality worker:\n{payload}")
+        return [payload for _, payload in replies]
+
+    def _receive(self) -> None:
+        """Read the worker's next reply (waits for it): its "ready", or the answer to a check."""
         try:
-            while self._waiting:
-                kind, payload = pickle.load(self._process.stdout)
-                self._waiting -= 1
-                if kind != "report":
-                    raise QualityWorkerError(f"a check failed in the quality worker:\n{payload}")
-                reports.append(payload)
-            self._bars_files = []  # each mapped and removed by the worker
+            kind, payload = pickle.load(self._process.stdout)
         except (EOFError, pickle.UnpicklingError, ValueError) as exc:
             self.close()
             code = self._process.wait()
@@ -127,7 +143,11 @@ class QualityWorker:
         except BaseException:
             self.close()
             raise
-        return reports
+        if kind == "ready":
+            self._ready = True
+        else:
+            self._waiting -= 1
+            self._answered.append((kind, payload))
 
     def close(self) -> None:
         if self._process.poll() is None:  # its reports are not needed (any more)
@@ -142,6 +162,7 @@ class QualityWorker:
             path.unlink(missing_ok=True)
         self._bars_files = []
         self._waiting = 0
+        self._answered = []
 
 
 _shared: QualityWorker | None = None
@@ -164,7 +185,7 @@ def shared_worker() -> Iterator[QualityWorker]:
         try:
             yield _shared
         finally:
-            if _shared._waiting:
+            if _shared._waiting or _shared._answered:
                 _shared.close()
 
 
@@ -199,18 +220,23 @@ def _check(quality, request: tuple) -> QualityReport:
 
 def _serve() -> None:
     replies = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # stdout carries the reports only
+    os.dup2(2, 1)  # stdout carries the replies only
     try:
         from kobe_pipelines.data import quality
 
         quality.import_great_expectations()
     except BaseException:
         quality, failure = None, traceback.format_exc()
+    answered = _reply(replies, ("ready", None))  # (a failure to load is reported to each check)
     while True:
         try:
             request = pickle.load(sys.stdin.buffer)
         except EOFError:  # the caller is done (or gone)
             break
+        if not answered:  # the caller is gone: only remove the bars it handed over
+            if request[0] == "raw_bars":
+                Path(request[1]).unlink(missing_ok=True)
+            continue
         try:
             if quality is None:
                 raise QualityWorkerError(f"the quality worker could not load its checks:\n{failure}")
@@ -219,13 +245,19 @@ def _serve() -> None:
             if request[0] == "raw_bars":
                 Path(request[1]).unlink(missing_ok=True)
             reply = ("error", traceback.format_exc())
-        try:
-            pickle.dump(reply, replies)
-            replies.flush()
-        except BrokenPipeError:  # the caller is gone
-            break
+        answered = _reply(replies, reply)
     sys.stderr.flush()
     os._exit(0)  # the interpreter's teardown would only delay the caller's wait
+
+
+def _reply(replies, reply: tuple) -> bool:
+    """Send a reply; False when the caller is gone."""
+    try:
+        pickle.dump(reply, replies)
+        replies.flush()
+    except BrokenPipeError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -4,9 +4,9 @@ judges the batch while it is written beside, and only a batch that passes is sta
 The check runs in this process's quality worker (`data.quality_worker.shared_worker`), taken
 before the fetch: a new worker imports Great Expectations on the other core meanwhile (a thread
 would share the interpreter lock with the fetch), and this process never imports it. A span of
-many sessions (a backfill) is fetched in chunks of `CHUNK_SESSIONS` sessions, each handed to the
-worker as soon as it is fetched, so the worker checks one while the next is fetched and only the
-last chunk's check follows the fetch. That is exact: each rule is judged per bar, per (symbol,
+many sessions (a backfill) is fetched in chunks of `CHUNK_SESSIONS` sessions; whenever the worker
+is idle, the chunks fetched meanwhile are handed to it together (each check has a fixed cost), so
+the worker checks while the rest is fetched and only the last chunks' check follows the fetch. That is exact: each rule is judged per bar, per (symbol,
 date) or per symbol, and the chunks are disjoint ranges of dates, so their reports merge into the
 report of one check of the whole batch (`quality.merge_raw_bars_reports`). A chunk with a bar
 outside its own sessions (or without a date) voids that: the whole batch is checked at once.
@@ -63,15 +63,16 @@ def fetch_check_and_stage(store: Lake, label: str, first: dt.date, last: dt.date
     pass."""
     spans = session_chunks(first, last, chunk_sessions) if chunk_sessions else [(first, last)]
     with shared_worker() as worker, ThreadPoolExecutor(max_workers=1, thread_name_prefix="checked_ingest") as beside:
-        chunks, exact, submitted = [], True, 0
+        chunks, held, exact, submitted = [], [], True, 0
         for span in spans:
             chunks.append(fetch(*span))
             exact = exact and _within(chunks[-1], *span)
-            if exact and chunks[-1].num_rows:
-                worker.submit_raw_bars(chunks[-1], as_of)
-                submitted += 1
+            held += [chunks[-1]] if exact and chunks[-1].num_rows else []
+            if exact and held and (span == spans[-1] or worker.idle()):
+                worker.submit_raw_bars(_joined(held), as_of)  # the chunks fetched while it was busy, at once
+                held, submitted = [], submitted + 1
         table = join_in_symbol_date_order(chunks)
-        del chunks
+        del chunks, held
         if not exact or not submitted:  # the whole batch at once (it may be empty)
             worker.reports()  # those of the chunks before the one that voided the chunking
             worker.submit_raw_bars(table, as_of)
@@ -84,6 +85,11 @@ def fetch_check_and_stage(store: Lake, label: str, first: dt.date, last: dt.date
         else:
             pending.discard()
     return CheckedBatch(table, report)
+
+
+def _joined(chunks: list[pa.Table]) -> pa.Table:
+    """Consecutive chunks as one table (not copied), one dictionary of symbols for all."""
+    return chunks[0] if len(chunks) == 1 else pa.concat_tables(chunks).unify_dictionaries()
 
 
 def _merged_reports(worker: QualityWorker, written) -> QualityReport:

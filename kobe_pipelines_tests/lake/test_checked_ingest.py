@@ -176,3 +176,39 @@ def test_fetch_check_and_stage_when_the_worker_dies_while_the_batch_is_written_t
     with pytest.raises(QualityWorkerError, match="ended"):
         fetch_check_and_stage(lake, "history", FIRST, LAST, fetch, AS_OF, chunk_sessions=3)
     assert lake.staged_labels() == [] and list(lake.staging_dir.iterdir()) == []  # the pending file is gone too
+
+
+def test_fetch_check_and_stage_when_the_worker_is_busy_then_the_chunks_fetched_meanwhile_are_handed_over_together(
+        tmp_path, monkeypatch):
+    # the worker is idle when the first chunk is fetched, then held (stopped) until the batch is
+    # written: the first chunk goes to it alone, the next two together
+    with shared_worker() as ready:
+        while not ready.idle():
+            ready._receive()  # waits for its "ready"
+    handed = []
+    submit = quality_worker.QualityWorker.submit_raw_bars
+
+    def counted(self, bars, as_of):
+        handed.append(bars.num_rows)
+        submit(self, bars, as_of)
+
+    monkeypatch.setattr(quality_worker.QualityWorker, "submit_raw_bars", counted)
+    fetch_range, worker = provider(bad_market()), []
+
+    def fetch(first: dt.date, last: dt.date) -> pa.Table:
+        if first != FIRST and not worker:  # after the first chunk was handed over
+            worker.append(quality_worker._shared._process.pid)
+            os.kill(worker[0], signal.SIGSTOP)
+        return fetch_range(first, last)
+
+    lake = Lake(tmp_path / "lake")
+    write = lake.write_pending_bars
+
+    def write_and_resume(label, table):
+        os.kill(worker[0], signal.SIGCONT)
+        return write(label, table)
+
+    monkeypatch.setattr(lake, "write_pending_bars", write_and_resume)
+    batch = fetch_check_and_stage(lake, "history", FIRST, LAST, fetch, AS_OF, chunk_sessions=3)
+    assert handed == [9, 19]  # 3 symbols x 3 sessions, then 3 x 6 and the duplicate
+    assert batch.report == quality.check_raw_bars_table(sorted_table(bad_market()), AS_OF)
