@@ -14,9 +14,12 @@ from __future__ import annotations
 import importlib
 import threading
 
-# what scoring the production ensemble imports (`signals`: registry, pyfunc model, members, lineage)
+# what scoring the production ensemble imports (`signals`: registry, pyfunc model, members, lineage;
+# the stores MLflow opens for its embedded SQLite registry)
 SCORING_MODULES = (
     "kobe_pipelines.ml.registry",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
     "kobe_pipelines.ml.training",
     "kobe_pipelines.ml.scoring",
     "kobe_pipelines.trading.cycle",
