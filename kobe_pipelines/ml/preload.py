@@ -4,9 +4,9 @@ on a background thread, while a run does other work first.
 A refreeze run spends seconds on the lake (fetch, checks, freeze) before it scores; most of that
 time the run's own thread waits on files, DuckDB or the quality worker, so the imports that
 scoring needs cost little beside it. `start()` begins them once per process; `wait()` (the
-scoring step calls it first) lets them finish before the step imports anything itself, so no two
-threads import one module at the same time. An import that fails on the thread is not reported
-there: the step's own import raises it again, with its traceback.
+scoring step calls it first) lets them finish before the step imports anything itself (Python's
+per-module import locks keep the lake steps' own imports meanwhile safe). An import that fails on
+the thread is not reported there: the step's own import raises it again, with its traceback.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ def _md(frame) -> dg.MetadataValue:
 
 def _dated_near(frame, column: str, start):
     """The rows of a version's action table that can take effect on `start` or later (an action
-    dated on a weekend or holiday takes effect at the next session, at most days later): the
+    dated on a weekend or holiday takes effect at the next session, a few days later at most): the
     whole history's actions need not be read row by row."""
     import pandas as pd
 
