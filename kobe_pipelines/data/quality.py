@@ -65,7 +65,11 @@ def _gx():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
     import great_expectations.expectations as gxe
+    from great_expectations.execution_engine import pandas_execution_engine
 
+    # GE fingerprints (hashes) every frame under this many bytes as a marker of its batch; these
+    # checks never read the marker, and hashing a backfill's bars costs a third of its check
+    pandas_execution_engine.HASH_THRESHOLD = 0
     return gx, gxe
 
 
@@ -190,7 +194,8 @@ def check_raw_bars_table(bars: pa.Table, as_of: dt.date) -> QualityReport:
 
 def _symbol_outcomes(symbols: pd.Categorical, dates: pd.Series, gxe: Any) -> list[ExpectationOutcome]:
     """The ticker pattern and length judged on the distinct symbols that have bars, reported in
-    bars: each failing symbol's bar count is summed, its first bar named."""
+    bars: each failing symbol's bar count is summed; the first five failing symbols by name are
+    each named by their first bar."""
     codes = symbols.codes
     bar_counts = np.bincount(codes[codes >= 0], minlength=len(symbols.categories))
     held = np.flatnonzero(bar_counts)
@@ -202,6 +207,7 @@ def _symbol_outcomes(symbols: pd.Categorical, dates: pd.Series, gxe: Any) -> lis
     outcomes = []
     for item in _run_suite("raw_bar_symbols", distinct, expectations, every_row=True):
         failing = held[np.asarray(item.result.get("unexpected_index_list") or [], dtype=np.int64)]
+        failing = failing[np.argsort(np.asarray(symbols.categories[failing], dtype=object), kind="stable")]  # by name
         if item.success or not len(failing):
             outcomes.append(_outcome(item))  # passed, or failed without rows (e.g. GE raised): as GE says
             continue
@@ -209,6 +215,40 @@ def _symbol_outcomes(symbols: pd.Categorical, dates: pd.Series, gxe: Any) -> lis
         outcomes.append(ExpectationOutcome(expectation=item.expectation_config.type, column="symbol", success=False,
                                            unexpected_count=int(bar_counts[failing].sum()), examples=first_bars))
     return outcomes
+
+
+def merge_raw_bars_reports(reports: list[QualityReport]) -> QualityReport:
+    """One report of `check_raw_bars` on batches that are disjoint ranges of dates, equal to the
+    report of one check of them all (its rows in (symbol, date) order): every rule is judged per
+    row, per (symbol, date) or per symbol, so the counts add up; the examples named are the first
+    five in (symbol, date) order, each symbol rule's failing symbols named once by their first
+    bar. Each report names the first five of its own, so the first five of all are among them."""
+    if len(reports) == 1:
+        return reports[0]
+    outcomes = []
+    for parts in zip(*(report.outcomes for report in reports), strict=True):
+        first = parts[0]
+        examples = [example for part in parts for example in part.examples]
+        if all(isinstance(example, dict) and "symbol" in example for example in examples):
+            if first.column == "symbol" and first.expectation in _SYMBOL_RULES:
+                earliest: dict[Any, dict] = {}  # a symbol's first bar among the batches
+                for example in examples:
+                    if example["symbol"] not in earliest or _example_key(example) < _example_key(earliest[example["symbol"]]):
+                        earliest[example["symbol"]] = example
+                examples = list(earliest.values())
+            examples = sorted(examples, key=_example_key)
+        outcomes.append(ExpectationOutcome(first.expectation, first.column, all(part.success for part in parts),
+                                           sum(part.unexpected_count for part in parts), examples[:5]))
+    return QualityReport(reports[0].suite, sum(report.rows for report in reports), tuple(outcomes))
+
+
+_SYMBOL_RULES = ("expect_column_values_to_match_regex", "expect_column_value_lengths_to_be_between")
+
+
+def _example_key(example: dict) -> tuple:
+    """(symbol, date) order, a missing value after every other."""
+    symbol, date = example.get("symbol"), example.get("date")
+    return symbol is None, str(symbol or ""), date is None, str(date or "")
 
 
 def check_adjusted_jumps(returns: pd.DataFrame, view: str, max_abs_log_return: float = DEFAULT_MAX_ABS_LOG_RETURN) -> QualityReport:

@@ -99,3 +99,17 @@ def test_trimmed_symbols_when_categories_collide_once_trimmed_then_they_share_on
     trimmed = quality.trimmed_symbols(pd.Series(pd.Categorical(["AAA", " AAA", "BBB ", None, "AAA"])))
     assert list(trimmed.categories) == ["AAA", "BBB"]
     assert trimmed.codes.tolist() == [0, 0, 1, -1, 0]
+
+
+def test_check_raw_bars_when_it_runs_then_great_expectations_does_not_hash_the_frame(monkeypatch):
+    # GE's batch fingerprint is a hash of the whole frame (a third of a backfill's check); no
+    # expectation reads it
+    quality.import_great_expectations()
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    def refuse(frame):
+        raise AssertionError(f"a frame of {len(frame)} rows was hashed")
+
+    monkeypatch.setattr(pandas_execution_engine, "hash_pandas_dataframe", refuse)
+    report = quality.check_raw_bars(bars(good(3)), AS_OF)
+    assert report.success and report.rows == 12  # 3 symbols x 4 sessions

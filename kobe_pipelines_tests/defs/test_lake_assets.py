@@ -7,7 +7,7 @@ import pandas as pd
 
 from kobe_pipelines.alerts.sinks import read_alert_log
 from kobe_pipelines.defs.resources import MarketDataResource
-from kobe_pipelines.lake import Lake, checked_ingest
+from kobe_pipelines.lake import Lake
 from kobe_pipelines_tests.defs.conftest import driver_for
 
 LAKE_ASSETS = ("raw_daily_bars", "corporate_actions", "lake_candidate", "lake_version")
@@ -139,10 +139,8 @@ def test_refreeze_when_no_production_model_then_the_lake_is_published_and_the_ru
 
 
 def test_refreeze_when_a_year_of_sessions_holds_a_bad_bar_then_the_check_in_its_worker_blocks_the_freeze(
-        tmp_path, instance, monkeypatch):
-    # a span of a year or more with enough bars is checked in a worker process; its refusal blocks
-    # the freeze just as the check in this process does
-    monkeypatch.setattr(checked_ingest, "CHECK_IN_WORKER_FROM_ROWS", 1)
+        tmp_path, instance):
+    # the check runs in the run's quality worker process; its refusal blocks the freeze
     days = ["2023-01-03", "2023-06-01", "2024-01-03"]
     bars = pd.DataFrame({"symbol": ["AAA"] * 3, "date": days, "open": 10.0, "high": [11.0, 9.0, 11.0],
                          "low": 9.5, "close": [10.5, 9.6, 10.5], "volume": 100.0})  # 2023-06-01: high 9.0 < low 9.5
@@ -158,8 +156,7 @@ def test_refreeze_when_a_year_of_sessions_holds_a_bad_bar_then_the_check_in_its_
 
 
 def test_refreeze_when_a_year_of_simulated_sessions_then_the_worker_passes_them_and_the_version_holds_them(
-        tmp_path, instance, monkeypatch):
-    monkeypatch.setattr(checked_ingest, "CHECK_IN_WORKER_FROM_ROWS", 1)
+        tmp_path, instance):
     market = MarketDataResource(sim_symbols=3, history_start="2023-01-03", sim_end="2024-01-31")
     result = driver_for(tmp_path, market, instance).freeze("2023-01-03", "2024-01-31", with_signals=False)
     assert result.success
@@ -169,3 +166,16 @@ def test_refreeze_when_a_year_of_simulated_sessions_then_the_worker_passes_them_
     assert (meta["rows"], meta["sessions"], meta["symbols"]) == (len(delivered), delivered["date"].nunique(), 3)
     assert (meta["first_date"], meta["last_date"]) == ("2023-01-03", "2024-01-31")
     assert Lake(tmp_path / "lake").query("SELECT count(*) AS n FROM bars")["n"].iloc[0] == len(delivered)
+
+
+def test_refreeze_when_the_run_scores_then_raw_daily_bars_starts_loading_the_scoring_libraries(tmp_path, instance, monkeypatch):
+    from kobe_pipelines.ml import preload
+
+    started = []
+    monkeypatch.setattr(preload, "start", lambda: started.append("scoring"))
+    market = MarketDataResource(sim_symbols=3, history_start="2024-01-02", sim_end="2024-01-31")
+    driver = driver_for(tmp_path, market, instance)
+    assert driver.freeze("2024-01-02", "2024-01-12", with_signals=False).success
+    assert started == []  # the lake alone: nothing to score, nothing loaded
+    assert driver.freeze("2024-01-16", "2024-01-31", with_signals=True).success
+    assert started == ["scoring"]

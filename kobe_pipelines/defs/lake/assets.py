@@ -21,6 +21,7 @@ from kobe_pipelines.defs.resources import LakeResource, MarketDataResource
 
 GROUP = "lake"
 IN_MEMORY = "mem_io_manager"  # the candidate is handed on within the run, never pickled
+SIGNALS = dg.AssetKey("signals")  # scored after the lake steps in a refreeze run
 
 
 class SessionsConfig(dg.Config):
@@ -66,17 +67,22 @@ def _preview(frame, rows: int = 5) -> dg.MetadataValue:
 
 
 @dg.asset(group_name=GROUP, check_specs=raw_bars_check_specs, kinds={"parquet"})
-def raw_daily_bars(config: SessionsConfig, market_data: MarketDataResource, lake: LakeResource, alerts: AlertsResource):
+def raw_daily_bars(context: dg.AssetExecutionContext, config: SessionsConfig, market_data: MarketDataResource,
+                   lake: LakeResource, alerts: AlertsResource):
     """Raw (unadjusted) daily bars of the sessions this run ingests, checked and staged for the
-    freeze. A batch that fails its blocking check is not staged and nothing downstream runs."""
+    freeze. A batch that fails its blocking check is not staged and nothing downstream runs. In a
+    run that scores too, the scoring libraries load on a thread meanwhile (`ml.preload`)."""
     import pyarrow.compute as pc
 
     from kobe_pipelines import market_calendar
     from kobe_pipelines.data import schema
     from kobe_pipelines.data.providers.base import bars_for_freeze
     from kobe_pipelines.data.quality import QualityReport
-    from kobe_pipelines.lake.checked_ingest import fetch_check_and_stage
+    from kobe_pipelines.lake.checked_ingest import CHUNK_SESSIONS, fetch_check_and_stage
+    from kobe_pipelines.ml import preload
 
+    if SIGNALS in context.job_def.asset_layer.selected_asset_keys:
+        preload.start()
     store = lake.open()
     held = last_session_held(store)
     span = sessions_to_ingest(held, market_data.settings().history_start, config.first, config.last)
@@ -87,10 +93,12 @@ def raw_daily_bars(config: SessionsConfig, market_data: MarketDataResource, lake
             check_results=[check_result(RAW_BARS_CHECK, "raw_daily_bars", report)],
         )
         return
+    provider = market_data.build()
     batch = fetch_check_and_stage(
         store, span.label, span.first, span.last,
-        fetch=lambda: schema.bars_table(bars_for_freeze(market_data.build(), span.first, span.last)),
+        fetch=lambda first, last: schema.bars_table(bars_for_freeze(provider, first, last)),
         as_of=market_calendar.last_completed_session().date(),
+        chunk_sessions=None if provider.name == "files" else CHUNK_SESSIONS,  # a file is read whole for any range
     )
     table, report = batch.table, batch.report
     if not report.success:
@@ -146,8 +154,9 @@ def lake_candidate(lake: LakeResource, market_data: MarketDataResource, alerts: 
     factor tables derived. Its blocking checks report, for the sessions of the events it adds, the
     split-adjusted and total-return close-to-close returns that the prepare itself judged
     (`Candidate.event_jumps`): no unexplained jump."""
-    from kobe_pipelines.data.quality import check_adjusted_jumps
-    from kobe_pipelines.defs.lake.keep_aside import HeldScope, actions_in_scope
+    from kobe_pipelines.data.quality import DEFAULT_MAX_ABS_LOG_RETURN
+    from kobe_pipelines.data.quality_worker import check_adjusted_jumps_in_worker
+    from kobe_pipelines.defs.lake.keep_aside import actions_in_scope
     from kobe_pipelines.defs.lake.plots import split_plot_markdown
 
     store = lake.open()
@@ -167,7 +176,7 @@ def lake_candidate(lake: LakeResource, market_data: MarketDataResource, alerts: 
     events = candidate.events
     added = _added_events(store, candidate)
     returns = added_event_returns(candidate, added)
-    reports = {view: check_adjusted_jumps(frame, view) for view, frame in returns.items()}
+    reports = check_adjusted_jumps_in_worker(returns, DEFAULT_MAX_ABS_LOG_RETURN)
     for view, report in reports.items():
         if not report.success:
             _alert_failed_check(alerts, "lake_candidate", f"{view} view", report)

@@ -137,6 +137,9 @@ def signals(context: dg.AssetExecutionContext, lake_version: str, lake: LakeReso
     `trading.lineage`). Its metadata carries the trading date and the signals hash, which the
     trading sensor uses as its run key. Without a production model it publishes nothing and says
     that training must run first."""
+    from kobe_pipelines.ml import preload
+
+    preload.wait()  # the libraries the run began to load beside the lake steps
     import numpy as np
 
     from kobe_pipelines.ml.features import WARMUP_ROWS

@@ -11,10 +11,22 @@ from kobe_pipelines.defs.resources import LakeResource
 GROUP = "trading"
 HISTORY_DAYS = 120  # calendar days of adjusted bars handed to the strategy (ATR and friends)
 RAW_LOOKBACK_DAYS = 30  # calendar days of raw bars read before the signal date (each held symbol's last bar)
+ACTION_SESSION_GAP_DAYS = 14  # more than any XNYS closure (weekend and holidays) between a date and its session
 
 
 def _md(frame) -> dg.MetadataValue:
     return dg.MetadataValue.md(frame.to_markdown(index=False) if not frame.empty else "_none_")
+
+
+def _dated_near(frame, column: str, start):
+    """The rows of a version's action table that can take effect on `start` or later (an action
+    dated on a weekend or holiday takes effect at the next session, a few days later at most): the
+    whole history's actions need not be read row by row."""
+    import pandas as pd
+
+    if frame is None:
+        return None
+    return frame.loc[pd.to_datetime(frame[column]) >= start - pd.Timedelta(days=ACTION_SESSION_GAP_DAYS)]
 
 
 @dg.asset(group_name=GROUP, kinds={"python"})
@@ -49,7 +61,8 @@ def trade_orders(
     lookback = signal_date - pd.Timedelta(days=RAW_LOOKBACK_DAYS)  # a held symbol's last bar, for stale marks
     raw_start = min(pd.Timestamp(seen) + pd.Timedelta(days=1), lookback) if seen else lookback
     raw = store.read_bars(version_id=version, view="raw", start=raw_start, end=signal_date)
-    actions = actions_from_tables(store.derived_table("splits", version), store.derived_table("dividends", version),
+    actions = actions_from_tables(_dated_near(store.derived_table("splits", version), "execution_date", raw_start),
+                                  _dated_near(store.derived_table("dividends", version), "ex_dividend_date", raw_start),
                                   start=str(raw_start.date()), end=str(signal_date.date()))
     alerter = alerts.alerter()
     registry = strategy.registry(

@@ -1,0 +1,214 @@
+"""Fetch, check and stage (lake.checked_ingest): a span fetched in chunks of sessions, each checked
+by the quality worker while the next is fetched, gives the report of one check of the whole batch
+and stages the batch in (symbol, date) order only when every chunk passes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from kobe_pipelines.data import quality, quality_worker, schema
+from kobe_pipelines.data.quality_worker import QualityWorkerError, shared_worker
+from kobe_pipelines.lake import Lake
+from kobe_pipelines.lake.staging import in_symbol_date_order
+from kobe_pipelines.lake.checked_ingest import fetch_check_and_stage, join_in_symbol_date_order, session_chunks
+
+AS_OF = dt.date(2024, 1, 31)
+UNIQUE_COLUMNS = "['symbol', 'date']"  # the column list as the report names it
+FIRST, LAST = dt.date(2024, 1, 2), dt.date(2024, 1, 12)  # 9 XNYS sessions: chunks of 3 are 01-02..04, 05..09, 10..12
+SESSIONS = ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08", "2024-01-09", "2024-01-10",
+            "2024-01-11", "2024-01-12"]
+
+
+def market(symbols=("AAA", "AA PL", "BBB")) -> pd.DataFrame:
+    """Good bars of `symbols` on every session (open 10, high 11, low 9, close 10.5, volume 1,000)."""
+    frame = pd.DataFrame([(s, d) for s in symbols for d in SESSIONS], columns=["symbol", "date"])
+    return frame.assign(date=pd.to_datetime(frame["date"]), open=10.0, high=11.0, low=9.0, close=10.5, volume=1000.0)
+
+
+def sorted_table(frame: pd.DataFrame) -> pa.Table:
+    """The bars as a provider delivers them: symbols dictionary-encoded, rows in (symbol, date) order."""
+    table = schema.bars_table(frame.sort_values(["symbol", "date"], kind="stable").reset_index(drop=True))
+    return table.set_column(0, "symbol", table.column("symbol").dictionary_encode())
+
+
+def provider(frame: pd.DataFrame, calls: list | None = None):
+    """A fetch of the bars dated first..last."""
+    def fetch(first: dt.date, last: dt.date) -> pa.Table:
+        if calls is not None:
+            calls.append((first, last))
+        return sorted_table(frame.loc[frame["date"].between(pd.Timestamp(first), pd.Timestamp(last))])
+    return fetch
+
+
+def bad_market() -> pd.DataFrame:
+    """Bad bars in all three chunks: the malformed symbol 'AA PL' trades throughout (9 bars); BBB's
+    high is under its low on 01-03 (chunk 1) and 01-11 (chunk 3); AAA's 01-08 bar comes twice (chunk
+    2); BBB's 01-09 volume is fractional (chunk 2)."""
+    frame = market()
+    low_high = frame["symbol"].eq("BBB") & frame["date"].isin(pd.to_datetime(["2024-01-03", "2024-01-11"]))
+    frame.loc[low_high, "high"] = 8.0
+    frame.loc[frame["symbol"].eq("BBB") & frame["date"].eq(pd.Timestamp("2024-01-09")), "volume"] = 12.5
+    again = frame.loc[frame["symbol"].eq("AAA") & frame["date"].eq(pd.Timestamp("2024-01-08"))]
+    return pd.concat([frame, again], ignore_index=True)
+
+
+def test_session_chunks_when_nine_sessions_in_threes_then_three_ranges_of_sessions():
+    assert session_chunks(FIRST, LAST, 3) == [
+        (dt.date(2024, 1, 2), dt.date(2024, 1, 4)), (dt.date(2024, 1, 5), dt.date(2024, 1, 9)),
+        (dt.date(2024, 1, 10), dt.date(2024, 1, 12))]
+    assert session_chunks(FIRST, LAST, 4)[-1] == (dt.date(2024, 1, 12), dt.date(2024, 1, 12))
+    assert session_chunks(dt.date(2024, 1, 6), dt.date(2024, 1, 7), 3) == [(dt.date(2024, 1, 6), dt.date(2024, 1, 7))]
+
+
+def test_fetch_check_and_stage_when_bad_bars_are_in_several_chunks_then_the_report_is_the_whole_batch_check(tmp_path):
+    lake, calls = Lake(tmp_path / "lake"), []
+    batch = fetch_check_and_stage(lake, "history", FIRST, LAST, provider(bad_market(), calls), AS_OF, chunk_sessions=3)
+    assert len(calls) == 3  # fetched a chunk at a time
+    whole = quality.check_raw_bars_table(sorted_table(bad_market()), AS_OF)
+    assert batch.report == whole
+    failed = {(o.expectation, o.column): o for o in batch.report.failures}
+    assert batch.report.rows == 28  # 3 symbols x 9 sessions, and the duplicate
+    assert set(failed) == {
+        ("expect_column_values_to_match_regex", "symbol"),
+        ("expect_column_pair_values_a_to_be_greater_than_b", "high,close"),
+        ("expect_column_pair_values_a_to_be_greater_than_b", "high,open"),
+        ("expect_compound_columns_to_be_unique", UNIQUE_COLUMNS),
+        ("expect_column_values_to_be_between", "volume_fraction"),
+    }
+    regex = failed[("expect_column_values_to_match_regex", "symbol")]
+    assert regex.unexpected_count == 9 and regex.examples == [{"symbol": "AA PL", "date": "2024-01-02"}]
+    high_close = failed[("expect_column_pair_values_a_to_be_greater_than_b", "high,close")]
+    assert high_close.unexpected_count == 2
+    assert [(e["symbol"], e["date"]) for e in high_close.examples] == [("BBB", "2024-01-03"), ("BBB", "2024-01-11")]
+    unique = failed[("expect_compound_columns_to_be_unique", UNIQUE_COLUMNS)]
+    assert unique.unexpected_count == 2
+    assert [(e["symbol"], e["date"]) for e in unique.examples] == [("AAA", "2024-01-08")] * 2
+    assert failed[("expect_column_values_to_be_between", "volume_fraction")].unexpected_count == 1
+    assert lake.staged_labels() == [] and list(lake.staging_dir.iterdir()) == []  # nothing staged, no pending file
+
+
+def test_fetch_check_and_stage_when_every_chunk_passes_then_the_batch_is_staged_in_symbol_date_order(tmp_path):
+    lake = Lake(tmp_path / "lake")
+    good = market(("BBB", "AAA", "CCC"))
+    batch = fetch_check_and_stage(lake, "history", FIRST, LAST, provider(good), AS_OF, chunk_sessions=4)
+    assert batch.report.success and batch.report.rows == 27
+    assert batch.report == quality.check_raw_bars_table(sorted_table(good), AS_OF)
+    expected = sorted_table(good)
+    assert batch.table.cast(schema.BARS_ARROW_SCHEMA).equals(expected.cast(schema.BARS_ARROW_SCHEMA))
+    assert lake.staged_labels() == ["history"]
+    assert in_symbol_date_order(batch.table)  # so a freeze in this process takes it from memory
+    assert lake.staged_bars_table(["history"]).cast(schema.BARS_ARROW_SCHEMA).equals(expected.cast(schema.BARS_ARROW_SCHEMA))
+
+
+def test_fetch_check_and_stage_when_a_chunk_holds_a_bar_of_the_next_then_the_whole_batch_is_checked(tmp_path):
+    # the first chunk's fetch also returns AAA's 01-05 bar, which the second chunk's fetch returns
+    # again: checked chunk by chunk the duplicate would go unseen, so the whole batch is checked
+    frame = market(("AAA", "BBB"))
+    fetch_range = provider(frame)
+
+    def fetch(first: dt.date, last: dt.date) -> pa.Table:
+        table = fetch_range(first, last)
+        if first == FIRST:
+            table = pa.concat_tables([table, fetch_range(dt.date(2024, 1, 5), dt.date(2024, 1, 5)).slice(0, 1)])
+        return table
+
+    lake = Lake(tmp_path / "lake")
+    batch = fetch_check_and_stage(lake, "history", FIRST, LAST, fetch, AS_OF, chunk_sessions=3)
+    failed = {(o.expectation, o.column): o for o in batch.report.failures}
+    assert list(failed) == [("expect_compound_columns_to_be_unique", UNIQUE_COLUMNS)]
+    assert failed[("expect_compound_columns_to_be_unique", UNIQUE_COLUMNS)].unexpected_count == 2
+    assert batch.report.rows == 19 and lake.staged_labels() == []
+
+
+def test_fetch_check_and_stage_when_the_worker_is_killed_mid_batch_then_it_raises_and_nothing_is_staged(tmp_path):
+    fetch_range = provider(market())
+    killed, handed = [], []
+
+    def fetch(first: dt.date, last: dt.date) -> pa.Table:
+        if first != FIRST and not killed:  # the worker dies after it was handed the first chunk
+            killed.append(quality_worker._shared)
+            handed.extend(killed[0].bars_files)
+            killed[0]._process.kill()
+            killed[0]._process.wait()
+        return fetch_range(first, last)
+
+    lake = Lake(tmp_path / "lake")
+    with pytest.raises(QualityWorkerError, match="ended"):
+        fetch_check_and_stage(lake, "history", FIRST, LAST, fetch, AS_OF, chunk_sessions=3)
+    assert lake.staged_labels() == [] and not lake.staging_dir.exists()  # raised before the batch was written
+    assert handed and not any(path.exists() for path in handed)  # no handed-over bars left behind
+    with shared_worker() as worker:  # the next caller gets a new worker
+        assert worker is not killed[0] and worker.running
+
+
+def test_join_in_symbol_date_order_when_chunks_are_in_order_then_symbols_sorted_and_dates_within_each():
+    frame = market(("BBB", "AAA"))
+    early = sorted_table(frame.loc[frame["date"] <= "2024-01-05"])
+    late = sorted_table(frame.loc[frame["date"] > "2024-01-05"])
+    joined = join_in_symbol_date_order([early, late]).to_pandas()
+    assert list(joined["symbol"].astype(str)) == ["AAA"] * 9 + ["BBB"] * 9
+    assert list(joined["date"].astype(str)[:9]) == SESSIONS and list(joined["date"].astype(str)[9:]) == SESSIONS
+    assert join_in_symbol_date_order([early]) is early  # a single chunk as it is
+
+
+def test_fetch_check_and_stage_when_the_worker_dies_while_the_batch_is_written_then_the_written_batch_is_discarded(
+        tmp_path, monkeypatch):
+    # the worker is stopped before it answers anything, and killed while the batch is written
+    lake, fetch_range = Lake(tmp_path / "lake"), provider(market())
+    write = lake.write_pending_bars
+
+    def fetch(first: dt.date, last: dt.date) -> pa.Table:
+        if first == FIRST:
+            os.kill(quality_worker._shared._process.pid, signal.SIGSTOP)
+        return fetch_range(first, last)
+
+    def write_and_kill(label, table):
+        quality_worker._shared._process.kill()
+        return write(label, table)
+
+    monkeypatch.setattr(lake, "write_pending_bars", write_and_kill)
+    with pytest.raises(QualityWorkerError, match="ended"):
+        fetch_check_and_stage(lake, "history", FIRST, LAST, fetch, AS_OF, chunk_sessions=3)
+    assert lake.staged_labels() == [] and list(lake.staging_dir.iterdir()) == []  # the pending file is gone too
+
+
+def test_fetch_check_and_stage_when_the_worker_is_busy_then_the_chunks_fetched_meanwhile_are_handed_over_together(
+        tmp_path, monkeypatch):
+    # the worker is idle when the first chunk is fetched, then held (stopped) until the batch is
+    # written: the first chunk goes to it alone, the next two together
+    with shared_worker() as ready:
+        while not ready.idle():
+            ready._receive()  # waits for its "ready"
+    handed = []
+    submit = quality_worker.QualityWorker.submit_raw_bars
+
+    def counted(self, bars, as_of):
+        handed.append(bars.num_rows)
+        submit(self, bars, as_of)
+
+    monkeypatch.setattr(quality_worker.QualityWorker, "submit_raw_bars", counted)
+    fetch_range, worker = provider(bad_market()), []
+
+    def fetch(first: dt.date, last: dt.date) -> pa.Table:
+        if first != FIRST and not worker:  # after the first chunk was handed over
+            worker.append(quality_worker._shared._process.pid)
+            os.kill(worker[0], signal.SIGSTOP)
+        return fetch_range(first, last)
+
+    lake = Lake(tmp_path / "lake")
+    write = lake.write_pending_bars
+
+    def write_and_resume(label, table):
+        os.kill(worker[0], signal.SIGCONT)
+        return write(label, table)
+
+    monkeypatch.setattr(lake, "write_pending_bars", write_and_resume)
+    batch = fetch_check_and_stage(lake, "history", FIRST, LAST, fetch, AS_OF, chunk_sessions=3)
+    assert handed == [9, 19]  # 3 symbols x 3 sessions, then 3 x 6 and the duplicate
+    assert batch.report == quality.check_raw_bars_table(sorted_table(bad_market()), AS_OF)
