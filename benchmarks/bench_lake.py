@@ -11,8 +11,10 @@ Targets (issue 20), at 5,000 and at 50,000 symbols:
 - nightly refreeze (one new session, ten new corporate actions) <= 10% of a full one;
 - one symbol's history (`Lake.read_bars`, an early and a middle symbol) and one day's
   cross-section (the `bars` view) from the current version <= 1.5x reading the same rows from a
-  plain Parquet file with DuckDB. One symbol through the `bars` view (SQL) is held to the same
-  target; at 50,000 symbols it misses it: a SQL scan weighs every row group of every year file.
+  plain Parquet file with DuckDB; one symbol through the `bars` view (SQL) is held to the same
+  target (the closed years' history file keeps a symbol in one or two of its row groups).
+Beside them, the year-end compaction (`Lake.compact`) against the full refreeze (no target: it
+runs once a year).
 """
 
 from __future__ import annotations
