@@ -217,40 +217,6 @@ def _symbol_outcomes(symbols: pd.Categorical, dates: pd.Series, gxe: Any) -> lis
     return outcomes
 
 
-def merge_raw_bars_reports(reports: list[QualityReport]) -> QualityReport:
-    """One report of `check_raw_bars` on batches that are disjoint ranges of dates, equal to the
-    report of one check of them all (its rows in (symbol, date) order): every rule is judged per
-    row, per (symbol, date) or per symbol, so the counts add up; the examples named are the first
-    five in (symbol, date) order, each symbol rule's failing symbols named once by their first
-    bar. Each report names the first five of its own, so the first five of all are among them."""
-    if len(reports) == 1:
-        return reports[0]
-    outcomes = []
-    for parts in zip(*(report.outcomes for report in reports), strict=True):
-        first = parts[0]
-        examples = [example for part in parts for example in part.examples]
-        if all(isinstance(example, dict) and "symbol" in example for example in examples):
-            if first.column == "symbol" and first.expectation in _SYMBOL_RULES:
-                earliest: dict[Any, dict] = {}  # a symbol's first bar among the batches
-                for example in examples:
-                    if example["symbol"] not in earliest or _example_key(example) < _example_key(earliest[example["symbol"]]):
-                        earliest[example["symbol"]] = example
-                examples = list(earliest.values())
-            examples = sorted(examples, key=_example_key)
-        outcomes.append(ExpectationOutcome(first.expectation, first.column, all(part.success for part in parts),
-                                           sum(part.unexpected_count for part in parts), examples[:5]))
-    return QualityReport(reports[0].suite, sum(report.rows for report in reports), tuple(outcomes))
-
-
-_SYMBOL_RULES = ("expect_column_values_to_match_regex", "expect_column_value_lengths_to_be_between")
-
-
-def _example_key(example: dict) -> tuple:
-    """(symbol, date) order, a missing value after every other."""
-    symbol, date = example.get("symbol"), example.get("date")
-    return symbol is None, str(symbol or ""), date is None, str(date or "")
-
-
 def check_adjusted_jumps(returns: pd.DataFrame, view: str, max_abs_log_return: float = DEFAULT_MAX_ABS_LOG_RETURN) -> QualityReport:
     """No unexplained jump: on every event date the adjusted log return stays within the band."""
     _, gxe = _gx()

@@ -20,7 +20,6 @@ import atexit
 import datetime as dt
 import os
 import pickle
-import select
 import subprocess
 import sys
 import tempfile
@@ -66,8 +65,7 @@ class QualityWorker:
     def __init__(self) -> None:
         self._bars_files: list[Path] = []
         self._waiting = 0  # checks submitted whose replies are not read yet
-        self._answered: list[tuple[str, object]] = []  # replies read (by `idle`) but not yet returned
-        self._ready = False  # whether its "ready" (checks loaded) has been read
+        self._answered: list[tuple[str, object]] = []  # replies read but not yet returned
         self._process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
     def __enter__(self) -> QualityWorker:
@@ -111,14 +109,6 @@ class QualityWorker:
             raise QualityWorkerError(f"the quality worker ended before it took the {request[0]} check") from exc
         self._waiting += 1
 
-    def idle(self) -> bool:
-        """Whether the worker has loaded its checks and answered every check submitted, without
-        waiting: a caller holds its next bars back while the worker is busy, and hands them over
-        together once it is idle (a check has a fixed cost)."""
-        while (not self._ready or self._waiting) and select.select([self._process.stdout], [], [], 0)[0]:
-            self._receive()
-        return self._ready and not self._waiting
-
     def reports(self) -> list[QualityReport]:
         """The reports of the checks submitted since the last call, in their order (waits for
         them); raises `QualityWorkerError`, and ends the worker, if one failed or none came."""
@@ -143,11 +133,10 @@ class QualityWorker:
         except BaseException:
             self.close()
             raise
-        if kind == "ready":
-            self._ready = True
-        else:
-            self._waiting -= 1
-            self._answered.append((kind, payload))
+        if kind == "ready":  # its checks are loaded (a failure to load is reported to each check)
+            return
+        self._waiting -= 1
+        self._answered.append((kind, payload))
 
     def close(self) -> None:
         if self._process.poll() is None:  # its reports are not needed (any more)

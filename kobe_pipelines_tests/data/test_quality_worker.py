@@ -170,18 +170,3 @@ def test_worker_when_it_has_mapped_the_bars_then_their_file_is_gone_before_the_r
         worker._process.stdout.peek(1)  # the report has started to arrive: the check is done
         assert not bars_file.exists()
         assert not worker.reports()[0].success
-
-
-def test_worker_idle_when_loading_busy_or_done_then_it_says_so_without_waiting():
-    with QualityWorker() as worker:
-        os.kill(worker._process.pid, signal.SIGSTOP)  # held: it can neither load nor answer
-        assert not worker.idle()  # still loading its checks
-        os.kill(worker._process.pid, signal.SIGCONT)
-        worker._receive()  # waits for its "ready"
-        assert worker.idle()
-        os.kill(worker._process.pid, signal.SIGSTOP)
-        worker.submit_raw_bars(schema.bars_table(good_bars()), AS_OF)
-        assert not worker.idle()  # a check not answered yet
-        os.kill(worker._process.pid, signal.SIGCONT)
-        [report] = worker.reports()
-        assert report.success and worker.idle()

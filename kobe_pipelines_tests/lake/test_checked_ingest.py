@@ -1,6 +1,6 @@
-"""Fetch, check and stage (lake.checked_ingest): a span fetched in chunks of sessions, each checked
-by the quality worker while the next is fetched, gives the report of one check of the whole batch
-and stages the batch in (symbol, date) order only when every chunk passes."""
+"""Fetch, check and stage (lake.checked_ingest): the batch is checked by the quality worker while
+it is written beside, and staged only when the check passes; a worker that dies leaves nothing
+staged and no handed-over bars behind."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from kobe_pipelines.data import quality, quality_worker, schema
 from kobe_pipelines.data.quality_worker import QualityWorkerError, shared_worker
 from kobe_pipelines.lake import Lake
 from kobe_pipelines.lake.staging import in_symbol_date_order
-from kobe_pipelines.lake.checked_ingest import fetch_check_and_stage, join_in_symbol_date_order, session_chunks
+from kobe_pipelines.lake.checked_ingest import fetch_check_and_stage
 
 AS_OF = dt.date(2024, 1, 31)
 UNIQUE_COLUMNS = "['symbol', 'date']"  # the column list as the report names it
-FIRST, LAST = dt.date(2024, 1, 2), dt.date(2024, 1, 12)  # 9 XNYS sessions: chunks of 3 are 01-02..04, 05..09, 10..12
+FIRST, LAST = dt.date(2024, 1, 2), dt.date(2024, 1, 12)  # 9 XNYS sessions
 SESSIONS = ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08", "2024-01-09", "2024-01-10",
             "2024-01-11", "2024-01-12"]
 
@@ -47,9 +47,8 @@ def provider(frame: pd.DataFrame, calls: list | None = None):
 
 
 def bad_market() -> pd.DataFrame:
-    """Bad bars in all three chunks: the malformed symbol 'AA PL' trades throughout (9 bars); BBB's
-    high is under its low on 01-03 (chunk 1) and 01-11 (chunk 3); AAA's 01-08 bar comes twice (chunk
-    2); BBB's 01-09 volume is fractional (chunk 2)."""
+    """Bad bars: the malformed symbol 'AA PL' trades throughout (9 bars); BBB's high is under its
+    low on 01-03 and 01-11; AAA's 01-08 bar comes twice; BBB's 01-09 volume is fractional."""
     frame = market()
     low_high = frame["symbol"].eq("BBB") & frame["date"].isin(pd.to_datetime(["2024-01-03", "2024-01-11"]))
     frame.loc[low_high, "high"] = 8.0
@@ -58,18 +57,10 @@ def bad_market() -> pd.DataFrame:
     return pd.concat([frame, again], ignore_index=True)
 
 
-def test_session_chunks_when_nine_sessions_in_threes_then_three_ranges_of_sessions():
-    assert session_chunks(FIRST, LAST, 3) == [
-        (dt.date(2024, 1, 2), dt.date(2024, 1, 4)), (dt.date(2024, 1, 5), dt.date(2024, 1, 9)),
-        (dt.date(2024, 1, 10), dt.date(2024, 1, 12))]
-    assert session_chunks(FIRST, LAST, 4)[-1] == (dt.date(2024, 1, 12), dt.date(2024, 1, 12))
-    assert session_chunks(dt.date(2024, 1, 6), dt.date(2024, 1, 7), 3) == [(dt.date(2024, 1, 6), dt.date(2024, 1, 7))]
-
-
-def test_fetch_check_and_stage_when_bad_bars_are_in_several_chunks_then_the_report_is_the_whole_batch_check(tmp_path):
+def test_fetch_check_and_stage_when_bars_are_bad_then_each_failure_is_counted_and_nothing_is_staged(tmp_path):
     lake, calls = Lake(tmp_path / "lake"), []
-    batch = fetch_check_and_stage(lake, "history", FIRST, LAST, provider(bad_market(), calls), AS_OF, chunk_sessions=3)
-    assert len(calls) == 3  # fetched a chunk at a time
+    batch = fetch_check_and_stage(lake, "history", FIRST, LAST, provider(bad_market(), calls), AS_OF)
+    assert calls == [(FIRST, LAST)]
     whole = quality.check_raw_bars_table(sorted_table(bad_market()), AS_OF)
     assert batch.report == whole
     failed = {(o.expectation, o.column): o for o in batch.report.failures}
@@ -93,10 +84,10 @@ def test_fetch_check_and_stage_when_bad_bars_are_in_several_chunks_then_the_repo
     assert lake.staged_labels() == [] and list(lake.staging_dir.iterdir()) == []  # nothing staged, no pending file
 
 
-def test_fetch_check_and_stage_when_every_chunk_passes_then_the_batch_is_staged_in_symbol_date_order(tmp_path):
+def test_fetch_check_and_stage_when_every_bar_passes_then_the_batch_is_staged_in_symbol_date_order(tmp_path):
     lake = Lake(tmp_path / "lake")
     good = market(("BBB", "AAA", "CCC"))
-    batch = fetch_check_and_stage(lake, "history", FIRST, LAST, provider(good), AS_OF, chunk_sessions=4)
+    batch = fetch_check_and_stage(lake, "history", FIRST, LAST, provider(good), AS_OF)
     assert batch.report.success and batch.report.rows == 27
     assert batch.report == quality.check_raw_bars_table(sorted_table(good), AS_OF)
     expected = sorted_table(good)
@@ -106,55 +97,26 @@ def test_fetch_check_and_stage_when_every_chunk_passes_then_the_batch_is_staged_
     assert lake.staged_bars_table(["history"]).cast(schema.BARS_ARROW_SCHEMA).equals(expected.cast(schema.BARS_ARROW_SCHEMA))
 
 
-def test_fetch_check_and_stage_when_a_chunk_holds_a_bar_of_the_next_then_the_whole_batch_is_checked(tmp_path):
-    # the first chunk's fetch also returns AAA's 01-05 bar, which the second chunk's fetch returns
-    # again: checked chunk by chunk the duplicate would go unseen, so the whole batch is checked
-    frame = market(("AAA", "BBB"))
-    fetch_range = provider(frame)
+def test_fetch_check_and_stage_when_the_worker_is_killed_during_the_fetch_then_it_raises_and_nothing_is_left(
+        tmp_path, monkeypatch):
+    handover = tmp_path / "handover"
+    handover.mkdir()
+    monkeypatch.setattr(quality_worker, "handover_folder", lambda nbytes: handover)
+    fetch_range, killed = provider(market()), []
 
     def fetch(first: dt.date, last: dt.date) -> pa.Table:
-        table = fetch_range(first, last)
-        if first == FIRST:
-            table = pa.concat_tables([table, fetch_range(dt.date(2024, 1, 5), dt.date(2024, 1, 5)).slice(0, 1)])
-        return table
-
-    lake = Lake(tmp_path / "lake")
-    batch = fetch_check_and_stage(lake, "history", FIRST, LAST, fetch, AS_OF, chunk_sessions=3)
-    failed = {(o.expectation, o.column): o for o in batch.report.failures}
-    assert list(failed) == [("expect_compound_columns_to_be_unique", UNIQUE_COLUMNS)]
-    assert failed[("expect_compound_columns_to_be_unique", UNIQUE_COLUMNS)].unexpected_count == 2
-    assert batch.report.rows == 19 and lake.staged_labels() == []
-
-
-def test_fetch_check_and_stage_when_the_worker_is_killed_mid_batch_then_it_raises_and_nothing_is_staged(tmp_path):
-    fetch_range = provider(market())
-    killed, handed = [], []
-
-    def fetch(first: dt.date, last: dt.date) -> pa.Table:
-        if first != FIRST and not killed:  # the worker dies after it was handed the first chunk
-            killed.append(quality_worker._shared)
-            handed.extend(killed[0].bars_files)
-            killed[0]._process.kill()
-            killed[0]._process.wait()
+        killed.append(quality_worker._shared)
+        killed[0]._process.kill()
+        killed[0]._process.wait()
         return fetch_range(first, last)
 
     lake = Lake(tmp_path / "lake")
     with pytest.raises(QualityWorkerError, match="ended"):
-        fetch_check_and_stage(lake, "history", FIRST, LAST, fetch, AS_OF, chunk_sessions=3)
+        fetch_check_and_stage(lake, "history", FIRST, LAST, fetch, AS_OF)
     assert lake.staged_labels() == [] and not lake.staging_dir.exists()  # raised before the batch was written
-    assert handed and not any(path.exists() for path in handed)  # no handed-over bars left behind
+    assert list(handover.iterdir()) == []  # the bars handed over are removed
     with shared_worker() as worker:  # the next caller gets a new worker
         assert worker is not killed[0] and worker.running
-
-
-def test_join_in_symbol_date_order_when_chunks_are_in_order_then_symbols_sorted_and_dates_within_each():
-    frame = market(("BBB", "AAA"))
-    early = sorted_table(frame.loc[frame["date"] <= "2024-01-05"])
-    late = sorted_table(frame.loc[frame["date"] > "2024-01-05"])
-    joined = join_in_symbol_date_order([early, late]).to_pandas()
-    assert list(joined["symbol"].astype(str)) == ["AAA"] * 9 + ["BBB"] * 9
-    assert list(joined["date"].astype(str)[:9]) == SESSIONS and list(joined["date"].astype(str)[9:]) == SESSIONS
-    assert join_in_symbol_date_order([early]) is early  # a single chunk as it is
 
 
 def test_fetch_check_and_stage_when_the_worker_dies_while_the_batch_is_written_then_the_written_batch_is_discarded(
@@ -174,41 +136,7 @@ def test_fetch_check_and_stage_when_the_worker_dies_while_the_batch_is_written_t
 
     monkeypatch.setattr(lake, "write_pending_bars", write_and_kill)
     with pytest.raises(QualityWorkerError, match="ended"):
-        fetch_check_and_stage(lake, "history", FIRST, LAST, fetch, AS_OF, chunk_sessions=3)
+        fetch_check_and_stage(lake, "history", FIRST, LAST, fetch, AS_OF)
     assert lake.staged_labels() == [] and list(lake.staging_dir.iterdir()) == []  # the pending file is gone too
 
 
-def test_fetch_check_and_stage_when_the_worker_is_busy_then_the_chunks_fetched_meanwhile_are_handed_over_together(
-        tmp_path, monkeypatch):
-    # the worker is idle when the first chunk is fetched, then held (stopped) until the batch is
-    # written: the first chunk goes to it alone, the next two together
-    with shared_worker() as ready:
-        while not ready.idle():
-            ready._receive()  # waits for its "ready"
-    handed = []
-    submit = quality_worker.QualityWorker.submit_raw_bars
-
-    def counted(self, bars, as_of):
-        handed.append(bars.num_rows)
-        submit(self, bars, as_of)
-
-    monkeypatch.setattr(quality_worker.QualityWorker, "submit_raw_bars", counted)
-    fetch_range, worker = provider(bad_market()), []
-
-    def fetch(first: dt.date, last: dt.date) -> pa.Table:
-        if first != FIRST and not worker:  # after the first chunk was handed over
-            worker.append(quality_worker._shared._process.pid)
-            os.kill(worker[0], signal.SIGSTOP)
-        return fetch_range(first, last)
-
-    lake = Lake(tmp_path / "lake")
-    write = lake.write_pending_bars
-
-    def write_and_resume(label, table):
-        os.kill(worker[0], signal.SIGCONT)
-        return write(label, table)
-
-    monkeypatch.setattr(lake, "write_pending_bars", write_and_resume)
-    batch = fetch_check_and_stage(lake, "history", FIRST, LAST, fetch, AS_OF, chunk_sessions=3)
-    assert handed == [9, 19]  # 3 symbols x 3 sessions, then 3 x 6 and the duplicate
-    assert batch.report == quality.check_raw_bars_table(sorted_table(bad_market()), AS_OF)

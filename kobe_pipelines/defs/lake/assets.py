@@ -78,7 +78,7 @@ def raw_daily_bars(context: dg.AssetExecutionContext, config: SessionsConfig, ma
     from kobe_pipelines.data import schema
     from kobe_pipelines.data.providers.base import bars_for_freeze
     from kobe_pipelines.data.quality import QualityReport
-    from kobe_pipelines.lake.checked_ingest import CHUNK_SESSIONS, fetch_check_and_stage
+    from kobe_pipelines.lake.checked_ingest import fetch_check_and_stage
     from kobe_pipelines.ml import preload
 
     if SIGNALS in context.job_def.asset_layer.selected_asset_keys:
@@ -98,7 +98,6 @@ def raw_daily_bars(context: dg.AssetExecutionContext, config: SessionsConfig, ma
         store, span.label, span.first, span.last,
         fetch=lambda first, last: schema.bars_table(bars_for_freeze(provider, first, last)),
         as_of=market_calendar.last_completed_session().date(),
-        chunk_sessions=None if provider.name == "files" else CHUNK_SESSIONS,  # a file is read whole for any range
     )
     table, report = batch.table, batch.report
     if not report.success:
