@@ -56,6 +56,20 @@ RACY_NS = 50_000_000
 DATA_FOLDERS = ("raw", "actions", "factors")
 
 
+def year_partition(year: int) -> str:
+    """The raw partition (folder) of one calendar year's bars."""
+    return f"year={year}"
+
+
+def history_partition(through: int) -> str:
+    """The raw partition (folder) of the history file: every closed year up to `through`."""
+    return f"through={through}"
+
+
+def is_history(partition: str) -> bool:
+    return partition.startswith("through=")
+
+
 def folder_of(role: str, partition: str | None = None) -> tuple[str, str]:
     """(folder under the root, file name prefix) of a file of `role` (`partition`: a raw file's,
     `year=YYYY` or `through=YYYY`)."""
@@ -237,7 +251,7 @@ class ContentWriter:
                    if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_dictionary(f.type)]
         self.group_rows = {"raw_bars": RAW_ROW_GROUP_ROWS, "factors": FACTOR_ROW_GROUP_ROWS}.get(role, ROW_GROUP_ROWS)
         # the history file's groups end where a symbol ends (`_group_end`)
-        self.whole_symbols = role == "raw_bars" and (partition or "").startswith("through=")
+        self.whole_symbols = role == "raw_bars" and partition is not None and is_history(partition)
         if self.whole_symbols:
             self.group_rows = HISTORY_ROW_GROUP_ROWS
         # rows needed to cut a group: a group of whole symbols needs the row after it too

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kobe_pipelines import market_calendar
-from kobe_pipelines.lake.file_store import ContentStore
+from kobe_pipelines.lake.file_store import ContentStore, history_partition, is_history
 from kobe_pipelines.lake.manifest import FileEntry
 from kobe_pipelines.lake.symbol_reads import FileIndex, file_index, plain_symbol_schema, unreadable
 
@@ -41,18 +41,6 @@ def closed_through(as_of: dt.date | None) -> int:
     """The last closed year for a freeze as of `as_of` (None: the last completed XNYS session)."""
     day = as_of if as_of is not None else market_calendar.last_completed_session().date()
     return day.year - 1
-
-
-def year_partition(year: int) -> str:
-    return f"year={year}"
-
-
-def history_partition(through: int) -> str:
-    return f"through={through}"
-
-
-def is_history(partition: str) -> bool:
-    return partition.startswith("through=")
 
 
 def partition_of(entry: FileEntry) -> str:

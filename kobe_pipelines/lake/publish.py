@@ -46,8 +46,8 @@ from kobe_pipelines.lake import catalog, duck
 from kobe_pipelines.lake.actions import ActionsSetAside
 from kobe_pipelines.lake.derivation import Derivation
 from kobe_pipelines.lake.errors import LakeBusyError, LakeError, LakeWriteError, is_write_failure
-from kobe_pipelines.lake.file_store import ContentStore, ContentWriter
-from kobe_pipelines.lake.history import closed_through, is_history, merge_history, to_compact, year_partition
+from kobe_pipelines.lake.file_store import ContentStore, ContentWriter, is_history, year_partition
+from kobe_pipelines.lake.history import closed_through, merge_history, to_compact
 from kobe_pipelines.lake.manifest import FileEntry, Manifest, content_hash
 from kobe_pipelines.lake.raw_bars import (
     DEFAULT_BATCH_ROWS, BarsOutOfOrder, NewBars, StreamedBars, YearFiles, YearSplit, batches_of, event_sessions, find_new_rows,

@@ -31,8 +31,8 @@ from kobe_pipelines.data import adjustments, schema, validation
 from kobe_pipelines.lake import duck
 from kobe_pipelines.lake.arrow_keys import close_frame, frame_of_query, positions_around, rows_around, rows_found_in
 from kobe_pipelines.lake.errors import RawRestatementError
-from kobe_pipelines.lake.file_store import ContentStore, ContentWriter
-from kobe_pipelines.lake.history import history_partition, is_history, year_of, year_partition
+from kobe_pipelines.lake.file_store import ContentStore, ContentWriter, history_partition, is_history, year_partition
+from kobe_pipelines.lake.history import year_of
 from kobe_pipelines.lake.manifest import FileEntry, Manifest
 
 VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
