@@ -188,7 +188,7 @@ def read_ratios(lake_dir: Path, plain_file: Path, symbols: list[str], day: str, 
     same machine. The plain file is read by a DuckDB session of its own, with the footer cache on.
     One symbol's history: `Lake.read_bars` (a frame sorted by date) beside the plain file's rows
     as a frame sorted by date, for each of `symbols`; and through the `bars` view of a
-    `Lake.connect` session (a DuckDB scan of every year file), beside the plain file in Arrow.
+    `Lake.connect` session (a DuckDB scan of every raw file), beside the plain file in Arrow.
     One day's cross-section: the `bars` view, in Arrow."""
     lake = Lake(lake_dir)
     plain = str(plain_file)
