@@ -6,7 +6,7 @@ Each module owns one job; each imports only the ones above it in this list:
     manifest      a version's manifest: its files, their sha256, one content hash
     duck          the process's in-memory DuckDB for the lake's own look-ups
     arrow_keys    shared Arrow/pandas/key helpers (symbols, row membership, key searches)
-    file_store    content-addressed files: write, sha256, hash cache, checks, reads with page checksums
+    file_store    content-addressed files: write, sha256, hash cache, checks, reads with page checksums, raw partition names
     versions      versions on disk: manifests, CURRENT, pins, retention
     catalog       catalog.duckdb: views over the current and retained versions
     sessions      read-only DuckDB sessions: statement check and locked configuration
@@ -14,7 +14,7 @@ Each module owns one job; each imports only the ones above it in this list:
     reader        queries, read_bars, event returns, derived tables
     staging       ingested batches waiting for a freeze
     segments      derived tables: roles, row order, whole or one more segment
-    history       the raw files' partitions: the closed years' history file, year files, compaction
+    history       which raw file holds which years (the closed years' history file, year files), compaction
     raw_bars      new bars, restated bars refused, the raw files of a freeze, merging small files
     event_closes  the raw closes each action is computed from; when a late bar restates an event
     actions       fetched actions merged with stored ones, validated, provenance, set aside
