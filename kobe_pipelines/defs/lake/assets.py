@@ -70,10 +70,13 @@ def _preview(frame, rows: int = 5) -> dg.MetadataValue:
 def raw_daily_bars(context: dg.AssetExecutionContext, config: SessionsConfig, market_data: MarketDataResource,
                    lake: LakeResource, alerts: AlertsResource):
     """Raw (unadjusted) daily bars of the sessions this run ingests, checked and staged for the
-    freeze. A batch that fails its blocking check is not staged and nothing downstream runs. In a
-    run that scores too, the scoring libraries load on a thread meanwhile (`ml.preload`)."""
-    import pyarrow.compute as pc
+    freeze. A batch that fails its blocking check is not staged and nothing downstream runs. The
+    quality worker starts first, so that it loads its checks while the step reads the lake and
+    fetches; in a run that scores too, the scoring libraries load on a thread meanwhile
+    (`ml.preload`)."""
+    from kobe_pipelines.data.quality_worker import close_shared_worker, start_shared_worker
 
+    start_shared_worker()
     from kobe_pipelines import market_calendar
     from kobe_pipelines.data import schema
     from kobe_pipelines.data.providers.base import bars_for_freeze
@@ -87,6 +90,7 @@ def raw_daily_bars(context: dg.AssetExecutionContext, config: SessionsConfig, ma
     held = last_session_held(store)
     span = sessions_to_ingest(held, market_data.settings().history_start, config.first, config.last)
     if span is None:
+        close_shared_worker()  # nothing to check
         report = QualityReport("raw_bars", 0, ())
         yield dg.MaterializeResult(
             metadata={"sessions": 0, "rows": 0, "staged": False, "note": f"the lake holds every session through {held}"},
@@ -98,24 +102,30 @@ def raw_daily_bars(context: dg.AssetExecutionContext, config: SessionsConfig, ma
         store, span.label, span.first, span.last,
         fetch=lambda first, last: schema.bars_table(bars_for_freeze(provider, first, last)),
         as_of=market_calendar.last_completed_session().date(),
+        describe=_bars_metadata,
     )
     table, report = batch.table, batch.report
     if not report.success:
         _alert_failed_check(alerts, "raw_daily_bars", str(span), report)
-    bounds = pc.min_max(table.column("date")).as_py()
     yield dg.MaterializeResult(
-        metadata={
-            "sessions_asked": str(span),
-            "sessions": _distinct_count(table.column("date")),
-            "rows": table.num_rows,
-            "symbols": _distinct_count(table.column("symbol")),
-            "first_date": str(bounds["min"] or ""),
-            "last_date": str(bounds["max"] or ""),
-            "staged": bool(report.success and table.num_rows),
-            "preview": _preview(table.slice(0, 5).to_pandas()),
-        },
+        metadata={"sessions_asked": str(span), **batch.description, "staged": bool(report.success and table.num_rows)},
         check_results=[check_result(RAW_BARS_CHECK, "raw_daily_bars", report)],
     )
+
+
+def _bars_metadata(table) -> dict:
+    """What the UI shows of a fetched batch: its sessions, rows, symbols, dates and first rows."""
+    import pyarrow.compute as pc
+
+    bounds = pc.min_max(table.column("date")).as_py()
+    return {
+        "sessions": _distinct_count(table.column("date")),
+        "rows": table.num_rows,
+        "symbols": _distinct_count(table.column("symbol")),
+        "first_date": str(bounds["min"] or ""),
+        "last_date": str(bounds["max"] or ""),
+        "preview": _preview(table.slice(0, 5).to_pandas()),
+    }
 
 
 @dg.asset(group_name=GROUP, deps=[raw_daily_bars], kinds={"parquet"})
