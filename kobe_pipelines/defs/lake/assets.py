@@ -12,11 +12,12 @@ import dagster as dg
 from pydantic import Field
 
 from kobe_pipelines.defs.env_resources import AlertsResource
+from kobe_pipelines.defs.lake import actions_ahead
 from kobe_pipelines.defs.lake.checks import (
     RAW_BARS_CHECK, SPLIT_JUMPS_CHECK, TOTAL_JUMPS_CHECK, added_event_returns, candidate_check_specs, check_result,
     raw_bars_check_specs,
 )
-from kobe_pipelines.defs.lake.sessions import SessionRange, held_sessions, sessions_to_ingest, staged_range
+from kobe_pipelines.defs.lake.sessions import SessionRange, held_sessions, sessions_to_ingest
 from kobe_pipelines.defs.resources import LakeResource, MarketDataResource
 
 GROUP = "lake"
@@ -98,11 +99,18 @@ def raw_daily_bars(context: dg.AssetExecutionContext, config: SessionsConfig, ma
         )
         return
     provider = market_data.build()
+
+    def while_checked(table) -> dict:
+        # the actions corporate_actions asks for next, once this batch is staged
+        staged_after = sorted({*store.staged_labels(), span.label}) if table.num_rows else store.staged_labels()
+        actions_ahead.fetch_ahead(context.run_id, provider, actions_ahead.actions_window(store, staged_after, held))
+        return _bars_metadata(table)
+
     batch = fetch_check_and_stage(
         store, span.label, span.first, span.last,
         fetch=lambda first, last: schema.bars_table(bars_for_freeze(provider, first, last)),
         as_of=market_calendar.last_completed_session().date(),
-        describe=_bars_metadata,
+        describe=while_checked,
     )
     table, report = batch.table, batch.report
     if not report.success:
@@ -129,24 +137,28 @@ def _bars_metadata(table) -> dict:
 
 
 @dg.asset(group_name=GROUP, deps=[raw_daily_bars], kinds={"parquet"})
-def corporate_actions(market_data: MarketDataResource, lake: LakeResource) -> dg.MaterializeResult:
+def corporate_actions(context: dg.AssetExecutionContext, market_data: MarketDataResource,
+                      lake: LakeResource) -> dg.MaterializeResult:
     """Splits and cash dividends from the provider, staged for the freeze: from the current
     version's last date minus 30 days (late-announced actions are caught again; from the first
-    staged session when the lake is empty) through the last staged session."""
+    staged session when the lake is empty) through the last staged session. In a run that
+    ingested bars, they were fetched while the bars were checked (`actions_ahead`)."""
     store = lake.open()
-    staged = staged_range(store.staged_labels())
-    held = last_session_held(store)
-    if staged is None and held is None:
+    window = actions_ahead.actions_window(store, store.staged_labels(), last_session_held(store))
+    if window is None:
         return dg.MaterializeResult(metadata={"splits": 0, "dividends": 0, "note": "nothing staged and the lake is empty"})
-    start = store.actions_fetch_start(str(staged.first) if staged else str(held))
-    end = str(staged.last if staged else held)
-    provider = market_data.build()
-    splits, dividends = provider.splits(start, end), provider.dividends(start, end)
+    ahead = actions_ahead.take(context.run_id, window)
+    if ahead is None:
+        provider = market_data.build()
+        splits, dividends = provider.splits(window.start, window.end), provider.dividends(window.start, window.end)
+    else:
+        splits, dividends = ahead
     store.stage_actions(splits, dividends)
     return dg.MaterializeResult(
         metadata={
-            "fetched_from": start,
-            "fetched_to": end,
+            "fetched_from": window.start,
+            "fetched_to": window.end,
+            "fetched_while_bars_were_checked": ahead is not None,
             "splits": len(splits),
             "dividends": len(dividends),
             "splits_preview": _preview(splits),
