@@ -158,24 +158,37 @@ _shared: QualityWorker | None = None
 _shared_lock = threading.Lock()
 
 
+def _running_shared() -> QualityWorker:
+    """This process's worker, started if there is none (or the last one ended); `_shared_lock` held."""
+    global _shared
+    if _shared is None or not _shared.running:
+        if _shared is None:
+            atexit.register(close_shared_worker)
+        else:
+            _shared.close()
+        _shared = QualityWorker()
+    return _shared
+
+
+def start_shared_worker() -> None:
+    """Start this process's worker now unless one is running: it loads Great Expectations on the
+    other core while the caller does other work before its first check."""
+    with _shared_lock:
+        _running_shared()
+
+
 @contextmanager
 def shared_worker() -> Iterator[QualityWorker]:
     """This process's quality worker, for one caller at a time: started on first use (and again
     after one ended), ended when the process exits, or at once if the caller leaves with reports
     unread (an error: they would answer the next caller's checks)."""
-    global _shared
     with _shared_lock:
-        if _shared is None or not _shared.running:
-            if _shared is None:
-                atexit.register(close_shared_worker)
-            else:
-                _shared.close()
-            _shared = QualityWorker()
+        worker = _running_shared()
         try:
-            yield _shared
+            yield worker
         finally:
-            if _shared._waiting or _shared._answered:
-                _shared.close()
+            if worker._waiting or worker._answered:
+                worker.close()
 
 
 def close_shared_worker() -> None:

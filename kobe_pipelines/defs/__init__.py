@@ -16,11 +16,14 @@ from kobe_pipelines.defs.lake.assets import IN_MEMORY, lake_assets
 from kobe_pipelines.defs.lake.schedules import nightly_refreeze, refreeze_job, verify_lake_job, weekly_lake_verify
 from kobe_pipelines.defs.models.assets import model_assets
 from kobe_pipelines.defs.models.schedules import training_job, weekly_training
+from kobe_pipelines.defs.process_exit import freeze_heap_at_exit
 from kobe_pipelines.defs.resources import build_resources
 from kobe_pipelines.defs.trading.assets import trading_assets
 from kobe_pipelines.defs.trading.sensors import (
     alerts_flush_sensor, drawdown_sensor, run_failure_alert_sensor, trading_job, trading_sensor,
 )
+
+freeze_heap_at_exit()
 
 ALL_ASSETS = [*lake_assets, *model_assets, *trading_assets, *backtest_assets]
 JOBS = [refreeze_job, training_job, trading_job, verify_lake_job]

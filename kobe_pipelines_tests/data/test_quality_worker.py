@@ -16,7 +16,9 @@ import pandas as pd
 import pytest
 
 from kobe_pipelines.data import quality, quality_worker, schema
-from kobe_pipelines.data.quality_worker import QualityWorker, QualityWorkerError, handover_folder, shared_worker
+from kobe_pipelines.data.quality_worker import (
+    QualityWorker, QualityWorkerError, handover_folder, shared_worker, start_shared_worker,
+)
 
 AS_OF = dt.date(2024, 1, 31)
 
@@ -135,6 +137,28 @@ def test_shared_worker_when_its_caller_leaves_with_reports_unread_then_it_is_rep
         assert second is not first
         second.submit_adjusted_jumps(jump_returns(), "total", 0.4)
         assert second.reports()[0].suite == "adjusted_jumps_total"  # its own report, not the first caller's
+
+
+def test_start_shared_worker_when_called_before_the_check_then_that_process_answers_it():
+    quality_worker.close_shared_worker()
+    start_shared_worker()
+    started = quality_worker._shared
+    start_shared_worker()  # a second call keeps the running one
+    with shared_worker() as worker:
+        assert worker is started and worker.running
+        worker.submit_raw_bars(schema.bars_table(good_bars()), AS_OF)
+        assert worker.reports()[0].success
+
+
+def test_start_shared_worker_when_the_last_one_ended_then_a_new_one_answers():
+    with shared_worker() as first:
+        pass
+    first.close()
+    start_shared_worker()
+    with shared_worker() as second:
+        assert second is not first and second.running
+        second.submit_adjusted_jumps(jump_returns(), "split", 0.4)
+        assert second.reports()[0].suite == "adjusted_jumps_split"
 
 
 def test_check_adjusted_jumps_in_worker_when_two_views_then_each_report_equals_the_one_made_here():

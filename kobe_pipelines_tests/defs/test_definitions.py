@@ -130,3 +130,21 @@ def test_nightly_refreeze_when_the_lake_is_empty_then_skips_naming_the_catch_up_
 def test_nightly_refreeze_when_the_lake_already_holds_the_session_then_skips(tmp_path):
     skip = _tick(dt.datetime(2024, 7, 3, 18, 30, tzinfo=NY), _lake_through(tmp_path / "lake", "2024-07-03"))
     assert isinstance(skip, dg.SkipReason) and "already holds 2024-07-03" in skip.skip_message
+
+
+def test_definitions_process_when_it_exits_then_the_heap_is_frozen_last_and_its_status_and_files_are_kept(tmp_path):
+    written = tmp_path / "left-open.txt"
+    code = """
+import atexit, gc, sys
+# registered before the definitions load, so it runs after their exit handler
+atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count() > 0, flush=True))
+import kobe_pipelines.definitions
+print("frozen before exit:", gc.get_freeze_count() > 0, flush=True)
+left_open = open(sys.argv[1], "w")
+left_open.write("buffered, never closed")
+sys.exit(3)
+"""
+    proc = subprocess.run([sys.executable, "-c", code, str(written)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 3
+    assert proc.stdout.splitlines()[-2:] == ["frozen before exit: False", "frozen at exit: True"]
+    assert written.read_text() == "buffered, never closed"

@@ -179,3 +179,56 @@ def test_refreeze_when_the_run_scores_then_raw_daily_bars_starts_loading_the_sco
     assert started == []  # the lake alone: nothing to score, nothing loaded
     assert driver.freeze("2024-01-16", "2024-01-31", with_signals=True).success
     assert started == ["scoring"]
+
+
+def _count_action_fetches(monkeypatch, fail_first_dividends: bool = False) -> list:
+    """Record each splits/dividends fetch of the simulated provider as (kind, start, end); the
+    first dividends fetch raises when asked."""
+    from kobe_pipelines.data.providers.simulated import SimulatedProvider
+
+    calls = []
+    splits, dividends = SimulatedProvider.splits, SimulatedProvider.dividends
+
+    def counted_splits(self, start, end):
+        calls.append(("splits", str(start), str(end)))
+        return splits(self, start, end)
+
+    def counted_dividends(self, start, end):
+        calls.append(("dividends", str(start), str(end)))
+        if fail_first_dividends and len([c for c in calls if c[0] == "dividends"]) == 1:
+            raise ConnectionError("the provider is down for a moment")
+        return dividends(self, start, end)
+
+    monkeypatch.setattr(SimulatedProvider, "splits", counted_splits)
+    monkeypatch.setattr(SimulatedProvider, "dividends", counted_dividends)
+    return calls
+
+
+def test_refreeze_when_bars_are_checked_then_the_actions_are_fetched_once_meanwhile_and_staged_as_fetched(
+        tmp_path, instance, monkeypatch):
+    market = MarketDataResource(sim_symbols=6, history_start="2023-01-03", sim_end="2024-03-28")
+    driver = driver_for(tmp_path, market, instance)
+    assert driver.freeze("2023-01-03", "2024-01-31", with_signals=False).success
+    calls = _count_action_fetches(monkeypatch)
+    result = driver.freeze("2024-02-01", "2024-03-28", with_signals=False)
+    assert result.success
+    # the lake's last session 2024-01-31 minus its 30-day look-back, through the last staged session
+    assert calls == [("splits", "2024-01-01", "2024-03-28"), ("dividends", "2024-01-01", "2024-03-28")]
+    meta = _metadata(result, "corporate_actions")
+    assert meta["fetched_while_bars_were_checked"] is True
+    assert (meta["fetched_from"], meta["fetched_to"]) == ("2024-01-01", "2024-03-28")
+    provider = market.build()
+    expected_splits, expected_dividends = provider.splits("2024-01-01", "2024-03-28"), provider.dividends("2024-01-01", "2024-03-28")
+    assert (meta["splits"], meta["dividends"]) == (len(expected_splits), len(expected_dividends)) and len(expected_dividends)
+
+
+def test_refreeze_when_the_fetch_ahead_fails_then_corporate_actions_fetches_again_and_the_run_succeeds(
+        tmp_path, instance, monkeypatch):
+    calls = _count_action_fetches(monkeypatch, fail_first_dividends=True)
+    market = MarketDataResource(sim_symbols=4, history_start="2024-01-02", sim_end="2024-03-28")
+    result = driver_for(tmp_path, market, instance).freeze("2024-01-02", "2024-03-28", with_signals=False)
+    assert result.success
+    assert [kind for kind, _, _ in calls] == ["splits", "dividends", "splits", "dividends"]  # ahead (failed), then again
+    meta = _metadata(result, "corporate_actions")
+    assert meta["fetched_while_bars_were_checked"] is False
+    assert meta["dividends"] == len(market.build().dividends("2024-01-02", "2024-03-28"))

@@ -140,3 +140,32 @@ def test_fetch_check_and_stage_when_the_worker_dies_while_the_batch_is_written_t
     assert lake.staged_labels() == [] and list(lake.staging_dir.iterdir()) == []  # the pending file is gone too
 
 
+
+
+def test_fetch_check_and_stage_when_a_description_is_asked_then_it_describes_the_fetched_batch(tmp_path):
+    lake, described = Lake(tmp_path / "lake"), []
+
+    def describe(table: pa.Table) -> tuple[int, str]:
+        described.append(table)
+        return table.num_rows, str(table.column("date")[0].as_py())
+
+    batch = fetch_check_and_stage(lake, "history", FIRST, LAST, provider(market(("CCC", "AAA", "BBB"))), AS_OF,
+                                  describe=describe)
+    assert batch.description == (27, "2024-01-02")  # 3 symbols x 9 sessions, AAA's first bar first
+    assert len(described) == 1 and described[0] is batch.table
+    assert batch.report.success and lake.staged_labels() == ["history"]
+
+
+def test_fetch_check_and_stage_when_the_description_raises_then_it_raises_and_nothing_is_staged(tmp_path):
+    lake = Lake(tmp_path / "lake")
+
+    def describe(table: pa.Table) -> None:
+        raise ValueError("no description")
+
+    with pytest.raises(ValueError, match="no description"):
+        fetch_check_and_stage(lake, "history", FIRST, LAST, provider(market()), AS_OF, describe=describe)
+    assert lake.staged_labels() == [] and list(lake.staging_dir.rglob("*.parquet*")) == []
+    with shared_worker() as worker:  # its unread report is not handed to the next caller
+        worker.submit_adjusted_jumps(pd.DataFrame({"symbol": ["AAA"], "event_date": [pd.Timestamp(FIRST)], "log_return": [0.0]}),
+                                     "split", 0.4)
+        assert worker.reports()[0].suite == "adjusted_jumps_split"

@@ -12,11 +12,12 @@ import dagster as dg
 from pydantic import Field
 
 from kobe_pipelines.defs.env_resources import AlertsResource
+from kobe_pipelines.defs.lake import actions_ahead
 from kobe_pipelines.defs.lake.checks import (
     RAW_BARS_CHECK, SPLIT_JUMPS_CHECK, TOTAL_JUMPS_CHECK, added_event_returns, candidate_check_specs, check_result,
     raw_bars_check_specs,
 )
-from kobe_pipelines.defs.lake.sessions import SessionRange, held_sessions, sessions_to_ingest, staged_range
+from kobe_pipelines.defs.lake.sessions import SessionRange, held_sessions, sessions_to_ingest
 from kobe_pipelines.defs.resources import LakeResource, MarketDataResource
 
 GROUP = "lake"
@@ -70,10 +71,13 @@ def _preview(frame, rows: int = 5) -> dg.MetadataValue:
 def raw_daily_bars(context: dg.AssetExecutionContext, config: SessionsConfig, market_data: MarketDataResource,
                    lake: LakeResource, alerts: AlertsResource):
     """Raw (unadjusted) daily bars of the sessions this run ingests, checked and staged for the
-    freeze. A batch that fails its blocking check is not staged and nothing downstream runs. In a
-    run that scores too, the scoring libraries load on a thread meanwhile (`ml.preload`)."""
-    import pyarrow.compute as pc
+    freeze. A batch that fails its blocking check is not staged and nothing downstream runs. The
+    quality worker starts first, so that it loads its checks while the step reads the lake and
+    fetches; in a run that scores too, the scoring libraries load on a thread meanwhile
+    (`ml.preload`)."""
+    from kobe_pipelines.data.quality_worker import close_shared_worker, start_shared_worker
 
+    start_shared_worker()
     from kobe_pipelines import market_calendar
     from kobe_pipelines.data import schema
     from kobe_pipelines.data.providers.base import bars_for_freeze
@@ -87,6 +91,7 @@ def raw_daily_bars(context: dg.AssetExecutionContext, config: SessionsConfig, ma
     held = last_session_held(store)
     span = sessions_to_ingest(held, market_data.settings().history_start, config.first, config.last)
     if span is None:
+        close_shared_worker()  # nothing to check
         report = QualityReport("raw_bars", 0, ())
         yield dg.MaterializeResult(
             metadata={"sessions": 0, "rows": 0, "staged": False, "note": f"the lake holds every session through {held}"},
@@ -94,49 +99,66 @@ def raw_daily_bars(context: dg.AssetExecutionContext, config: SessionsConfig, ma
         )
         return
     provider = market_data.build()
+
+    def while_checked(table) -> dict:
+        # the actions corporate_actions asks for next, once this batch is staged
+        staged_after = sorted({*store.staged_labels(), span.label}) if table.num_rows else store.staged_labels()
+        actions_ahead.fetch_ahead(context.run_id, provider, actions_ahead.actions_window(store, staged_after, held))
+        return _bars_metadata(table)
+
     batch = fetch_check_and_stage(
         store, span.label, span.first, span.last,
         fetch=lambda first, last: schema.bars_table(bars_for_freeze(provider, first, last)),
         as_of=market_calendar.last_completed_session().date(),
+        describe=while_checked,
     )
     table, report = batch.table, batch.report
     if not report.success:
         _alert_failed_check(alerts, "raw_daily_bars", str(span), report)
-    bounds = pc.min_max(table.column("date")).as_py()
     yield dg.MaterializeResult(
-        metadata={
-            "sessions_asked": str(span),
-            "sessions": _distinct_count(table.column("date")),
-            "rows": table.num_rows,
-            "symbols": _distinct_count(table.column("symbol")),
-            "first_date": str(bounds["min"] or ""),
-            "last_date": str(bounds["max"] or ""),
-            "staged": bool(report.success and table.num_rows),
-            "preview": _preview(table.slice(0, 5).to_pandas()),
-        },
+        metadata={"sessions_asked": str(span), **batch.description, "staged": bool(report.success and table.num_rows)},
         check_results=[check_result(RAW_BARS_CHECK, "raw_daily_bars", report)],
     )
 
 
+def _bars_metadata(table) -> dict:
+    """What the UI shows of a fetched batch: its sessions, rows, symbols, dates and first rows."""
+    import pyarrow.compute as pc
+
+    bounds = pc.min_max(table.column("date")).as_py()
+    return {
+        "sessions": _distinct_count(table.column("date")),
+        "rows": table.num_rows,
+        "symbols": _distinct_count(table.column("symbol")),
+        "first_date": str(bounds["min"] or ""),
+        "last_date": str(bounds["max"] or ""),
+        "preview": _preview(table.slice(0, 5).to_pandas()),
+    }
+
+
 @dg.asset(group_name=GROUP, deps=[raw_daily_bars], kinds={"parquet"})
-def corporate_actions(market_data: MarketDataResource, lake: LakeResource) -> dg.MaterializeResult:
+def corporate_actions(context: dg.AssetExecutionContext, market_data: MarketDataResource,
+                      lake: LakeResource) -> dg.MaterializeResult:
     """Splits and cash dividends from the provider, staged for the freeze: from the current
     version's last date minus 30 days (late-announced actions are caught again; from the first
-    staged session when the lake is empty) through the last staged session."""
+    staged session when the lake is empty) through the last staged session. In a run that
+    ingested bars, they were fetched while the bars were checked (`actions_ahead`)."""
     store = lake.open()
-    staged = staged_range(store.staged_labels())
-    held = last_session_held(store)
-    if staged is None and held is None:
+    window = actions_ahead.actions_window(store, store.staged_labels(), last_session_held(store))
+    if window is None:
         return dg.MaterializeResult(metadata={"splits": 0, "dividends": 0, "note": "nothing staged and the lake is empty"})
-    start = store.actions_fetch_start(str(staged.first) if staged else str(held))
-    end = str(staged.last if staged else held)
-    provider = market_data.build()
-    splits, dividends = provider.splits(start, end), provider.dividends(start, end)
+    ahead = actions_ahead.take(context.run_id, window)
+    if ahead is None:
+        provider = market_data.build()
+        splits, dividends = provider.splits(window.start, window.end), provider.dividends(window.start, window.end)
+    else:
+        splits, dividends = ahead
     store.stage_actions(splits, dividends)
     return dg.MaterializeResult(
         metadata={
-            "fetched_from": start,
-            "fetched_to": end,
+            "fetched_from": window.start,
+            "fetched_to": window.end,
+            "fetched_while_bars_were_checked": ahead is not None,
             "splits": len(splits),
             "dividends": len(dividends),
             "splits_preview": _preview(splits),
