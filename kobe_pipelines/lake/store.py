@@ -38,7 +38,7 @@ from kobe_pipelines.lake.errors import LakeError, LakeWriteError, is_write_failu
 from kobe_pipelines.lake.file_store import ContentStore
 from kobe_pipelines.lake.manifest import FileEntry, Manifest
 from kobe_pipelines.lake.publish import Candidate, FreezeResult
-from kobe_pipelines.lake.raw_bars import DEFAULT_BATCH_ROWS
+from kobe_pipelines.lake.stream import DEFAULT_BATCH_ROWS
 from kobe_pipelines.lake.reader import LakeReader
 from kobe_pipelines.lake.staging import PendingBatch, Staging
 from kobe_pipelines.lake.versions import VersionStore
