@@ -70,7 +70,7 @@ def year_partition(year: int) -> str:
 
 
 def history_partition(through: int) -> str:
-    """The raw partition (folder) of the history file: every closed year up to `through`."""
+    """The raw partition (folder) of the history files: every closed year up to `through`."""
     return f"through={through}"
 
 

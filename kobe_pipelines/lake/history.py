@@ -59,7 +59,7 @@ def history_through(entry: FileEntry) -> int | None:
 
 
 def year_of(entry: FileEntry) -> int | None:
-    """The calendar year of a year file; None for the history file."""
+    """The calendar year of a year file; None for a history file."""
     partition = partition_of(entry)
     return int(partition.removeprefix("year=")) if partition.startswith("year=") else None
 

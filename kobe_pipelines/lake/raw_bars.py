@@ -213,7 +213,7 @@ def years_to_merge(stored: list[FileEntry], added: list[FileEntry]) -> dict[int,
     older version lists them (retention removes them)."""
     by_year: dict[int, list[FileEntry]] = {}
     for entry in stored + added:
-        if (year := year_of(entry)) is not None:  # the history file is merged by compactions only
+        if (year := year_of(entry)) is not None:  # the history is merged by compactions only
             by_year.setdefault(year, []).append(entry)
     grown = {year_of(entry) for entry in added}
     merges = {}
