@@ -23,6 +23,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -110,13 +111,7 @@ class ContentStore:
     def write(self, table: pa.Table, role: str, partition: str | None = None) -> FileEntry:
         """Store `table` as a file of `role` and return its entry (an identical file already
         stored is kept, and the table not written twice)."""
-        writer = self.writer(table.schema, role, partition)
-        try:
-            writer.write(table)
-        except BaseException:
-            writer.abort()
-            raise
-        return writer.close()
+        return written(self.writer(table.schema, role, partition), table)
 
     def writer(self, schema: pa.Schema, role: str, partition: str | None = None) -> "ContentWriter":
         """A file of `role` written a table at a time (`ContentWriter`): the same bytes as `write`
@@ -371,6 +366,30 @@ class ContentWriter:
         except (OSError, pa.ArrowException):
             pass
         self.tmp.unlink(missing_ok=True)
+
+
+Closed = TypeVar("Closed", covariant=True)
+
+
+class TableWriter(Protocol[Closed]):
+    """Something written a table at a time, then closed (giving what it wrote) or aborted."""
+
+    def write(self, table: pa.Table) -> None: ...
+
+    def close(self) -> Closed: ...
+
+    def abort(self) -> None: ...
+
+
+def written(writer: TableWriter[Closed], table: pa.Table) -> Closed:
+    """`table` written by `writer` (a `ContentWriter` or a writer of several files, such as
+    `history.HistoryWriter`), which is then closed: what `close` returns. A failure aborts it."""
+    try:
+        writer.write(table)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
 
 
 def _stat_key(path: Path) -> tuple[int, int, int, int]:

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from kobe_pipelines import market_calendar
 from kobe_pipelines.lake import file_store
-from kobe_pipelines.lake.file_store import ContentStore, ContentWriter, RowGroups, history_partition, is_history
+from kobe_pipelines.lake.file_store import ContentStore, ContentWriter, RowGroups, history_partition, is_history, written
 from kobe_pipelines.lake.manifest import FileEntry
 from kobe_pipelines.lake.symbol_reads import FileIndex, file_index, plain_symbol_schema, unreadable
 
@@ -168,13 +168,7 @@ class HistoryWriter:
 def write_history(store: ContentStore, table: pa.Table, through: int) -> list[FileEntry]:
     """`table` (raw bars of the closed years up to `through`, sorted by (symbol, date), symbols
     as plain strings) written as the history files (`HistoryWriter`)."""
-    writer = HistoryWriter(store, table.schema, through)
-    try:
-        writer.write(table)
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.close()
+    return written(HistoryWriter(store, table.schema, through), table)
 
 
 @dataclass

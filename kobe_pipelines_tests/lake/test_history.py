@@ -278,6 +278,17 @@ def test_compact_then_the_rows_held_at_once_are_bounded_by_the_range(tmp_path, s
     assert all(f.groupby("symbol")["date"].apply(lambda d: d.is_monotonic_increasing).all() for f in files)
 
 
+@pytest.mark.parametrize("range_rows", [1, 3, 1 << 20])
+def test_compact_then_the_same_history_files_as_a_first_freeze_of_the_same_bars(tmp_path, small_groups, range_rows):
+    lake = frozen(tmp_path / "a")  # history through 2023 and a 2024 file
+    raw = lake.current_version().files_with_role("raw_bars")
+    merged = history.merge_history(lake.root, lake.files, raw, 2024, range_rows=range_rows)  # 2024 closed
+    first = frozen(tmp_path / "b", as_of=dt.date(2025, 1, 3))  # every bar written as the history through 2024 at once
+    assert len(merged) == 2 and all("/through=2024/" in e.path for e in merged)
+    assert sorted((e.path, e.sha256) for e in merged) == \
+        sorted((e.path, e.sha256) for e in first.current_version().files_with_role("raw_bars"))
+
+
 def test_compact_when_the_disk_fails_then_nothing_is_published_and_no_file_is_left(tmp_path, small_groups, monkeypatch):
     lake = frozen(tmp_path)
     current, layout = lake.current_version_id(), raw_layout(lake)
