@@ -12,7 +12,7 @@ Targets (issue 20), at 5,000 and at 50,000 symbols:
 - one symbol's history (`Lake.read_bars`, an early and a middle symbol) and one day's
   cross-section (the `bars` view) from the current version <= 1.5x reading the same rows from a
   plain Parquet file with DuckDB; one symbol through the `bars` view (SQL) is held to the same
-  target (the closed years' history file keeps a symbol in one or two of its row groups).
+  target (the closed years' history files keep a symbol in one or two row groups of one file).
 Beside them, the year-end compaction (`Lake.compact`) against the full refreeze (no target: it
 runs once a year).
 """
@@ -138,8 +138,8 @@ def _freeze(source: Path, lake_dir: Path, start: str, end: str, only_day: str | 
 
 
 def _compact_after_year_end(lake_dir: Path, end: str) -> None:
-    """The compaction the first refreeze of the next year runs: the history file and the year of
-    `end` merged into one history file."""
+    """The compaction the first refreeze of the next year runs: the history files and the year of
+    `end` merged into new history files."""
     Lake(lake_dir).compact(as_of=dt.date(int(end[:4]) + 1, 1, 2))
 
 
@@ -269,7 +269,7 @@ def main() -> None:
             target = "target <= 1.5"
             print(f"read {name:<32} lake {lake_t * 1000:7.1f} ms  plain parquet {plain_t * 1000:7.1f} ms  "
                   f"ratio {lake_t / plain_t:.2f} ({target})")
-        # once a year: the year just ended merged into the history file (after the reads above)
+        # once a year: the year just ended merged into the history files (after the reads above)
         compact_s, compact_peak = in_child(_compact_after_year_end, lake_dir, end)
         print(f"year-end compaction: {compact_s:.2f} s = {compact_s / freeze_s:.2f}x the best full refreeze, "
               f"peak RSS {compact_peak / 2**30:.2f} GiB")

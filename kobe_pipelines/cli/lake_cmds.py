@@ -163,7 +163,7 @@ def repair(lake_path: str | None) -> None:
 @lake.command()
 @lake_option
 def compact(lake_path: str | None) -> None:
-    """Merge the closed years' raw files into one history file (a new version, the same bars).
+    """Merge the closed years' raw files into new history files (a new version, the same bars).
 
     The first freeze after a year closes does this by itself; run it after bars were added to a
     closed year, to read each symbol's history from one file again."""

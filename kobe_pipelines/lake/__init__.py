@@ -14,8 +14,9 @@ Each module owns one job; each imports only the ones above it in this list:
     reader        queries, read_bars, event returns, derived tables
     staging       ingested batches waiting for a freeze
     segments      derived tables: roles, row order, whole or one more segment
-    history       which raw file holds which years (the closed years' history file, year files), compaction
-    raw_bars      new bars, restated bars refused, the raw files of a freeze, merging small files
+    history       which raw file holds which years (the closed years' history files, year files), their writer, compaction
+    raw_bars      new bars, restated bars refused, the raw partitions of new bars, merging small files
+    stream        a first freeze streamed a batch at a time into its raw files
     event_closes  the raw closes each action is computed from; when a late bar restates an event
     actions       fetched actions merged with stored ones, validated, provenance, set aside
     factors       which symbols to recompute; the factor table and events a refreeze adds

@@ -5,7 +5,8 @@ A file's name is its sha256 (the first 24 hex digits), so a table written twice 
 and two versions share every file they have in common; a stored file is never changed. Where
 each role's files live (under the lake root):
 
-    raw/bars/through=YYYY/<sha>.parquet raw bars of every closed year up to YYYY (`raw_bars`: the history file)
+    raw/bars/through=YYYY/<sha>.parquet raw bars of every closed year up to YYYY (`raw_bars`: the history,
+                                         HISTORY_FILES files of alternate row groups)
     raw/bars/year=YYYY/<sha>.parquet    raw bars (`raw_bars`) of one calendar year
     factors/<sha>.parquet                the factor table (`factors`)
     factors/adjustment_events-<sha>.parquet
@@ -22,6 +23,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -40,11 +42,18 @@ ROW_GROUP_ROWS = 128 * 1024
 # each whole, and a DuckDB scan weighs every row group of every file it visits (a year of 50,000
 # symbols: 360 groups); the size balances the two.
 RAW_ROW_GROUP_ROWS = 32 * 1024
-# The history file (every closed year's bars in one file, sorted by (symbol, date)) is cut into
-# row groups of whole symbols, each at most this many rows (a symbol with more has groups of its
-# own): one symbol's ten years are one row group, and a DuckDB scan of the file visits a few
-# hundred groups where ten year files would make it visit thousands.
+# The history (every closed year's bars, sorted by (symbol, date)) is cut into row groups of whole
+# symbols, each at most this many rows (a symbol with more has groups of its own): one symbol's
+# ten years are one row group, and a DuckDB scan of the history visits a few hundred groups where
+# ten year files would make it visit thousands.
 HISTORY_ROW_GROUP_ROWS = 120 * 1024
+# The history is written as this many files of its partition, its row groups dealt in turn (the
+# k-th group that starts a symbol, and the groups going on with that symbol, into file k mod
+# HISTORY_FILES: `history.HistoryWriter`), each file encoded by a thread of its own: encoding the
+# history is most of a full freeze's work, and one encoder per core keeps both cores of the
+# machine the lake is sized for busy. Each file stays sorted by (symbol, date) and no symbol lies
+# in two files; a history of one row group is one file.
+HISTORY_FILES = 2
 # Factors (sorted by symbol) in row groups of a few hundred symbols, for the same reason: a
 # one-symbol read of the adjusted views scans one row group of the factor table, not all of it;
 # smaller groups make the table larger and its write slower.
@@ -62,7 +71,7 @@ def year_partition(year: int) -> str:
 
 
 def history_partition(through: int) -> str:
-    """The raw partition (folder) of the history file: every closed year up to `through`."""
+    """The raw partition (folder) of the history files: every closed year up to `through`."""
     return f"through={through}"
 
 
@@ -102,13 +111,7 @@ class ContentStore:
     def write(self, table: pa.Table, role: str, partition: str | None = None) -> FileEntry:
         """Store `table` as a file of `role` and return its entry (an identical file already
         stored is kept, and the table not written twice)."""
-        writer = self.writer(table.schema, role, partition)
-        try:
-            writer.write(table)
-        except BaseException:
-            writer.abort()
-            raise
-        return writer.close()
+        return written(self.writer(table.schema, role, partition), table)
 
     def writer(self, schema: pa.Schema, role: str, partition: str | None = None) -> "ContentWriter":
         """A file of `role` written a table at a time (`ContentWriter`): the same bytes as `write`
@@ -232,11 +235,69 @@ class ContentStore:
                     path.unlink()
 
 
+class RowGroups:
+    """Rows cut into row groups as they arrive, the same groups whatever tables they come in:
+    groups of `size` rows, or (`whole_symbols`, rows sorted by symbol) groups ending where a
+    symbol ends, at most `size` rows each (a symbol with more has groups of its own). At most
+    `size` rows are held between calls."""
+
+    def __init__(self, size: int, whole_symbols: bool = False):
+        self.size = size
+        self.whole_symbols = whole_symbols
+        # rows needed to cut a group: a group of whole symbols needs the row after it too
+        self.rows_to_cut = size + 1 if whole_symbols else size
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+
+    @property
+    def rows_held(self) -> int:
+        """Rows kept for the next row group (at most `size`)."""
+        return self._pending_rows
+
+    def add(self, table: pa.Table) -> list[pa.Table]:
+        """The row groups that `table` completes, in order, each one chunk."""
+        if table.num_rows == 0:
+            return []
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        if self._pending_rows < self.rows_to_cut:
+            return []
+        rows = pa.concat_tables(self._pending).combine_chunks()
+        groups, done = [], 0
+        while self._pending_rows - done >= self.rows_to_cut:
+            size = self._group_end(rows.slice(done, self.size + 1)) if self.whole_symbols else self.size
+            groups.append(rows.slice(done, size))
+            done += size
+        rest = self._pending_rows - done
+        # a copy of the rest, so that the written rows' buffers are not kept alive by a slice
+        self._pending = [rows.take(pa.array(np.arange(done, self._pending_rows)))] if rest else []
+        self._pending_rows = rest
+        return groups
+
+    def rest(self) -> pa.Table | None:
+        """The rows held, as the last row group (one chunk); None when none are held."""
+        if not self._pending_rows:
+            return None
+        rows = pa.concat_tables(self._pending).combine_chunks()
+        self._pending, self._pending_rows = [], 0
+        return rows
+
+    def _group_end(self, rows: pa.Table) -> int:
+        """Where the row group starting at `rows` ends (`rows`: size + 1 rows): after the last
+        whole symbol that fits, or after `size` rows when its first symbol alone fills it."""
+        symbols = rows.column("symbol")
+        # True at i: row i + 1 starts another symbol
+        changes = pc.not_equal(symbols.slice(1), symbols.slice(0, len(symbols) - 1)).to_numpy(zero_copy_only=False)
+        ends = np.flatnonzero(changes)
+        return int(ends[-1]) + 1 if len(ends) else self.size
+
+
 class ContentWriter:
-    """One content-addressed file written a table at a time. Rows are kept until they fill whole
-    row groups, so the file holds the same row groups -- and the same bytes -- as one write of
-    all its rows: at most one row group of rows is held here between calls. `close` names the
-    file by its sha256 and returns its entry; `abort` removes what was written."""
+    """One content-addressed file written a table at a time. Rows are cut into row groups as
+    they arrive (`RowGroups`), so the file holds the same row groups -- and the same bytes -- as
+    one write of all its rows: at most one row group of rows is held here between calls.
+    `write_group` writes a row group cut elsewhere (the history's, `history.HistoryWriter`).
+    `close` names the file by its sha256 and returns its entry; `abort` removes what was written."""
 
     def __init__(self, store: ContentStore, schema: pa.Schema, role: str, partition: str | None):
         self.store = store
@@ -250,67 +311,45 @@ class ContentWriter:
         strings = [f.name for f in schema
                    if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_dictionary(f.type)]
         self.group_rows = {"raw_bars": RAW_ROW_GROUP_ROWS, "factors": FACTOR_ROW_GROUP_ROWS}.get(role, ROW_GROUP_ROWS)
-        # the history file's groups end where a symbol ends (`_group_end`)
+        # a history file's groups end where a symbol ends
         self.whole_symbols = role == "raw_bars" and partition is not None and is_history(partition)
         if self.whole_symbols:
             self.group_rows = HISTORY_ROW_GROUP_ROWS
-        # rows needed to cut a group: a group of whole symbols needs the row after it too
-        self.rows_to_cut = self.group_rows + 1 if self.whole_symbols else self.group_rows
+        self.groups = RowGroups(self.group_rows, self.whole_symbols)
         # LZ4 rather than Snappy: files of the same size, and DuckDB reads them faster. Every page
         # carries a CRC32: a flipped byte fails the read of that page wherever the pipeline reads
         # with pyarrow, instead of changing a value.
         self.schema = schema
         self._writer = pq.ParquetWriter(self.tmp, schema, compression="lz4", use_dictionary=strings, write_page_checksum=True)
-        self._pending: list[pa.Table] = []
-        self._pending_rows = 0
         self.rows = 0
         self.min_date = self.max_date = None
 
     @property
     def rows_held(self) -> int:
         """Rows kept for the next row group (at most `group_rows`)."""
-        return self._pending_rows
+        return self.groups.rows_held
 
     def write(self, table: pa.Table) -> None:
-        if table.num_rows == 0:
-            return
-        self.rows += table.num_rows
-        if "date" in table.column_names:
-            dates = table.column("date")
+        for group in self.groups.add(table):
+            self.write_group(group)
+
+    def write_group(self, group: pa.Table) -> None:
+        """Write `group` (one chunk, some rows) as one row group."""
+        self.rows += group.num_rows
+        if "date" in group.column_names:
+            dates = group.column("date")
             low, high = pc.min(dates).as_py(), pc.max(dates).as_py()
             self.min_date = low if self.min_date is None else min(self.min_date, low)
             self.max_date = high if self.max_date is None else max(self.max_date, high)
-        self._pending.append(table)
-        self._pending_rows += table.num_rows
-        if self._pending_rows < self.rows_to_cut:
-            return
-        rows = pa.concat_tables(self._pending).combine_chunks()
-        done = 0
-        while self._pending_rows - done >= self.rows_to_cut:
-            size = self._group_end(rows.slice(done, self.group_rows + 1)) if self.whole_symbols else self.group_rows
-            self._writer.write_table(rows.slice(done, size), row_group_size=size)
-            done += size
-        rest = self._pending_rows - done
-        # a copy of the rest, so that the written rows' buffers are not kept alive by a slice
-        self._pending = [rows.take(pa.array(np.arange(done, self._pending_rows)))] if rest else []
-        self._pending_rows = rest
-
-    def _group_end(self, rows: pa.Table) -> int:
-        """Where the row group starting at `rows` ends (`rows`: group_rows + 1 rows): after the
-        last whole symbol that fits, or after group_rows rows when its first symbol alone fills it."""
-        symbols = rows.column("symbol")
-        # True at i: row i + 1 starts another symbol
-        changes = pc.not_equal(symbols.slice(1), symbols.slice(0, len(symbols) - 1)).to_numpy(zero_copy_only=False)
-        ends = np.flatnonzero(changes)
-        return int(ends[-1]) + 1 if len(ends) else self.group_rows
+        self._writer.write_table(group, row_group_size=group.num_rows)
 
     def close(self) -> FileEntry:
         try:
-            if self._pending_rows:
-                self._writer.write_table(pa.concat_tables(self._pending).combine_chunks(), row_group_size=self.group_rows)
+            rest = self.groups.rest()
+            if rest is not None:
+                self.write_group(rest)
             elif self.rows == 0:  # one empty row group, as a write of an empty table gives
                 self._writer.write_table(self.schema.empty_table(), row_group_size=self.group_rows)
-            self._pending, self._pending_rows = [], 0
             self._writer.close()
             final, digest = self.store.name_by_content(self.tmp, self.directory, self.prefix)
         except BaseException:
@@ -327,6 +366,30 @@ class ContentWriter:
         except (OSError, pa.ArrowException):
             pass
         self.tmp.unlink(missing_ok=True)
+
+
+Closed = TypeVar("Closed", covariant=True)
+
+
+class TableWriter(Protocol[Closed]):
+    """Something written a table at a time, then closed (giving what it wrote) or aborted."""
+
+    def write(self, table: pa.Table) -> None: ...
+
+    def close(self) -> Closed: ...
+
+    def abort(self) -> None: ...
+
+
+def written(writer: TableWriter[Closed], table: pa.Table) -> Closed:
+    """`table` written by `writer` (a `ContentWriter` or a writer of several files, such as
+    `history.HistoryWriter`), which is then closed: what `close` returns. A failure aborts it."""
+    try:
+        writer.write(table)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
 
 
 def _stat_key(path: Path) -> tuple[int, int, int, int]:

@@ -1,13 +1,13 @@
 """Writing the lake: preparing a candidate version, publishing it, the writer lock, and repairing
-what an interrupted writer left. The only module of the lake that runs threads.
+what an interrupted writer left.
 
 Prepare: validate the bars, keep the new ones (`raw_bars`), write them (a first freeze: the
-history file and the later years' files; a refreeze: one file per year) in the background while
-the derived tables are computed (`derivation`), each derived table written as soon as it is
-known, then merge a year's small raw files if it has too many, and compact the closed years into
-the history file when a year closed since it was written (`history`). Any failure removes every
-file the prepare wrote. Nothing is visible until publish. `prepare_compaction` is a prepare
-that only compacts (`Lake.compact`).
+history files and the later years' files, streamed a batch at a time by `stream`; a refreeze:
+one file per year) in the background while the derived tables are computed (`derivation`),
+each derived table written as soon as it is known, then merge a year's small raw files if it
+has too many, and compact the closed years into new history files when a year closed since they
+were written (`history`). Any failure removes every file the prepare wrote. Nothing is visible
+until publish. `prepare_compaction` is a prepare that only compacts (`Lake.compact`).
 
 Publish, in an order that a crash (kill -9 included) or a full disk cannot break:
 
@@ -46,13 +46,11 @@ from kobe_pipelines.lake import catalog, duck
 from kobe_pipelines.lake.actions import ActionsSetAside
 from kobe_pipelines.lake.derivation import Derivation
 from kobe_pipelines.lake.errors import LakeBusyError, LakeError, LakeWriteError, is_write_failure
-from kobe_pipelines.lake.file_store import ContentStore, ContentWriter, is_history, year_partition
-from kobe_pipelines.lake.history import closed_through, merge_history, to_compact
+from kobe_pipelines.lake.file_store import ContentStore, is_history, year_partition
+from kobe_pipelines.lake.history import closed_through, merge_history, to_compact, write_history
 from kobe_pipelines.lake.manifest import FileEntry, Manifest, content_hash
-from kobe_pipelines.lake.raw_bars import (
-    DEFAULT_BATCH_ROWS, BarsOutOfOrder, NewBars, StreamedBars, YearFiles, YearSplit, batches_of, event_sessions, find_new_rows,
-    merged_year, sorted_batches, years_to_merge,
-)
+from kobe_pipelines.lake.raw_bars import NewBars, YearSplit, find_new_rows, merged_year, years_to_merge
+from kobe_pipelines.lake.stream import DEFAULT_BATCH_ROWS, stream_raw_files
 from kobe_pipelines.lake.segments import DERIVED_ORDER, ROLES, TableChange, files_by_role, in_derived_order, plan_write
 from kobe_pipelines.lake.versions import VersionStore, new_manifest, retained
 
@@ -174,7 +172,7 @@ def prepare(root: Path, files: ContentStore, versions: VersionStore, bars: pd.Da
                 writing += closing  # the raw files are closed (and hashed) while the derived tables are computed
             else:
                 new_rows = find_new_rows(root, previous, NewBars.validated(whole_table(bars), as_of))
-                # a first freeze writes the closed years into the history file; a refreeze adds year files
+                # a first freeze writes the closed years as the history files; a refreeze adds year files
                 raw = background.submit(write_new_rows, files, new_rows, through if previous is None else None)
                 writing.append(raw)
             derivation = Derivation(root, previous, stored_raw, new_rows, splits, dividends, convention, stored, stored_files)
@@ -185,7 +183,7 @@ def prepare(root: Path, files: ContentStore, versions: VersionStore, bars: pd.Da
             derived_entries = [entry for role in ROLES
                                for entry in (derived[role].result() if role in derived else stored_files[role])]
             if raw is None:
-                raw_entries = [file.result() for file in closing]
+                raw_entries = [entry for partition in closing for entry in partition.result()]
             elif previous is None:
                 raw_entries = raw.result()
             else:
@@ -223,64 +221,22 @@ def whole_table(bars: pd.DataFrame | pa.Table | Iterable[pa.Table]) -> pd.DataFr
     return pa.concat_tables(tables, promote_options="permissive") if tables else schema.bars_table(schema.empty_bars())
 
 
-def stream_raw_files(root: Path, files: ContentStore, bars: pd.DataFrame | pa.Table | Iterable[pa.Table],
-                     splits: pd.DataFrame, dividends: pd.DataFrame, as_of: dt.date | None, history_through: int,
-                     batch_rows: int, pool: ThreadPoolExecutor) -> tuple[list[Future], StreamedBars]:
-    """The raw files of a first freeze (the history file of the years up to `history_through`, a
-    file per later year), its bars streamed `batch_rows` at a time (`YearFiles`), each batch
-    written while the next is validated; the files being closed by `pool` (each future gives one
-    file's entry, the history file first), and what the freeze needs of the bars.
-    Bars out of (symbol, date) order are sorted first (`raw_bars.sorted_batches`); `bars` given
-    as batches must then be iterable again. The closes around every action's session are kept
-    for the factors."""
-    sessions = event_sessions(splits, dividends)
-    batches = batches_of(bars, batch_rows)
-    try:
-        return _stream(files, batches, sessions, as_of, history_through, pool)
-    except BarsOutOfOrder as disorder:
-        log.info("lake: the bars are not in (symbol, date) order (%s): sorting them first", disorder)
-        return _stream(files, sorted_batches(batches, root / "staging" / ".sort", batch_rows), sessions, as_of,
-                       history_through, pool)
-
-
-def _stream(files: ContentStore, batches: Iterable[pa.Table], sessions: pd.DataFrame, as_of: dt.date | None,
-            history_through: int, pool: ThreadPoolExecutor) -> tuple[list[Future], StreamedBars]:
-    """Stream `batches` into raw files: the history file by one thread, the later years by
-    another (a file always by the same one, so its rows stay in order), one batch while the
-    next is read and validated."""
-    years = YearFiles(files, sessions, as_of, history_through)
-    # encoding is the costliest step of a streamed freeze: a thread writes the history file, another the later years
-    writers = {history: ThreadPoolExecutor(max_workers=1) for history in (True, False)}
-    writing: list[Future] = []
-    try:
-        for batch in batches:
-            pieces = years.take(batch)
-            for future in writing:
-                future.result()  # one batch written while the next is validated: two at most held
-            writing = [writer.submit(years.write, [piece for piece in pieces if is_history(piece[0]) == history])
-                       for history, writer in writers.items()]
-        for future in writing:
-            future.result()
-        years.check()
-    except BaseException:
-        wait(writing)
-        years.abort()
-        raise
-    finally:
-        for writer in writers.values():
-            writer.shutdown(wait=True)
-    return [pool.submit(file.close) for file in years.files_in_order()], years.summary()
-
-
 def write_new_rows(files: ContentStore, new_rows: NewBars, history_through: int | None) -> list[FileEntry]:
-    """The new raw bars as one file per raw partition (`YearSplit`: with `history_through`, the
-    years up to it in one history file), each gathered and written in its own thread (Arrow and
-    Parquet release the GIL)."""
+    """The new raw bars as the files of each raw partition (`YearSplit`: with `history_through`,
+    the years up to it as the history files, `history.write_history`; one file per later year),
+    each partition gathered and written in its own thread (Arrow and Parquet release the GIL)."""
     if new_rows.empty:
         return []
     split = YearSplit.of(new_rows, history_through)
+
+    def write(partition: str) -> list[FileEntry]:
+        table = split.partition_table(partition)
+        if is_history(partition):
+            return write_history(files, table, split.history_through)
+        return [files.write(table, "raw_bars", partition)]
+
     with ThreadPoolExecutor(max_workers=min(RAW_WRITERS, os.cpu_count() or 1)) as pool:
-        return list(pool.map(lambda part: files.write(split.partition_table(part), "raw_bars", part), split.partitions))
+        return [entry for entries in pool.map(write, split.partitions) for entry in entries]
 
 
 def merge_small_raw_files(files: ContentStore, stored: list[FileEntry], added: list[FileEntry]) -> list[FileEntry]:
@@ -295,19 +251,19 @@ def merge_small_raw_files(files: ContentStore, stored: list[FileEntry], added: l
 
 
 def compact(root: Path, files: ContentStore, raw: list[FileEntry], through: int, forced: bool = False) -> list[FileEntry]:
-    """The raw files `raw` with the closed years up to `through` compacted into one history file
+    """The raw files `raw` with the closed years up to `through` compacted into new history files
     when a compaction is due (`history.to_compact`; `forced`: whenever there is one to do)."""
     merged, last = to_compact(raw, through, forced)
     if not merged:
         return raw
-    history = merge_history(root, files, merged, last)
-    log.info("lake: compacted %d raw files through %d into %s", len(merged), last, history.path)
-    return [e for e in raw if all(e is not m for m in merged)] + [history]
+    histories = merge_history(root, files, merged, last)
+    log.info("lake: compacted %d raw files through %d into %s", len(merged), last, ", ".join(e.path for e in histories))
+    return [e for e in raw if all(e is not m for m in merged)] + histories
 
 
 def prepare_compaction(root: Path, files: ContentStore, versions: VersionStore, as_of: dt.date | None) -> Candidate | None:
     """A candidate version with the current version's bars and tables, its closed years (before
-    `as_of`'s year) compacted into one history file; None when there is nothing to compact. Run
+    `as_of`'s year) compacted into new history files; None when there is nothing to compact. Run
     under the writer lock; a failure removes what it wrote."""
     previous = versions.current_or_none()
     if previous is None:

@@ -1,37 +1,34 @@
 """Raw bars in the lake: which bars of a freeze are new, the refusal of a restated bar, the raw
-files (one history file for the closed years, one file per later year: `history`), and merging a
-year's small files.
+partitions of new bars (the history of the closed years, one partition per later year:
+`history`), and merging a year's small files.
 
 Raw bars are stored as traded and never changed: a stored bar delivered again with other values
 is a restatement, refused (`RawRestatementError`). A first freeze writes its bars of the closed
-years into one history file and those of each later year into a file of that year; a refreeze
-writes its new bars as one file per calendar year they fall in (`year=YYYY` folders), a closed
-year's beside the history file until the next compaction. Every file is sorted by (symbol, date),
-symbols as plain strings (Parquet dictionary-encodes each row group with the symbols it holds, so
-the file is the same whatever encoding the bars came in). A year that would pass
-`RAW_FILES_PER_YEAR` files has all of them but the largest merged into one."""
+years as the history files and those of each later year into a file of that year (`stream`
+when it streams them); a refreeze writes its new bars as one file per calendar year they fall
+in (`year=YYYY` folders), a closed year's beside the history until the next compaction. Every
+file is sorted by (symbol, date), symbols as plain strings (Parquet dictionary-encodes each row
+group with the symbols it holds, so the file is the same whatever encoding the bars came in). A
+year that would pass `RAW_FILES_PER_YEAR` files has all of them but the largest merged into one."""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Callable, Protocol
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from kobe_pipelines.data import adjustments, schema, validation
+from kobe_pipelines.data import schema, validation
 from kobe_pipelines.lake import duck
-from kobe_pipelines.lake.arrow_keys import close_frame, frame_of_query, positions_around, rows_around, rows_found_in
+from kobe_pipelines.lake.arrow_keys import close_frame, frame_of_query, positions_around
 from kobe_pipelines.lake.errors import RawRestatementError
-from kobe_pipelines.lake.file_store import ContentStore, ContentWriter, history_partition, is_history, year_partition
+from kobe_pipelines.lake.file_store import history_partition, is_history, year_partition
 from kobe_pipelines.lake.history import year_of
 from kobe_pipelines.lake.manifest import FileEntry, Manifest
 
@@ -216,7 +213,7 @@ def years_to_merge(stored: list[FileEntry], added: list[FileEntry]) -> dict[int,
     older version lists them (retention removes them)."""
     by_year: dict[int, list[FileEntry]] = {}
     for entry in stored + added:
-        if (year := year_of(entry)) is not None:  # the history file is merged by compactions only
+        if (year := year_of(entry)) is not None:  # the history is merged by compactions only
             by_year.setdefault(year, []).append(entry)
     grown = {year_of(entry) for entry in added}
     merges = {}
@@ -245,15 +242,8 @@ def calendar_years(days: np.ndarray) -> np.ndarray:
     return lut[days - first]
 
 
-# ---- a first freeze, streamed ------------------------------------------------------------------
-
-# Rows a streamed freeze validates and writes at a time: with the year files' row groups it
-# holds, its memory is set by this, not by the history.
-DEFAULT_BATCH_ROWS = 1 << 20
-
-
 class NewRows(Protocol):
-    """What a freeze asks of its new bars: `NewBars` (held whole) or `StreamedBars` (a summary of
+    """What a freeze asks of its new bars: `NewBars` (held whole) or `stream.StreamedBars` (a summary of
     bars written as they streamed)."""
 
     @property
@@ -268,177 +258,3 @@ class NewRows(Protocol):
     def __len__(self) -> int: ...
 
     def rows_around(self, sessions: pd.DataFrame) -> pd.DataFrame: ...
-
-
-class BarsOutOfOrder(Exception):
-    """The streamed bars are not in (symbol, date) order: they must be sorted first."""
-
-
-@dataclass(frozen=True)
-class StreamedBars:
-    """What a streamed freeze keeps of its bars once they are written: their count, symbols,
-    each symbol's first date, and the bars around the events it was told of (`sessions`)."""
-
-    rows: int
-    symbols: set[str]
-    first_dates: pd.Series
-    sessions: pd.DataFrame  # symbol, event_date: the events whose surrounding bars were kept
-    around: pd.DataFrame  # symbol, date, close: for each event, its nearest bars in every batch
-
-    def __len__(self) -> int:
-        return self.rows
-
-    @property
-    def empty(self) -> bool:
-        return self.rows == 0
-
-    def rows_around(self, sessions: pd.DataFrame) -> pd.DataFrame:
-        """For each event of `sessions` (among those streamed past), its symbol's last bar before
-        the session and first bar on or after it: the nearest of every batch's nearest."""
-        missing = ~rows_found_in(sessions, self.sessions, ["symbol", "event_date"])
-        if missing.any():
-            raise ValueError(f"{int(missing.sum())} event(s) were not among those the streamed bars were searched for")
-        return rows_around(self.around, sessions)
-
-
-def event_sessions(splits: pd.DataFrame, dividends: pd.DataFrame) -> pd.DataFrame:
-    """symbol, event_date: the effective session of every split and dividend (each once)."""
-    splits, dividends = schema.normalize_splits(splits), schema.normalize_dividends(dividends)
-    return pd.DataFrame({
-        "symbol": pd.concat([splits["symbol"], dividends["symbol"]], ignore_index=True).astype(str),
-        "event_date": adjustments.effective_sessions(
-            pd.concat([splits["execution_date"], dividends["ex_dividend_date"]], ignore_index=True)),
-    }).drop_duplicates(ignore_index=True)
-
-
-class YearFiles:
-    """The raw files of a first freeze written as its bars stream past in (symbol, date) order:
-    the history file of the years up to `history_through` and one file per later year, each
-    filled batch after batch (a partition's rows arrive in its own order), with the same bytes as
-    a freeze holding every bar at once.
-
-    `take` validates a batch (every check of `validation`, and that it follows the one before)
-    and returns its rows by partition; `write` appends them (it may run in another thread, one
-    batch at a time); `check` raises the first bad bar of all the batches; then the files are
-    closed (`files_in_order`) and `summary` tells the freeze what it needs of the bars."""
-
-    def __init__(self, files: ContentStore, sessions: pd.DataFrame, as_of: dt.date | None, history_through: int):
-        self.files = files
-        self.sessions = sessions.sort_values(["symbol", "event_date"], ignore_index=True)
-        self.session_symbols = self.sessions["symbol"].to_numpy(dtype=object)
-        self.as_of = as_of
-        self.history_through = history_through
-        self.writers: dict[str, ContentWriter] = {}
-        self.rows = 0
-        self.symbols: set[str] = set()
-        self.first_dates: list[pd.Series] = []
-        self.around: list[pd.DataFrame] = []
-        self.errors: list[validation.BarValidationError] = []
-        self.last_key: tuple[str, int] | None = None
-        self.batch_rows_held = 0  # the largest batch taken, in rows
-
-    def take(self, batch: pa.Table) -> list[tuple[str, pa.Table]]:
-        """Validate `batch` and return its rows by raw partition, in order (nothing once some
-        batch failed: the freeze will fail, the rest is only counted)."""
-        self.rows += batch.num_rows
-        self.batch_rows_held = max(self.batch_rows_held, batch.num_rows)
-        if batch.num_rows == 0:
-            return []
-        try:
-            bars = NewBars.validated(batch, self.as_of)
-        except validation.BarValidationError as error:
-            self.errors.append(error)
-            return []
-        first = (str(bars.keys.symbols[bars.keys.codes[0]]), int(validation.key_days(bars.keys.keys[:1])[0]))
-        if self.last_key is not None and first <= self.last_key:
-            if first == self.last_key:  # the same (symbol, date) ends one batch and starts the next
-                symbol, day = first
-                date = pd.Timestamp(np.datetime64(day, "D"))
-                self.errors.append(validation.BarValidationError(
-                    validation.record_name(symbol, date), "date", "duplicates another bar of the same (symbol, date)",
-                    date, count=2, total=2, symbol=symbol, date=date))
-                return []
-            raise BarsOutOfOrder(f"{first[0]} follows {self.last_key[0]}")
-        last = len(bars) - 1
-        self.last_key = (str(bars.keys.symbols[bars.keys.codes[last]]), int(validation.key_days(bars.keys.keys[last:])[0]))
-        if self.errors:
-            return []
-        self.symbols |= bars.symbols
-        self.first_dates.append(bars.first_dates)
-        # the events of this batch's symbols: the batch holds a range of symbols, in order
-        low = np.searchsorted(self.session_symbols, first[0], side="left")
-        high = np.searchsorted(self.session_symbols, self.last_key[0], side="right")
-        if high > low:
-            self.around.append(bars.rows_around(self.sessions.iloc[low:high]))
-        return YearSplit.of(bars, self.history_through).partition_tables()
-
-    def write(self, pieces: list[tuple[str, pa.Table]]) -> None:
-        for partition, rows in pieces:
-            if partition not in self.writers:
-                self.writers[partition] = self.files.writer(rows.schema, "raw_bars", partition)
-            self.writers[partition].write(rows)
-
-    @property
-    def rows_held(self) -> int:
-        """Rows held now for the files' next row groups."""
-        return sum(writer.rows_held for writer in self.writers.values())
-
-    def check(self) -> None:
-        """Raise the first bad bar of all the batches taken (`BarValidationError`), if any."""
-        if self.errors:
-            raise validation.BarValidationError.first_of(self.errors, self.rows)
-
-    def files_in_order(self) -> list[ContentWriter]:
-        """The raw files (the history file first, then the years in order), to be closed once
-        every batch is written."""
-        return [self.writers[partition] for partition in sorted(self.writers, key=lambda p: (not is_history(p), p))]
-
-    def summary(self) -> StreamedBars:
-        firsts = pd.concat(self.first_dates) if self.first_dates else pd.Series([], dtype="datetime64[ns]")
-        firsts = firsts.groupby(level=0).min() if len(firsts) else firsts
-        around = pd.concat(self.around, ignore_index=True) if self.around else schema.empty_bars()[["symbol", "date", "close"]]
-        return StreamedBars(self.rows, self.symbols, firsts, self.sessions, around)
-
-    def abort(self) -> None:
-        for writer in self.writers.values():
-            writer.abort()
-        self.writers = {}
-
-
-def batches_of(bars: pd.DataFrame | pa.Table | Iterable[pa.Table], rows: int) -> Iterable[pa.Table]:
-    """Bars as batches of at most `rows` rows: a frame or a table sliced, batches as given. The
-    result can be iterated again (to sort bars that came out of order)."""
-    if isinstance(bars, pd.DataFrame):
-        bars = schema.bars_table(bars)
-    if isinstance(bars, pa.Table):
-        return [bars.slice(start, rows) for start in range(0, bars.num_rows, rows)]
-    return bars
-
-
-def sorted_batches(batches: Iterable[pa.Table], folder: Path, rows: int) -> Iterator[pa.Table]:
-    """`batches` in (symbol, date) order, `rows` at a time: written to a temporary Parquet file
-    in `folder` (symbols trimmed as validation trims them), then read back sorted by a DuckDB of
-    its own that sorts beyond `SORT_MEMORY`, spilling to `folder`. The file goes at the end."""
-    folder.mkdir(parents=True, exist_ok=True)
-    spill = folder / f"unsorted-{os.getpid()}.parquet"
-    try:
-        writer = None
-        for batch in batches:
-            table = schema.bars_table(batch)
-            table = table.set_column(0, pa.field("symbol", pa.string()), validation.trimmed_symbols(table.column("symbol")).cast(pa.string()))
-            if writer is None:
-                writer = pq.ParquetWriter(spill, table.schema, compression="lz4")
-            writer.write_table(table)
-        if writer is None:
-            return
-        writer.close()
-        with duckdb.connect(config={"memory_limit": SORT_MEMORY, "temp_directory": str(folder)}) as con:
-            reader = con.sql("SELECT symbol, date, open, high, low, close, volume FROM read_parquet($spill) ORDER BY symbol, date",
-                             params={"spill": str(spill)}).fetch_record_batch(rows)
-            for batch in reader:
-                yield pa.Table.from_batches([batch])
-    finally:
-        spill.unlink(missing_ok=True)
-
-
-SORT_MEMORY = "1GB"  # what DuckDB may hold while it sorts bars that came out of order

@@ -38,7 +38,7 @@ from kobe_pipelines.lake.errors import LakeError, LakeWriteError, is_write_failu
 from kobe_pipelines.lake.file_store import ContentStore
 from kobe_pipelines.lake.manifest import FileEntry, Manifest
 from kobe_pipelines.lake.publish import Candidate, FreezeResult
-from kobe_pipelines.lake.raw_bars import DEFAULT_BATCH_ROWS
+from kobe_pipelines.lake.stream import DEFAULT_BATCH_ROWS
 from kobe_pipelines.lake.reader import LakeReader
 from kobe_pipelines.lake.staging import PendingBatch, Staging
 from kobe_pipelines.lake.versions import VersionStore
@@ -207,8 +207,8 @@ class Lake:
             return publish.publish(self.root, self.files, self.version_store, candidate, self.retention)
 
     def compact(self, as_of: dt.date | None = None) -> Manifest | None:
-        """Merge the history file and every year file of the closed years (those before the year
-        of `as_of`, default the last completed session) into one history file, and publish that
+        """Merge the history files and every year file of the closed years (those before the year
+        of `as_of`, default the last completed session) into new history files, and publish them
         as a new version with the same bars and tables; None when there is nothing to merge. The
         first refreeze after a year closes compacts by itself."""
         with self._lock():

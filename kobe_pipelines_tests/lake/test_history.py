@@ -1,6 +1,7 @@
-"""The history file: the closed years' bars in one file of whole-symbol row groups beside the
-current year's file, read back whole by every read; bars a refreeze adds to a closed year; the
-compaction that folds them (and a year that closed) into a new history file, with the same bars."""
+"""The history: the closed years' bars in row groups of whole symbols dealt in turn into two files
+beside the current year's file, read back whole by every read; bars a refreeze adds to a closed
+year; the compaction that folds them (and a year that closed) into new history files, with the
+same bars."""
 
 from __future__ import annotations
 
@@ -69,15 +70,56 @@ def closes(frame: pd.DataFrame) -> list[float]:
     return [round(value, 9) for value in frame["close"]]
 
 
+def history_groups(lake: Lake, version_id: str | None = None) -> list[list[list[str]]]:
+    """Each history file's row groups (their symbols), the files ordered by their first symbol."""
+    manifest = lake.version(version_id) if version_id else lake.current_version()
+    out = []
+    for entry in manifest.files_with_role("raw_bars"):
+        if "through=" in entry.path:
+            file = pq.ParquetFile(lake.abspath(entry))
+            out.append([file.read_row_group(g).column("symbol").to_pylist() for g in range(file.num_row_groups)])
+    return sorted(out)
+
+
 @pytest.mark.parametrize("batch_rows", [None, 3, 1 << 20])
-def test_first_freeze_when_years_are_closed_then_one_history_file_of_whole_symbol_row_groups(tmp_path, small_groups, batch_rows):
+def test_first_freeze_when_years_are_closed_then_history_files_of_whole_symbol_row_groups_dealt_in_turn(tmp_path, small_groups,
+                                                                                                       batch_rows):
     lake = frozen(tmp_path, batch_rows=batch_rows)
+    # rows AAA x5, BBB x8, CCC x2 in groups of at most 6 ending where a symbol ends, BBB alone filling one:
+    # [AAA x5] starts the first file; [BBB x6] starts a symbol, so the second; [BBB x2, CCC x2] goes on with BBB, so
+    # it follows BBB into the second file
+    assert raw_layout(lake) == [("through=2023", 5, "2022-12-29", "2023-12-29"), ("through=2023", 10, "2023-12-19", "2023-12-29"),
+                                ("year=2024", 8, "2024-01-02", "2024-01-04")]
+    assert history_groups(lake) == [[["AAA"] * 5], [["BBB"] * 6, ["BBB"] * 2 + ["CCC"] * 2]]
+
+
+def test_first_freeze_when_many_symbols_then_row_groups_alternate_between_the_two_files_and_no_symbol_spans_both(
+        tmp_path, small_groups):
+    # the closed year 2023 only: S1..S5 three bars each, T1 seven (more than a group of 6), S6 one
+    days = ["2023-12-27", "2023-12-28", "2023-12-29"]
+    symbols = {f"S{i}": [(day, float(i)) for day in days] for i in range(1, 6)}
+    symbols["T1"] = [(day, 9.0) for day in BBB_DAYS[1:]]
+    symbols["U1"] = [("2023-12-29", 1.0)]
+    lake = frozen(tmp_path, bars_of(**symbols), batch_rows=4)
+    # rows S1..S5 x3, T1 x7, U1 in groups of at most 6 ending where a symbol ends: [S1, S2] [S3, S4] [S5] [T1 x6]
+    # [T1, U1]. Each group that starts a symbol goes to the other file than the one before; [T1, U1] goes on with
+    # T1, so it follows T1's first group
+    assert history_groups(lake) == [
+        [["S1"] * 3 + ["S2"] * 3, ["S5"] * 3],
+        [["S3"] * 3 + ["S4"] * 3, ["T1"] * 6, ["T1", "U1"]],
+    ]
+    files = history_groups(lake)
+    in_first = {symbol for group in files[0] for symbol in group}
+    in_second = {symbol for group in files[1] for symbol in group}
+    assert in_first.isdisjoint(in_second) and in_first | in_second == set(symbols)
+    for symbol, bars in symbols.items():
+        assert closes(lake.read_bars(view="raw", symbols=[symbol])) == [close for _, close in bars]
+
+
+def test_first_freeze_when_the_history_fits_one_row_group_then_one_history_file(tmp_path):
+    lake = frozen(tmp_path)  # 15 closed-year rows, far fewer than a history row group holds
     assert raw_layout(lake) == [("through=2023", 15, "2022-12-29", "2023-12-29"), ("year=2024", 8, "2024-01-02", "2024-01-04")]
-    (entry,) = [e for e in lake.current_version().files_with_role("raw_bars") if "through=" in e.path]
-    file = pq.ParquetFile(lake.abspath(entry))
-    # rows AAA x5, BBB x8, CCC x2 in groups of at most 6 ending where a symbol ends, BBB alone filling one
-    groups = [file.read_row_group(g).column("symbol").to_pylist() for g in range(file.num_row_groups)]
-    assert groups == [["AAA"] * 5, ["BBB"] * 6, ["BBB"] * 2 + ["CCC"] * 2]
+    assert history_groups(lake) == [[["AAA"] * 5 + ["BBB"] * 8 + ["CCC"] * 2]]
 
 
 def test_first_freeze_when_streamed_or_held_at_once_then_the_same_history_file(tmp_path, small_groups):
@@ -104,8 +146,8 @@ def test_read_bars_when_delisted_before_or_listed_in_the_current_year_then_their
     assert closes(lake.read_bars(view="raw", symbols=["DDD"])) == [3.0, 3.5]
     raw = lake.current_version().files_with_role("raw_bars")
     plan = symbol_reads.plan(lake.root, raw, ["DDD"])
-    assert plan.groups_read == 1  # the history file holds no DDD row group; the year file one
-    assert [len(part.groups) for part in plan.files if "through=" in part.entry.path] == [0]
+    assert plan.groups_read == 1  # the history files hold no DDD row group; the year file one
+    assert [len(part.groups) for part in plan.files if "through=" in part.entry.path] == [0, 0]
 
 
 def test_read_bars_when_splits_fall_in_a_closed_and_in_the_current_year_then_both_adjust_across_the_files(tmp_path, small_groups):
@@ -138,13 +180,15 @@ def test_refreeze_when_bars_are_added_to_a_closed_year_then_a_year_file_beside_t
     lake = frozen(tmp_path)
     late = bars_of(EEE=[("2023-12-28", 5.0), ("2023-12-29", 5.5)])  # a symbol's history delivered late
     lake.freeze(pd.concat([BARS, late], ignore_index=True), SPLITS, DIVIDENDS, provider="simulated", as_of=AS_OF)
-    assert raw_layout(lake) == [("through=2023", 15, "2022-12-29", "2023-12-29"), ("year=2023", 2, "2023-12-28", "2023-12-29"),
-                                ("year=2024", 8, "2024-01-02", "2024-01-04")]
+    assert raw_layout(lake) == [("through=2023", 5, "2022-12-29", "2023-12-29"), ("through=2023", 10, "2023-12-19", "2023-12-29"),
+                                ("year=2023", 2, "2023-12-28", "2023-12-29"), ("year=2024", 8, "2024-01-02", "2024-01-04")]
     assert closes(lake.read_bars(view="raw", symbols=["EEE"])) == [5.0, 5.5]
     before = every_read(lake)
     compacted = lake.compact(as_of=AS_OF)
     assert compacted is not None and compacted.version_id == lake.current_version_id()
-    assert raw_layout(lake) == [("through=2023", 17, "2022-12-29", "2023-12-29"), ("year=2024", 8, "2024-01-02", "2024-01-04")]
+    # AAA x5, BBB x8, CCC x2, EEE x2: [AAA x5] [BBB x6] and the rest [BBB x2, CCC x2, EEE x2] following BBB
+    assert raw_layout(lake) == [("through=2023", 5, "2022-12-29", "2023-12-29"), ("through=2023", 12, "2023-12-19", "2023-12-29"),
+                                ("year=2024", 8, "2024-01-02", "2024-01-04")]
     after = every_read(lake)
     for view in before:
         pd.testing.assert_frame_equal(after[view], before[view])
@@ -178,7 +222,10 @@ def test_refreeze_when_the_first_after_a_year_closes_then_that_year_is_compacted
     new_year = bars_of(AAA=[("2025-01-02", 57.0)])
     lake.freeze(pd.concat([BARS, new_year], ignore_index=True), SPLITS, DIVIDENDS, provider="simulated",
                 as_of=dt.date(2025, 1, 3))
-    assert raw_layout(lake) == [("through=2024", 23, "2022-12-29", "2024-01-04"), ("year=2025", 1, "2025-01-02", "2025-01-02")]
+    # AAA x8, BBB x11, CCC x2, DDD x2 in groups [AAA x6] [AAA x2] [BBB x6] [BBB x5] [CCC x2, DDD x2]: AAA's two
+    # groups in the first file, BBB's in the second, then CCC's turn in the first
+    assert raw_layout(lake) == [("through=2024", 11, "2023-12-19", "2024-01-04"), ("through=2024", 12, "2022-12-29", "2024-01-04"), ("year=2025", 1, "2025-01-02", "2025-01-02")]
+    assert history_groups(lake) == [[["AAA"] * 6, ["AAA"] * 2, ["CCC"] * 2 + ["DDD"] * 2], [["BBB"] * 6, ["BBB"] * 5]]
     after = every_read(lake)
     for view in before:  # the same bars, and one more
         pd.testing.assert_frame_equal(after[view].loc[after[view]["date"] < "2025-01-01"].reset_index(drop=True), before[view])
@@ -190,9 +237,10 @@ def test_compact_when_an_older_version_is_pinned_then_it_still_reads_its_own_fil
     lake.pin(old, "a model learned from it")
     before = every_read(lake, old)
     old_files = [lake.abspath(e) for e in lake.version(old).files_with_role("raw_bars")]
-    compacted = lake.compact(as_of=dt.date(2025, 1, 3))  # 2024 closed: everything into one history file
+    compacted = lake.compact(as_of=dt.date(2025, 1, 3))  # 2024 closed: everything into the history files
     assert compacted is not None and compacted.version_id != old
-    assert raw_layout(lake) == [("through=2024", 23, "2022-12-29", "2024-01-04")]
+    assert raw_layout(lake) == [("through=2024", 11, "2023-12-19", "2024-01-04"), ("through=2024", 12, "2022-12-29", "2024-01-04")]
+    assert history_groups(lake, old) == [[["AAA"] * 5], [["BBB"] * 6, ["BBB"] * 2 + ["CCC"] * 2]]
     assert all(path.exists() for path in old_files)
     for view, frame in every_read(lake, old).items():
         pd.testing.assert_frame_equal(frame, before[view])
@@ -206,7 +254,9 @@ def test_compact_when_asked_as_of_a_year_the_history_file_already_passed_then_it
     late = bars_of(EEE=[("2022-12-30", 5.0)])
     lake.freeze(late, SPLITS, DIVIDENDS, provider="simulated", as_of=dt.date(2023, 6, 1))
     assert lake.compact(as_of=dt.date(2023, 6, 1)) is not None  # 2022 closed: the year=2022 file folded in
-    assert raw_layout(lake) == [("through=2023", 16, "2022-12-29", "2023-12-29"), ("year=2024", 8, "2024-01-02", "2024-01-04")]
+    # AAA x5, BBB x8, CCC x2, EEE x1: [AAA x5] [BBB x6] and the rest [BBB x2, CCC x2, EEE] following BBB
+    assert raw_layout(lake) == [("through=2023", 5, "2022-12-29", "2023-12-29"), ("through=2023", 11, "2022-12-30", "2023-12-29"),
+                                ("year=2024", 8, "2024-01-02", "2024-01-04")]
 
 
 def test_compact_then_the_rows_held_at_once_are_bounded_by_the_range(tmp_path, small_groups, monkeypatch):
@@ -214,30 +264,46 @@ def test_compact_then_the_rows_held_at_once_are_bounded_by_the_range(tmp_path, s
     lake = frozen(tmp_path)
     raw = lake.current_version().files_with_role("raw_bars")
     count = history.MergeCount()
-    entry = history.merge_history(lake.root, lake.files, raw, 2024, range_rows=3, count=count)
-    # history groups [AAA x5] [BBB x6] [BBB x2, CCC x2]; 2024 groups [AAA x2] [AAA, BBB] [BBB x2] [DDD x2].
+    entries = history.merge_history(lake.root, lake.files, raw, 2024, range_rows=3, count=count)
+    # history files [AAA x5] and [BBB x6] [BBB x2, CCC x2]; 2024 groups [AAA x2] [AAA, BBB] [BBB x2] [DDD x2].
     # Ranges cut where groups end once 3 rows are passed: (..AAA] (AAA..BBB] (BBB..CCC] (CCC..).
-    # (AAA..BBB] reads the history's 6 + 4 and 2024's 2 + 2, while the writer holds the 2 AAA rows
-    # past its first group of 6: 16 rows, the most of any range (of 23).
+    # (..AAA] writes AAA x8: a group of 6 handed to the first file's thread, 2 rows kept. (AAA..BBB] then
+    # reads the history's 6 + 4 and 2024's 2 + 2 while the writer holds those 2 rows and the group of 6
+    # (which may still be being written): 22 rows, the most of any range (of 23).
     assert count.ranges == 4
-    assert count.most_rows_held == 16
-    merged = pq.read_table(lake.abspath(entry)).to_pandas()
-    assert merged["symbol"].tolist() == sorted(BARS["symbol"].tolist())
-    assert len(merged) == 23 and merged.groupby("symbol")["date"].apply(lambda d: d.is_monotonic_increasing).all()
+    assert count.most_rows_held == 22
+    files = sorted((pq.read_table(lake.abspath(entry)).to_pandas() for entry in entries), key=lambda f: f["symbol"].iloc[0])
+    # groups [AAA x6] [AAA x2] [BBB x6] [BBB x5] [CCC x2, DDD x2]
+    assert [f["symbol"].tolist() for f in files] == [["AAA"] * 8 + ["CCC"] * 2 + ["DDD"] * 2, ["BBB"] * 11]
+    assert all(f.groupby("symbol")["date"].apply(lambda d: d.is_monotonic_increasing).all() for f in files)
+
+
+@pytest.mark.parametrize("range_rows", [1, 3, 1 << 20])
+def test_compact_then_the_same_history_files_as_a_first_freeze_of_the_same_bars(tmp_path, small_groups, range_rows):
+    lake = frozen(tmp_path / "a")  # history through 2023 and a 2024 file
+    raw = lake.current_version().files_with_role("raw_bars")
+    merged = history.merge_history(lake.root, lake.files, raw, 2024, range_rows=range_rows)  # 2024 closed
+    first = frozen(tmp_path / "b", as_of=dt.date(2025, 1, 3))  # every bar written as the history through 2024 at once
+    assert len(merged) == 2 and all("/through=2024/" in e.path for e in merged)
+    assert sorted((e.path, e.sha256) for e in merged) == \
+        sorted((e.path, e.sha256) for e in first.current_version().files_with_role("raw_bars"))
 
 
 def test_compact_when_the_disk_fails_then_nothing_is_published_and_no_file_is_left(tmp_path, small_groups, monkeypatch):
     lake = frozen(tmp_path)
     current, layout = lake.current_version_id(), raw_layout(lake)
     files_before = sorted(p for p in (tmp_path / "lake" / "raw").rglob("*") if p.is_file())
-    real_write = ContentWriter.write
+    real_write = ContentWriter.write_group
+    written = []
 
-    def full_disk(self, table):
+    def full_disk(self, table):  # the second history group written fills the disk
         if self.whole_symbols:
-            raise OSError(errno.ENOSPC, "No space left on device")
+            written.append(table.num_rows)
+            if len(written) == 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
         real_write(self, table)
 
-    monkeypatch.setattr(ContentWriter, "write", full_disk)
+    monkeypatch.setattr(ContentWriter, "write_group", full_disk)
     with pytest.raises(LakeWriteError, match="nothing was published"):
         lake.compact(as_of=dt.date(2025, 1, 3))
     assert lake.current_version_id() == current and raw_layout(lake) == layout
@@ -256,13 +322,13 @@ def test_compact_when_a_page_of_a_merged_file_is_damaged_then_it_stops_naming_th
     assert not list((tmp_path / "lake" / "raw" / "bars").glob("through=2024/*"))
 
 
-def test_cli_lake_compact_then_one_history_file_and_the_same_bars(tmp_path, small_groups):
+def test_cli_lake_compact_then_the_history_files_and_the_same_bars(tmp_path, small_groups):
     lake = frozen(tmp_path)
     before = every_read(lake)
     result = CliRunner().invoke(cli, ["lake", "compact", "--lake", str(tmp_path / "lake")])
     assert result.exit_code == 0, result.output
     assert f"compacted into version {lake.current_version_id()}" in result.output
-    assert [part for part, *_ in raw_layout(lake)] == [f"through={history.closed_through(None)}"]
+    assert [part for part, *_ in raw_layout(lake)] == [f"through={history.closed_through(None)}"] * 2
     for view, frame in every_read(lake).items():
         pd.testing.assert_frame_equal(frame, before[view])
     again = CliRunner().invoke(cli, ["lake", "compact", "--lake", str(tmp_path / "lake")])

@@ -15,6 +15,7 @@ from kobe_pipelines.data.providers.files import FilesProvider
 from kobe_pipelines.data.validation import BarValidationError
 from kobe_pipelines.lake import Lake, file_store
 from kobe_pipelines.lake.file_store import ContentWriter
+from kobe_pipelines.lake.history import HistoryWriter
 from kobe_pipelines.lake.raw_bars import NewBars
 
 from .conftest import SIM_END, sim_inputs
@@ -83,8 +84,8 @@ def test_streamed_freeze_then_the_rows_held_at_once_are_bounded_by_the_batch(tmp
     inputs = sim_inputs(sim)
     monkeypatch.setattr(file_store, "RAW_ROW_GROUP_ROWS", 64)  # so that the files' row groups are few rows
     monkeypatch.setattr(file_store, "HISTORY_ROW_GROUP_ROWS", 64)
-    validated, held = [], []
-    real_validated, real_write = NewBars.validated.__func__, ContentWriter.write
+    validated, held, history_held = [], [], []
+    real_validated, real_write, real_history_write = NewBars.validated.__func__, ContentWriter.write, HistoryWriter.write
 
     def counting_validated(cls, bars, as_of=None):
         validated.append(bars.num_rows)
@@ -95,14 +96,21 @@ def test_streamed_freeze_then_the_rows_held_at_once_are_bounded_by_the_batch(tmp
         if self.role == "raw_bars":
             held.append((self.rows_held, self.group_rows))
 
+    def counting_history_write(self, table):
+        real_history_write(self, table)
+        history_held.append(self.rows_held)
+
     monkeypatch.setattr(NewBars, "validated", classmethod(counting_validated))
     monkeypatch.setattr(ContentWriter, "write", counting_write)
+    monkeypatch.setattr(HistoryWriter, "write", counting_history_write)
     version = freeze(tmp_path, "lake", inputs[0], inputs, batch_rows=100, as_of=AS_OF)
     files = len(raw_files(version))
     assert sum(validated) == len(inputs[0]) > 20 * 100  # every bar went through, 100 at a time
     assert max(validated) <= 100
-    # the history file and the year file each keep at most one row group between writes
-    assert all(rows <= group == 64 for rows, group in held) and files == 2
+    # the year file keeps at most one row group between writes; the history at most one for its next group and
+    # one in flight per file (two files): 3 x 64 rows
+    assert held and all(rows <= group == 64 for rows, group in held)
+    assert len(history_held) > 20 and max(history_held) <= 3 * 64 and files == 3
 
 
 def test_streamed_freeze_when_bad_bars_lie_in_two_batches_then_the_same_error_as_held_at_once(tmp_path, sim):
@@ -227,7 +235,7 @@ def test_raw_file_when_written_in_any_batches_then_row_groups_of_the_set_size_an
     versions = {batch_rows: freeze(tmp_path, f"lake-{batch_rows}", inputs[0], inputs, batch_rows, AS_OF)
                 for batch_rows in (7, 500, None)}
     assert raw_files(versions[7]) == raw_files(versions[500]) == raw_files(versions[None])
-    kinds = []
+    kinds, history_files = [], []
     for entry in versions[None].files_with_role("raw_bars"):
         file = pq.ParquetFile(tmp_path / "lake-None" / entry.path)
         sizes = [file.metadata.row_group(index).num_rows for index in range(file.metadata.num_row_groups)]
@@ -236,14 +244,17 @@ def test_raw_file_when_written_in_any_batches_then_row_groups_of_the_set_size_an
             assert sizes == [64] * (entry.rows // 64) + ([entry.rows % 64] if entry.rows % 64 else [])
             assert len(sizes) > 10
             continue
-        # the history file: groups of at most 300 rows, each ending where a symbol ends (a symbol
+        # a history file: groups of at most 300 rows, each ending where a symbol ends (a symbol
         # has 252 bars in 2020: one per group, each whole)
         kinds.append("history")
         symbols = [file.read_row_group(index, columns=["symbol"]).column("symbol").to_pylist() for index in range(len(sizes))]
         assert max(sizes) <= 300 and len(sizes) > 5
         assert all(len(set(group)) == 1 for group in symbols)
-        assert len({group[0] for group in symbols}) == len(symbols)
-    assert sorted(kinds) == ["history", "year"]
+        history_files.append([group[0] for group in symbols])
+    assert sorted(kinds) == ["history", "history", "year"]
+    # the groups (one symbol each) dealt in turn: the first file holds the 1st, 3rd, 5th... symbol, the second the others
+    every = sorted(set(inputs[0]["symbol"]))
+    assert sorted(history_files) == [every[0::2], every[1::2]]
 
 
 def test_one_symbol_read_when_files_hold_many_row_groups_then_exactly_its_bars_after_a_nightly_refreeze_and_per_version(
