@@ -69,3 +69,9 @@ def last_completed_session(now: dt.datetime | None = None) -> pd.Timestamp:
     if cal.session_close(candidate) > now_ts.tz_convert("UTC"):
         candidate = cal.previous_session(candidate)
     return candidate
+
+
+def next_session_to_trade(now: dt.datetime | None = None) -> pd.Timestamp:
+    """The first session whose close has not passed, judged in America/New_York: today's until its
+    close (early closes included), then the next one."""
+    return xnys().next_session(last_completed_session(now))

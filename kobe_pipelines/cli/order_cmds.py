@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -50,22 +51,15 @@ def _lake_close(symbol: str) -> float | None:
     return float(bars["close"].iloc[-1]) if not bars.empty else None
 
 
-def _today() -> dt.date:
-    from zoneinfo import ZoneInfo
+def _session(trading_date: str | None, broker_name: str, replay: bool, now: dt.datetime | None = None) -> str:
+    """The session the order is for: by default the first whose close has not passed (today's
+    until the close, then the next one). A past date is refused for a live broker, and allowed for
+    the paper broker only with --replay."""
+    from kobe_pipelines.market_calendar import EXCHANGE_TZ, next_session_to_trade
 
-    from kobe_pipelines.market_calendar import EXCHANGE_TZ
-
-    return dt.datetime.now(ZoneInfo(EXCHANGE_TZ)).date()
-
-
-def _session(trading_date: str | None, broker_name: str, replay: bool) -> str:
-    """The session the order is for: today's or the next one by default. A past date is refused
-    for a live broker, and allowed for the paper broker only with --replay."""
-    from kobe_pipelines.market_calendar import next_session_on_or_after
-
-    today = _today()
     if trading_date is None:
-        return next_session_on_or_after(today).date().isoformat()
+        return next_session_to_trade(now).date().isoformat()
+    today = (now or dt.datetime.now(dt.timezone.utc)).astimezone(ZoneInfo(EXCHANGE_TZ)).date()
     try:
         day = dt.date.fromisoformat(trading_date)
     except ValueError:
@@ -103,7 +97,8 @@ class OrderCommand(GuardedCommand):
 @click.option("--take-profit", type=PRICE, required=True, help="Take-profit limit, USD (above the entry for a buy).")
 @broker_option
 @click.option("--client-order-id", default=None, help="Default: derived from the order (the same order, the same id).")
-@click.option("--trading-date", default=None, help="Session YYYY-MM-DD (default: today's or the next session).")
+@click.option("--trading-date", default=None,
+              help="Session YYYY-MM-DD (default: today's until its close, then the next session).")
 @click.option("--replay", is_flag=True, help="Allow a past --trading-date (paper broker only: it fills against that "
                                              "session's bars when they are replayed).")
 @click.option("--retry", is_flag=True, help="Send again an order the broker refused (the gate decides it again).")

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import pytest
 from click.testing import CliRunner
 
-from kobe_pipelines.cli.order_cmds import order, orders
+from kobe_pipelines.cli.order_cmds import _session, order, orders
 from kobe_pipelines.execution.ledger import OrderLedger
 from kobe_pipelines.execution.paper import PaperBroker
 from kobe_pipelines.risk import CHECK_NAMES
 from kobe_pipelines_tests.support.readable import assert_readable
 
+NY = ZoneInfo("America/New_York")
 ORDER = ["bracket", "--symbol", "AAA", "--side", "buy", "--qty", "10", "--entry", "100", "--stop", "95",
          "--take-profit", "110", "--trading-date", "2024-03-04", "--replay", "--last-price", "100"]
 
@@ -138,3 +142,17 @@ def test_order_bracket_when_the_id_is_derived_then_every_line_fits_100_columns(t
     lines = result.output.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("order manual-20240304-AAA-b-"))
     assert lines[header + 1] == "  buy 10 AAA @ 100.00 stop 95.00 take-profit 110.00 for 2024-03-04 (paper)"
+
+
+@pytest.mark.parametrize("now, session", [
+    (dt.datetime(2026, 12, 7, 15, 30, tzinfo=NY), "2026-12-07"),  # before Monday's close: Monday's session
+    (dt.datetime(2026, 12, 7, 16, 30, tzinfo=NY), "2026-12-08"),  # after it: Tuesday's, not a session already over
+])
+def test_order_session_when_no_trading_date_then_the_first_session_not_yet_closed(now, session):
+    assert _session(None, "paper", replay=False, now=now) == session
+
+
+def test_order_session_when_the_trading_date_is_today_after_the_close_then_it_is_not_a_past_date():
+    # today's session stays allowed (the paper broker refuses it itself once its bars are processed)
+    now = dt.datetime(2026, 12, 7, 16, 30, tzinfo=NY)
+    assert _session("2026-12-07", "alpaca", replay=False, now=now) == "2026-12-07"
