@@ -22,8 +22,9 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol, Sequence, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -62,6 +63,9 @@ HASH_CACHE_NAME = ".hash_cache.json"
 # A file whose ctime is this close to the moment it was hashed is not trusted by its stat later
 # (see `ContentStore.remember`): far more than the file-time clock's tick (at most 10 ms).
 RACY_NS = 50_000_000
+# Files re-hashed at a time by `ContentStore.check_all` (one per core of the machine the lake is
+# sized for; sha256 releases the GIL).
+CHECK_THREADS = 2
 DATA_FOLDERS = ("raw", "actions", "factors")
 
 
@@ -161,14 +165,28 @@ class ContentStore:
             raise LakeCorruptionError(entry.path, f"sha256 {actual[:12]}... does not match the manifest's {entry.sha256[:12]}...")
         self.remember(entry.path, actual, path)
 
-    def problems(self, entries: tuple[FileEntry, ...] | list[FileEntry]) -> list[str]:
-        """Every file of `entries` re-hashed; the problems found (empty when all match)."""
+    def check_all(self, entries: Sequence[FileEntry], reuse: bool = False) -> None:
+        """`check` every entry, CHECK_THREADS files at a time (hashing releases the GIL); raises
+        the error of the first bad file in `entries`' order, once every check has ended."""
+        self.hash_cache()  # loaded once, before the threads record what they hash
+        with ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="kobe-lake-check") as pool:
+            checks = [pool.submit(self.check, entry, reuse) for entry in entries]
+        for check in checks:
+            check.result()
+
+    def problems(self, entries: Sequence[FileEntry]) -> list[str]:
+        """Every file of `entries` re-hashed (`check_all`'s threads); the problems found, in
+        `entries`' order (empty when all match)."""
+        self.hash_cache()
+        with ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="kobe-lake-check") as pool:
+            checks = [pool.submit(self.check, entry) for entry in entries]
         problems = []
-        for entry in entries:
-            try:
-                self.check(entry)
-            except LakeCorruptionError as exc:
-                problems.append(str(exc))
+        for check in checks:
+            error = check.exception()
+            if isinstance(error, LakeCorruptionError):
+                problems.append(str(error))
+            elif error is not None:
+                raise error
         return problems
 
     def remember(self, rel_path: str, digest: str, path: Path) -> None:

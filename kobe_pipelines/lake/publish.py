@@ -150,8 +150,7 @@ def prepare(root: Path, files: ContentStore, versions: VersionStore, bars: pd.Da
     previous = versions.current_or_none()
     files.hash_cache()  # loaded here, before the writing threads record what they hash
     if previous is not None:
-        for entry in previous.files:
-            files.check(entry, reuse=True)
+        files.check_all(previous.files, reuse=True)
     stored_raw = previous.files_with_role("raw_bars") if previous else []
     stored_files = files_by_role(previous)
     files.forget_created()
@@ -268,9 +267,7 @@ def prepare_compaction(root: Path, files: ContentStore, versions: VersionStore, 
     previous = versions.current_or_none()
     if previous is None:
         return None
-    files.hash_cache()
-    for entry in previous.files:
-        files.check(entry, reuse=True)
+    files.check_all(previous.files, reuse=True)
     raw = previous.files_with_role("raw_bars")
     files.forget_created()
     try:
@@ -304,8 +301,7 @@ def publish(root: Path, files: ContentStore, versions: VersionStore, candidate: 
     current = versions.current_version_id()
     if current != candidate.base_version_id:
         raise LakeError(f"the candidate was prepared on version {candidate.base_version_id}, but {current} is current now; prepare again")
-    for entry in candidate.entries:
-        files.check(entry, reuse=True)
+    files.check_all(candidate.entries, reuse=True)
     files.save_hash_cache()
     for existing in reversed(versions.versions()):
         if existing.content_hash == candidate.content_hash:

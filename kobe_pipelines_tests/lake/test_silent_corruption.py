@@ -67,3 +67,18 @@ def test_weekly_lake_verify_when_loaded_then_sunday_morning_new_york_and_registe
     request = weekly_lake_verify(dg.build_schedule_context(scheduled_execution_time=pd.Timestamp("2024-07-07 05:00",
                                                                                                   tz="America/New_York")))
     assert request.run_key == "verify-lake-2024-07-07"
+
+
+def test_check_all_when_two_files_are_damaged_then_raises_the_first_in_order_and_problems_names_both(lake, sim):
+    # the files are hashed on threads; the error and the list still follow the manifest's order
+    version = lake.freeze(*sim_inputs(sim), provider="simulated").version
+    entries = list(version.files)
+    first, second = entries[1], entries[-1]
+    for entry in (second, first):  # damaged in the reverse order
+        path = lake.abspath(entry)
+        flip(path, path.stat().st_size // 2)
+    files = Lake(lake.root).files
+    with pytest.raises(LakeCorruptionError, match=first.path):
+        files.check_all(entries)
+    problems = files.problems(entries)
+    assert len(problems) == 2 and first.path in problems[0] and second.path in problems[1]
