@@ -50,6 +50,11 @@ def actions_window(store, staged_labels: list[str], held: dt.date | None) -> Act
     return ActionsWindow(start, str(staged.last if staged else held))
 
 
+def fetch(provider, window: ActionsWindow) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The (splits, dividends) of `window` from `provider`."""
+    return provider.splits(window.start, window.end), provider.dividends(window.start, window.end)
+
+
 def fetch_ahead(run_id: str, provider, window: ActionsWindow | None) -> None:
     """Fetch the splits and dividends of `window` from `provider` for the run `run_id` and hold
     them; a fetch that raises holds nothing."""
@@ -58,8 +63,7 @@ def fetch_ahead(run_id: str, provider, window: ActionsWindow | None) -> None:
     if window is None:
         return
     try:
-        _held = _Fetched(run_id, window, provider.splits(window.start, window.end),
-                         provider.dividends(window.start, window.end))
+        _held = _Fetched(run_id, window, *fetch(provider, window))
     except Exception:  # noqa: BLE001 - corporate_actions fetches again and reports its own error
         _held = None
 

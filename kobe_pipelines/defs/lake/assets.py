@@ -148,11 +148,7 @@ def corporate_actions(context: dg.AssetExecutionContext, market_data: MarketData
     if window is None:
         return dg.MaterializeResult(metadata={"splits": 0, "dividends": 0, "note": "nothing staged and the lake is empty"})
     ahead = actions_ahead.take(context.run_id, window)
-    if ahead is None:
-        provider = market_data.build()
-        splits, dividends = provider.splits(window.start, window.end), provider.dividends(window.start, window.end)
-    else:
-        splits, dividends = ahead
+    splits, dividends = ahead if ahead is not None else actions_ahead.fetch(market_data.build(), window)
     store.stage_actions(splits, dividends)
     return dg.MaterializeResult(
         metadata={
