@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, Sequence, TypeVar
 
@@ -168,26 +168,26 @@ class ContentStore:
     def check_all(self, entries: Sequence[FileEntry], reuse: bool = False) -> None:
         """`check` every entry, CHECK_THREADS files at a time (hashing releases the GIL); raises
         the error of the first bad file in `entries`' order, once every check has ended."""
-        self.hash_cache()  # loaded once, before the threads record what they hash
-        with ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="kobe-lake-check") as pool:
-            checks = [pool.submit(self.check, entry, reuse) for entry in entries]
-        for check in checks:
+        for check in self._checks(entries, reuse):
             check.result()
 
     def problems(self, entries: Sequence[FileEntry]) -> list[str]:
         """Every file of `entries` re-hashed (`check_all`'s threads); the problems found, in
         `entries`' order (empty when all match)."""
-        self.hash_cache()
-        with ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="kobe-lake-check") as pool:
-            checks = [pool.submit(self.check, entry) for entry in entries]
         problems = []
-        for check in checks:
+        for check in self._checks(entries, reuse=False):
             error = check.exception()
             if isinstance(error, LakeCorruptionError):
                 problems.append(str(error))
             elif error is not None:
                 raise error
         return problems
+
+    def _checks(self, entries: Sequence[FileEntry], reuse: bool) -> list[Future]:
+        """`check` of each entry run on CHECK_THREADS threads, all ended; their futures in order."""
+        self.hash_cache()  # loaded once, before the threads record what they hash
+        with ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="kobe-lake-check") as pool:
+            return [pool.submit(self.check, entry, reuse) for entry in entries]
 
     def remember(self, rel_path: str, digest: str, path: Path) -> None:
         """Record that `path` hashed to `digest`, unless it changed too recently to tell a later
